@@ -1,0 +1,60 @@
+"""The ``owleval`` command line (typer). Thin: parses options, calls the modules, prints with rich."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import click
+import typer
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from owleval.console import err_console
+from owleval.errors import OwlEvalError
+
+
+class _UserErrorsAsMessages(TyperGroup):
+    """Turn :class:`OwlEvalError` from any sub-command into one red line and exit code 1 (no traceback)."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except OwlEvalError as exc:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            ctx.exit(1)
+
+
+app = typer.Typer(
+    name="owleval",
+    cls=_UserErrorsAsMessages,
+    help="OwlEval: answer the 82 OwlEval questions with a model, grade the answers A-D by hand, report the scores.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+#: each module defines ``register(app)``; a module that is not there is skipped
+COMMAND_MODULES = (
+    "owleval.commands.data",
+    "owleval.commands.answers",
+    "owleval.commands.models",
+    "owleval.commands.generate",
+    "owleval.commands.study",
+    "owleval.commands.grades",
+    "owleval.commands.rate",
+    "owleval.commands.report",
+    "owleval.commands.legacy",
+)
+
+for _name in COMMAND_MODULES:
+    if importlib.util.find_spec(_name) is not None:
+        importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``owleval`` command line; each module has ``register(app)``."""

@@ -1,0 +1,254 @@
+"""The generation runner: asks an adapter to answer the OwlEval questions and appends each answer as it comes.
+
+Resumable by construction: answers are appended one line at a time and synced per batch, so a kill loses at
+most the batch in flight; a re-run reads what is there, drops a torn last line, and asks only for the rest.
+Provenance goes to ``<out>.meta.json``, rewritten atomically at the start and the end of every run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from owleval.adapters.base import Conversation, GenerationConfig, ImageRef, LoadOptions, ModelAdapter, Turn
+from owleval.adapters.registry import get_adapter_class
+from owleval.answers import Answer, atomic_write_text, read_answer_file
+from owleval.errors import OwlEvalError
+from owleval.manifest import load_manifest
+from owleval.paths import default_data_dir
+from owleval.provenance import checkpoint_fingerprint, dumps, git_commit, now_iso, package_versions
+from owleval.questions import Question, image_path, load_questions
+
+#: settings that must be equal for a re-run to continue an existing answers file
+_RESUME_KEYS = ("adapter", "model_id", "checkpoint", "generation")
+
+
+@dataclass
+class GenerationResult:
+    out: Path
+    meta_path: Path
+    generated: int  # answers written by this run
+    resumed: int  # answers already in the file when the run started
+    total: int  # answers the run was asked for (including needed earlier turns)
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_question_ids(spec: str) -> list[int]:
+    """``"1,2,5-8"`` -> ``[1, 2, 5, 6, 7, 8]``."""
+    ids: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if lo > hi:
+                    raise ValueError
+                ids += range(lo, hi + 1)
+            else:
+                ids.append(int(part))
+        except ValueError:
+            raise OwlEvalError(f"--questions: {part!r} is not a question id or a range like 5-8") from None
+    return ids
+
+
+def select_questions(questions: Sequence[Question], ids: Iterable[int] | None, limit: int | None) -> tuple[list[Question], list[int]]:
+    """The questions to answer, plus the ids added because a chosen later turn needs its earlier turns."""
+    by_id = {q.question_id: q for q in questions}
+    if ids is None:
+        chosen = list(questions)
+    else:
+        unknown = sorted(set(ids) - set(by_id))
+        if unknown:
+            raise OwlEvalError(f"--questions: unknown question ids {unknown}; the set has ids {min(by_id)}-{max(by_id)}")
+        chosen = [by_id[i] for i in sorted(set(ids))]
+    if limit is not None:
+        if limit < 1:
+            raise OwlEvalError("--limit must be at least 1")
+        chosen = chosen[:limit]
+    wanted = {q.question_id for q in chosen}
+    added = sorted({e for q in chosen for e in q.earlier_turns} - wanted)
+    return sorted(chosen + [by_id[i] for i in added], key=lambda q: q.question_id), added
+
+
+def repair_torn_tail(path: Path) -> str | None:
+    """Drop a last line that has no line ending (a write cut short by a kill). Returns a warning, or None."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return None
+    keep = data[: data.rfind(b"\n") + 1]
+    atomic_write_text(path, keep.decode("utf-8", errors="strict"))
+    return f"{path}: dropped a torn last line ({len(data) - len(keep)} bytes) left by an interrupted run"
+
+
+def build_conversation(question: Question, answers: dict[int, Answer], data_dir: Path) -> Conversation:
+    """The question as the last turn, after the earlier turns of its dialogue with this model's own answers.
+
+    All turns of an OwlEval dialogue are about one image; it is attached to the first turn.
+    """
+    image = ImageRef(image_path(question, data_dir))
+    ids = [*question.earlier_turns, question.question_id]
+    turns = []
+    for index, qid in enumerate(ids):
+        earlier = answers.get(qid)
+        text = earlier.question if earlier is not None else question.question
+        turns.append(Turn(text=text, images=(image,) if index == 0 else (), answer=earlier.answer if qid != question.question_id else None))
+    return Conversation(turns=tuple(turns), key=f"q{question.question_id}")
+
+
+class _AnswerWriter:
+    """Appends answer lines; each batch is flushed and fsync'ed before the next one starts."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def write_batch(self, answers: Sequence[Answer]) -> None:
+        self._fh.write("".join(a.to_json() + "\n" for a in answers))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _read_existing(out: Path, meta_path: Path, questions: Sequence[Question], overwrite: bool) -> tuple[dict[int, Answer], dict[str, Any] | None, list[str]]:
+    if overwrite:
+        out.unlink(missing_ok=True)
+        meta_path.unlink(missing_ok=True)
+        return {}, None, []
+    if not out.exists():
+        return {}, None, []
+    warnings = [w for w in [repair_torn_tail(out)] if w]
+    found = read_answer_file(out, questions)
+    if not found.ok:
+        listing = "\n".join(str(p) for p in found.errors[:10])
+        raise OwlEvalError(f"{out} cannot be resumed; fix it or pass --overwrite:\n{listing}")
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else None
+    return {a.question_id: a for a in found.answers}, meta, warnings
+
+
+def _check_resumable(meta: dict[str, Any] | None, current: dict[str, Any], out: Path) -> None:
+    if meta is None:
+        return
+    for key in _RESUME_KEYS:
+        if meta.get(key) != current.get(key):
+            raise OwlEvalError(
+                f"{out} was made with {key}={meta.get(key)!r}, this run has {key}={current.get(key)!r}; "
+                "pass --overwrite to start again, or choose another --out"
+            )
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def run_generation(
+    model: str,
+    *,
+    load_options: LoadOptions,
+    config: GenerationConfig,
+    out: Path | None = None,
+    question_ids: Iterable[int] | None = None,
+    limit: int | None = None,
+    overwrite: bool = False,
+    model_id: str | None = None,
+    data_dir: Path | None = None,
+    adapter: ModelAdapter | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> GenerationResult:
+    """Answer the selected questions with ``model`` and append them to ``out`` (default ``answers/<model>.jsonl``).
+
+    ``on_progress(done, total)`` is called after every batch. ``adapter`` may be passed pre-loaded (tests, notebooks).
+    """
+    data_dir = data_dir or default_data_dir()
+    questions = load_questions(data_dir)
+    selected, added = select_questions(questions, question_ids, limit)
+    out = out or Path("answers") / f"{model}.jsonl"
+    meta_path = out.with_name(out.name + ".meta.json")
+    done, old_meta, warnings = _read_existing(out, meta_path, questions, overwrite)
+    if added:
+        warnings.append(f"also answering earlier turns {added}: later turns need them as history")
+
+    adapter = adapter or get_adapter_class(model).load(load_options)
+    model_id = model_id or (old_meta or {}).get("model_id") or adapter.default_model_id()
+    meta: dict[str, Any] = {
+        "adapter": model,
+        "model_id": model_id,
+        "checkpoint": load_options.checkpoint or adapter.default_checkpoint,
+        "checkpoint_fingerprint": checkpoint_fingerprint(load_options.checkpoint),
+        "generation": config.to_dict(),
+        "seed": config.seed,
+        "batch_size": load_options.batch_size,
+        "device": load_options.device,
+        "dtype": load_options.dtype,
+        "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower()},
+        "dataset": {"name": load_manifest().name, "version": load_manifest().digest},
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+        "started_at": now_iso(),
+        "status": "running",
+        "runs": (old_meta or {}).get("runs", 0) + 1,
+    }
+    _check_resumable(old_meta, meta, out)
+    if done and model_id not in {a.model_id for a in done.values()}:
+        raise OwlEvalError(f"{out} holds answers of another model_id; pass --overwrite or choose another --out")
+    atomic_write_text(meta_path, dumps(meta))
+
+    pending = [q for q in selected if q.question_id not in done]
+    resumed = len(selected) - len(pending)
+    total = len(selected)
+    writer = _AnswerWriter(out)
+    random.seed(config.seed)
+    generated = 0
+    try:
+        if on_progress:
+            on_progress(resumed, total)
+        while pending:
+            ready = [q for q in pending if all(e in done for e in q.earlier_turns)]
+            if not ready:  # cannot happen: earlier turns are always selected too
+                raise OwlEvalError("internal error: no question is ready to answer")
+            batch = ready[: max(1, load_options.batch_size)]
+            conversations = [build_conversation(q, done, data_dir) for q in batch]
+            started = time.perf_counter()
+            texts = adapter.generate(conversations, config)
+            seconds = time.perf_counter() - started
+            if len(texts) != len(batch) or not all(isinstance(t, str) for t in texts):
+                raise OwlEvalError(f"adapter {model!r} returned {len(texts)} answers for {len(batch)} questions, or non-strings")
+            new = [
+                Answer(q.question_id, q.image, q.question, text, model_id,
+                       {"seconds": round(seconds / len(batch), 4), "batch_seconds": round(seconds, 4), "batch_size": len(batch), "generated_at": now_iso()})
+                for q, text in zip(batch, texts)
+            ]
+            writer.write_batch(new)
+            for answer in new:
+                done[answer.question_id] = answer
+            pending = [q for q in pending if q.question_id not in done]
+            generated += len(new)
+            if on_progress:
+                on_progress(total - len(pending), total)
+        meta["status"] = "finished"
+    except KeyboardInterrupt:
+        meta["status"] = "interrupted"
+        raise
+    except BaseException:
+        meta["status"] = "failed"
+        raise
+    finally:
+        writer.close()
+        meta["finished_at"] = now_iso()
+        meta["answers_written"] = generated
+        meta["answers_in_file"] = len(done)
+        try:
+            meta["provenance"] = adapter.provenance()
+        except Exception as exc:  # provenance must never hide the real outcome
+            meta["provenance"] = {"error": repr(exc)}
+        atomic_write_text(meta_path, dumps(meta))
+        adapter.close()
+    return GenerationResult(out, meta_path, generated, resumed, total, warnings)
