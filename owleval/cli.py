@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 
-import click
 import typer
 from rich.markup import escape
 from typer.core import TyperGroup
@@ -16,7 +15,7 @@ from owleval.errors import OwlEvalError
 class _UserErrorsAsMessages(TyperGroup):
     """Turn :class:`OwlEvalError` from any sub-command into one red line and exit code 1 (no traceback)."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except OwlEvalError as exc:

@@ -74,10 +74,13 @@ def _chunks_from_file(path: Path) -> Iterator[bytes]:
 def _chunks_from_url(url: str, timeout: float) -> Iterator[bytes]:
     import httpx
 
-    with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
-        if response.status_code != 200:
-            raise OSError(f"HTTP {response.status_code} for {url}")
-        yield from response.iter_bytes(_CHUNK)
+    try:
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+            if response.status_code != 200:
+                raise OSError(f"HTTP {response.status_code} for {url}")
+            yield from response.iter_bytes(_CHUNK)
+    except httpx.HTTPError as exc:  # connection refused, reset, cut short, timed out
+        raise OSError(f"{type(exc).__name__} for {url}: {exc}") from exc
 
 
 def _install_one(entry: ManifestEntry, target: Path, chunks: Iterator[bytes]) -> None:

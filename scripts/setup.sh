@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up OwlEval for development and tests: a virtual environment in .venv with the CPU build of torch,
+# the package (editable) with its test extras, and the system programs some tests drive (Java for the
+# legacy metrics, Chromium for the browser tests) when they are missing and apt-get is available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing system packages: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "warning: please install ${missing[*]} (legacy metrics need Java, browser tests need Chromium)" >&2
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch first and pinned: this version resolves to the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/owleval --help >/dev/null
+echo "ok: run the tests with .venv/bin/python -m pytest"

@@ -1,0 +1,43 @@
+"""Shared fixtures: one verified install of the data set per test session, from ../shared/owleval_82q.
+
+Every test sees it through OWLEVAL_DATA, so no test reads or writes the checkout's data folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("OWLEVAL_SHARED_DATA", REPO_ROOT.parent / "shared" / "owleval_82q"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def owl_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Path to an installed, verified copy of the OwlEval data set (questions.jsonl, cases/, answer/)."""
+    from owleval.fetch import install_dataset
+
+    if not SHARED_DATA.is_dir():
+        pytest.exit(f"the OwlEval source files are expected at {SHARED_DATA} (set OWLEVAL_SHARED_DATA)", returncode=2)
+    dest = tmp_path_factory.mktemp("owleval_data") / "owleval_82q"
+    install_dataset(dest, SHARED_DATA)
+    previous = os.environ.get("OWLEVAL_DATA")
+    os.environ["OWLEVAL_DATA"] = str(dest)
+    yield dest
+    if previous is None:
+        os.environ.pop("OWLEVAL_DATA", None)
+    else:
+        os.environ["OWLEVAL_DATA"] = previous
+
+
+@pytest.fixture(scope="session")
+def published_answers_dir(owl_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The six published answer sets, imported and normalised (one <model>.jsonl each)."""
+    from owleval.answers import PUBLISHED_MODELS, import_answer_files
+    from owleval.questions import load_questions
+
+    out = tmp_path_factory.mktemp("published_answers")
+    import_answer_files([owl_data / "answer" / name for name in PUBLISHED_MODELS], out, load_questions(owl_data))
+    return out

@@ -1,0 +1,50 @@
+"""Every command and sub-command answers --help, and the command line stays light to start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from owleval.cli import app
+
+runner = CliRunner()
+
+
+def _command_paths(command: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = [prefix]
+    if hasattr(command, "commands"):
+        for name, sub in command.commands.items():
+            paths += _command_paths(sub, (*prefix, name))
+    return paths
+
+
+ALL_COMMANDS = _command_paths(typer.main.get_command(app))
+
+
+def test_the_main_commands_exist() -> None:
+    names = {" ".join(p) for p in ALL_COMMANDS}
+    assert {"data fetch", "data verify", "data info", "answers check", "answers import", "models", "generate"} <= names
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda p: " ".join(p) or "owleval")
+def test_help(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    if path:
+        assert len(result.output.splitlines()) > 3
+
+
+def test_import_owleval_does_not_load_torch_or_streamlit() -> None:
+    code = "import sys, owleval, owleval.adapters, owleval.cli; print(sorted(m for m in ('torch', 'streamlit', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_models_lists_built_in_adapters() -> None:
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "answers-file" in result.output
