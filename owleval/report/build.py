@@ -1,0 +1,182 @@
+"""The report pipeline: grades -> combined observations -> every table, then all files written at once.
+
+Everything is computed before anything is written, and the files are staged in a temporary folder beside the
+output and moved into place in one rename, so an error leaves no half-written report behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from owleval.errors import OwlEvalError
+from owleval.questions import Question
+from owleval.report import agreement, combine, compare, correlation, tables
+from owleval.report.stats import CI_LEVEL
+
+FORMATS = ("md", "html", "csv")
+#: CSV tables in the order the report presents them
+CSV_TABLES = (
+    "agreement", "summary", "summary_single_turn", "summary_multi_turn", "by_ability", "pairwise", "leaderboard", "correlation",
+)  # fmt: skip
+
+
+@dataclass
+class Report:
+    grades: pd.DataFrame
+    units: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    meta: dict[str, Any]
+    legacy_corpus: pd.DataFrame | None = None
+    models: list[str] = field(default_factory=list)
+
+
+def dataset_version() -> str:
+    """The data-set digest from the shipped manifest ('unknown' when no manifest ships with this install)."""
+    try:
+        from owleval.manifest import load_manifest
+
+        return load_manifest().digest
+    except (OwlEvalError, FileNotFoundError, ModuleNotFoundError, OSError):
+        return "unknown"
+
+
+def parse_formats(spec: str) -> list[str]:
+    names = [s.strip().lower() for s in spec.split(",") if s.strip()]
+    bad = [n for n in names if n not in FORMATS]
+    if bad or not names:
+        raise OwlEvalError(f"unknown format(s) {bad or spec!r}; choose from {', '.join(FORMATS)}")
+    return [f for f in FORMATS if f in names]
+
+
+def build_report(
+    grades: pd.DataFrame,
+    questions: Sequence[Question],
+    *,
+    source: str,
+    rule: str = "median",
+    n_boot: int = 2000,
+    seed: int = 0,
+    legacy_path: Path | None = None,
+) -> Report:
+    """Every table of the report from validated grades (see :func:`grades.read_grades`)."""
+    combine.check_rule(rule)
+    if n_boot < 0:
+        raise OwlEvalError("--bootstrap must be 0 or more")
+    legacy_frame = correlation.read_legacy_csv(legacy_path) if legacy_path is not None else None
+    units = combine.combine_grades(grades, rule)
+    models = tables.model_order(units)
+    out = tables.build_score_tables(units, questions, n_boot=n_boot, seed=seed, models=models)
+    info = tables.question_info(questions)
+    per_answer = combine.answer_scores(grades, rule)
+    out["pairwise"] = compare.pairwise_table(per_answer, info, models, n_boot=n_boot, seed=seed)
+    out["leaderboard"] = compare.leaderboard_table(per_answer, info, models, n_boot=n_boot, seed=seed)
+    out["agreement"] = agreement.agreement_table(grades)
+    legacy_corpus = None
+    if legacy_frame is not None and legacy_path is not None:
+        out["correlation"] = correlation.correlation_table(legacy_frame, per_answer, info, n_boot=n_boot, seed=seed, source=str(legacy_path))
+        legacy_corpus = correlation.legacy_corpus(legacy_path, models)
+    ratings_per_answer = grades.groupby(["model_id", "question_id"]).size()
+    meta = {
+        "title": "OwlEval report",
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "dataset_version": dataset_version(),
+        "owleval_version": _owleval_version(),
+        "grades_source": source,
+        "legacy_source": str(legacy_path) if legacy_path else None,
+        "legacy": _legacy_meta(legacy_path),
+        "combine": rule,
+        "combine_rule": combine.COMBINE_RULES[rule],
+        "pairing_rule": combine.PAIRING_RULES[rule],
+        "bootstrap": n_boot,
+        "seed": seed,
+        "ci_level": CI_LEVEL,
+        "n_ratings": int(len(grades)),
+        "n_answers": int(len(ratings_per_answer)),
+        "n_models": len(models),
+        "n_questions": int(grades["question_id"].nunique()),
+        "annotators": sorted(grades["annotator"].unique().tolist()),
+        "ratings_per_answer_min": int(ratings_per_answer.min()),
+        "ratings_per_answer_max": int(ratings_per_answer.max()),
+        "bt_prior": compare.BT_PRIOR,
+    }
+    return Report(grades, units, out, meta, legacy_corpus, models)
+
+
+def _legacy_meta(legacy_path: Path | None) -> dict[str, Any] | None:
+    """references rule and CIDEr variant from the legacy.json that `owleval legacy` writes beside legacy.csv."""
+    if legacy_path is None:
+        return None
+    try:
+        doc = json.loads(legacy_path.with_name("legacy.json").read_text(encoding="utf-8"))
+        return {"references_rule": str(doc.get("references_rule", "")), "cider_variant": str(doc.get("cider_variant") or "")}
+    except (OSError, ValueError, AttributeError):
+        return {"references_rule": "unknown (no legacy.json beside the CSV)", "cider_variant": "unknown"}
+
+
+def _owleval_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("owleval")
+    except Exception:  # noqa: BLE001 - an uninstalled checkout has no metadata
+        return "unknown"
+
+
+def render_files(report: Report, formats: Collection[str]) -> dict[str, str]:
+    """File name -> content for every requested format (report_meta.json always)."""
+    from owleval.report import render
+
+    files: dict[str, str] = {"report_meta.json": json.dumps(report.meta, indent=2) + "\n"}
+    if "csv" in formats:
+        for name in CSV_TABLES:
+            if name in report.tables:
+                files[f"{name}.csv"] = report.tables[name].to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    if "md" in formats:
+        files["report.md"] = render.render_markdown(report)
+    if "html" in formats:
+        files["report.html"] = render.render_html(report)
+    return files
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise OwlEvalError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OwlEvalError(f"{out} already holds files; pass --overwrite to replace it, or choose another --out")
+
+
+def write_folder(out: Path, files: dict[str, str], *, overwrite: bool = False) -> list[Path]:
+    """Write ``files`` as the folder ``out`` in one step: staged beside it, then renamed into place."""
+    check_out_dir(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old: Path | None = None
+    try:
+        for name, text in files.items():
+            with open(stage / name, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / out.name)
+        os.replace(stage, out)
+    except BaseException:
+        if old is not None and not out.exists():
+            os.replace(old / out.name, out)
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return [out / name for name in files]

@@ -1,0 +1,207 @@
+"""Grades in: a grades CSV or a grading database, validated into one tidy pandas DataFrame.
+
+Every problem is reported with its file and line (CSV) or row (database), and nothing downstream runs while
+any error remains, so a report is never built on half-checked grades.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from owleval.errors import InputFileError, OwlEvalError, Problem
+from owleval.questions import Question
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: grade letter -> score used for means and ordinal statistics
+GRADE_SCORES: dict[str, int] = {"A": 3, "B": 2, "C": 1, "D": 0}
+SCORE_GRADES: dict[int, str] = {v: k for k, v in GRADE_SCORES.items()}
+REQUIRED_COLUMNS = ("annotator", "model_id", "question_id", "grade")
+OPTIONAL_COLUMNS = ("comment", "graded_at")
+#: columns of the validated frame, in order
+FRAME_COLUMNS = ("annotator", "model_id", "question_id", "grade", "score", "comment", "graded_at", "source_line")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def is_sqlite(path: Path) -> bool:
+    """True when ``path`` is an SQLite database (by content, whatever its extension)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value).strip()
+
+
+def _check_record(
+    rec: dict[str, Any], where: tuple[Path, int | None], qids: Collection[int], models: Collection[str] | None, models_origin: str
+) -> tuple[dict[str, Any] | None, list[Problem]]:
+    path, line = where
+    problems: list[Problem] = []
+    annotator = _text(rec.get("annotator"))
+    model = _text(rec.get("model_id"))
+    if not annotator:
+        problems.append(Problem(path, line, "annotator", "empty"))
+    if not model:
+        problems.append(Problem(path, line, "model_id", "empty"))
+    elif any(ch < " " for ch in model):
+        problems.append(Problem(path, line, "model_id", "holds control characters"))
+    elif models is not None and model not in models:
+        problems.append(Problem(path, line, "model_id", f"model {model!r} is not among the answers in {models_origin} ({', '.join(sorted(models))})"))
+    raw_qid = _text(rec.get("question_id"))
+    qid: int | None = None
+    try:
+        as_float = float(raw_qid)
+        if as_float.is_integer():
+            qid = int(as_float)
+    except ValueError:
+        pass
+    if qid is None:
+        problems.append(Problem(path, line, "question_id", f"{raw_qid!r} is not a question id"))
+    elif qid not in qids:
+        problems.append(Problem(path, line, "question_id", f"unknown question id {qid}; the set has ids {min(qids)}-{max(qids)}"))
+    grade = _text(rec.get("grade")).upper()
+    if grade not in GRADE_SCORES:
+        problems.append(Problem(path, line, "grade", f"{_text(rec.get('grade'))!r} is not a grade; allowed A, B, C, D"))
+    if problems:
+        return None, problems
+    row = {
+        "annotator": annotator,
+        "model_id": model,
+        "question_id": qid,
+        "grade": grade,
+        "score": GRADE_SCORES[grade],
+        "comment": _text(rec.get("comment")),
+        "graded_at": _text(rec.get("graded_at")),
+        "source_line": line if line is not None else -1,
+    }
+    return row, []
+
+
+def validate_records(
+    records: Iterable[tuple[int | None, dict[str, Any]]],
+    path: Path,
+    questions: Sequence[Question],
+    *,
+    models: Collection[str] | None = None,
+    models_origin: str = "--answers",
+    unit: str = "line",
+) -> pd.DataFrame:
+    """Check every record; raise :class:`InputFileError` with all problems, else return the frame."""
+    import pandas as pd
+
+    qids = {q.question_id for q in questions}
+    rows: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    first_seen: dict[tuple[str, str, int], int | None] = {}
+    for line, rec in records:
+        row, found = _check_record(rec, (path, line), qids, models, models_origin)
+        problems += found
+        if row is None:
+            continue
+        key = (row["annotator"], row["model_id"], row["question_id"])
+        if key in first_seen:
+            first = first_seen[key]
+            at = f" (first on {unit} {first})" if first is not None else ""
+            problems.append(
+                Problem(path, line, "question_id", f"annotator {key[0]!r} rated model {key[1]!r} on question {key[2]} twice{at}")
+            )
+            continue
+        first_seen[key] = line
+        rows.append(row)
+    if problems:
+        raise InputFileError(problems)
+    if not rows:
+        raise InputFileError([Problem(path, None, None, "holds no grades")])
+    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+    frame["question_id"] = frame["question_id"].astype("int64")
+    frame["score"] = frame["score"].astype("int64")
+    return frame.sort_values(["model_id", "question_id", "annotator"], kind="stable").reset_index(drop=True)
+
+
+def _csv_records(path: Path) -> Iterable[tuple[int | None, dict[str, Any]]]:
+    """Yield (line number where the record starts, record); header problems raise at once."""
+    try:
+        fh = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise OwlEvalError(f"{path}: cannot read: {exc.strerror}") from exc
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise InputFileError([Problem(path, None, None, "empty file: expected a header line")]) from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputFileError([Problem(path, 1, None, f"not a readable CSV header ({exc})")]) from None
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise InputFileError(
+                [Problem(path, 1, c, f"missing column (the header must hold {', '.join(REQUIRED_COLUMNS)})") for c in missing]
+            )
+        dupes = sorted({h for h in header if header.count(h) > 1 and h in REQUIRED_COLUMNS + OPTIONAL_COLUMNS})
+        if dupes:
+            raise InputFileError([Problem(path, 1, c, "column appears twice") for c in dupes])
+        start = reader.line_num + 1
+        problems: list[Problem] = []
+        try:
+            for fields in reader:
+                line, start = start, reader.line_num + 1
+                if not fields or all(not f.strip() for f in fields):
+                    continue
+                if len(fields) != len(header):
+                    problems.append(Problem(path, line, None, f"{len(fields)} fields, the header has {len(header)}"))
+                    continue
+                yield line, dict(zip(header, fields))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            problems.append(Problem(path, start, None, f"unreadable CSV ({exc})"))
+        if problems:
+            raise InputFileError(problems)
+
+
+def read_grades_csv(path: Path, questions: Sequence[Question], *, models: Collection[str] | None = None, models_origin: str = "--answers") -> pd.DataFrame:
+    """A grades CSV (annotator, model_id, question_id, grade[, comment, graded_at, ...extra columns])."""
+    records = list(_csv_records(path))  # header/format errors first, before any value check
+    return validate_records(records, path, questions, models=models, models_origin=models_origin)
+
+
+def read_grades_db(path: Path, questions: Sequence[Question], *, models: Collection[str] | None = None, models_origin: str = "--answers") -> pd.DataFrame:
+    """The current grades of a grading database, through the grading package's export."""
+    try:
+        from owleval.grading.export import current_grades_frame
+    except ImportError as exc:
+        raise OwlEvalError(f"{path}: reading a grading database needs owleval.grading.export ({exc})") from exc
+    frame = current_grades_frame(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise OwlEvalError(f"{path}: the grading database export lacks columns {missing}")
+    records = ((i + 1, rec) for i, rec in enumerate(frame.to_dict("records")))
+    return validate_records(records, path, questions, models=models, models_origin=models_origin, unit="row")
+
+
+def read_grades(path: Path, questions: Sequence[Question], *, models: Collection[str] | None = None, models_origin: str = "--answers") -> pd.DataFrame:
+    """Grades from a CSV or an SQLite grading database (told apart by content).
+
+    ``models``: when given (the models of ``--answers``), a grade for any other model is an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise OwlEvalError(f"{path}: no such file")
+    if is_sqlite(path):
+        return read_grades_db(path, questions, models=models, models_origin=models_origin)
+    return read_grades_csv(path, questions, models=models, models_origin=models_origin)

@@ -1,0 +1,200 @@
+"""report.md and report.html from the report's tables, through jinja2 with autoescaping on.
+
+Model names, annotator names and comments are untrusted text: they reach the templates only as data and are
+escaped there. Charts are inline SVG whose geometry is computed here (numbers only), so the HTML needs no
+network and no script.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from owleval.questions import ABILITIES, GRADES
+from owleval.report.tables import GRADE_LETTERS
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from owleval.report.build import Report
+
+GRADE_COLORS = {"A": "#1a9850", "B": "#91cf60", "C": "#fc8d59", "D": "#d73027"}
+MAX_COMMENTS = 300
+BAR_HEIGHT = 22
+LABEL_WIDTH = 150
+PLOT_WIDTH = 360
+NOTE_WIDTH = 210
+
+
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("owleval.report", "templates"),
+        autoescape=True,  # every template, .md included: untrusted names and comments are escaped
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["pct"] = pct
+    env.filters["num"] = num
+    env.filters["pval"] = pval
+    env.filters["cell"] = md_cell
+    return env
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA
+
+
+def pct(x: Any, digits: int = 1) -> str:
+    return "–" if _missing(x) else f"{100.0 * float(x):.{digits}f}%"
+
+
+def num(x: Any, digits: int = 2) -> str:
+    return "–" if _missing(x) else f"{float(x):.{digits}f}"
+
+
+def pval(x: Any) -> str:
+    if _missing(x):
+        return "–"
+    return "<0.001" if float(x) < 0.001 else f"{float(x):.3f}"
+
+
+def md_cell(text: Any) -> str:
+    """A value safe inside a Markdown table cell (pipes escaped, one line)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def ci(low: Any, high: Any, fmt: Any = pct) -> str:
+    return "–" if _missing(low) or _missing(high) else f"[{fmt(low)}, {fmt(high)}]"
+
+
+def score_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Table rows with display strings: counts with shares, acceptable and mean with their CIs."""
+    rows = []
+    for r in table.to_dict("records"):
+        rows.append(
+            {
+                **r,
+                "grades": {g: f"{r[g]} ({pct(r[f'share_{g}'], 0)})" for g in GRADE_LETTERS},
+                "acceptable_text": f"{pct(r['acceptable'])} {ci(r['acceptable_ci_low'], r['acceptable_ci_high'])}",
+                "mean_text": f"{num(r['mean_score'])} {ci(r['mean_score_ci_low'], r['mean_score_ci_high'], num)}",
+            }
+        )
+    return rows
+
+
+def stacked_chart(table: pd.DataFrame, title: str) -> dict[str, Any]:
+    """Geometry of a horizontal stacked A/B/C/D bar per model (shares of its n), with n and acceptable CI."""
+    rows = []
+    for i, r in enumerate(table.to_dict("records")):
+        x = 0.0
+        segments = []
+        for g in GRADE_LETTERS:
+            share = 0.0 if _missing(r[f"share_{g}"]) else float(r[f"share_{g}"])
+            width = share * PLOT_WIDTH
+            segments.append({"grade": g, "x": LABEL_WIDTH + x, "width": width, "color": GRADE_COLORS[g], "count": r[g], "share": pct(share, 0),
+                             "show": width >= 26})  # fmt: skip
+            x += width
+        rows.append(
+            {
+                "label": str(r["model"]),
+                "y": 28 + i * (BAR_HEIGHT + 8),
+                "segments": segments,
+                "note": f"n={r['n']}  A+B {pct(r['acceptable'], 0)} {ci(r['acceptable_ci_low'], r['acceptable_ci_high'], lambda v: pct(v, 0))}",
+            }
+        )
+    return {
+        "title": title,
+        "width": LABEL_WIDTH + PLOT_WIDTH + NOTE_WIDTH,
+        "height": 28 + len(rows) * (BAR_HEIGHT + 8) + 26,
+        "bar_height": BAR_HEIGHT,
+        "label_width": LABEL_WIDTH,
+        "plot_width": PLOT_WIDTH,
+        "rows": rows,
+        "legend": [{"grade": g, "color": GRADE_COLORS[g], "x": LABEL_WIDTH + k * 90} for k, g in enumerate(GRADE_LETTERS)],
+    }
+
+
+def interval_chart(table: pd.DataFrame, title: str) -> dict[str, Any]:
+    """Geometry of the leaderboard: each model's Bradley-Terry strength as a dot with its CI whisker."""
+    values = table[["strength", "strength_ci_low", "strength_ci_high"]].to_numpy(dtype=float)
+    finite = values[~pd.isna(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 1.0, hi + 1.0
+    pad = (hi - lo) * 0.05
+    lo, hi = lo - pad, hi + pad
+
+    def sx(v: float) -> float:
+        return LABEL_WIDTH + (v - lo) / (hi - lo) * PLOT_WIDTH
+
+    rows = []
+    for i, r in enumerate(table.to_dict("records")):
+        rows.append(
+            {
+                "label": f"{r['rank']}. {r['model']}",
+                "y": 28 + i * (BAR_HEIGHT + 4) + BAR_HEIGHT / 2,
+                "x": sx(r["strength"]),
+                "x0": sx(r["strength_ci_low"]) if not _missing(r["strength_ci_low"]) else sx(r["strength"]),
+                "x1": sx(r["strength_ci_high"]) if not _missing(r["strength_ci_high"]) else sx(r["strength"]),
+                "note": f"{num(r['strength'])} {ci(r['strength_ci_low'], r['strength_ci_high'], num)}",
+            }
+        )
+    return {
+        "title": title,
+        "width": LABEL_WIDTH + PLOT_WIDTH + NOTE_WIDTH,
+        "height": 28 + len(rows) * (BAR_HEIGHT + 4) + 20,
+        "label_width": LABEL_WIDTH,
+        "plot_width": PLOT_WIDTH,
+        "zero": sx(0.0) if lo <= 0.0 <= hi else None,
+        "rows": rows,
+    }
+
+
+def _context(report: Report) -> dict[str, Any]:
+    t = report.tables
+    by_ability = t["by_ability"]
+    abilities = []
+    for key, name in ABILITIES.items():
+        part = by_ability[by_ability["ability"] == key].drop(columns="ability")
+        abilities.append({"key": key, "name": name, "rows": score_rows(part), "chart": stacked_chart(part, f"({key}) {name}")})
+    comments = report.grades[report.grades["comment"].astype(str).str.strip() != ""]
+    agreement_rows = t["agreement"].to_dict("records")
+    return {
+        "meta": report.meta,
+        "grades_legend": GRADES,
+        "grade_colors": GRADE_COLORS,
+        "letters": GRADE_LETTERS,
+        "agreement_all": [r for r in agreement_rows if r["annotators"] == "all"],
+        "agreement_pairs": [r for r in agreement_rows if r["annotators"] != "all"],
+        "summary": score_rows(t["summary"]),
+        "summary_chart": stacked_chart(t["summary"], "All questions"),
+        "single": score_rows(t["summary_single_turn"]),
+        "single_chart": stacked_chart(t["summary_single_turn"], "Single-turn set"),
+        "multi": score_rows(t["summary_multi_turn"]),
+        "multi_chart": stacked_chart(t["summary_multi_turn"], "Multi-turn set"),
+        "abilities": abilities,
+        "pairwise": t["pairwise"].to_dict("records"),
+        "leaderboard": t["leaderboard"].to_dict("records"),
+        "leaderboard_chart": interval_chart(t["leaderboard"], "Bradley-Terry strength (log scale)") if len(t["leaderboard"]) else None,
+        "correlation": t["correlation"].to_dict("records") if "correlation" in t else None,
+        "legacy_corpus": report.legacy_corpus.to_dict("records") if report.legacy_corpus is not None else None,
+        "legacy_metrics": [c for c in (report.legacy_corpus.columns if report.legacy_corpus is not None else []) if c not in ("model", "n")],
+        "comments": comments.head(MAX_COMMENTS).to_dict("records"),
+        "comments_total": int(len(comments)),
+        "ci": ci,
+        "num": num,
+        "pct": pct,
+    }
+
+
+def render_markdown(report: Report) -> str:
+    return _environment().get_template("report.md.j2").render(**_context(report))
+
+
+def render_html(report: Report) -> str:
+    return _environment().get_template("report.html.j2").render(**_context(report))

@@ -1,0 +1,114 @@
+"""Score tables: per model the A/B/C/D counts and shares, the acceptable share (A+B) and the mean score
+(A=3 ... D=0), each with a 95% bootstrap CI that resamples images.
+
+One function builds one table; the same columns serve the whole set, the single-turn and multi-turn sets and
+each ability, so every table reads the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from owleval.questions import ABILITIES, Question
+from owleval.report.grades import GRADE_SCORES
+from owleval.report.stats import bootstrap_counts, cluster_sums, percentile_ci, ratio_bootstrap
+
+GRADE_LETTERS = tuple(GRADE_SCORES)  # A, B, C, D
+#: acceptable = grade A or B
+ACCEPTABLE_MIN_SCORE = GRADE_SCORES["B"]
+TABLE_COLUMNS = (
+    ["model", "n", *GRADE_LETTERS]
+    + [f"share_{g}" for g in GRADE_LETTERS]
+    + ["acceptable", "acceptable_ci_low", "acceptable_ci_high", "mean_score", "mean_score_ci_low", "mean_score_ci_high"]
+    + ["n_answers", "n_images"]
+)
+#: table name -> category a question must hold (None: all questions)
+SUBSETS: dict[str, str | None] = {"summary": None, "summary_single_turn": "single_turn", "summary_multi_turn": "multi_turn"}
+
+
+def question_info(questions: Sequence[Question]) -> pd.DataFrame:
+    """Per question id: its image (the bootstrap cluster), set membership and abilities."""
+    columns: dict[str, list] = {
+        "question_id": [q.question_id for q in questions],
+        "image": [q.image for q in questions],
+        "single_turn": ["single_turn" in q.categories for q in questions],
+        "multi_turn": ["multi_turn" in q.categories for q in questions],
+        "abilities": [q.abilities for q in questions],
+    }
+    for ability in ABILITIES:
+        columns[f"ability_{ability}"] = [ability in q.abilities for q in questions]
+    return pd.DataFrame(columns).set_index("question_id")
+
+
+def score_table(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], n_boot: int, rng: np.random.Generator) -> pd.DataFrame:
+    """One row per model in ``models`` (those without observations get n=0 and empty statistics).
+
+    ``units``: the observations (model_id, question_id, score), as made by :func:`combine.combine_grades`.
+    """
+    index = {m: i for i, m in enumerate(models)}
+    units = units[units["model_id"].isin(index)]
+    col = units["model_id"].map(index).to_numpy(dtype=np.int64)
+    images = info.loc[units["question_id"], "image"].to_numpy()
+    img_codes, img_names = pd.factorize(images)
+    n_img, n_mod = len(img_names), len(models)
+    score = units["score"].to_numpy(dtype=np.float64)
+    ones = np.ones_like(score)
+    count_m = cluster_sums(img_codes, col, ones, n_img, n_mod)
+    accept_m = cluster_sums(img_codes, col, (score >= ACCEPTABLE_MIN_SCORE).astype(float), n_img, n_mod)
+    score_m = cluster_sums(img_codes, col, score, n_img, n_mod)
+    n = count_m.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acceptable = accept_m.sum(axis=0) / n
+        mean = score_m.sum(axis=0) / n
+    counts = bootstrap_counts(n_img, n_boot, rng)
+    acc_lo, acc_hi = percentile_ci(ratio_bootstrap(counts, accept_m, count_m)) if n_boot else (np.full(n_mod, np.nan),) * 2
+    mean_lo, mean_hi = percentile_ci(ratio_bootstrap(counts, score_m, count_m)) if n_boot else (np.full(n_mod, np.nan),) * 2
+    table = pd.DataFrame({"model": list(models), "n": n.astype(np.int64)})
+    letter_counts = np.zeros((n_mod, len(GRADE_LETTERS)), dtype=np.int64)
+    for j, letter in enumerate(GRADE_LETTERS):
+        np.add.at(letter_counts[:, j], col, (score == GRADE_SCORES[letter]).astype(np.int64))
+    for j, letter in enumerate(GRADE_LETTERS):
+        table[letter] = letter_counts[:, j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j, letter in enumerate(GRADE_LETTERS):
+            table[f"share_{letter}"] = letter_counts[:, j] / n
+    table["acceptable"] = acceptable
+    table["acceptable_ci_low"] = acc_lo
+    table["acceptable_ci_high"] = acc_hi
+    table["mean_score"] = mean
+    table["mean_score_ci_low"] = mean_lo
+    table["mean_score_ci_high"] = mean_hi
+    answers = units.drop_duplicates(["model_id", "question_id"]).groupby("model_id").size()
+    table["n_answers"] = [int(answers.get(m, 0)) for m in models]
+    table["n_images"] = (count_m > 0).sum(axis=0).astype(np.int64)
+    return table[list(TABLE_COLUMNS)]
+
+
+def model_order(units: pd.DataFrame) -> list[str]:
+    """Models best first (acceptable share, then mean score, then name): the order of every table and chart."""
+    acc = units.assign(ok=units["score"] >= ACCEPTABLE_MIN_SCORE).groupby("model_id").agg(ok=("ok", "mean"), mean=("score", "mean"))
+    acc = acc.reset_index().sort_values(["ok", "mean", "model_id"], ascending=[False, False, True])
+    return acc["model_id"].tolist()
+
+
+def build_score_tables(
+    units: pd.DataFrame, questions: Sequence[Question], *, n_boot: int = 2000, seed: int = 0, models: Sequence[str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """summary, summary_single_turn, summary_multi_turn and by_ability (column ``ability`` first)."""
+    info = question_info(questions)
+    models = list(models) if models is not None else model_order(units)
+    tables: dict[str, pd.DataFrame] = {}
+    for k, (name, category) in enumerate(SUBSETS.items()):
+        subset = units if category is None else units[units["question_id"].map(info[category]).to_numpy(dtype=bool)]
+        tables[name] = score_table(subset, info, models, n_boot, np.random.default_rng([seed, k]))
+    parts = []
+    for k, ability in enumerate(ABILITIES, start=len(SUBSETS)):
+        has = units["question_id"].map(info[f"ability_{ability}"]).to_numpy(dtype=bool)
+        part = score_table(units[has], info, models, n_boot, np.random.default_rng([seed, k]))
+        part.insert(0, "ability", ability)
+        parts.append(part)
+    tables["by_ability"] = pd.concat(parts, ignore_index=True)
+    return tables
