@@ -12,7 +12,7 @@ import pandas as pd
 
 from owleval.questions import Question
 
-SHARED_DATA = Path("/work/shared/owleval_82q")
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "owleval_82q"
 LETTERS = np.array(["D", "C", "B", "A"])  # index = score
 
 
