@@ -142,6 +142,12 @@ class ModelAdapter(abc.ABC):
             "dtype": self.options.dtype,
         }
 
+    @property
+    def preferred_batch_size(self) -> int:
+        """Conversations per ``generate`` call that use this adapter well; the runner takes the larger of this
+        and ``--batch-size`` (a remote adapter returns its concurrency, so requests can overlap)."""
+        return 1
+
     def default_model_id(self) -> str:
         """The ``model_id`` written into answer files when the user gives none."""
         checkpoint = self.options.checkpoint

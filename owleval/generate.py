@@ -185,7 +185,7 @@ def run_generation(
         "checkpoint_fingerprint": checkpoint_fingerprint(load_options.checkpoint),
         "generation": config.to_dict(),
         "seed": config.seed,
-        "batch_size": load_options.batch_size,
+        "batch_size": max(1, load_options.batch_size, adapter.preferred_batch_size),
         "device": load_options.device,
         "dtype": load_options.dtype,
         "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower()},
@@ -196,12 +196,15 @@ def run_generation(
         "status": "running",
         "runs": (old_meta or {}).get("runs", 0) + 1,
     }
+    if old_meta:  # keep what earlier runs of a resumed file reported (e.g. a server's token usage)
+        meta["previous_runs"] = [*old_meta.get("previous_runs", []), {k: old_meta.get(k) for k in ("started_at", "finished_at", "status", "answers_written", "provenance")}]
     _check_resumable(old_meta, meta, out)
     if done and model_id not in {a.model_id for a in done.values()}:
         raise OwlEvalError(f"{out} holds answers of another model_id; pass --overwrite or choose another --out")
     atomic_write_text(meta_path, dumps(meta))
 
     pending = [q for q in selected if q.question_id not in done]
+    batch_size = max(1, load_options.batch_size, adapter.preferred_batch_size)
     resumed = len(selected) - len(pending)
     total = len(selected)
     writer = _AnswerWriter(out)
@@ -214,7 +217,7 @@ def run_generation(
             ready = [q for q in pending if all(e in done for e in q.earlier_turns)]
             if not ready:  # cannot happen: earlier turns are always selected too
                 raise OwlEvalError("internal error: no question is ready to answer")
-            batch = ready[: max(1, load_options.batch_size)]
+            batch = ready[:batch_size]
             conversations = [build_conversation(q, done, data_dir) for q in batch]
             started = time.perf_counter()
             texts = adapter.generate(conversations, config)

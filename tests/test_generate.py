@@ -91,6 +91,8 @@ def test_torn_last_line_is_dropped_with_a_warning(tmp_path: Path) -> None:
     assert any("torn" in w for w in result.warnings)
     assert result.resumed == 3 and result.generated == 1
     assert read_answer_file(out, load_questions()).ok
+    meta = json.loads(result.meta_path.read_text())
+    assert meta["runs"] == 2 and [r["answers_written"] for r in meta["previous_runs"]] == [3]
 
 
 def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:

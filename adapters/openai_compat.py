@@ -1,0 +1,387 @@
+"""Any OpenAI-compatible chat-completions server (vLLM, SGLang, TGI, a hosted API) as an OwlEval model.
+
+The model runs on the server; this adapter turns each conversation into a chat-completions request (images as
+base64 data URLs, earlier turns as user/assistant messages), keeps several requests in flight, and retries
+what a busy or restarting server answers with (429, 5xx, timeouts, dropped connections). The API key is read
+from an environment variable only, and goes nowhere but the ``Authorization`` header.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import io
+import logging
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from owleval.adapters.base import AdapterError, Conversation, GenerationConfig, LoadOptions, ModelAdapter
+
+log = logging.getLogger(__name__)
+
+#: image formats every OpenAI-compatible server accepts as data URLs; anything else is re-encoded as PNG
+_SENT_AS_IS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+_RETRY_STATUS = {408, 409, 425, 429}  # plus every 5xx
+_MAX_RETRY_AFTER_S = 300.0
+_MAX_BACKOFF_S = 60.0
+
+
+def image_data_url(path: Path) -> str:
+    """A ``data:`` URL whose mime type comes from the file's content (``cases/49.jpg`` is a PNG)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            fmt = img.format or ""
+            if fmt in _SENT_AS_IS:
+                return f"data:{_SENT_AS_IS[fmt]};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+            buf = io.BytesIO()
+            img.convert("RGB").save(buf, format="PNG")
+    except OSError as exc:
+        raise AdapterError(f"cannot read image {path}: {exc}") from exc
+    return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def build_messages(
+    conversation: Conversation, image_url: Callable[[Path], str] = image_data_url
+) -> list[dict[str, Any]]:
+    """The chat-completions message list: each turn a user message (images, then text), each answer an assistant one."""
+    messages: list[dict[str, Any]] = []
+    for turn in conversation.turns:
+        if turn.images:
+            parts: list[dict[str, Any]] = [
+                {"type": "image_url", "image_url": {"url": image_url(ref.path)}} for ref in turn.images
+            ]
+            parts.append({"type": "text", "text": turn.text})
+            messages.append({"role": "user", "content": parts})
+        else:
+            messages.append({"role": "user", "content": turn.text})
+        if turn.answer is not None:
+            messages.append({"role": "assistant", "content": turn.answer})
+    return messages
+
+
+def sampling_params(config: GenerationConfig) -> dict[str, Any]:
+    """Decoding settings in the protocol's terms; greedy decoding is temperature 0."""
+    if config.num_beams != 1:
+        raise AdapterError("the openai adapter cannot do beam search (num_beams must be 1): the protocol has no beams")
+    params: dict[str, Any] = {"max_tokens": config.max_new_tokens, "seed": config.seed}
+    if config.do_sample:
+        params.update(temperature=config.temperature, top_p=config.top_p)
+    else:
+        params.update(temperature=0.0, top_p=1.0)
+    # Not in the OpenAI protocol, but vLLM and SGLang take them: send only when asked for, so hosted APIs still work.
+    if config.do_sample and config.top_k is not None:
+        params["top_k"] = config.top_k
+    if config.repetition_penalty != 1.0:
+        params["repetition_penalty"] = config.repetition_penalty
+    return params
+
+
+def normalize_base_url(url: str) -> str:
+    """``http://host:8000`` and ``http://host:8000/v1/`` both mean the API root ``http://host:8000/v1``."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AdapterError(f"--base-url {url!r} is not an http(s) URL, e.g. http://localhost:8000/v1")
+    if parts.username or parts.password:  # it would end up in logs and provenance
+        raise AdapterError(
+            f"--base-url {public_url(url)}: leave credentials out of the URL; the API key is read from an "
+            "environment variable (option api_key_env, default OPENAI_API_KEY)"
+        )
+    path = parts.path.rstrip("/") or "/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password or query string, safe for logs and provenance."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def server_message(response: httpx.Response) -> str:
+    """The server's own error message (OpenAI, vLLM and TGI each nest it differently), else the body's start."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500].strip() or response.reason_phrase
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        for key in ("message", "detail", "error"):
+            if body.get(key):
+                return str(body[key])
+    return str(body)[:500]
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds (it may be a number or an HTTP date)."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # neither seconds nor a date: fall back to our own backoff
+    return max(0.0, when.timestamp() - time.time())
+
+
+class _Cancelled(Exception):
+    """A request not sent because another one of its batch failed."""
+
+
+def _option(options: Mapping[str, str], key: str, default: float, kind: type, minimum: float) -> Any:
+    raw = options.get(key)
+    if raw is None or raw == "":
+        return kind(default)
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise AdapterError(f"option {key}={raw!r} must be a {kind.__name__}") from None
+    if value < minimum:
+        raise AdapterError(f"option {key}={raw!r} must be at least {minimum}")
+    return value
+
+
+class OpenAICompatAdapter(ModelAdapter):
+    """A served model reached through ``POST {base_url}/chat/completions``."""
+
+    name = "openai"
+    description = "any OpenAI-compatible chat-completions server (vLLM, SGLang, TGI, hosted APIs)"
+    default_checkpoint = None
+    option_help = {
+        "base_url": "API root, e.g. http://localhost:8000/v1 (required; --base-url)",
+        "concurrency": "requests in flight at once (default 8; --concurrency)",
+        "api_key_env": "name of the environment variable holding the API key (default OPENAI_API_KEY)",
+        "timeout": "seconds to wait for one answer (default 120)",
+        "max_retries": "retries of a request after 429/5xx/timeouts/lost connections (default 8)",
+        "backoff": "first retry delay in seconds, doubled each retry, with jitter (default 1)",
+    }
+
+    def __init__(self, options: LoadOptions, base_url: str, client: httpx.Client, served: list[str]):
+        super().__init__(options)
+        opts = options.options
+        self.base_url = base_url
+        self.client = client
+        self.served_models = served  # what GET /models listed, if the server has it
+        self.concurrency: int = _option(opts, "concurrency", 8, int, 1)
+        self.max_retries: int = _option(opts, "max_retries", 8, int, 0)
+        self.backoff: float = _option(opts, "backoff", 1.0, float, 0.0)
+        self.api_key_env = opts.get("api_key_env") or "OPENAI_API_KEY"
+        self._lock = threading.Lock()
+        self._models: Counter[str] = Counter()  # ``model`` field of the responses
+        self._usage: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()
+        self._finish: Counter[str] = Counter()
+        self._images: dict[Path, str] = {}
+        self._jitter = random.Random()  # its own generator: retries must not shift the run's seeded randomness
+
+    @classmethod
+    def load(cls, options: LoadOptions) -> OpenAICompatAdapter:
+        opts = options.options
+        if options.device not in ("auto", "cpu"):
+            raise AdapterError(
+                f"--device {options.device}: the openai adapter runs no model locally (the server chooses its "
+                "devices); leave --device at auto"
+            )
+        if options.dtype != "auto":
+            raise AdapterError(
+                f"--dtype {options.dtype}: the openai adapter cannot choose the served model's dtype; set it on "
+                "the server and leave --dtype at auto"
+            )
+        if not opts.get("base_url"):
+            raise AdapterError("the openai adapter needs the server's address: --base-url http://HOST:PORT/v1")
+        base_url = normalize_base_url(opts["base_url"])
+        key_env = opts.get("api_key_env") or "OPENAI_API_KEY"
+        key = os.environ.get(key_env, "")
+        timeout = _option(opts, "timeout", 120.0, float, 0.001)
+        concurrency = _option(opts, "concurrency", 8, int, 1)
+        client = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {key}"} if key else {},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            follow_redirects=True,
+        )
+        try:
+            served = cls._probe(client, public_url(base_url), key_env, bool(key))
+        except Exception:
+            client.close()
+            raise
+        checkpoint = options.checkpoint
+        if not checkpoint:
+            if len(served) != 1:
+                client.close()
+                listed = f"it serves {', '.join(served)}" if served else "it does not list its models"
+                raise AdapterError(f"name the served model with --checkpoint MODEL_NAME ({listed})")
+            checkpoint = served[0]
+        elif served and checkpoint not in served:
+            client.close()
+            raise AdapterError(
+                f"the server at {public_url(base_url)} does not serve {checkpoint!r}; it serves: {', '.join(served)}"
+            )
+        resolved = LoadOptions(checkpoint, options.device, options.dtype, options.batch_size, dict(opts))
+        return cls(resolved, base_url, client, served)
+
+    @staticmethod
+    def _probe(client: httpx.Client, where: str, key_env: str, has_key: bool) -> list[str]:
+        """GET /models: fails clearly when nothing answers; servers without the route are tolerated."""
+        try:
+            response = client.get("/models")
+        except httpx.HTTPError as exc:
+            raise AdapterError(f"cannot reach the server at {where}: {exc.__class__.__name__}: {exc}") from None
+        if response.status_code in (401, 403):
+            hint = "" if has_key else f" (the environment variable {key_env} is not set)"
+            raise AdapterError(f"{where} refused the API key{hint}: {server_message(response)}")
+        if response.status_code != 200:
+            return []
+        try:
+            data = response.json().get("data", [])
+            return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
+        except (ValueError, AttributeError, TypeError):
+            return []
+
+    @property
+    def preferred_batch_size(self) -> int:
+        """Conversations per ``generate`` call that keep every connection busy (a hint for the runner)."""
+        return self.concurrency
+
+    def generate(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
+        params = sampling_params(config)
+        bodies = [
+            {"model": self.options.checkpoint, "messages": build_messages(c, self._image_url), **params}
+            for c in conversations
+        ]
+        if len(bodies) <= 1 or self.concurrency == 1:
+            return [self._complete(b, c.key) for b, c in zip(bodies, conversations)]
+        stop = threading.Event()
+
+        def one(body: dict[str, Any], key: str) -> str:
+            if stop.is_set():
+                raise _Cancelled()
+            try:
+                return self._complete(body, key)
+            except BaseException:
+                stop.set()  # one request gave up: start no more, the batch fails anyway
+                raise
+
+        pool = ThreadPoolExecutor(min(self.concurrency, len(bodies)), thread_name_prefix="owleval-openai")
+        try:
+            futures = [pool.submit(one, b, c.key) for b, c in zip(bodies, conversations)]
+            wait(futures)
+        except BaseException:  # Ctrl-C: send nothing more; requests in flight end on their own
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        for future in futures:
+            exc = future.exception()
+            if exc is not None and not isinstance(exc, _Cancelled):
+                raise exc
+        return [f.result() for f in futures]
+
+    def _image_url(self, path: Path) -> str:
+        url = self._images.get(path)
+        if url is None:
+            url = self._images[path] = image_data_url(path)
+        return url
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] += 1
+
+    def _complete(self, body: dict[str, Any], key: str) -> str:
+        """One request, retried with exponential backoff and jitter on what a busy server answers."""
+        what = f"conversation {key}" if key else "a conversation"
+        for attempt in range(self.max_retries + 1):
+            self._count("http_requests")
+            retry_after: float | None = None
+            try:
+                response = self.client.post("/chat/completions", json=body)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                problem = f"{exc.__class__.__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    return self._answer(response, what)
+                problem = f"HTTP {response.status_code}: {server_message(response)}"
+                status = response.status_code
+                if status not in _RETRY_STATUS and status < 500:
+                    self._count("failed")
+                    raise AdapterError(
+                        f"{public_url(self.base_url)}/chat/completions refused {what} with {problem}"
+                    )
+                retry_after = retry_after_seconds(response)
+            if attempt == self.max_retries:
+                break
+            delay = min(self.backoff * 2**attempt, _MAX_BACKOFF_S) * self._jitter.uniform(0.5, 1.0)
+            if retry_after is not None:  # the server knows best when it can take more
+                delay = max(delay, min(retry_after, _MAX_RETRY_AFTER_S))
+            log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt + 1, self.max_retries, delay)
+            self._count("retries")
+            time.sleep(delay)
+        self._count("failed")
+        raise AdapterError(
+            f"{public_url(self.base_url)} did not answer {what} after {self.max_retries + 1} tries; last: {problem}"
+        )
+
+    def _answer(self, response: httpx.Response, what: str) -> str:
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise AdapterError(f"the server's answer to {what} is not a chat completion: {response.text[:300]}")
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise AdapterError(f"the server's answer to {what} has non-text content: {str(text)[:300]}")
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        with self._lock:
+            self._counts["answered"] += 1
+            self._models[str(data.get("model") or "")] += 1
+            self._finish[str(choice.get("finish_reason") or "unknown")] += 1
+            for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                if isinstance(usage.get(name), int):
+                    self._usage[name] += usage[name]
+        return text
+
+    def provenance(self) -> dict[str, Any]:
+        with self._lock:
+            reported = [m for m, _ in self._models.most_common() if m]
+            return {
+                "adapter": self.name,
+                "checkpoint": self.options.checkpoint,
+                "served_model": reported[0] if len(reported) == 1 else (reported or None),
+                "base_url": public_url(self.base_url),
+                "device": "remote",
+                "dtype": "served",
+                "usage": {k: self._usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")},
+                "requests": {
+                    "answered": self._counts["answered"],
+                    "http_requests": self._counts["http_requests"],
+                    "retries": self._counts["retries"],
+                    "failed": self._counts["failed"],
+                },
+                "finish_reasons": dict(self._finish),
+                "concurrency": self.concurrency,
+                "api_key_env": self.api_key_env,
+            }
+
+    def close(self) -> None:
+        self.client.close()
