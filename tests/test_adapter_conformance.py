@@ -1,4 +1,4 @@
-"""Every built-in adapter through the one conformance suite (tests/adapter_conformance.py).
+"""Every built-in adapter through the one conformance suite (owleval.testing.conformance).
 
 Tiny random checkpoints come from each adapter's helper module; ``openai`` runs against the loopback server.
 A target whose helper module or adapter module is not there yet is reported as skipped, naming what is missing.
@@ -17,7 +17,7 @@ import pytest
 
 from owleval.adapters.base import Conversation, GenerationConfig, LoadOptions, ModelAdapter
 from owleval.adapters.registry import BUILTIN_ADAPTERS, get_adapter_class
-from tests.adapter_conformance import AdapterConformance, ConformanceTarget
+from owleval.testing.conformance import AdapterConformance, ConformanceTarget
 from tests.chat_server import ChatServer
 
 Factory = Callable[[pytest.TempPathFactory, pytest.FixtureRequest], ConformanceTarget]

@@ -15,10 +15,10 @@ adapter (attributes, and attributes of attributes) and records a digest of the t
 its first call. Adapters whose model runs elsewhere pass their own ``observe`` (the ``openai`` target reads the
 loopback server's request log).
 
-Use it for your own adapter (copy this file next to your tests, or import it from an OwlEval checkout):
+Use it for your own adapter (it ships with the package; pytest is needed):
 
     import pytest
-    from tests.adapter_conformance import AdapterConformance, ConformanceTarget
+    from owleval.testing.conformance import AdapterConformance, ConformanceTarget
 
     class TestMyAdapter(AdapterConformance):
         @pytest.fixture(scope="class")

@@ -1,0 +1,1 @@
+"""Test utilities for adapter authors (needs pytest): ``owleval.testing.conformance``."""
