@@ -1,0 +1,76 @@
+"""Helpers shared by the adapters built on transformers checkpoints: where a checkpoint is, loading that refuses
+missing or mis-shaped weights, and ``GenerationConfig`` as ``generate()`` arguments."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from owleval.adapters.base import AdapterError, GenerationConfig
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def generation_kwargs(config: GenerationConfig) -> dict[str, Any]:
+    """``GenerationConfig`` as ``generate()`` keyword arguments; sampling knobs only when sampling."""
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": config.max_new_tokens,
+        "do_sample": config.do_sample,
+        "num_beams": config.num_beams,
+        "repetition_penalty": config.repetition_penalty,
+    }
+    if config.do_sample:
+        kwargs.update(temperature=config.temperature, top_p=config.top_p, top_k=config.top_k or 0)
+    return kwargs
+
+
+def checkpoint_source(checkpoint: str, what: str) -> str:
+    """A local directory (checked) or a hub id (left to ``from_pretrained``); anything else is an error."""
+    path = Path(checkpoint).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise AdapterError(f"{what} {checkpoint!r} is not a model directory (no config.json in it)")
+        return str(path)
+    if _HUB_ID.match(checkpoint) and not checkpoint.startswith("."):
+        return checkpoint
+    raise AdapterError(f"{what} {checkpoint!r} not found: give a local directory or a hub id such as org/name")
+
+
+def load_errors() -> tuple[type[BaseException], ...]:
+    """What a broken or foreign checkpoint makes transformers raise while reading it."""
+    from huggingface_hub.errors import StrictDataclassError
+
+    return (OSError, ValueError, TypeError, RuntimeError, ImportError, KeyError, StrictDataclassError)
+
+
+def check_model_type(source: str, what: str, allowed: tuple[str, ...]) -> Any:
+    """The checkpoint's config, refused unless its ``model_type`` is one of ``allowed``.
+
+    Checked before loading weights: transformers would otherwise build a default-sized model around a foreign
+    config (a 7B LLaMA for a LLaVA config that is missing its sub-configs).
+    """
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except load_errors() as exc:
+        raise AdapterError(f"cannot read the config of {what} {source!r}: {exc}") from exc
+    if config.model_type not in allowed:
+        raise AdapterError(f"{what} {source!r} is a {config.model_type!r} model, expected {' or '.join(allowed)}")
+    return config
+
+
+def load_pretrained(model_cls: Any, source: str, what: str, **kwargs: Any) -> Any:
+    """``model_cls.from_pretrained`` that refuses missing or mis-shaped weights instead of initialising them."""
+    try:
+        model, info = model_cls.from_pretrained(source, output_loading_info=True, **kwargs)
+    except load_errors() as exc:
+        raise AdapterError(f"cannot load {what} {source!r}: {exc}") from exc
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(str(m) for m in info.get("mismatched_keys") or ())
+    for label, items in (("missing", missing), ("wrong shape", mismatched)):
+        if items:
+            more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+            raise AdapterError(f"{what} {source!r}: {len(items)} {label} weight(s): {', '.join(items[:5])}{more}")
+    return model

@@ -1,0 +1,154 @@
+"""LLaVA (llava-hf layout, e.g. ``llava-hf/llava-1.5-13b-hf``) through transformers' ``LlavaForConditionalGeneration``.
+
+The prompt comes from the checkpoint's own chat template when it ships one; otherwise it is the LLaVA-1.5 form
+documented for the llava-hf checkpoints, earlier turns first:
+``USER: <image>\\n{q1} ASSISTANT: {a1}</s>USER: {q2} ASSISTANT:``. Prompts are batched with left padding, so a
+batch gives the same greedy answers as asking one conversation at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from owleval.adapters.base import (
+    AdapterError,
+    Conversation,
+    GenerationConfig,
+    LoadOptions,
+    ModelAdapter,
+    resolve_device,
+    resolve_dtype,
+)
+from owleval.adapters.hf_common import check_model_type, checkpoint_source, generation_kwargs, load_errors, load_pretrained
+
+IMAGE_TOKEN = "<image>"
+
+
+def build_llava_prompt(conversation: Conversation, image_token: str = IMAGE_TOKEN, eos_token: str = "</s>") -> str:
+    """The LLaVA-1.5 prompt: one ``USER: ... ASSISTANT:`` exchange per turn, each image as ``<image>\\n``.
+
+    Earlier turns end with their answer and the end-of-sequence token, as in the llava-hf multi-turn format.
+    """
+    parts = []
+    for turn in conversation.turns:
+        images = f"{image_token}\n" * len(turn.images)
+        part = f"USER: {images}{turn.text} ASSISTANT:"
+        if turn.answer is not None:
+            part += f" {turn.answer}{eos_token}"
+        parts.append(part)
+    return "".join(parts)
+
+
+def chat_messages(conversation: Conversation) -> list[dict[str, Any]]:
+    """The conversation as chat-template messages (images before the text of their turn)."""
+    messages: list[dict[str, Any]] = []
+    for turn in conversation.turns:
+        content: list[dict[str, Any]] = [{"type": "image"} for _ in turn.images]
+        content.append({"type": "text", "text": turn.text})
+        messages.append({"role": "user", "content": content})
+        if turn.answer is not None:
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.answer}]})
+    return messages
+
+
+class LlavaAdapter(ModelAdapter):
+    name: ClassVar[str] = "llava"
+    description: ClassVar[str] = "LLaVA-1.5 (llava-hf checkpoints) via transformers LlavaForConditionalGeneration"
+    default_checkpoint: ClassVar[str | None] = "llava-hf/llava-1.5-13b-hf"
+    option_help: ClassVar[Mapping[str, str]] = {
+        "attn_implementation": "attention kernel: sdpa (default), eager or flash_attention_2",
+        "prompt": "auto (the checkpoint's chat template if it has one, else LLaVA-1.5), template, or llava-1.5",
+    }
+
+    def __init__(self, options: LoadOptions, model: Any, processor: Any, device: str, dtype: Any, prompt_format: str):
+        super().__init__(options)
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.dtype = dtype
+        self.prompt_format = prompt_format
+
+    @classmethod
+    def load(cls, options: LoadOptions) -> LlavaAdapter:
+        source = checkpoint_source(options.checkpoint or cls.default_checkpoint or "", "LLaVA checkpoint")
+        prompt = options.options.get("prompt", "auto")
+        if prompt not in ("auto", "template", "llava-1.5"):
+            raise AdapterError(f"option prompt={prompt!r}: use auto, template or llava-1.5")
+        device = resolve_device(options.device)
+        dtype = resolve_dtype(options.dtype, device)
+        from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+        check_model_type(source, "LLaVA checkpoint", ("llava",))
+        try:
+            processor = AutoProcessor.from_pretrained(source)
+        except load_errors() as exc:
+            raise AdapterError(f"cannot load the processor of LLaVA checkpoint {source!r}: {exc}") from exc
+        if not hasattr(processor, "image_processor") or not hasattr(processor, "tokenizer"):
+            raise AdapterError(f"{source!r} has no LLaVA processor (image processor + tokenizer)")
+        attn = options.options.get("attn_implementation")
+        model = load_pretrained(  # device_map: weights go straight to the device, not through CPU memory first
+            LlavaForConditionalGeneration, source, "LLaVA checkpoint", dtype=dtype, attn_implementation=attn,
+            device_map=device,
+        )
+        has_template = bool(getattr(processor, "chat_template", None))
+        if prompt == "template" and not has_template:
+            raise AdapterError(f"option prompt=template, but {source!r} has no chat template")
+        prompt_format = "template" if prompt == "template" or (prompt == "auto" and has_template) else "llava-1.5"
+        tokenizer = processor.tokenizer
+        tokenizer.padding_side = "left"  # generation continues from the right end of every row
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+        model.to(device).eval()
+        return cls(options, model, processor, device, dtype, prompt_format)
+
+    def prompt(self, conversation: Conversation) -> str:
+        """The text prompt for one conversation, in this checkpoint's format."""
+        if self.prompt_format == "template":
+            return self.processor.apply_chat_template(
+                chat_messages(conversation), add_generation_prompt=True, tokenize=False
+            )
+        image_token = getattr(self.processor, "image_token", IMAGE_TOKEN)
+        return build_llava_prompt(conversation, image_token, self.processor.tokenizer.eos_token or "</s>")
+
+    def generate(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
+        step = max(1, self.options.batch_size)
+        answers: list[str] = []
+        for start in range(0, len(conversations), step):
+            answers.extend(self._generate_batch(conversations[start : start + step], config))
+        return answers
+
+    def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
+        import torch
+
+        prompts = [self.prompt(c) for c in conversations]
+        images = [ref.load() for c in conversations for ref in c.images]
+        inputs = self.processor(images=images or None, text=prompts, padding=True, return_tensors="pt")
+        inputs = inputs.to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        if config.do_sample:
+            torch.manual_seed(config.seed)
+        tokenizer = self.processor.tokenizer
+        with torch.inference_mode():
+            output = self.model.generate(
+                **inputs, **generation_kwargs(config), pad_token_id=tokenizer.pad_token_id
+            )
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def provenance(self) -> dict[str, Any]:
+        import transformers
+
+        return {
+            **super().provenance(),
+            "device": self.device,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "attn_implementation": self.model.config._attn_implementation,
+            "prompt_format": self.prompt_format,
+            "transformers": transformers.__version__,
+        }
+
+    def close(self) -> None:
+        self.model = None
+        self.processor = None
