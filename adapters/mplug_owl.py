@@ -1,0 +1,295 @@
+"""The ``mplug-owl`` adapter: OwlEval conversations answered by the bundled mPLUG-Owl implementation.
+
+Batches are left-padded, so a batch decodes exactly as its conversations would one by one. Each image's
+features (vision encoder + abstractor) are computed once, keyed by the image file's SHA-256, and reused by the
+later turns of its dialogue. Decoding is greedy by default; sampling is seeded with ``GenerationConfig.seed`` at
+the start of every batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from owleval.adapters.base import (
+    AdapterError,
+    Conversation,
+    GenerationConfig,
+    ImageRef,
+    LoadOptions,
+    ModelAdapter,
+    resolve_device,
+    resolve_dtype,
+)
+from owleval.adapters.hf_common import generation_kwargs
+
+if TYPE_CHECKING:
+    import torch
+
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+_FULL_HASH_LIMIT = 1 << 30  # hash weight files completely up to 1 GiB in all; larger ones get a fingerprint
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+class MplugOwlAdapter(ModelAdapter):
+    name: ClassVar[str] = "mplug-owl"
+    description: ClassVar[str] = (
+        "mPLUG-Owl (LLaMA-7B), bundled implementation: loads the official checkpoints, fine-tunes or LoRA adapters"
+    )
+    default_checkpoint: ClassVar[str | None] = "MAGAer13/mplug-owl-llama-7b"
+    option_help: ClassVar[dict[str, str]] = {
+        "attn_implementation": "attention kernel of the language model: sdpa (default), eager or flash_attention_2",
+        "base_checkpoint": "base model for a LoRA adapter folder (default: the adapter's base_model_name_or_path)",
+        "image_cache_size": "how many images keep their features cached (default 256; 0 turns the cache off)",
+    }
+
+    def __init__(self, options: LoadOptions, model: Any, processor: Any, source: Path | None, device: str, dtype: Any):
+        super().__init__(options)
+        self.model = model
+        self.processor = processor
+        self.source = source
+        self.device = device
+        self.dtype = dtype
+        self.image_cache_size = _int_option(options, "image_cache_size", 256)
+        self._image_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.images_encoded = 0  # how many images went through the vision encoder (cache misses)
+
+    # -- loading ------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, options: LoadOptions) -> MplugOwlAdapter:
+        from owleval.models.mplug_owl import CheckpointMismatchError, MplugOwlForConditionalGeneration
+
+        checkpoint = options.checkpoint or cls.default_checkpoint
+        assert checkpoint is not None
+        _check_checkpoint(checkpoint)
+        device = resolve_device(options.device)
+        dtype = resolve_dtype(options.dtype, device)
+        attn = options.options.get("attn_implementation", "sdpa")
+        if attn not in ATTN_IMPLEMENTATIONS:
+            raise AdapterError(f"attn_implementation {attn!r} is not one of {', '.join(ATTN_IMPLEMENTATIONS)}")
+        _int_option(options, "image_cache_size", 256)  # fail before loading weights
+        kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn}
+        if options.options.get("base_checkpoint"):
+            kwargs["base_model_name_or_path"] = options.options["base_checkpoint"]
+        if device.startswith("cuda"):
+            kwargs["device_map"] = {"": device}
+        try:
+            model = MplugOwlForConditionalGeneration.from_pretrained(checkpoint, **kwargs)
+        except CheckpointMismatchError as exc:
+            raise AdapterError(str(exc)) from None
+        except (OSError, ValueError, KeyError, ImportError) as exc:
+            raise AdapterError(f"cannot load the mPLUG-Owl checkpoint {checkpoint!r}: {exc}") from None
+        model.to(device).eval()
+        source = _local_folder(model.config.name_or_path or checkpoint)
+        processor = _load_processor(checkpoint, source, model.config)
+        return cls(options, model, processor, source, device, dtype)
+
+    # -- answering ----------------------------------------------------------------------------------------------
+
+    def generate(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
+        size = max(1, self.options.batch_size)
+        answers: list[str] = []
+        for start in range(0, len(conversations), size):
+            answers.extend(self._generate_batch(conversations[start : start + size], config))
+        return answers
+
+    def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
+        import torch
+
+        from owleval.models.mplug_owl import ChatTurn, build_prompt
+
+        prompts = [
+            build_prompt([ChatTurn(t.text, len(t.images), t.answer) for t in conv.turns]) for conv in conversations
+        ]
+        batch = self.processor.pad([self.processor.tokenize(p) for p in prompts], padding_side="left")
+        images = [img for conv in conversations for img in conv.images]
+        features = self.image_features(images) if images else None
+        if config.do_sample:
+            torch.manual_seed(config.seed)
+            if torch.cuda.is_available():
+                torch.cuda.manual_seed_all(config.seed)
+        tokenizer = self.processor.tokenizer
+        output = self.model.generate(
+            input_ids=batch["input_ids"].to(self.device),
+            attention_mask=batch["attention_mask"].to(self.device),
+            image_features=features,
+            prepend_bos=False,
+            pad_token_id=self.model.config.text_config.pad_token_id or 0,
+            eos_token_id=tokenizer.eos_token_id,
+            **generation_kwargs(config),
+        )
+        return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
+
+    def image_features(self, images: Sequence[ImageRef]) -> torch.Tensor:
+        """[N, slots, width] for the images in order; each distinct image file is encoded once."""
+        import torch
+
+        keys = [img.sha256 for img in images]
+        missing = {key: img for key, img in zip(keys, images) if key not in self._image_cache}
+        fresh: dict[str, torch.Tensor] = {}
+        if missing:
+            try:
+                pil_images = [img.load() for img in missing.values()]
+            except (OSError, ValueError) as exc:
+                raise AdapterError(f"cannot read an image: {exc}") from None
+            pixels = self.processor.image_processor(pil_images).to(self.device, self.dtype)
+            with torch.no_grad():
+                encoded = self.model.get_image_features(pixels)
+            self.images_encoded += len(missing)
+            fresh = dict(zip(missing, encoded))
+        features = torch.stack([fresh[k] if k in fresh else self._image_cache[k] for k in keys])
+        for key in keys:
+            self._remember(key, fresh.get(key))
+        return features
+
+    def _remember(self, key: str, value: torch.Tensor | None) -> None:
+        if self.image_cache_size <= 0:
+            return
+        if value is not None:
+            self._image_cache[key] = value
+        self._image_cache.move_to_end(key)
+        while len(self._image_cache) > self.image_cache_size:
+            self._image_cache.popitem(last=False)
+
+    # -- bookkeeping --------------------------------------------------------------------------------------------
+
+    def provenance(self) -> dict[str, Any]:
+        import torch
+        import transformers
+
+        info = super().provenance()
+        model = self.model
+        info.update(
+            {
+                "device": self.device,
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "attn_implementation": model.config._attn_implementation,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "image_placeholder_length": model.config.image_placeholder_length,
+                "transformers_version": transformers.__version__,
+                "torch_version": torch.__version__,
+            }
+        )
+        if self.source is not None:
+            info["checkpoint_folder"] = str(self.source)
+            info.update(_files_info(self.source))
+        checkpoint = Path(self.options.checkpoint or "").expanduser()
+        if self.options.checkpoint and (checkpoint / "adapter_config.json").is_file():
+            info["lora_adapter"] = {"folder": str(checkpoint.resolve()), **_files_info(checkpoint)}
+        return info
+
+    def close(self) -> None:
+        self._image_cache.clear()
+        self.model = None
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover - torch is a dependency
+            pass
+
+
+def _int_option(options: LoadOptions, key: str, default: int) -> int:
+    raw = options.options.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise AdapterError(f"option {key}={raw!r} must be a whole number") from None
+    if value < 0:
+        raise AdapterError(f"option {key}={raw!r} must not be negative")
+    return value
+
+
+def _check_checkpoint(checkpoint: str) -> None:
+    """A local path must be a checkpoint folder; anything else that is not a hub id is refused early."""
+    path = Path(checkpoint).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise AdapterError(f"checkpoint {checkpoint} is a file: pass the folder that holds config.json")
+        if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
+            raise AdapterError(
+                f"checkpoint folder {checkpoint} has no config.json (nor a LoRA adapter_config.json): "
+                "it is not an mPLUG-Owl checkpoint"
+            )
+        return
+    looks_like_hub_id = checkpoint.count("/") == 1 and not checkpoint.startswith((".", "/", "~"))
+    if not looks_like_hub_id:
+        raise AdapterError(f"checkpoint folder {checkpoint} does not exist")
+
+
+def _local_folder(checkpoint: str) -> Path | None:
+    """The folder holding the checkpoint's files (the hub cache snapshot for a hub id), if there is one."""
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    try:
+        from transformers.utils import cached_file
+
+        found = cached_file(checkpoint, "config.json", local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    return Path(found).parent if found else None
+
+
+def _load_processor(checkpoint: str, source: Path | None, config: Any) -> Any:
+    """Tokenizer and preprocessing from the adapter folder when it has them, else from the base checkpoint."""
+    from owleval.models.mplug_owl import MplugOwlProcessor
+
+    candidates = [Path(checkpoint).expanduser()] if Path(checkpoint).expanduser().is_dir() else []
+    if source is not None:
+        candidates.append(source)
+    for folder in candidates:
+        if any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
+            try:
+                return MplugOwlProcessor.from_pretrained(folder, config=config)
+            except (OSError, ValueError) as exc:
+                raise AdapterError(f"cannot load the tokenizer of {folder}: {exc}") from None
+    try:
+        return MplugOwlProcessor.from_pretrained(checkpoint, config=config)
+    except (OSError, ValueError) as exc:
+        raise AdapterError(f"cannot load the tokenizer of the mPLUG-Owl checkpoint {checkpoint!r}: {exc}") from None
+
+
+def _sha256(path: Path, limit: int | None = None) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        remaining = limit
+        while chunk := handle.read(1 << 20 if remaining is None else min(1 << 20, remaining)):
+            digest.update(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+                if remaining <= 0:
+                    break
+    return digest.hexdigest()
+
+
+def _files_info(folder: Path) -> dict[str, Any]:
+    """Hashes that identify the checkpoint: config.json in full, weights in full when small, else a fingerprint."""
+    info: dict[str, Any] = {}
+    if (folder / "config.json").is_file():
+        info["config_sha256"] = _sha256(folder / "config.json")
+    weights = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
+    total = sum(p.stat().st_size for p in weights)
+    full = total <= _FULL_HASH_LIMIT
+    files = []
+    for path in weights:
+        entry: dict[str, Any] = {"file": path.name, "bytes": path.stat().st_size}
+        entry["sha256" if full else "sha256_first_mib"] = _sha256(path, None if full else 1 << 20)
+        files.append(entry)
+    info["weights"] = files
+    info["weights_hash"] = "full" if full else "fingerprint (size + first MiB of each file)"
+    for index in sorted(folder.glob("*.index.json")):
+        info.setdefault("weights_index_sha256", {})[index.name] = _sha256(index)
+    if (folder / "adapter_config.json").is_file():
+        info["lora_adapter_config"] = json.loads((folder / "adapter_config.json").read_text())
+    if folder.parent.name == "snapshots":  # hub cache: the folder name is the commit
+        info["hub_revision"] = folder.name
+    return info
