@@ -1,0 +1,99 @@
+"""``owleval study create|add-annotator|refresh|status``: set up a blind grading study in a SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from owleval.console import console, err_console
+
+study_app = typer.Typer(help="Create and manage a grading study (a SQLite file that holds answers and grades).", no_args_is_help=True)
+
+DbOption = Annotated[Path, typer.Option("--db", help="The study file (SQLite).")]
+
+
+def _print_tokens(admin: str | None, tokens: dict[str, str]) -> None:
+    """Tokens go to stdout once; they are stored only as hashes and cannot be shown again."""
+    if admin:
+        console.print(f"admin token: {admin}", highlight=False, soft_wrap=True)
+    for name, token in tokens.items():
+        console.print(f"token for {escape(name)}: {token}", highlight=False, soft_wrap=True)
+    if admin or tokens:
+        err_console.print("[yellow]These tokens are shown once and stored only hashed: hand each to its owner now.[/]")
+
+
+@study_app.command("create")
+def create(
+    db: DbOption,
+    answers: Annotated[list[Path], typer.Option("--answers", help="Answer files or folders of *.jsonl files (repeatable).")],
+    annotators: Annotated[str, typer.Option("--annotators", help="Comma-separated annotator names; more can be added later.")] = "",
+    overlap: Annotated[int | None, typer.Option("--overlap", min=1, help="Give each answer to K annotators (default: all grade all).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment and of each annotator's order.")] = 0,
+    data: Annotated[Path | None, typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
+) -> None:
+    """Load validated answer files into a new study and print the admin token and annotator tokens once.
+
+    Example: owleval study create --db grades.sqlite --answers answers/ --annotators ann,bob,cy --overlap 2
+    """
+    from owleval.grading.study import create_study
+
+    names = [n for n in (part.strip() for part in annotators.split(",")) if n]
+    created = create_study(db, answers, annotators=names, overlap=overlap, seed=seed, data_dir=data)
+    total = sum(created.models.values())
+    console.print(f"created {db}: {total} answers of {len(created.models)} models ({', '.join(created.models)}), "
+                  f"{len(names)} annotators", highlight=False)
+    _print_tokens(created.admin_token, created.tokens)
+
+
+@study_app.command("add-annotator")
+def add_annotator(db: DbOption, name: Annotated[str, typer.Argument(help="The annotator's name.")]) -> None:
+    """Add an annotator with their share of the answers and print their sign-in token once."""
+    from owleval.grading.store import Store
+    from owleval.grading.study import add_annotator as add
+
+    store = Store(db)
+    token = add(store, name)
+    assigned = store.conn.execute(
+        "SELECT COUNT(*) FROM assignments s JOIN annotators n ON n.annotator_id = s.annotator_id WHERE n.name = ?", (" ".join(name.split()),)
+    ).fetchone()[0]
+    console.print(f"added {escape(name)} with {assigned} answers to grade", highlight=False)
+    _print_tokens(None, {name: token} if token else {})
+
+
+@study_app.command("refresh")
+def refresh(
+    db: DbOption,
+    answers: Annotated[list[Path], typer.Option("--answers", help="Regenerated answer files or folders (repeatable).")],
+) -> None:
+    """Load regenerated answers: unchanged answers keep their grades, changed ones must be graded again."""
+    from owleval.grading.store import Store
+    from owleval.grading.study import refresh_study
+
+    s = refresh_study(Store(db), answers)
+    console.print(f"kept {s.kept}, changed {s.changed}, added {s.added}, retired {s.retired}, restored {s.restored}; "
+                  f"{s.grades_set_aside} grades belonged to changed answers and stay in history only", highlight=False)
+
+
+@study_app.command("status")
+def status(db: DbOption) -> None:
+    """Graded / assigned per annotator and per model."""
+    from owleval.grading.export import progress_by
+    from owleval.grading.store import Store
+
+    store = Store(db)
+    for column, title in (("annotator", "Per annotator"), ("model_id", "Per model")):
+        frame = progress_by(store, column)
+        table = Table(title=title)
+        for name in (column, "graded", "assigned", "done %"):
+            table.add_column(name, justify="left" if name == column else "right")
+        for row in frame.itertuples(index=False):
+            table.add_row(escape(str(row[0])), str(row[1]), str(row[2]), f"{row[3]:.1f}")
+        console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(study_app, name="study")

@@ -1,0 +1,160 @@
+"""An annotator's work: their queue in their own order, what one grading screen shows, and recording a grade.
+
+Everything the app shows comes from here; the model name stays in these records on the server and is never
+handed to the page.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from owleval.errors import OwlEvalError
+from owleval.grading.store import Store, utc_now
+from owleval.grading.study import FLAGS
+from owleval.questions import GRADES
+
+MAX_COMMENT_LEN = 4000
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    index: int  # 0-based place in the annotator's shuffled queue
+    answer_id: int
+    model_id: str
+    question_id: int
+    grade: str | None
+
+
+@dataclass(frozen=True)
+class GradeEvent:
+    event_id: int
+    grade: str
+    comment: str
+    flags: tuple[str, ...]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class EarlierTurn:
+    question: str
+    answer: str | None  # this same model's answer; None when it has none
+
+
+@dataclass(frozen=True)
+class AnswerScreen:
+    item: QueueItem
+    question: str
+    image_path: Path
+    earlier: tuple[EarlierTurn, ...]
+    answer: str
+    history: tuple[GradeEvent, ...]  # oldest first; the last one is the current grade
+
+    @property
+    def current(self) -> GradeEvent | None:
+        return self.history[-1] if self.history else None
+
+
+def load_queue(store: Store, annotator_id: int) -> list[QueueItem]:
+    """The annotator's assignments that have an answer to grade, in their order, with their current grades."""
+    rows = store.conn.execute(
+        """SELECT a.answer_id, s.model_id, s.question_id, g.grade
+           FROM assignments s
+           JOIN answers a ON a.model_id = s.model_id AND a.question_id = s.question_id AND a.active = 1
+           LEFT JOIN (
+               SELECT answer_id, grade FROM grade_events WHERE event_id IN (
+                   SELECT MAX(event_id) FROM grade_events WHERE annotator_id = ? GROUP BY answer_id)
+           ) g ON g.answer_id = a.answer_id
+           WHERE s.annotator_id = ?
+           ORDER BY s.position""",
+        (annotator_id, annotator_id),
+    )
+    return [QueueItem(i, int(r[0]), r[1], int(r[2]), r[3]) for i, r in enumerate(rows)]
+
+
+def next_ungraded(queue: list[QueueItem], after: int = -1) -> int | None:
+    """The first ungraded place after ``after`` (wrapping round), or None when all are graded."""
+    n = len(queue)
+    for step in range(1, n + 1):
+        i = (after + step) % n
+        if queue[i].grade is None:
+            return i
+    return None
+
+
+def _events(conn: sqlite3.Connection, annotator_id: int, answer_id: int) -> tuple[GradeEvent, ...]:
+    rows = conn.execute(
+        "SELECT event_id, grade, comment, flags, created_at FROM grade_events WHERE annotator_id = ? AND answer_id = ? ORDER BY event_id",
+        (annotator_id, answer_id),
+    )
+    return tuple(GradeEvent(int(r[0]), r[1], r[2], tuple(f for f in r[3].split(",") if f), r[4]) for r in rows)
+
+
+def answer_screen(store: Store, annotator_id: int, item: QueueItem, data_dir: Path) -> AnswerScreen:
+    """What the grading screen shows for ``item``: image, question, the dialogue so far, the answer, history."""
+    conn = store.conn
+    row = conn.execute(
+        "SELECT q.image, q.question, q.earlier_turns, a.answer FROM answers a JOIN questions q ON q.question_id = a.question_id "
+        "WHERE a.answer_id = ?",
+        (item.answer_id,),
+    ).fetchone()
+    earlier: list[EarlierTurn] = []
+    for qid in json.loads(row["earlier_turns"]):
+        turn = conn.execute(
+            "SELECT q.question, a.answer FROM questions q LEFT JOIN answers a "
+            "ON a.question_id = q.question_id AND a.model_id = ? AND a.active = 1 WHERE q.question_id = ?",
+            (item.model_id, qid),
+        ).fetchone()
+        if turn is not None:
+            earlier.append(EarlierTurn(turn["question"], turn["answer"]))
+    return AnswerScreen(
+        item=item,
+        question=row["question"],
+        image_path=Path(data_dir) / "cases" / row["image"],
+        earlier=tuple(earlier),
+        answer=row["answer"],
+        history=_events(conn, annotator_id, item.answer_id),
+    )
+
+
+def record_grade(
+    store: Store,
+    annotator_id: int,
+    answer_id: int,
+    grade: str,
+    comment: str = "",
+    flags: tuple[str, ...] | list[str] = (),
+    request_id: str | None = None,
+) -> GradeEvent:
+    """Append a grade event and return it once committed. A repeated ``request_id`` returns the first event."""
+    if grade not in GRADES:
+        raise OwlEvalError(f"grade must be one of {', '.join(GRADES)}, got {grade!r}")
+    unknown = [f for f in flags if f not in FLAGS]
+    if unknown:
+        raise OwlEvalError(f"unknown flag(s) {unknown}; allowed: {', '.join(FLAGS)}")
+    comment = comment.strip()
+    if len(comment) > MAX_COMMENT_LEN:
+        raise OwlEvalError(f"comment is {len(comment)} characters; the limit is {MAX_COMMENT_LEN}")
+    flag_text = ",".join(f for f in FLAGS if f in flags)
+    with store.write() as conn:
+        if request_id is not None:
+            seen = conn.execute(
+                "SELECT event_id, grade, comment, flags, created_at FROM grade_events WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            if seen is not None:
+                return GradeEvent(int(seen[0]), seen[1], seen[2], tuple(f for f in seen[3].split(",") if f), seen[4])
+        allowed = conn.execute(
+            "SELECT 1 FROM answers a JOIN assignments s ON s.model_id = a.model_id AND s.question_id = a.question_id "
+            "WHERE a.answer_id = ? AND a.active = 1 AND s.annotator_id = ?",
+            (answer_id, annotator_id),
+        ).fetchone()
+        if allowed is None:
+            raise OwlEvalError("this answer is not in your queue any more (the study was changed); reload the page")
+        now = utc_now()
+        cur = conn.execute(
+            "INSERT INTO grade_events(annotator_id, answer_id, grade, comment, flags, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (annotator_id, answer_id, grade, comment, flag_text, now, request_id),
+        )
+    return GradeEvent(int(cur.lastrowid), grade, comment, tuple(f for f in flag_text.split(",") if f), now)

@@ -1,0 +1,200 @@
+"""The SQLite file that holds a grading study: answers, annotators, assignments and every grade ever given.
+
+Why SQLite and why this shape: several annotators grade at once from one server (or several), and the server
+may be killed at any moment. WAL mode lets readers and one writer work side by side; a busy timeout makes a
+writer wait instead of failing; every grade is an append-only event (triggers refuse UPDATE and DELETE), and
+the current grade is simply the latest event of an annotator for an answer. A grade is tied to the exact answer
+text it was given for (``answers.answer_sha256``): refreshing a study with a changed answer adds a new answer
+row, so old grades stay in history without silently carrying over.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from owleval.errors import OwlEvalError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE questions (
+    question_id INTEGER PRIMARY KEY,
+    image TEXT NOT NULL,
+    question TEXT NOT NULL,
+    earlier_turns TEXT NOT NULL  -- JSON list of question ids
+);
+CREATE TABLE answers (
+    answer_id INTEGER PRIMARY KEY,
+    model_id TEXT NOT NULL,
+    question_id INTEGER NOT NULL REFERENCES questions(question_id),
+    answer TEXT NOT NULL,
+    answer_sha256 TEXT NOT NULL,
+    source TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    added_at TEXT NOT NULL,
+    retired_at TEXT
+);
+CREATE UNIQUE INDEX answers_one_active ON answers(model_id, question_id) WHERE active = 1;
+CREATE INDEX answers_by_slot ON answers(model_id, question_id, answer_sha256);
+CREATE TABLE annotators (
+    annotator_id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    token_id TEXT UNIQUE,
+    token_hash TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE assignments (
+    annotator_id INTEGER NOT NULL REFERENCES annotators(annotator_id),
+    model_id TEXT NOT NULL,
+    question_id INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (annotator_id, model_id, question_id),
+    UNIQUE (annotator_id, position)
+);
+CREATE TABLE grade_events (
+    event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    annotator_id INTEGER NOT NULL REFERENCES annotators(annotator_id),
+    answer_id INTEGER NOT NULL REFERENCES answers(answer_id),
+    grade TEXT NOT NULL CHECK (grade IN ('A', 'B', 'C', 'D')),
+    comment TEXT NOT NULL DEFAULT '',
+    flags TEXT NOT NULL DEFAULT '',  -- comma-separated, see owleval.grading.study.FLAGS
+    created_at TEXT NOT NULL,
+    request_id TEXT UNIQUE  -- makes a retried click idempotent
+);
+CREATE INDEX grade_events_by_answer ON grade_events(annotator_id, answer_id, event_id);
+CREATE TRIGGER grade_events_no_update BEFORE UPDATE ON grade_events
+BEGIN SELECT RAISE(ABORT, 'grade events are append-only'); END;
+CREATE TRIGGER grade_events_no_delete BEFORE DELETE ON grade_events
+BEGIN SELECT RAISE(ABORT, 'grade events are append-only'); END;
+CREATE VIEW current_grades AS
+SELECT e.* FROM grade_events e
+WHERE e.event_id = (
+    SELECT MAX(x.event_id) FROM grade_events x
+    WHERE x.annotator_id = e.annotator_id AND x.answer_id = e.answer_id
+);
+"""
+
+#: schema version -> SQL that brings a database from that version to the next one
+MIGRATIONS: dict[int, str] = {}
+
+
+def utc_now() -> str:
+    """A sortable UTC time stamp with microseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    # FULL: a grade the app confirmed is on disk, even if the machine (not only the server) goes down.
+    conn.execute("PRAGMA synchronous = FULL")
+
+
+def open_connection(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode; write through :func:`write_transaction`."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    _configure(conn)
+    return conn
+
+
+def initialise(conn: sqlite3.Connection, meta: dict[str, str]) -> None:
+    """Create the schema in an empty database and record the schema version and ``meta``."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise OwlEvalError(f"cannot switch the database to WAL mode (got {mode!r}); is it on a network drive?")
+    with write_transaction(conn):
+        for statement in _split_sql(_SCHEMA_V1):
+            conn.execute(statement)
+        rows = {**meta, "schema_version": str(SCHEMA_VERSION)}
+        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", sorted(rows.items()))
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a schema script into statements (triggers hold ``;`` inside BEGIN ... END)."""
+    statements, current = [], ""
+    for line in script.splitlines():
+        line = line.split("--", 1)[0].rstrip()
+        if not line:
+            continue
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: takes the write lock up front, so two writers never deadlock."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return {row["key"]: row["value"] for row in conn.execute("SELECT key, value FROM meta")}
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse files that are not studies or come from a newer owleval; migrate older ones."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise OwlEvalError(f"{path}: not an OwlEval grading study ({exc})") from exc
+    if row is None:
+        raise OwlEvalError(f"{path}: not an OwlEval grading study (no schema version)")
+    version = int(row["value"])
+    if version > SCHEMA_VERSION:
+        raise OwlEvalError(f"{path}: made by a newer owleval (schema {version}, this one reads up to {SCHEMA_VERSION}); upgrade owleval")
+    while version < SCHEMA_VERSION:
+        with write_transaction(conn):
+            for statement in _split_sql(MIGRATIONS[version]):
+                conn.execute(statement)
+            version += 1
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+
+
+class Store:
+    """An open study file. Keeps one connection per thread (Streamlit runs each session in its own thread)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise OwlEvalError(f"{self.path}: no such study; create one with `owleval study create`")
+        self._local = threading.local()
+        check_schema(self.conn, self.path)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = open_connection(self.path)
+            except sqlite3.DatabaseError as exc:
+                raise OwlEvalError(f"{self.path}: cannot open the study ({exc})") from exc
+            self._local.conn = conn
+        return conn
+
+    def write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self.conn)
+
+    def meta(self) -> dict[str, str]:
+        return read_meta(self.conn)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

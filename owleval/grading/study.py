@@ -1,0 +1,275 @@
+"""Create a grading study from answer files, refresh it with regenerated answers, add annotators.
+
+A study is built in a temporary file next to the target and linked into place at the end, so a failed
+``study create`` leaves nothing behind and two concurrent creations cannot overwrite each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from owleval.answers import (
+    Answer,
+    answer_files_in,
+    canonical_model_name,
+    read_answer_file,
+)
+from owleval.errors import InputFileError, OwlEvalError
+from owleval.grading import assign
+from owleval.grading.store import Store, initialise, open_connection, utc_now
+from owleval.grading.tokens import new_token
+from owleval.paths import default_data_dir
+from owleval.questions import Question, load_questions
+
+FLAGS: dict[str, str] = {"image-missing": "image missing", "answer-cut-off": "answer cut off"}
+AUTH_TOKEN, AUTH_NAME = "token", "name"
+MAX_NAME_LEN = 80
+
+
+@dataclass
+class CreatedStudy:
+    """What a new study prints once: its admin token and one token per annotator (empty for name sign-in)."""
+
+    path: Path
+    admin_token: str
+    tokens: dict[str, str] = field(default_factory=dict)
+    models: dict[str, int] = field(default_factory=dict)  # model -> number of answers
+
+
+def answer_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_study_answers(sources: Sequence[Path], questions: Sequence[Question]) -> dict[str, tuple[Path, list[Answer]]]:
+    """Validate answer files as ``owleval answers check`` does; model name -> (its file, its answers)."""
+    files = answer_files_in(sources)
+    checked = [read_answer_file(p, questions) for p in files]
+    errors = [p for f in checked for p in f.errors]
+    if errors:
+        raise InputFileError(errors)
+    by_model: dict[str, tuple[Path, list[Answer]]] = {}
+    for f in checked:
+        name = canonical_model_name(f.path, f.model_ids)
+        if name in by_model:
+            raise OwlEvalError(f"{f.path} and {by_model[name][0]} both hold model {name!r}")
+        by_model[name] = (f.path.resolve(), list(f.answers))
+    return by_model
+
+
+def check_name(name: str) -> str:
+    clean = " ".join(name.split())
+    if not clean or len(clean) > MAX_NAME_LEN or any(not ch.isprintable() for ch in clean):
+        raise OwlEvalError(f"annotator name must be 1-{MAX_NAME_LEN} printable characters, got {name!r}")
+    return clean
+
+
+def _insert_answers(conn: sqlite3.Connection, by_model: dict[str, tuple[Path, list[Answer]]]) -> None:
+    now = utc_now()
+    conn.executemany(
+        "INSERT INTO answers(model_id, question_id, answer, answer_sha256, source, added_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (model, a.question_id, a.answer, answer_sha256(a.answer), str(path), now)
+            for model, (path, answers) in sorted(by_model.items())
+            for a in answers
+        ],
+    )
+
+
+def _insert_annotator(conn: sqlite3.Connection, name: str, with_token: bool) -> tuple[int, str | None]:
+    token = token_id = token_hash = None
+    if with_token:
+        token, token_id, token_hash = new_token()
+    try:
+        cur = conn.execute(
+            "INSERT INTO annotators(name, token_id, token_hash, created_at) VALUES (?, ?, ?, ?)",
+            (name, token_id, token_hash, utc_now()),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise OwlEvalError(f"annotator {name!r} already exists in this study") from exc
+    return int(cur.lastrowid), token
+
+
+def active_slots(conn: sqlite3.Connection) -> list[assign.Slot]:
+    return [(r[0], int(r[1])) for r in conn.execute("SELECT model_id, question_id FROM answers WHERE active = 1")]
+
+
+def create_study(
+    db_path: Path,
+    sources: Sequence[Path],
+    *,
+    annotators: Sequence[str] = (),
+    overlap: int | None = None,
+    seed: int = 0,
+    data_dir: Path | None = None,
+    auth: str = AUTH_TOKEN,
+) -> CreatedStudy:
+    """Build a new study file; refuses to touch an existing one."""
+    db_path = Path(db_path)
+    if db_path.exists():
+        raise OwlEvalError(f"{db_path} already exists; use `owleval study refresh` to load new answers into it")
+    data_dir = (data_dir or default_data_dir()).resolve()
+    questions = load_questions(data_dir)
+    by_model = read_study_answers(sources, questions)
+    names = [check_name(n) for n in annotators]
+    if len(set(names)) != len(names):
+        raise OwlEvalError(f"annotator names repeat: {names}")
+    if overlap is not None and not 1 <= overlap <= max(len(names), 1):
+        raise OwlEvalError(f"--overlap must be between 1 and the number of annotators ({len(names)}), got {overlap}")
+    if overlap is not None and not names:
+        raise OwlEvalError("--overlap needs --annotators (who shares the answers?)")
+    admin_token, admin_id, admin_hash = new_token()
+    meta = {
+        "study_id": uuid.uuid4().hex,
+        "created_at": utc_now(),
+        "auth": auth,
+        "overlap": "all" if overlap is None else str(overlap),
+        "seed": str(seed),
+        "data_dir": str(data_dir),
+        "revision": "1",
+        "admin_token_id": admin_id,
+        "admin_token_hash": admin_hash,
+    }
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{db_path.name}.", suffix=".creating", dir=db_path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tokens: dict[str, str] = {}
+    try:
+        conn = open_connection(tmp)
+        try:
+            initialise(conn, meta)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO questions(question_id, image, question, earlier_turns) VALUES (?, ?, ?, ?)",
+                [(q.question_id, q.image, q.question, json.dumps(list(q.earlier_turns))) for q in questions],
+            )
+            _insert_answers(conn, by_model)
+            plan = assign.spread(active_slots(conn), names, overlap, seed)
+            for name in names:
+                annotator_id, token = _insert_annotator(conn, name, auth == AUTH_TOKEN)
+                if token:
+                    tokens[name] = token
+                assign.append_assignments(conn, annotator_id, assign.shuffled(plan[name], name, seed))
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, db_path)  # no-clobber: fails when someone created the study meanwhile
+        except FileExistsError:
+            raise OwlEvalError(f"{db_path} already exists; use `owleval study refresh` to load new answers into it") from None
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(tmp) + suffix).unlink(missing_ok=True)
+    models = {m: len(a) for m, (_, a) in sorted(by_model.items())}
+    return CreatedStudy(db_path, admin_token, tokens, models)
+
+
+def add_annotator(store: Store, name: str) -> str | None:
+    """Add an annotator with their share of the work; returns their token (None in name sign-in studies)."""
+    name = check_name(name)
+    meta = store.meta()
+    seed = int(meta["seed"])
+    with store.write() as conn:
+        annotator_id, token = _insert_annotator(conn, name, meta["auth"] == AUTH_TOKEN)
+        if meta["overlap"] == "all":
+            slots = active_slots(conn)
+        else:
+            slots = assign.take_share(conn, annotator_id)
+        assign.append_assignments(conn, annotator_id, assign.shuffled(slots, name, seed))
+    return token
+
+
+@dataclass
+class RefreshSummary:
+    kept: int = 0
+    changed: int = 0
+    added: int = 0
+    retired: int = 0
+    restored: int = 0
+    grades_set_aside: int = 0  # current grades that belonged to a changed answer text
+
+
+def refresh_study(store: Store, sources: Sequence[Path]) -> RefreshSummary:
+    """Load regenerated answers: unchanged texts keep their grades, changed ones start ungraded.
+
+    Only the models present in ``sources`` are touched; an answer missing from a model's new file is retired.
+    """
+    meta = store.meta()
+    questions = load_questions(Path(meta["data_dir"]))
+    by_model = read_study_answers(sources, questions)
+    summary = RefreshSummary()
+    now = utc_now()
+    with store.write() as conn:
+        known = {int(r[0]) for r in conn.execute("SELECT question_id FROM questions")}
+        conn.executemany(
+            "INSERT INTO questions(question_id, image, question, earlier_turns) VALUES (?, ?, ?, ?)",
+            [(q.question_id, q.image, q.question, json.dumps(list(q.earlier_turns))) for q in questions if q.question_id not in known],
+        )
+        new_slots: list[assign.Slot] = []
+        for model, (path, answers) in sorted(by_model.items()):
+            wanted = {a.question_id: a for a in answers}
+            current = {
+                int(r["question_id"]): r
+                for r in conn.execute("SELECT answer_id, question_id, answer_sha256 FROM answers WHERE model_id = ? AND active = 1", (model,))
+            }
+            for qid, row in current.items():
+                if qid not in wanted or row["answer_sha256"] != answer_sha256(wanted[qid].answer):
+                    conn.execute("UPDATE answers SET active = 0, retired_at = ? WHERE answer_id = ?", (now, row["answer_id"]))
+                    summary.grades_set_aside += conn.execute(
+                        "SELECT COUNT(*) FROM current_grades WHERE answer_id = ?", (row["answer_id"],)
+                    ).fetchone()[0]
+                    summary.retired += qid not in wanted
+            for qid, answer in sorted(wanted.items()):
+                digest = answer_sha256(answer.answer)
+                old = current.get(qid)
+                if old is not None and old["answer_sha256"] == digest:
+                    summary.kept += 1
+                    continue
+                summary.changed += old is not None
+                earlier = conn.execute(
+                    "SELECT answer_id FROM answers WHERE model_id = ? AND question_id = ? AND answer_sha256 = ? AND active = 0 "
+                    "ORDER BY answer_id DESC LIMIT 1",
+                    (model, qid, digest),
+                ).fetchone()
+                if earlier is not None:  # the same text as before: its grades are valid again
+                    conn.execute("UPDATE answers SET active = 1, retired_at = NULL WHERE answer_id = ?", (earlier[0],))
+                    summary.restored += 1
+                else:
+                    conn.execute(
+                        "INSERT INTO answers(model_id, question_id, answer, answer_sha256, source, added_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (model, qid, answer.answer, digest, str(path), now),
+                    )
+                held = conn.execute("SELECT 1 FROM assignments WHERE model_id = ? AND question_id = ? LIMIT 1", (model, qid)).fetchone()
+                if held is None:
+                    summary.added += old is None
+                    new_slots.append((model, qid))
+        _assign_new_slots(conn, new_slots, meta)
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
+    return summary
+
+
+def _assign_new_slots(conn: sqlite3.Connection, slots: list[assign.Slot], meta: dict[str, str]) -> None:
+    """New answers go to everyone (full overlap) or to the K least loaded annotators."""
+    if not slots:
+        return
+    people = {int(r[0]): r[1] for r in conn.execute("SELECT annotator_id, name FROM annotators")}
+    if not people:
+        return
+    k = len(people) if meta["overlap"] == "all" else min(int(meta["overlap"]), len(people))
+    load = assign.loads(conn)
+    plan: dict[int, list[assign.Slot]] = {a: [] for a in people}
+    for slot in sorted(slots):
+        for who in sorted(people, key=lambda a: (load[a], a))[:k]:
+            plan[who].append(slot)
+            load[who] += 1
+    for who, got in plan.items():
+        assign.append_assignments(conn, who, assign.shuffled(got, people[who], int(meta["seed"])))

@@ -1,0 +1,279 @@
+"""The grading app: ``streamlit run owleval/rate.py -- [--db grades.sqlite] [--data DATA_DIR]``.
+
+Screens only; every read and write goes through :mod:`owleval.grading`. Blind by construction: the model
+name of an answer stays on the server (widget keys use the annotator's own shuffled position), answers are
+shown with ``st.text`` so HTML, Markdown and scripts in them stay inert, and a grade is confirmed only after
+its commit. Without ``--db`` the local default study of the six published answer sets is opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+import uuid
+from pathlib import Path
+
+import streamlit as st
+
+from owleval.errors import OwlEvalError
+from owleval.grading import access, export
+from owleval.grading import queue as gq
+from owleval.grading.default_study import (
+    admin_token_path,
+    default_db_path,
+    ensure_default_study,
+)
+from owleval.grading.store import Store
+from owleval.grading.study import AUTH_NAME, FLAGS
+from owleval.questions import GRADES
+
+DB_ENV, DATA_ENV = "OWLEVAL_RATE_DB", "OWLEVAL_RATE_DATA"
+SHORTCUTS = {"A": "1", "B": "2", "C": "3", "D": "4"}  # a-d come from the script below
+DONE = -1
+
+# Keys a-d click the grade buttons. Streamlit's own shortcuts take one key per button (1-4 here) and reserve
+# "c"; this listener runs first (capture phase), and ignores keys typed into the comment box.
+_LETTER_KEYS_JS = """<script>
+(function () {
+  const w = window.parent, doc = w.document;
+  if (w.__owlevalKeyHandler) w.removeEventListener("keydown", w.__owlevalKeyHandler, true);
+  w.__owlevalKeyHandler = function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || e.shiftKey || e.repeat) return;
+    const grade = {a: "A", b: "B", c: "C", d: "D"}[(e.key || "").toLowerCase()];
+    const t = e.target;
+    const typing = t && (t.isContentEditable || ["TEXTAREA", "SELECT"].includes(t.tagName) ||
+      (t.tagName === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(t.type)));
+    if (!grade || typing) return;
+    const button = doc.querySelector('[class*="st-key-grade_' + grade + '_"] button');
+    if (!button || button.disabled) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    button.click();
+  };
+  w.addEventListener("keydown", w.__owlevalKeyHandler, true);
+})();
+</script>"""
+
+
+def _settings() -> tuple[str | None, str | None]:
+    """--db/--data after ``--`` on the streamlit command line; else the environment (AppTest, owleval rate)."""
+    db, data = os.environ.get(DB_ENV), os.environ.get(DATA_ENV)
+    if sys.argv and Path(sys.argv[0]).name == "rate.py":
+        parser = argparse.ArgumentParser(add_help=False)
+        parser.add_argument("--db")
+        parser.add_argument("--data")
+        args, _ = parser.parse_known_args(sys.argv[1:])
+        db, data = args.db or db, args.data or data
+    return db, data
+
+
+@st.cache_resource(show_spinner="Preparing the default study (first run only)...")
+def _default_db(path: str) -> str:
+    return str(ensure_default_study(Path(path)))
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(db: str) -> Store:
+    return Store(Path(db))
+
+
+def _open() -> tuple[Store, Path, bool]:
+    db, data = _settings()
+    default = db is None
+    store = _open_store(_default_db(str(default_db_path())) if default else db)
+    data_dir = Path(data) if data else Path(store.meta()["data_dir"])
+    return store, data_dir, default
+
+
+def _sign_in(store: Store, meta: dict[str, str], default: bool) -> None:
+    st.title("OwlEval grading")
+    by_name = meta["auth"] == AUTH_NAME
+    with st.form("sign_in"):
+        if by_name:
+            secret = st.text_input("Your name", key="sign_in_name", max_chars=80)
+        else:
+            secret = st.text_input("Your sign-in token", key="sign_in_token", type="password")
+        submitted = st.form_submit_button("Sign in", type="primary", key="sign_in_submit")
+    if default:
+        st.caption(f"Local study of the six published answer sets. Grades are saved in {store.path}")
+    if not submitted:
+        return
+    try:
+        who = access.sign_in_with_name(store, secret) if by_name else access.sign_in_with_token(store, secret)
+    except OwlEvalError as exc:
+        st.error(str(exc))
+        return
+    if who is None:
+        st.error("That token is not valid for this study.")
+        return
+    st.session_state.annotator = who
+    st.session_state.pos = None
+    st.rerun()
+
+
+def _on_grade(annotator_id: int, answer_id: int, index: int, grade: str, request_id: str) -> None:
+    ss = st.session_state
+    flags = [f for f in FLAGS if ss.get(f"flag_{f}_{index}")]
+    try:
+        event = gq.record_grade(store_of_session(), annotator_id, answer_id, grade, ss.get(f"comment_{index}", ""), flags, request_id)
+    except (OwlEvalError, sqlite3.Error) as exc:
+        ss.flash = ("error", f"Not saved: {exc}")
+        return
+    ss.flash = ("ok", f"Saved grade {event.grade} for answer {index + 1}.")
+    ss.advance_from = index
+
+
+def _go(pos: int) -> None:
+    st.session_state.pos = pos
+
+
+def store_of_session() -> Store:
+    return st.session_state.store
+
+
+def _grading(store: Store, data_dir: Path) -> None:
+    ss = st.session_state
+    who: access.Annotator = ss.annotator
+    items = gq.load_queue(store, who.annotator_id)
+    total, graded = len(items), sum(i.grade is not None for i in items)
+    if not items:
+        st.info("Nothing is assigned to you in this study yet.")
+        return
+    if ss.get("advance_from") is not None:
+        nxt = gq.next_ungraded(items, ss.pop("advance_from"))
+        ss.pos = DONE if nxt is None else nxt
+    if ss.get("pos") is None:  # just signed in: resume at the first ungraded answer
+        first = gq.next_ungraded(items)
+        ss.pos = DONE if first is None else first
+    kind, message = ss.pop("flash", (None, None))
+    if kind == "ok":
+        st.toast(message)
+    elif kind == "error":
+        st.error(message)
+    st.progress(graded / total, text=f"{graded} of {total} graded")
+    if ss.pos == DONE or ss.pos >= total:
+        st.success(f"All {total} answers are graded. Thank you! You can go back to review or change a grade.")
+        st.button("Back to the last answer", key="nav_back_done", on_click=_go, args=(total - 1,))
+        return
+    _answer_view(gq.answer_screen(store, who.annotator_id, items[ss.pos], data_dir), total, who)
+
+
+def _answer_view(screen: gq.AnswerScreen, total: int, who: access.Annotator) -> None:
+    index = screen.item.index
+    st.subheader(f"Answer {index + 1} of {total}")
+    left, right = st.columns([1, 1], gap="large")
+    with right:  # written first so the text and the grade buttons reach the browser before the image
+        if screen.earlier:
+            st.markdown("**The dialogue so far** (earlier questions and this assistant's answers)")
+            for number, turn in enumerate(screen.earlier, 1):
+                with st.container(border=True):
+                    st.caption(f"Question {number}")
+                    st.text(turn.question)
+                    st.caption(f"Answer {number}")
+                    st.text(turn.answer if turn.answer is not None else "(no answer)")
+        st.markdown("**Question**")
+        st.text(screen.question)
+        st.markdown("**Answer to grade**")
+        with st.container(border=True, key="answer_box"):
+            st.text(screen.answer, width="stretch")
+        _grade_controls(screen, who)
+    with left:
+        if screen.image_path.is_file():
+            st.image(str(screen.image_path), width="stretch")
+            st.caption("Hover the image and use the expand button at its top right to see it full size.")
+        else:
+            st.warning(f"Image file not found: {screen.image_path.name}. Flag it as 'image missing'.")
+
+
+def _grade_controls(screen: gq.AnswerScreen, who: access.Annotator) -> None:
+    index, current = screen.item.index, screen.current
+    st.text_input("Comment (optional)", value=current.comment if current else "", key=f"comment_{index}")
+    cols = st.columns(len(FLAGS))
+    for col, (flag, label) in zip(cols, FLAGS.items()):
+        col.checkbox(label.capitalize(), value=bool(current and flag in current.flags), key=f"flag_{flag}_{index}")
+    if current:
+        changes = len(screen.history) - 1
+        st.caption(f"Your grade: {current.grade}" + (f" (changed {changes} time{'s' if changes > 1 else ''})" if changes else ""))
+    render_id = uuid.uuid4().hex
+    for grade, meaning in GRADES.items():
+        st.button(
+            f"{grade} — {meaning}",
+            key=f"grade_{grade}_{index}",
+            type="primary" if current and current.grade == grade else "secondary",
+            width="stretch",
+            shortcut=SHORTCUTS[grade],
+            on_click=_on_grade,
+            args=(who.annotator_id, screen.item.answer_id, index, grade, f"{render_id}:{grade}"),
+        )
+    st.caption("Keys: 1-4 or a-d grade, ← back, → next.")
+    back, nxt = st.columns(2)
+    back.button("← Back", key="nav_back", disabled=index == 0, on_click=_go, args=(index - 1,), shortcut="Left", width="stretch")
+    nxt.button("Next →", key="nav_next", on_click=_go, args=(index + 1,), shortcut="Right", width="stretch")
+    if len(screen.history) > 1:
+        with st.expander("History of your grades for this answer"):
+            for event in reversed(screen.history):
+                flags = ", ".join(FLAGS[f] for f in event.flags)
+                st.text(f"{event.created_at[:19].replace('T', ' ')} UTC  {event.grade}  {event.comment}  {flags}".rstrip())
+    st.html(_LETTER_KEYS_JS, unsafe_allow_javascript=True)
+
+
+def _admin(store: Store, meta: dict[str, str]) -> None:
+    ss = st.session_state
+    st.title("Study progress")
+    if not ss.get("is_admin"):
+        with st.form("admin_sign_in"):
+            token = st.text_input("Admin token", type="password", key="admin_token")
+            submitted = st.form_submit_button("Open", key="admin_open")
+        if meta["auth"] == AUTH_NAME:
+            st.caption(f"The admin token of this local study is in {admin_token_path(store.path)}")
+        if submitted:
+            if access.is_admin(store, token):
+                ss.is_admin = True
+                st.rerun()
+            st.error("That is not this study's admin token.")
+        return
+    per_cell = export.progress_frame(store)
+    st.subheader("Per annotator")
+    st.dataframe(export.progress_by(store, "annotator"), hide_index=True)
+    st.subheader("Per model")
+    st.dataframe(export.progress_by(store, "model_id"), hide_index=True)
+    st.subheader("Per annotator and model (graded / assigned)")
+    if not per_cell.empty:
+        cells = per_cell.assign(cell=per_cell["graded"].astype(str) + " / " + per_cell["assigned"].astype(str))
+        st.dataframe(cells.pivot(index="annotator", columns="model_id", values="cell"))
+    flagged = export.flagged_frame(store)
+    st.subheader(f"Flagged answers ({len(flagged)})")
+    if not flagged.empty:
+        st.dataframe(flagged, hide_index=True)
+    csv = export.current_grades_frame(store).to_csv(index=False)
+    st.download_button("Download grades CSV", data=csv, file_name="grades.csv", mime="text/csv")
+
+
+def main() -> None:
+    st.set_page_config(page_title="OwlEval grading", layout="wide")
+    try:
+        store, data_dir, default = _open()
+        meta = store.meta()
+    except OwlEvalError as exc:
+        st.error(str(exc))
+        st.stop()
+    ss = st.session_state
+    ss.store = store
+    page = st.sidebar.radio("Page", ["Grade", "Admin"], key="page")
+    if "annotator" in ss:
+        st.sidebar.text(f"Signed in as {ss.annotator.name}")
+        if st.sidebar.button("Sign out", key="sign_out"):
+            for key in ("annotator", "pos", "advance_from"):
+                ss.pop(key, None)
+            st.rerun()
+    if page == "Admin":
+        _admin(store, meta)
+    elif "annotator" not in ss:
+        _sign_in(store, meta, default)
+    else:
+        _grading(store, data_dir)
+
+
+main()

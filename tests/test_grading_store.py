@@ -1,0 +1,175 @@
+"""The study file: schema version, WAL, append-only grade events, current grades, answer-text hashes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from owleval.errors import OwlEvalError
+from owleval.grading.export import (
+    EXPORT_COLUMNS,
+    current_grades_frame,
+    write_grades_csv,
+)
+from owleval.grading.queue import load_queue, record_grade
+from owleval.grading.store import SCHEMA_VERSION, Store
+from owleval.grading.study import refresh_study
+from tests.grading_helpers import MODELS, QIDS, make_study, write_answer_files
+
+
+@pytest.fixture
+def study(tmp_path: Path, owl_data: Path):
+    created = make_study(tmp_path, owl_data)
+    store = Store(created.path)
+    yield created, store
+    store.close()
+
+
+def _ann(store: Store, name: str = "ann") -> int:
+    return store.conn.execute("SELECT annotator_id FROM annotators WHERE name = ?", (name,)).fetchone()[0]
+
+
+def test_new_study_is_wal_with_schema_version_and_busy_timeout(study) -> None:
+    created, store = study
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+    assert store.meta()["schema_version"] == str(SCHEMA_VERSION)
+    assert not list(created.path.parent.glob(".*.creating*")), "the temporary build file was left behind"
+
+
+def test_grade_events_are_append_only(study) -> None:
+    _, store = study
+    ann = _ann(store)
+    item = load_queue(store, ann)[0]
+    record_grade(store, ann, item.answer_id, "B")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.conn.execute("UPDATE grade_events SET grade = 'A'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.conn.execute("DELETE FROM grade_events")
+    assert [tuple(r) for r in store.conn.execute("SELECT grade FROM grade_events")] == [("B",)]
+
+
+def test_current_grade_is_the_latest_event_and_history_is_kept(study) -> None:
+    created, store = study
+    ann = _ann(store)
+    item = load_queue(store, ann)[0]
+    record_grade(store, ann, item.answer_id, "D", "first look")
+    record_grade(store, ann, item.answer_id, "A", "on second thought", ["answer-cut-off"])
+    assert load_queue(store, ann)[0].grade == "A"
+    frame = current_grades_frame(created.path)
+    assert list(frame.columns) == EXPORT_COLUMNS
+    assert frame.to_dict("records")[0] | {"graded_at": None} == {
+        "annotator": "ann", "model_id": item.model_id, "question_id": item.question_id, "grade": "A",
+        "comment": "on second thought", "graded_at": None, "flags": "answer-cut-off",
+    }
+    assert store.conn.execute("SELECT COUNT(*) FROM grade_events").fetchone()[0] == 2
+
+
+def test_repeated_request_id_records_one_event(study) -> None:
+    _, store = study
+    ann = _ann(store)
+    item = load_queue(store, ann)[0]
+    first = record_grade(store, ann, item.answer_id, "C", request_id="click-1")
+    again = record_grade(store, ann, item.answer_id, "C", request_id="click-1")
+    assert first == again
+    assert store.conn.execute("SELECT COUNT(*) FROM grade_events").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("grade", "flags", "message"),
+    [("E", (), "grade must be one of"), ("a", (), "grade must be one of"), ("A", ("broken",), "unknown flag")],
+)
+def test_bad_grades_and_flags_are_refused(study, grade: str, flags: tuple[str, ...], message: str) -> None:
+    _, store = study
+    ann = _ann(store)
+    with pytest.raises(OwlEvalError, match=message):
+        record_grade(store, ann, load_queue(store, ann)[0].answer_id, grade, flags=flags)
+    assert store.conn.execute("SELECT COUNT(*) FROM grade_events").fetchone()[0] == 0
+
+
+def test_grading_an_answer_outside_ones_queue_is_refused(tmp_path: Path, owl_data: Path) -> None:
+    created = make_study(tmp_path, owl_data, ("ann", "bob"), overlap=1)
+    store = Store(created.path)
+    ann, bob = _ann(store, "ann"), _ann(store, "bob")
+    bobs = load_queue(store, bob)[0]
+    with pytest.raises(OwlEvalError, match="not in your queue"):
+        record_grade(store, ann, bobs.answer_id, "A")
+
+
+def test_tokens_are_stored_hashed(study) -> None:
+    created, store = study
+    store.close()
+    raw = created.path.read_bytes()
+    for token in [created.admin_token, *created.tokens.values()]:
+        secret = token.rsplit("_", 1)[-1]
+        assert secret.encode() not in raw
+
+
+def test_newer_or_foreign_files_are_refused(tmp_path: Path, study) -> None:
+    created, store = study
+    store.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(OwlEvalError, match="newer owleval"):
+        Store(created.path)
+    other = tmp_path / "other.sqlite"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(OwlEvalError, match="not an OwlEval grading study"):
+        Store(other)
+    with pytest.raises(OwlEvalError, match="no such study"):
+        Store(tmp_path / "missing.sqlite")
+
+
+def test_refresh_keeps_grades_of_unchanged_answers_only(tmp_path: Path, owl_data: Path, study) -> None:
+    _created, store = study
+    ann = _ann(store)
+    queue = load_queue(store, ann)
+    for item in queue:
+        record_grade(store, ann, item.answer_id, "B")
+    changed = (MODELS[0], QIDS[0])
+    regenerated = write_answer_files(
+        tmp_path / "regenerated", owl_data, MODELS[:1],
+        text=lambda m, q: "a brand new answer" if (m, q) == changed else __import__("tests.grading_helpers", fromlist=["x"]).default_text(m, q),
+    )
+    summary = refresh_study(store, regenerated)
+    assert (summary.kept, summary.changed, summary.grades_set_aside) == (len(QIDS) - 1, 1, 1)
+    after = {(i.model_id, i.question_id): i.grade for i in load_queue(store, ann)}
+    assert after.pop(changed) is None
+    assert set(after.values()) == {"B"}
+    exported = current_grades_frame(store)
+    assert len(exported) == len(queue) - 1
+    assert changed not in set(zip(exported["model_id"], exported["question_id"]))
+    assert store.conn.execute("SELECT COUNT(*) FROM grade_events").fetchone()[0] == len(queue), "history was lost"
+    # going back to the old text restores the grades that were given for exactly that text
+    original = write_answer_files(tmp_path / "original", owl_data, MODELS[:1])
+    assert refresh_study(store, original).restored == 1
+    assert len(current_grades_frame(store)) == len(queue)
+
+
+def test_refresh_retires_missing_answers_and_assigns_new_ones(tmp_path: Path, owl_data: Path, study) -> None:
+    _, store = study
+    ann = _ann(store)
+    before = len(load_queue(store, ann))
+    fewer = write_answer_files(tmp_path / "fewer", owl_data, MODELS[:1], qids=QIDS[:-1])
+    assert refresh_study(store, fewer).retired == 1
+    assert len(load_queue(store, ann)) == before - 1
+    more = write_answer_files(tmp_path / "more", owl_data, ("walrus-model-w4",), qids=(2, 3))
+    assert refresh_study(store, more).added == 2
+    for name in ("ann", "bob"):  # full overlap: everyone gets the new answers
+        assert len(load_queue(store, _ann(store, name))) == before + 1
+
+
+def test_export_csv_holds_every_current_grade(tmp_path: Path, study) -> None:
+    created, store = study
+    for name in ("ann", "bob"):
+        who = _ann(store, name)
+        for item in load_queue(store, who)[:3]:
+            record_grade(store, who, item.answer_id, "C", f'said "{name}", with a comma\nand a line break')
+    out = tmp_path / "out" / "grades.csv"
+    assert write_grades_csv(created.path, out) == 6
+    import pandas as pd
+
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert list(frame.columns) == EXPORT_COLUMNS
+    assert sorted(frame["annotator"]) == ["ann"] * 3 + ["bob"] * 3
+    assert set(frame["comment"]) == {'said "ann", with a comma\nand a line break', 'said "bob", with a comma\nand a line break'}

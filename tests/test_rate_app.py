@@ -1,0 +1,177 @@
+"""The grading app through streamlit's AppTest: sign-in, grading, changing a grade, resume, admin, blindness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from owleval.grading.export import current_grades_frame
+from owleval.grading.queue import load_queue
+from owleval.grading.store import Store
+from owleval.questions import questions_by_id
+from tests.grading_helpers import HOSTILE, MODELS, QIDS, make_study
+
+APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
+N = len(MODELS) * len(QIDS)
+
+
+@pytest.fixture
+def study(tmp_path: Path, owl_data: Path, monkeypatch: pytest.MonkeyPatch):
+    created = make_study(tmp_path, owl_data, ("ann", "bob"), seed=11)
+    monkeypatch.setenv("OWLEVAL_RATE_DB", str(created.path))
+    return created
+
+
+def _signed_in(token: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.text_input(key="sign_in_token").input(token)
+    at.button(key="sign_in_submit").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _grade(at: AppTest, grade: str) -> int:
+    pos = at.session_state["pos"]
+    at.button(key=f"grade_{grade}_{pos}").click().run()
+    assert not at.exception, at.exception
+    return pos
+
+
+def _events(db: Path) -> list[tuple]:
+    store = Store(db)
+    try:
+        return [tuple(r) for r in store.conn.execute("SELECT n.name, e.grade, e.comment, e.flags FROM grade_events e JOIN annotators n USING (annotator_id) ORDER BY event_id")]
+    finally:
+        store.close()
+
+
+def _page_text(node) -> str:
+    """Everything the page was sent: the protos of every element and block, recursively."""
+    parts = [str(node.proto)] if getattr(node, "proto", None) is not None else []
+    for child in getattr(node, "children", {}).values():
+        parts.append(_page_text(child))
+    return "\n".join(parts)
+
+
+def test_sign_in_needs_a_valid_token(study) -> None:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.text_input(key="sign_in_token").input(study.tokens["ann"][:-2] + "xx")
+    at.button(key="sign_in_submit").click().run()
+    assert [e.value for e in at.error] == ["That token is not valid for this study."]
+    assert "annotator" not in at.session_state
+    at = _signed_in(study.tokens["ann"])
+    assert at.session_state["annotator"].name == "ann"
+    assert at.subheader[0].value == f"Answer 1 of {N}"
+
+
+def test_a_click_commits_the_grade_and_shows_the_next_answer(study) -> None:
+    at = _signed_in(study.tokens["ann"])
+    at.text_input(key="comment_0").input("  too short ")
+    at.checkbox(key="flag_answer-cut-off_0").check()
+    assert _grade(at, "C") == 0
+    assert _events(study.path) == [("ann", "C", "too short", "answer-cut-off")]
+    assert at.session_state["pos"] == 1
+    assert at.subheader[0].value == f"Answer 2 of {N}"
+    assert at.get("progress")[0].proto.text == f"1 of {N} graded"
+    assert [t.value for t in at.toast] == ["Saved grade C for answer 1."]
+
+
+def test_changing_a_grade_keeps_the_old_one_in_history(study) -> None:
+    at = _signed_in(study.tokens["bob"])
+    _grade(at, "A")
+    at.button(key="nav_back").click().run()
+    assert at.session_state["pos"] == 0
+    assert at.button(key="grade_A_0").proto.type == "primary"  # the current grade is marked
+    assert at.text_input(key="comment_0").value == ""
+    at.text_input(key="comment_0").input("missed the second panel")
+    _grade(at, "C")
+    assert [e[1] for e in _events(study.path)] == ["A", "C"]
+    frame = current_grades_frame(study.path)
+    assert frame[["annotator", "grade", "comment"]].values.tolist() == [["bob", "C", "missed the second panel"]]
+    at.button(key="nav_back").click().run()
+    assert any("changed 1 time" in c.value for c in at.caption)
+    history = [t.value for t in at.expander[0].text]
+    assert len(history) == 2 and "C  missed the second panel" in history[0] and history[1].endswith(" A")
+
+
+def test_each_annotator_resumes_at_their_first_ungraded_answer(study) -> None:
+    at = _signed_in(study.tokens["ann"])
+    for _ in range(3):
+        _grade(at, "B")
+    at.button(key="nav_next").click().run()  # looking at an answer is not grading it
+    assert at.session_state["pos"] == 4
+    again = _signed_in(study.tokens["ann"])  # a new session, as after a server restart
+    assert again.session_state["pos"] == 3
+    assert again.get("progress")[0].proto.text == f"3 of {N} graded"
+    other = _signed_in(study.tokens["bob"])
+    assert other.session_state["pos"] == 0, "another annotator's grades leaked into bob's progress"
+
+
+def test_finishing_the_queue_says_so_and_allows_going_back(study) -> None:
+    at = _signed_in(study.tokens["ann"])
+    for _ in range(N):
+        _grade(at, "D")
+    assert at.success[0].value.startswith(f"All {N} answers are graded")
+    at.button(key="nav_back_done").click().run()
+    assert at.session_state["pos"] == N - 1
+
+
+def test_admin_page_needs_the_admin_token(study) -> None:
+    at = _signed_in(study.tokens["ann"])
+    _grade(at, "A")
+    at.sidebar.radio(key="page").set_value("Admin").run()
+    at.text_input(key="admin_token").input(study.tokens["ann"])
+    at.button(key="admin_open").click().run()
+    assert [e.value for e in at.error] == ["That is not this study's admin token."]
+    assert not at.dataframe
+    at.text_input(key="admin_token").input(study.admin_token)
+    at.button(key="admin_open").click().run()
+    per_annotator = at.dataframe[0].value
+    assert per_annotator.set_index("annotator")[["graded", "assigned"]].to_dict("index") == {
+        "ann": {"graded": 1, "assigned": N}, "bob": {"graded": 0, "assigned": N}}
+    assert set(at.dataframe[1].value["model_id"]) == set(MODELS)
+
+
+def test_the_annotator_screen_never_names_a_model_and_shows_answers_as_text(study) -> None:
+    at = _signed_in(study.tokens["ann"])
+    seen_hostile = False
+    for pos in range(N):
+        page = _page_text(at._tree)
+        for model in MODELS:
+            assert model not in page, f"model name {model} on screen {pos}"
+        if any(t.value == HOSTILE for t in at.text):
+            seen_hostile = True
+            assert not any("<script>" in m.value for m in at.markdown), "the answer went through Markdown"
+        at.button(key="nav_next").click().run()
+    assert seen_hostile
+
+
+def test_a_later_turn_shows_the_same_models_earlier_turns(study, owl_data: Path) -> None:
+    at = _signed_in(study.tokens["ann"])
+    store = Store(study.path)
+    ann = at.session_state["annotator"].annotator_id
+    target = next(i for i in load_queue(store, ann) if i.question_id == 8)
+    at.session_state["pos"] = target.index
+    at.run()
+    texts = [t.value for t in at.text]
+    prefix = target.model_id[:5]
+    by_id = questions_by_id(owl_data)
+    assert texts[:5] == [
+        by_id[6].question, f"answer 6 by {prefix}",
+        by_id[7].question, f"answer 7 by {prefix}",
+        by_id[8].question,
+    ]
+
+
+def test_default_study_signs_in_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, owl_data: Path) -> None:
+    monkeypatch.delenv("OWLEVAL_RATE_DB", raising=False)
+    monkeypatch.setenv("OWLEVAL_DEFAULT_STUDY", str(tmp_path / "default.sqlite"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception, at.exception
+    at.text_input(key="sign_in_name").input("Newcomer")
+    at.button(key="sign_in_submit").click().run()
+    assert at.subheader[0].value == "Answer 1 of 492"
+    _grade(at, "B")
+    assert _events(tmp_path / "default.sqlite") == [("Newcomer", "B", "", "")]

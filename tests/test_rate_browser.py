@@ -1,0 +1,175 @@
+"""The grading app in a real browser: `streamlit run` on a loopback port, driven by headless Chromium.
+
+Two annotators grade at once, the server is killed with -9 and restarted, and every confirmed grade is still
+there with each annotator resuming where they stopped; an answer holding <script> and <img onerror> stays text.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from owleval.grading.export import current_grades_frame
+from owleval.grading.queue import load_queue
+from owleval.grading.store import Store
+from tests.grading_helpers import HOSTILE, MODELS, QIDS, make_study
+
+CHROMIUM = Path("/usr/bin/chromium")
+APP = Path(__file__).resolve().parent.parent / "owleval" / "rate.py"
+N = len(MODELS) * len(QIDS)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Chromium at /usr/bin/chromium (apt-get install chromium)"),
+]
+
+
+class Server:
+    """A `streamlit run` process serving the app on a loopback port; restartable on the same port."""
+
+    def __init__(self, db: Path, tmp: Path):
+        self.db, self.log = db, tmp / "server.log"
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", "--server.address", "127.0.0.1",
+               "--server.port", str(self.port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+               "--", "--db", str(self.db)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OWLEVAL_RATE_")}
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the file descriptor
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "_stcore/health", timeout=1) as reply:
+                    if reply.read() == b"ok":
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the app did not start:\n{self.log.read_text()[-3000:]}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # SIGKILL: no clean shutdown, no chance to flush anything
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def served(tmp_path: Path, owl_data: Path) -> Iterator[tuple[Server, object]]:
+    created = make_study(tmp_path, owl_data, ("ann", "bob"), seed=2)
+    server = Server(created.path, tmp_path)
+    server.start()
+    yield server, created
+    if server.proc and server.proc.poll() is None:
+        server.proc.kill()
+        server.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _sign_in(browser, url: str, token: str):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(20_000)
+    page.goto(url)
+    page.get_by_label("Your sign-in token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Answer to grade").wait_for()
+    return page
+
+
+def _at(page, number: int) -> None:
+    """Wait until answer ``number`` is on screen with its grade buttons (keys pressed earlier hit the old ones)."""
+    page.get_by_role("heading", name=f"Answer {number} of {N}").wait_for()
+    page.locator(f".st-key-grade_D_{number - 1} button").wait_for()
+
+
+def _events(db: Path) -> list[tuple[str, str, str]]:
+    store = Store(db)
+    try:
+        return [tuple(r) for r in store.conn.execute(
+            "SELECT n.name, e.grade, e.comment FROM grade_events e JOIN annotators n USING (annotator_id) ORDER BY event_id")]
+    finally:
+        store.close()
+
+
+def test_two_annotators_grade_at_once_and_survive_kill_9(served, browser) -> None:
+    server, created = served
+    ann = _sign_in(browser, server.url, created.tokens["ann"])
+    bob = _sign_in(browser, server.url, created.tokens["bob"])
+    _at(ann, 1)
+    _at(bob, 1)
+    ann.get_by_role("button", name="B — some imperfections").click()
+    ann.get_by_text("Saved grade B for answer 1.").wait_for()
+    bob.get_by_label("Comment (optional)").fill("abcd typed here grades nothing")
+    bob.get_by_role("button", name="D — irrelevant or incorrect").click()
+    bob.get_by_text("Saved grade D for answer 1.").wait_for()
+    _at(ann, 2)
+    ann.keyboard.press("3")  # Streamlit's own shortcut
+    ann.get_by_text("Saved grade C for answer 2.").wait_for()
+    _at(ann, 3)
+    ann.keyboard.press("a")  # the a-d keys
+    ann.get_by_text("Saved grade A for answer 3.").wait_for()
+    _at(ann, 4)
+    ann.keyboard.press("ArrowLeft")
+    _at(ann, 3)
+    ann.keyboard.press("d")  # change the grade of answer 3
+    ann.get_by_text("Saved grade D for answer 3.").wait_for()
+    confirmed = [("ann", "B", ""), ("bob", "D", "abcd typed here grades nothing"), ("ann", "C", ""), ("ann", "A", ""), ("ann", "D", "")]
+    assert _events(server.db) == confirmed
+
+    server.kill9()
+    server.start()
+    assert _events(server.db) == confirmed
+    ann2 = _sign_in(browser, server.url, created.tokens["ann"])
+    bob2 = _sign_in(browser, server.url, created.tokens["bob"])
+    _at(ann2, 4)  # resumes at the first ungraded answer
+    _at(bob2, 2)
+    ann2.get_by_text(f"3 of {N} graded").wait_for()
+    frame = current_grades_frame(server.db).sort_values(["annotator", "graded_at"])
+    assert frame[["annotator", "grade"]].values.tolist() == [["ann", "B"], ["ann", "C"], ["ann", "D"], ["bob", "D"]]
+
+
+def test_answers_stay_inert_text_and_no_model_name_reaches_the_page(served, browser) -> None:
+    server, created = served
+    page = _sign_in(browser, server.url, created.tokens["ann"])
+    store = Store(server.db)
+    who = store.conn.execute("SELECT annotator_id FROM annotators WHERE name = 'ann'").fetchone()[0]
+    hostile_at = next(i.index for i in load_queue(store, who) if i.question_id == 32)
+    store.close()
+    page.evaluate("window.__alerts = 0; window.alert = () => { window.__alerts += 1; }; true")
+    for number in range(1, hostile_at + 2):
+        _at(page, number)
+        html = page.content()
+        assert not [m for m in MODELS if m in html], f"a model name is in the page of answer {number}"
+        if number <= hostile_at:
+            page.keyboard.press("ArrowRight")
+    box = page.locator(".st-key-answer_box")
+    shown = box.inner_text()
+    assert "<script>window.__owned = 1</script>" in shown and "onerror" in shown and "**not bold**" in shown
+    assert shown.index("**not bold**") < shown.index("\n") < shown.index("second line"), "the line break was lost"
+    assert box.locator("img, script, a, strong").count() == 0
+    page.wait_for_timeout(300)
+    assert page.evaluate("[String(window.__owned), String(window.__alerts)]") == ["undefined", "0"]
+    assert HOSTILE.split("\n")[1] in shown
