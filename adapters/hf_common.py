@@ -1,5 +1,6 @@
 """Helpers shared by the adapters built on transformers checkpoints: where a checkpoint is, loading that refuses
-missing or mis-shaped weights, and ``GenerationConfig`` as ``generate()`` arguments."""
+missing or mis-shaped weights, ``GenerationConfig`` as ``generate()`` arguments, and batching by the load-time
+batch size."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from owleval.adapters.base import AdapterError, GenerationConfig
+import abc
+from collections.abc import Sequence
+
+from owleval.adapters.base import AdapterError, Conversation, GenerationConfig, ModelAdapter
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -74,3 +78,19 @@ def load_pretrained(model_cls: Any, source: str, what: str, **kwargs: Any) -> An
             more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
             raise AdapterError(f"{what} {source!r}: {len(items)} {label} weight(s): {', '.join(items[:5])}{more}")
     return model
+
+
+class LocalModelAdapter(ModelAdapter):
+    """An adapter that runs a model in this process: ``generate`` answers in chunks of ``LoadOptions.batch_size``
+    (so a long list from the Python API does not become one giant batch); subclasses answer one chunk."""
+
+    def generate(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
+        size = max(1, self.options.batch_size)
+        answers: list[str] = []
+        for start in range(0, len(conversations), size):
+            answers.extend(self._generate_batch(conversations[start : start + size], config))
+        return answers
+
+    @abc.abstractmethod
+    def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
+        """Answer one batch (at most ``batch_size`` conversations), in order."""

@@ -16,11 +16,17 @@ from owleval.adapters.base import (
     Conversation,
     GenerationConfig,
     LoadOptions,
-    ModelAdapter,
     resolve_device,
     resolve_dtype,
 )
-from owleval.adapters.hf_common import check_model_type, checkpoint_source, generation_kwargs, load_errors, load_pretrained
+from owleval.adapters.hf_common import (
+    LocalModelAdapter,
+    check_model_type,
+    checkpoint_source,
+    generation_kwargs,
+    load_errors,
+    load_pretrained,
+)
 
 IMAGE_TOKEN = "<image>"
 
@@ -52,7 +58,7 @@ def chat_messages(conversation: Conversation) -> list[dict[str, Any]]:
     return messages
 
 
-class LlavaAdapter(ModelAdapter):
+class LlavaAdapter(LocalModelAdapter):
     name: ClassVar[str] = "llava"
     description: ClassVar[str] = "LLaVA-1.5 (llava-hf checkpoints) via transformers LlavaForConditionalGeneration"
     default_checkpoint: ClassVar[str | None] = "llava-hf/llava-1.5-13b-hf"
@@ -110,13 +116,6 @@ class LlavaAdapter(ModelAdapter):
             )
         image_token = getattr(self.processor, "image_token", IMAGE_TOKEN)
         return build_llava_prompt(conversation, image_token, self.processor.tokenizer.eos_token or "</s>")
-
-    def generate(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
-        step = max(1, self.options.batch_size)
-        answers: list[str] = []
-        for start in range(0, len(conversations), step):
-            answers.extend(self._generate_batch(conversations[start : start + step], config))
-        return answers
 
     def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
         import torch

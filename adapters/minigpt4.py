@@ -22,11 +22,11 @@ from owleval.adapters.base import (
     Conversation,
     GenerationConfig,
     LoadOptions,
-    ModelAdapter,
     resolve_device,
     resolve_dtype,
 )
 from owleval.adapters.hf_common import (
+    LocalModelAdapter,
     check_model_type,
     checkpoint_source,
     generation_kwargs,
@@ -212,7 +212,7 @@ def read_projection(path: str, in_features: int, out_features: int) -> dict[str,
     return result
 
 
-class MiniGPT4Adapter(ModelAdapter):
+class MiniGPT4Adapter(LocalModelAdapter):
     name: ClassVar[str] = "minigpt4"
     description: ClassVar[str] = "MiniGPT-4 v0 (Vicuna): BLIP-2 ViT-g + Q-Former, MiniGPT-4 llama_proj, Vicuna LLM"
     default_checkpoint: ClassVar[str | None] = None
@@ -322,13 +322,6 @@ class MiniGPT4Adapter(ModelAdapter):
             if i < len(image_embeds):
                 pieces.append(image_embeds[i])
         return torch.cat(pieces)
-
-    def generate(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
-        step = max(1, self.options.batch_size)
-        answers: list[str] = []
-        for start in range(0, len(conversations), step):
-            answers.extend(self._generate_batch(conversations[start : start + step], config))
-        return answers
 
     def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
         import torch

@@ -21,11 +21,10 @@ from owleval.adapters.base import (
     GenerationConfig,
     ImageRef,
     LoadOptions,
-    ModelAdapter,
     resolve_device,
     resolve_dtype,
 )
-from owleval.adapters.hf_common import generation_kwargs
+from owleval.adapters.hf_common import LocalModelAdapter, generation_kwargs
 
 if TYPE_CHECKING:
     import torch
@@ -35,7 +34,7 @@ _FULL_HASH_LIMIT = 1 << 30  # hash weight files completely up to 1 GiB in all; l
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
-class MplugOwlAdapter(ModelAdapter):
+class MplugOwlAdapter(LocalModelAdapter):
     name: ClassVar[str] = "mplug-owl"
     description: ClassVar[str] = (
         "mPLUG-Owl (LLaMA-7B), bundled implementation: loads the official checkpoints, fine-tunes or LoRA adapters"
@@ -90,13 +89,6 @@ class MplugOwlAdapter(ModelAdapter):
         return cls(options, model, processor, source, device, dtype)
 
     # -- answering ----------------------------------------------------------------------------------------------
-
-    def generate(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
-        size = max(1, self.options.batch_size)
-        answers: list[str] = []
-        for start in range(0, len(conversations), size):
-            answers.extend(self._generate_batch(conversations[start : start + size], config))
-        return answers
 
     def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
         import torch
