@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     import torch
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+#: decoding of the upstream README (do_sample=True, top_k=5, max_length=512 with the BOS column counted);
+#: OwlEval's own default stays greedy and seeded. CLI: --sample --top-k 5 --max-new-tokens 511
+PUBLISHED_GENERATION = GenerationConfig(max_new_tokens=511, do_sample=True, top_k=5)
 _FULL_HASH_LIMIT = 1 << 30  # hash weight files completely up to 1 GiB in all; larger ones get a fingerprint
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 

@@ -68,12 +68,12 @@ def generate(
     )
     ids = parse_question_ids(questions) if questions else None
     with make_progress() as progress:
-        task = progress.add_task(f"generate {model}", total=None)
+        task = progress.add_task(f"loading {model}", total=None)
         try:
             result = run_generation(
                 model, load_options=load_options, config=config, out=out, question_ids=ids, limit=limit,
                 overwrite=overwrite, model_id=model_id, data_dir=data,
-                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                on_progress=lambda done, total: progress.update(task, description=f"generate {model}", completed=done, total=total),
             )
         except KeyboardInterrupt:
             progress.stop()
