@@ -102,3 +102,12 @@ def test_check_cli_fails_on_errors(tmp_path: Path) -> None:
     path = _write(tmp_path / "bad.jsonl", [_row(1)], ("{oops\n",))
     result = runner.invoke(app, ["answers", "check", str(path)])
     assert result.exit_code == 1 and "malformed JSON" in result.output
+
+
+def test_check_summarises_warnings_unless_verbose(owl_data: Path) -> None:
+    published = owl_data / "answer" / "blip2_13b_answer.jsonl"
+    short = runner.invoke(app, ["answers", "check", str(published)])
+    assert short.exit_code == 0 and "all 82 questions, 121 warnings" in short.output
+    assert "116 more warnings" in short.output and f"{published}:82 [image]" not in short.output
+    full = runner.invoke(app, ["answers", "check", "-v", str(published)])
+    assert full.exit_code == 0 and f"{published}:82 [image]: warning: image '50.png' normalised to '50.jpg'" in full.output

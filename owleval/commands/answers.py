@@ -15,10 +15,19 @@ from owleval.paths import default_data_dir
 answers_app = typer.Typer(help="Check and import answer files (JSONL: image, question_id, question, answer, model_id).", no_args_is_help=True)
 
 
+WARNINGS_SHOWN = 5
+
+
+def _print_problems(problems: list, colour: str) -> None:
+    for problem in problems:
+        err_console.print(f"[{colour}]{escape(str(problem))}[/]", highlight=False)
+
+
 @answers_app.command("check")
 def check(
     files: Annotated[list[Path], typer.Argument(help="Answer files or folders of *.jsonl files.")],
     data: Annotated[Optional[Path], typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every warning (by default the first few per file).")] = False,
 ) -> None:
     """Validate answer files against the question set; every problem is named with file, line and field.
 
@@ -35,9 +44,10 @@ def check(
     for path in answer_files_in(files):
         result = read_answer_file(path, questions)
         warnings = result.warnings
-        for problem in result.problems:
-            colour = "red" if problem.severity == "error" else "yellow"
-            err_console.print(f"[{colour}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
+        _print_problems(result.errors, "red")
+        _print_problems(warnings if verbose else warnings[:WARNINGS_SHOWN], "yellow")
+        if not verbose and len(warnings) > WARNINGS_SHOWN:
+            err_console.print(f"[yellow]{path}: ... and {len(warnings) - WARNINGS_SHOWN} more warnings (--verbose lists them)[/]", highlight=False)
         if result.ok:
             extent = f"partial: {len(result.answers)} of {result.total_questions} questions" if result.partial else f"all {result.total_questions} questions"
             note = f", {len(warnings)} warnings" if warnings else ""
@@ -77,8 +87,8 @@ def import_(
         raise OwlEvalError("nothing to import: give answer files or --published")
     imported = import_answer_files(paths, out, load_questions(root), overwrite=overwrite)
     for name, result in imported.items():
-        for warning in result.warnings:
-            err_console.print(f"[yellow]{escape(str(warning))}[/]", highlight=False, soft_wrap=True)
+        if result.warnings:
+            err_console.print(f"[yellow]{result.path}: {len(result.warnings)} warnings (see `owleval answers check -v {result.path}`)[/]", highlight=False)
         console.print(f"[green]imported[/] {result.path} -> {out / (name + '.jsonl')} ({len(result.answers)} answers)", highlight=False)
 
 
