@@ -120,11 +120,7 @@ class _AnswerWriter:
 
 
 def _read_existing(out: Path, meta_path: Path, questions: Sequence[Question], overwrite: bool) -> tuple[dict[int, Answer], dict[str, Any] | None, list[str]]:
-    if overwrite:
-        out.unlink(missing_ok=True)
-        meta_path.unlink(missing_ok=True)
-        return {}, None, []
-    if not out.exists():
+    if overwrite or not out.exists():  # an overwritten file is removed only once the model has loaded
         return {}, None, []
     warnings = [w for w in [repair_torn_tail(out)] if w]
     found = read_answer_file(out, questions)
@@ -201,6 +197,8 @@ def run_generation(
     _check_resumable(old_meta, meta, out)
     if done and model_id not in {a.model_id for a in done.values()}:
         raise OwlEvalError(f"{out} holds answers of another model_id; pass --overwrite or choose another --out")
+    if overwrite:
+        out.unlink(missing_ok=True)
     atomic_write_text(meta_path, dumps(meta))
 
     pending = [q for q in selected if q.question_id not in done]

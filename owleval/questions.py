@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from owleval.errors import InputFileError, Problem
+from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.paths import default_data_dir
 
 if TYPE_CHECKING:
@@ -138,8 +138,6 @@ def load_questions(data_dir: Path | None = None) -> tuple[Question, ...]:
     """The questions of the installed data set, in question-id order."""
     path = (data_dir or default_data_dir()) / QUESTIONS_FILENAME
     if not path.is_file():
-        from owleval.errors import OwlEvalError
-
         raise OwlEvalError(f"{path} not found: install the data set with `owleval data fetch`")
     return _cached_questions(path.resolve(), path.stat().st_mtime_ns)
 
@@ -203,10 +201,10 @@ def questions_dataset(data_dir: Path | None = None) -> datasets.Dataset:
             "earlier_turns": datasets.Sequence(datasets.Value("int64")),
         }
     )
-    # Decode images ourselves: PIL picks the decoder by content, so 49.jpg (a PNG) loads correctly.
+    # The image bytes go in as they are and are decoded lazily by PIL, which goes by content (49.jpg is a PNG).
     records = {
         "question_id": frame["question_id"].tolist(),
-        "image": [load_image(Path(p)) for p in frame["image_path"]],
+        "image": [{"bytes": Path(p).read_bytes(), "path": Path(p).name} for p in frame["image_path"]],
         "image_file": frame["image"].tolist(),
         "question": frame["question"].tolist(),
         "abilities": frame["abilities"].tolist(),

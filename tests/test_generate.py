@@ -137,3 +137,13 @@ def test_cli_generate_with_answers_file_end_to_end(tmp_path: Path, published_ans
 def test_cli_unknown_model_lists_the_available_ones(tmp_path: Path) -> None:
     result = runner.invoke(app, ["generate", "--model", "nope", "--out", str(tmp_path / "x.jsonl")])
     assert result.exit_code == 1 and "unknown model 'nope'" in result.output and "answers-file" in result.output
+
+
+def test_overwrite_keeps_the_old_file_when_the_model_fails_to_load(tmp_path: Path) -> None:
+    out = tmp_path / "a.jsonl"
+    _run(out, question_ids=[1, 2])
+    before = out.read_bytes()
+    with pytest.raises(OwlEvalError, match="not found"):
+        run_generation("answers-file", load_options=LoadOptions(checkpoint=str(tmp_path / "missing.jsonl")),
+                       config=GenerationConfig(), out=out, overwrite=True)
+    assert out.read_bytes() == before
