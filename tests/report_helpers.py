@@ -44,7 +44,7 @@ def synthetic_grades(
     for k, model in enumerate(models):
         skill = 1.0 + 1.5 * k / max(1, len(models) - 1)  # 1.0 .. 2.5 on the 0..3 scale
         truth = np.clip(np.rint(rng.normal(skill, 0.9, size=qids.size)), 0, 3).astype(int)
-        for q, t in zip(qids, truth):
+        for q, t in zip(qids, truth, strict=True):
             graders = [a for a in annotators if rng.random() < coverage] or [annotators[rng.integers(len(annotators))]]
             for a in graders:
                 s = t if rng.random() >= noise else int(np.clip(t + rng.choice([-1, 1]), 0, 3))

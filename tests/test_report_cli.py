@@ -192,3 +192,47 @@ def test_grading_database_input(tmp_path):
         assert [summary.loc[model, g] for g in "ABCD"] == [letters.count(g) for g in "ABCD"]
     agreement = pd.read_csv(out / "agreement.csv")
     assert agreement.query("measure == 'percent_agreement' and annotators == 'all'").value.item() == 1.0
+
+
+def _markdown_cell_text(cell: str) -> str:
+    """What a CommonMark renderer shows for ``cell``; fails on a character that would split it or make a link."""
+    shown, i = [], 0
+    while i < len(cell):
+        if cell[i] == "\\" and i + 1 < len(cell) and not cell[i + 1].isalnum() and not cell[i + 1].isspace():
+            shown.append(cell[i + 1])
+            i += 2
+            continue
+        assert cell[i] not in "|[]", f"unescaped {cell[i]!r} in {cell!r}"
+        shown.append(cell[i])
+        i += 1
+    return "".join(shown)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["m\\|x", "a|b", "![t](https://example.com/p.png)", "[click](javascript:alert(1))", "back\\slash\\", "two\nlines\tand  tabs"],
+)
+def test_markdown_cells_show_untrusted_text_as_itself(text):
+    from owleval.report.render import md_cell
+
+    assert _markdown_cell_text(md_cell(text)) == " ".join(text.split())
+
+
+def test_overwrite_replaces_only_a_folder_owleval_wrote(grades_csv, tmp_path):
+    mine = tmp_path / "paper"
+    mine.mkdir()
+    (mine / "draft.tex").write_text("months of work")
+    result = invoke("--grades", str(grades_csv), "--out", str(mine), "--format", "csv", "--bootstrap", "0", "--overwrite")
+    assert result.exit_code == 1 and "no owleval report or legacy run wrote" in result.output
+    assert [p.name for p in mine.iterdir()] == ["draft.tex"] and (mine / "draft.tex").read_text() == "months of work"
+
+
+def test_no_bootstrap_gives_point_values_without_intervals(grades_csv, report_dir, tmp_path):
+    out = tmp_path / "noboot"
+    result = invoke("--grades", str(grades_csv), "--out", str(out), "--format", "csv", "--bootstrap", "0")
+    assert result.exit_code == 0, repr(result.exception)
+    for name, point, low in (("summary", "acceptable", "acceptable_ci_low"), ("pairwise", "mean_diff", "mean_diff_ci_low"),
+                             ("leaderboard", "strength", "strength_ci_low")):  # fmt: skip
+        plain, booted = pd.read_csv(out / f"{name}.csv"), pd.read_csv(report_dir / f"{name}.csv")
+        assert plain[low].isna().all(), name
+        assert plain[point].tolist() == pytest.approx(booted[point].tolist()), name

@@ -32,7 +32,6 @@ def test_valid_csv_becomes_frame(tmp_path, questions):
         'ann1,llava-13b,1,A,"fine, really",2024-01-01\n'
         "ann2,llava-13b,1,b,,2024-01-02\n"
         "ann1,blip2-13b,2, C ,,\n",
-        header="annotator,model_id,question_id,grade,comment,graded_at,extra\n".replace(",extra", ""),
     )
     frame = read_grades(path, questions)
     assert list(frame.columns[:5]) == ["annotator", "model_id", "question_id", "grade", "score"]

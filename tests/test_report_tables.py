@@ -118,7 +118,7 @@ def test_bootstrap_replicates_equal_explicit_resampling_of_images(known, questio
     size = np.array([[(images == n).sum()] for n in names], dtype=float)
     fast = ratio_bootstrap(counts, accept, size)[:, 0]
     for b in range(30):  # the slow way: list the drawn images' answers, repeated as drawn
-        drawn = np.concatenate([np.repeat(units.score[images == n].to_numpy(), int(c)) for n, c in zip(names, counts[b])])
+        drawn = np.concatenate([np.repeat(units.score[images == n].to_numpy(), int(c)) for n, c in zip(names, counts[b], strict=True)])
         assert fast[b] == pytest.approx((drawn >= 2).mean())
 
 

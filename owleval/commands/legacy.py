@@ -31,6 +31,7 @@ def legacy_command(
     from owleval.questions import load_questions
     from owleval.report.build import check_out_dir, dataset_version, write_folder
     from owleval.report.legacy import build_inputs, cider_variant, load_model_answers, parse_metrics, score_legacy
+    from owleval.report.render import num
 
     chosen = parse_metrics(metrics)
     target = out if out is not None else default_reports_dir() / "legacy"
@@ -38,8 +39,8 @@ def legacy_command(
     questions = load_questions(data)
     texts = load_model_answers(answers, questions)
     inputs = build_inputs(references, texts, questions)
-    console = Console(stderr=True)
-    with console.status("scoring (the PTB tokenizer and METEOR start Java)..."):
+    console, status = Console(), Console(stderr=True)
+    with status.status("scoring (the PTB tokenizer and METEOR start Java)..."):
         frame = score_legacy(inputs, chosen)
     meta = {
         "dataset_version": dataset_version(),
@@ -66,11 +67,11 @@ def legacy_command(
     for c in metric_cols:
         table.add_column(c, justify="right")
     for r in corpus.to_dict("records"):
-        table.add_row(Text(str(r["model"])), str(r["n"]), *(f"{r[c]:.3f}" if r[c] == r[c] else "–" for c in metric_cols))
-    Console().print(table)
+        table.add_row(Text(str(r["model"])), str(r["n"]), *(num(r[c], 3) for c in metric_cols))
+    console.print(table)
     if inputs.unscored:
-        console.print(Text(f"{len(inputs.unscored)} answers had no non-empty reference and were not scored (see legacy.json)"))
-    Console().print(Text(f"wrote legacy.csv and legacy.json to {target}"))
+        status.print(Text(f"{len(inputs.unscored)} answers had no non-empty reference and were not scored (see legacy.json)"))
+    console.print(Text(f"wrote legacy.csv and legacy.json to {target}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from owleval.errors import OwlEvalError
+
+if TYPE_CHECKING:
+    from owleval.questions import Question
 
 
 def default_reports_dir() -> Path:
@@ -18,7 +22,7 @@ def default_reports_dir() -> Path:
     return (root / "reports") if root is not None else Path.cwd() / "reports"
 
 
-def answer_models(answers: Path, questions: tuple) -> set[str]:
+def answer_models(answers: Path, questions: Sequence[Question]) -> set[str]:
     """The model names held by the answer files under ``answers`` (validated)."""
     from owleval.report.legacy import load_model_answers
 
@@ -46,7 +50,7 @@ def report_command(
     from owleval.report.build import build_report, check_out_dir, parse_formats, render_files, write_folder
     from owleval.report.combine import check_rule
     from owleval.report.grades import read_grades
-    from owleval.report.render import ci, num, pct
+    from owleval.report.render import score_rows
 
     chosen = parse_formats(formats)
     check_rule(combine)
@@ -63,12 +67,8 @@ def report_command(
     table = Table(title=f"OwlEval: {report.meta['n_answers']} answers, data set {report.meta['dataset_version']} ({combine})")
     for col in ("model", "n", "A", "B", "C", "D", "acceptable [95% CI]", "mean [95% CI]"):
         table.add_column(col, justify="left" if col == "model" else "right")
-    for r in report.tables["summary"].to_dict("records"):
-        table.add_row(
-            Text(str(r["model"])), str(r["n"]), *(str(r[g]) for g in "ABCD"),
-            f"{pct(r['acceptable'])} {ci(r['acceptable_ci_low'], r['acceptable_ci_high'])}",
-            f"{num(r['mean_score'])} {ci(r['mean_score_ci_low'], r['mean_score_ci_high'], num)}",
-        )  # fmt: skip
+    for r in score_rows(report.tables["summary"]):
+        table.add_row(Text(str(r["model"])), str(r["n"]), *(str(r[g]) for g in "ABCD"), r["acceptable_text"], r["mean_text"])
     console.print(table)
     console.print(Text(f"wrote {len(written)} files to {target}"))
 

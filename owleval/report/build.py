@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +30,18 @@ CSV_TABLES = (
 )  # fmt: skip
 
 
+#: a folder holding one of these was written by `owleval report` or `owleval legacy`: --overwrite may replace it
+OUTPUT_MARKERS = ("report_meta.json", "legacy.json")
+
+
 @dataclass
 class Report:
+    """Everything the renderers need: the validated grades (for comments), the tables and the run's facts."""
+
     grades: pd.DataFrame
-    units: pd.DataFrame
     tables: dict[str, pd.DataFrame]
     meta: dict[str, Any]
     legacy_corpus: pd.DataFrame | None = None
-    models: list[str] = field(default_factory=list)
 
 
 def dataset_version() -> str:
@@ -72,7 +76,7 @@ def build_report(
     combine.check_rule(rule)
     if n_boot < 0:
         raise OwlEvalError("--bootstrap must be 0 or more")
-    legacy_frame = correlation.read_legacy_csv(legacy_path) if legacy_path is not None else None
+    legacy = correlation.read_legacy_csv(legacy_path) if legacy_path is not None else None
     units = combine.combine_grades(grades, rule)
     models = tables.model_order(units)
     out = tables.build_score_tables(units, questions, n_boot=n_boot, seed=seed, models=models)
@@ -82,9 +86,10 @@ def build_report(
     out["leaderboard"] = compare.leaderboard_table(per_answer, info, models, n_boot=n_boot, seed=seed)
     out["agreement"] = agreement.agreement_table(grades)
     legacy_corpus = None
-    if legacy_frame is not None and legacy_path is not None:
-        out["correlation"] = correlation.correlation_table(legacy_frame, per_answer, info, n_boot=n_boot, seed=seed, source=str(legacy_path))
-        legacy_corpus = correlation.legacy_corpus(legacy_path, models)
+    if legacy is not None:
+        answers = correlation.answer_rows(legacy)
+        out["correlation"] = correlation.correlation_table(answers, per_answer, info, n_boot=n_boot, seed=seed, source=str(legacy_path))
+        legacy_corpus = correlation.legacy_corpus(legacy, models)
     ratings_per_answer = grades.groupby(["model_id", "question_id"]).size()
     meta = {
         "title": "OwlEval report",
@@ -109,7 +114,7 @@ def build_report(
         "ratings_per_answer_max": int(ratings_per_answer.max()),
         "bt_prior": compare.BT_PRIOR,
     }
-    return Report(grades, units, out, meta, legacy_corpus, models)
+    return Report(grades, out, meta, legacy_corpus)
 
 
 def _legacy_meta(legacy_path: Path | None) -> dict[str, Any] | None:
@@ -124,11 +129,11 @@ def _legacy_meta(legacy_path: Path | None) -> dict[str, Any] | None:
 
 
 def _owleval_version() -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         return version("owleval")
-    except Exception:  # noqa: BLE001 - an uninstalled checkout has no metadata
+    except PackageNotFoundError:  # a checkout used without installing it
         return "unknown"
 
 
@@ -141,18 +146,26 @@ def render_files(report: Report, formats: Collection[str]) -> dict[str, str]:
         for name in CSV_TABLES:
             if name in report.tables:
                 files[f"{name}.csv"] = report.tables[name].to_csv(index=False, float_format="%.6g", lineterminator="\n")
-    if "md" in formats:
-        files["report.md"] = render.render_markdown(report)
-    if "html" in formats:
-        files["report.html"] = render.render_html(report)
+    files.update(render.render_documents(report, formats))
     return files
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse an output folder that holds files, unless --overwrite and an earlier owleval run wrote them.
+
+    --overwrite replaces the whole folder, so a mistyped ``--out ~/paper`` must not delete someone's work.
+    """
     if out.exists() and not out.is_dir():
         raise OwlEvalError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
         raise OwlEvalError(f"{out} already holds files; pass --overwrite to replace it, or choose another --out")
+    if not any((out / name).is_file() for name in OUTPUT_MARKERS):
+        raise OwlEvalError(
+            f"{out} holds files that no owleval report or legacy run wrote (no {' or '.join(OUTPUT_MARKERS)}); "
+            "--overwrite replaces only such folders: choose another --out"
+        )
 
 
 def write_folder(out: Path, files: dict[str, str], *, overwrite: bool = False) -> list[Path]:

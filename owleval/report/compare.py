@@ -46,7 +46,7 @@ def pairwise_table(scores: pd.DataFrame, info: pd.DataFrame, models: Sequence[st
     onehot = _image_onehot(qids, info)
     counts = bootstrap_counts(onehot.shape[0], n_boot, np.random.default_rng([seed, 100]))
     boot = ratio_bootstrap(counts, onehot @ np.where(valid, diff, 0.0), onehot @ valid.astype(float))
-    low, high = percentile_ci(boot) if n_boot else (np.full(len(pairs), np.nan),) * 2
+    low, high = percentile_ci(boot)
     rows = []
     for k, (i, j) in enumerate(pairs):
         d = diff[valid[:, k], k]
@@ -93,12 +93,8 @@ def leaderboard_table(scores: pd.DataFrame, info: pd.DataFrame, models: Sequence
     per_img = onehot @ per_q  # (images, m*m)
     wins = per_img.sum(axis=0).reshape(m, m)
     strength = bradley_terry(wins, prior=BT_PRIOR)
-    if n_boot:
-        counts = bootstrap_counts(onehot.shape[0], n_boot, np.random.default_rng([seed, 101]))
-        boot = bradley_terry((counts @ per_img).reshape(n_boot, m, m), prior=BT_PRIOR)
-        low, high = percentile_ci(boot)
-    else:
-        low = high = np.full(m, np.nan)
+    counts = bootstrap_counts(onehot.shape[0], n_boot, np.random.default_rng([seed, 101]))
+    low, high = percentile_ci(bradley_terry((counts @ per_img).reshape(n_boot, m, m), prior=BT_PRIOR))
     games = wins + wins.T
     with np.errstate(invalid="ignore", divide="ignore"):
         win_rate = wins.sum(axis=1) / games.sum(axis=1)

@@ -22,9 +22,13 @@ CORRELATION_COLUMNS = (
 
 
 def read_legacy_csv(path: Path) -> pd.DataFrame:
-    """The per-answer rows of a legacy.csv written by ``owleval legacy`` (model, question_id, metric columns)."""
+    """Every row of a legacy.csv written by ``owleval legacy`` (corpus and answer rows), numbers checked.
+
+    Read once: :func:`answer_rows` and :func:`legacy_corpus` split it. Only empty cells are missing values, so a
+    model named ``NA`` or ``null`` stays a name.
+    """
     try:
-        frame = pd.read_csv(path, dtype={"model": str, "scope": str})
+        frame = pd.read_csv(path, dtype={"model": str, "scope": str}, keep_default_na=False, na_values=[""])
     except FileNotFoundError:
         raise OwlEvalError(f"{path}: no such file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -35,16 +39,28 @@ def read_legacy_csv(path: Path) -> pd.DataFrame:
     metrics = [c for c in METRIC_COLUMNS if c in frame.columns]
     if not metrics:
         raise InputFileError([Problem(path, 1, None, f"no metric column; expected some of {', '.join(METRIC_COLUMNS)}")])
-    answers = frame[frame["scope"] == "answer"]
     problems = []
+    is_answer = frame["scope"] == "answer"
     for col in ["question_id", *metrics]:
-        values = pd.to_numeric(answers[col], errors="coerce")
-        for idx in answers.index[values.isna()]:
-            problems.append(Problem(path, int(idx) + 2, col, f"{answers.at[idx, col]!r} is not a number"))
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() & (is_answer | frame[col].notna())  # corpus rows may leave a cell empty, answers may not
+        problems += [Problem(path, int(i) + 2, col, _not_a_number(frame.at[i, col])) for i in frame.index[bad]]
+        frame[col] = values
     if problems:
         raise InputFileError(problems)
-    out = answers[["model", "question_id", *metrics]].astype({c: "float64" for c in metrics})
-    return out.astype({"question_id": "int64"}).rename(columns={"model": "model_id"}).reset_index(drop=True)
+    return frame
+
+
+def _not_a_number(value: object) -> str:
+    return "empty; an answer row needs a number" if pd.isna(value) else f"{value!r} is not a number"
+
+
+def answer_rows(legacy: pd.DataFrame) -> pd.DataFrame:
+    """The per-answer scores of a legacy.csv: model_id, question_id and the metric columns."""
+    metrics = [c for c in METRIC_COLUMNS if c in legacy.columns]
+    answers = legacy[legacy["scope"] == "answer"]
+    out = answers[["model", "question_id", *metrics]].astype({"question_id": "int64"})
+    return out.rename(columns={"model": "model_id"}).reset_index(drop=True)
 
 
 def correlation_table(
@@ -67,22 +83,22 @@ def correlation_table(
     for metric in [c for c in METRIC_COLUMNS if c in legacy.columns]:
         x = joined[metric].to_numpy(dtype=np.float64)
         keep = ~np.isnan(x)
+        n = int(keep.sum())
+        if n <= 2:  # no correlation to speak of
+            rows.append((metric, n, *[np.nan] * (len(CORRELATION_COLUMNS) - 2)))
+            continue
         xk, yk, wk = x[keep], y[keep], weights[:, keep]
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rho, rho_p = spearmanr(xk, yk) if keep.sum() > 2 else (np.nan, np.nan)
-            tau, tau_p = kendalltau(xk, yk) if keep.sum() > 2 else (np.nan, np.nan)
-        if n_boot and keep.sum() > 2:
-            rho_lo, rho_hi = percentile_ci(weighted_spearman(xk, yk, wk))
-            tau_lo, tau_hi = percentile_ci(weighted_kendall_tau_b(xk, yk, wk))
-        else:
-            rho_lo = rho_hi = tau_lo = tau_hi = np.nan
-        rows.append((metric, int(keep.sum()), rho, rho_lo, rho_hi, rho_p, tau, tau_lo, tau_hi, tau_p))
+            warnings.simplefilter("ignore")  # a constant metric: scipy warns and gives NaN, which we report
+            rho, rho_p = spearmanr(xk, yk)
+            tau, tau_p = kendalltau(xk, yk)
+        rho_lo, rho_hi = percentile_ci(weighted_spearman(xk, yk, wk))
+        tau_lo, tau_hi = percentile_ci(weighted_kendall_tau_b(xk, yk, wk))
+        rows.append((metric, n, rho, rho_lo, rho_hi, rho_p, tau, tau_lo, tau_hi, tau_p))
     return pd.DataFrame(rows, columns=list(CORRELATION_COLUMNS)).astype({c: "float64" for c in CORRELATION_COLUMNS[2:]})
 
 
-def legacy_corpus(path: Path, models: Sequence[str]) -> pd.DataFrame:
-    """The corpus rows of legacy.csv for ``models`` (for the report's side-by-side table)."""
-    frame = pd.read_csv(path)
-    corpus = frame[(frame["scope"] == "corpus") & frame["model"].isin(list(models))]
+def legacy_corpus(legacy: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """The corpus rows of a legacy.csv for ``models`` (for the report's side-by-side table)."""
+    corpus = legacy[(legacy["scope"] == "corpus") & legacy["model"].isin(list(models))]
     return corpus.drop(columns=["scope", "question_id"]).reset_index(drop=True)

@@ -7,6 +7,7 @@ any error remains, so a report is never built on half-checked grades.
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,15 +38,9 @@ def is_sqlite(path: Path) -> bool:
 
 
 def _text(value: Any) -> str:
-    if value is None:
+    """A cell as stripped text; a database's NULL (None, or NaN once in a frame) is empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    try:
-        import pandas as pd
-
-        if pd.isna(value):
-            return ""
-    except (TypeError, ValueError):
-        pass
     return str(value).strip()
 
 
@@ -167,7 +162,7 @@ def _csv_records(path: Path) -> Iterable[tuple[int | None, dict[str, Any]]]:
                 if len(fields) != len(header):
                     problems.append(Problem(path, line, None, f"{len(fields)} fields, the header has {len(header)}"))
                     continue
-                yield line, dict(zip(header, fields))
+                yield line, dict(zip(header, fields, strict=True))
         except (csv.Error, UnicodeDecodeError) as exc:
             problems.append(Problem(path, start, None, f"unreadable CSV ({exc})"))
         if problems:

@@ -106,7 +106,7 @@ def build_inputs(spec: str, answers: dict[str, dict[int, str]], questions: Seque
         best = lower_median_scores(grades)
         best = best[best["grade"] == "A"]
         good: dict[int, list[tuple[str, str]]] = {}
-        for m, q in zip(best["model_id"], best["question_id"]):
+        for m, q in zip(best["model_id"], best["question_id"], strict=True):
             if q in answers[m]:
                 good.setdefault(int(q), []).append((m, answers[m][q]))
         for m, q in candidates:

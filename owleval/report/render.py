@@ -7,7 +7,9 @@ network and no script.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -28,6 +30,7 @@ PLOT_WIDTH = 360
 NOTE_WIDTH = 210
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
     import jinja2
 
@@ -63,9 +66,17 @@ def pval(x: Any) -> str:
     return "<0.001" if float(x) < 0.001 else f"{float(x):.3f}"
 
 
+#: backslash first, so an escape already in the text cannot swallow the ones added after it
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "[": "\\[", "]": "\\]"})
+
+
 def md_cell(text: Any) -> str:
-    """A value safe inside a Markdown table cell (pipes escaped, one line)."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """A value shown as itself inside a Markdown table cell: one line, pipes cannot split the cell and brackets
+    cannot make a link or a remote image (``![x](https://...)``) out of a model name or a comment.
+
+    ``<``, ``>`` and ``&`` are left to the template's HTML autoescaping, which Markdown shows as the characters.
+    """
+    return " ".join(str(text).split()).translate(_MD_ESCAPES)
 
 
 def ci(low: Any, high: Any, fmt: Any = pct) -> str:
@@ -192,9 +203,22 @@ def _context(report: Report) -> dict[str, Any]:
     }
 
 
+#: format name -> (file name, template)
+DOCUMENTS = {"md": ("report.md", "report.md.j2"), "html": ("report.html", "report.html.j2")}
+
+
+def render_documents(report: Report, formats: Collection[str]) -> dict[str, str]:
+    """File name -> text of report.md and/or report.html, from one shared context."""
+    wanted = [DOCUMENTS[f] for f in formats if f in DOCUMENTS]
+    if not wanted:
+        return {}
+    context = _context(report)
+    return {name: _environment().get_template(template).render(**context) for name, template in wanted}
+
+
 def render_markdown(report: Report) -> str:
-    return _environment().get_template("report.md.j2").render(**_context(report))
+    return render_documents(report, ["md"])["report.md"]
 
 
 def render_html(report: Report) -> str:
-    return _environment().get_template("report.html.j2").render(**_context(report))
+    return render_documents(report, ["html"])["report.html"]

@@ -25,7 +25,15 @@ def bootstrap_counts(n_clusters: int, n_boot: int, rng: np.random.Generator) -> 
 
 
 def percentile_ci(samples: np.ndarray, level: float = CI_LEVEL, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval of bootstrap ``samples`` along ``axis`` (NaN resamples ignored)."""
+    """Percentile interval of bootstrap ``samples`` along ``axis`` (NaN resamples ignored).
+
+    With no resamples at all (``--bootstrap 0``) both ends are NaN: no interval, rather than numpy's oddly shaped
+    answer for an empty axis.
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    if samples.shape[axis] == 0:
+        shape = samples.shape[:axis % samples.ndim] + samples.shape[axis % samples.ndim + 1 :]
+        return np.full(shape, np.nan), np.full(shape, np.nan)
     tail = (1.0 - level) / 2.0 * 100.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, which is what we want
@@ -101,7 +109,7 @@ def bradley_terry(wins: np.ndarray, prior: float = 1.0, max_iter: int = 5000, to
         denom = (games / (p[..., :, None] + p[..., None, :])).sum(axis=-1)
         new = np.log(total_wins) - np.log(denom)
         new -= new.mean(axis=-1, keepdims=True)
-        if np.max(np.abs(new - log_p)) < tol:
+        if np.max(np.abs(new - log_p), initial=0.0) < tol:  # initial: an empty stack (no resamples) is done
             log_p = new
             break
         log_p = new

@@ -25,6 +25,7 @@ TABLE_COLUMNS = (
     + ["acceptable", "acceptable_ci_low", "acceptable_ci_high", "mean_score", "mean_score_ci_low", "mean_score_ci_high"]
     + ["n_answers", "n_images"]
 )
+_LETTER_INDEX = {GRADE_SCORES[g]: j for j, g in enumerate(GRADE_LETTERS)}  # score -> column of its letter
 #: table name -> category a question must hold (None: all questions)
 SUBSETS: dict[str, str | None] = {"summary": None, "summary_single_turn": "single_turn", "summary_multi_turn": "multi_turn"}
 
@@ -59,31 +60,30 @@ def score_table(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], 
     count_m = cluster_sums(img_codes, col, ones, n_img, n_mod)
     accept_m = cluster_sums(img_codes, col, (score >= ACCEPTABLE_MIN_SCORE).astype(float), n_img, n_mod)
     score_m = cluster_sums(img_codes, col, score, n_img, n_mod)
+    letter = units["score"].map(_LETTER_INDEX).to_numpy(dtype=np.int64)
+    letter_counts = cluster_sums(col, letter, ones, n_mod, len(GRADE_LETTERS)).astype(np.int64)
     n = count_m.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        acceptable = accept_m.sum(axis=0) / n
-        mean = score_m.sum(axis=0) / n
     counts = bootstrap_counts(n_img, n_boot, rng)
-    acc_lo, acc_hi = percentile_ci(ratio_bootstrap(counts, accept_m, count_m)) if n_boot else (np.full(n_mod, np.nan),) * 2
-    mean_lo, mean_hi = percentile_ci(ratio_bootstrap(counts, score_m, count_m)) if n_boot else (np.full(n_mod, np.nan),) * 2
-    table = pd.DataFrame({"model": list(models), "n": n.astype(np.int64)})
-    letter_counts = np.zeros((n_mod, len(GRADE_LETTERS)), dtype=np.int64)
-    for j, letter in enumerate(GRADE_LETTERS):
-        np.add.at(letter_counts[:, j], col, (score == GRADE_SCORES[letter]).astype(np.int64))
-    for j, letter in enumerate(GRADE_LETTERS):
-        table[letter] = letter_counts[:, j]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for j, letter in enumerate(GRADE_LETTERS):
-            table[f"share_{letter}"] = letter_counts[:, j] / n
-    table["acceptable"] = acceptable
-    table["acceptable_ci_low"] = acc_lo
-    table["acceptable_ci_high"] = acc_hi
-    table["mean_score"] = mean
-    table["mean_score_ci_low"] = mean_lo
-    table["mean_score_ci_high"] = mean_hi
+    acc_lo, acc_hi = percentile_ci(ratio_bootstrap(counts, accept_m, count_m))
+    mean_lo, mean_hi = percentile_ci(ratio_bootstrap(counts, score_m, count_m))
     answers = units.drop_duplicates(["model_id", "question_id"]).groupby("model_id").size()
-    table["n_answers"] = [int(answers.get(m, 0)) for m in models]
-    table["n_images"] = (count_m > 0).sum(axis=0).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = pd.DataFrame(
+            {
+                "model": list(models),
+                "n": n.astype(np.int64),
+                **{g: letter_counts[:, j] for j, g in enumerate(GRADE_LETTERS)},
+                **{f"share_{g}": letter_counts[:, j] / n for j, g in enumerate(GRADE_LETTERS)},
+                "acceptable": accept_m.sum(axis=0) / n,
+                "acceptable_ci_low": acc_lo,
+                "acceptable_ci_high": acc_hi,
+                "mean_score": score_m.sum(axis=0) / n,
+                "mean_score_ci_low": mean_lo,
+                "mean_score_ci_high": mean_hi,
+                "n_answers": answers.reindex(list(models), fill_value=0).to_numpy(dtype=np.int64),
+                "n_images": (count_m > 0).sum(axis=0).astype(np.int64),
+            }
+        )
     return table[list(TABLE_COLUMNS)]
 
 
