@@ -156,7 +156,7 @@ class ModelAdapter(abc.ABC):
         tail = re.sub(r"[^A-Za-z0-9._+-]+", "-", checkpoint.rstrip("/").split("/")[-1]).strip("-.")
         return f"{self.name}:{tail}" if tail else self.name
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op unless an adapter holds resources
         """Release resources (connections, GPU memory)."""
 
 

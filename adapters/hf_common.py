@@ -1,15 +1,14 @@
 """Helpers shared by the adapters built on transformers checkpoints: where a checkpoint is, loading that refuses
-missing or mis-shaped weights, ``GenerationConfig`` as ``generate()`` arguments, and batching by the load-time
-batch size."""
+missing or mis-shaped weights, ``GenerationConfig`` as ``generate()`` arguments, what provenance says about the
+run, and batching (with seeding) by the load-time batch size."""
 
 from __future__ import annotations
 
+import abc
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import abc
-from collections.abc import Sequence
 
 from owleval.adapters.base import AdapterError, Conversation, GenerationConfig, ModelAdapter
 
@@ -29,16 +28,21 @@ def generation_kwargs(config: GenerationConfig) -> dict[str, Any]:
     return kwargs
 
 
-def checkpoint_source(checkpoint: str, what: str) -> str:
-    """A local directory (checked) or a hub id (left to ``from_pretrained``); anything else is an error."""
+def checkpoint_source(checkpoint: str, what: str, markers: tuple[str, ...] = ("config.json",)) -> str:
+    """A local directory holding one of ``markers`` (checked) or a hub id (left to ``from_pretrained``); anything
+    else is an error naming ``checkpoint``."""
     path = Path(checkpoint).expanduser()
-    if path.exists():
-        if not path.is_dir() or not (path / "config.json").is_file():
-            raise AdapterError(f"{what} {checkpoint!r} is not a model directory (no config.json in it)")
+    if path.is_file():
+        raise AdapterError(f"{what} {checkpoint!r} is a file: give the folder that holds {' or '.join(markers)}")
+    if path.is_dir():
+        if not any((path / marker).is_file() for marker in markers):
+            raise AdapterError(f"{what} {checkpoint!r} is not a model directory (no {' nor '.join(markers)} in it)")
         return str(path)
-    if _HUB_ID.match(checkpoint) and not checkpoint.startswith("."):
+    if _HUB_ID.match(checkpoint):
         return checkpoint
-    raise AdapterError(f"{what} {checkpoint!r} not found: give a local directory or a hub id such as org/name")
+    raise AdapterError(
+        f"{what} {checkpoint!r} not found: the folder does not exist, and it is not a hub id such as org/name"
+    )
 
 
 def load_errors() -> tuple[type[BaseException], ...]:
@@ -46,6 +50,12 @@ def load_errors() -> tuple[type[BaseException], ...]:
     from huggingface_hub.errors import StrictDataclassError
 
     return (OSError, ValueError, TypeError, RuntimeError, ImportError, KeyError, StrictDataclassError)
+
+
+def first_few(items: Sequence[str], limit: int = 5) -> str:
+    """``a, b, c (and 7 more)``: enough of a long list of tensor names for an error message."""
+    more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def check_model_type(source: str, what: str, allowed: tuple[str, ...]) -> Any:
@@ -75,19 +85,38 @@ def load_pretrained(model_cls: Any, source: str, what: str, **kwargs: Any) -> An
     mismatched = sorted(str(m) for m in info.get("mismatched_keys") or ())
     for label, items in (("missing", missing), ("wrong shape", mismatched)):
         if items:
-            more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
-            raise AdapterError(f"{what} {source!r}: {len(items)} {label} weight(s): {', '.join(items[:5])}{more}")
+            raise AdapterError(f"{what} {source!r}: {len(items)} {label} weight(s): {first_few(items)}")
     return model
+
+
+def runtime_provenance(device: str, dtype: Any, model_config: Any) -> dict[str, Any]:
+    """How the weights ran, as resolved (never ``auto``): device, dtype and the language model's attention kernel.
+
+    Package versions are not repeated here: the generate runner records them for every adapter.
+    """
+    return {
+        "device": device,
+        "dtype": str(dtype).removeprefix("torch."),
+        "attn_implementation": model_config._attn_implementation,
+    }
 
 
 class LocalModelAdapter(ModelAdapter):
     """An adapter that runs a model in this process: ``generate`` answers in chunks of ``LoadOptions.batch_size``
-    (so a long list from the Python API does not become one giant batch); subclasses answer one chunk."""
+    (so a long list from the Python API does not become one giant batch); subclasses answer one chunk.
+
+    When sampling, torch's generator is seeded with ``GenerationConfig.seed`` before every chunk, so a chunk's
+    answers do not depend on what was sampled before it (a resumed run repeats an uninterrupted one).
+    """
 
     def generate(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
+        import torch
+
         size = max(1, self.options.batch_size)
         answers: list[str] = []
         for start in range(0, len(conversations), size):
+            if config.do_sample:
+                torch.manual_seed(config.seed)  # seeds the CUDA generators too
             answers.extend(self._generate_batch(conversations[start : start + size], config))
         return answers
 

@@ -26,6 +26,7 @@ from owleval.adapters.hf_common import (
     generation_kwargs,
     load_errors,
     load_pretrained,
+    runtime_provenance,
 )
 
 IMAGE_TOKEN = "<image>"
@@ -126,8 +127,6 @@ class LlavaAdapter(LocalModelAdapter):
         inputs = inputs.to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        if config.do_sample:
-            torch.manual_seed(config.seed)
         tokenizer = self.processor.tokenizer
         with torch.inference_mode():
             output = self.model.generate(
@@ -137,15 +136,10 @@ class LlavaAdapter(LocalModelAdapter):
         return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     def provenance(self) -> dict[str, Any]:
-        import transformers
-
         return {
             **super().provenance(),
-            "device": self.device,
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "attn_implementation": self.model.config._attn_implementation,
+            **runtime_provenance(self.device, self.dtype, self.model.config),
             "prompt_format": self.prompt_format,
-            "transformers": transformers.__version__,
         }
 
     def close(self) -> None:

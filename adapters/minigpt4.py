@@ -12,7 +12,6 @@ their own :class:`GenerationConfig` (greedy by default), so pass these values to
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,9 +29,12 @@ from owleval.adapters.hf_common import (
     check_model_type,
     checkpoint_source,
     generation_kwargs,
+    first_few,
     load_errors,
     load_pretrained,
+    runtime_provenance,
 )
+from owleval.adapters.options import number_option
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +52,8 @@ DEMO_GENERATION = GenerationConfig(
     max_new_tokens=300, do_sample=True, temperature=1.0, top_p=0.9, top_k=50, num_beams=1, repetition_penalty=1.0
 )
 DEMO_MAX_LENGTH = 2000
-#: BLIP-2's image preprocessing (Blip2ImageEvalProcessor): bicubic resize to a square, CLIP mean/std
+#: BLIP-2's image preprocessing (Blip2ImageEvalProcessor): bicubic resize to a square, CLIP mean/std (transformers'
+#: OPENAI_CLIP_MEAN/STD, written out so that importing the adapter does not import transformers)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 DEFAULT_VISION_CHECKPOINT = "Salesforce/blip2-flan-t5-xxl"
@@ -177,8 +180,7 @@ def _assign(module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: st
     ]
     for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
         if items:
-            more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
-            raise AdapterError(f"{what}: {len(items)} {label} tensor(s): {', '.join(items[:5])}{more}")
+            raise AdapterError(f"{what}: {len(items)} {label} tensor(s): {first_few(items)}")
     module.load_state_dict(state, strict=True, assign=True)
 
 
@@ -247,9 +249,7 @@ class MiniGPT4Adapter(LocalModelAdapter):
         projection = opts.get("projection_checkpoint")
         if not projection:
             raise AdapterError("minigpt4 needs -o projection_checkpoint=PATH (the MiniGPT-4 .pth holding llama_proj)")
-        max_length = opts.get("max_length", str(DEMO_MAX_LENGTH))
-        if not max_length.isdigit() or int(max_length) < 2:
-            raise AdapterError(f"option max_length={max_length!r}: expected a whole number of tokens (default 2000)")
+        max_length = number_option(opts, "max_length", DEMO_MAX_LENGTH, minimum=2)
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
         attn = opts.get("attn_implementation")
@@ -289,7 +289,7 @@ class MiniGPT4Adapter(LocalModelAdapter):
         ).to(device).eval()
         facts = {
             "device": device, "dtype": dtype, "llm": llm_source, "vision": vision_source, "projection": projection,
-            "image_size": config.vision_config.image_size, "max_length": int(max_length),
+            "image_size": config.vision_config.image_size, "max_length": max_length,
         }
         return cls(options, parts, query_tokens.float().to(device), tokenizer, **facts)
 
@@ -342,8 +342,6 @@ class MiniGPT4Adapter(LocalModelAdapter):
             for i, row in enumerate(rows):  # left padding: every prompt ends where generation starts
                 embeds[i, width - len(row) :] = row
                 mask[i, width - len(row) :] = 1
-            if config.do_sample:
-                torch.manual_seed(config.seed)
             pad = self.tokenizer.pad_token_id
             output = self.parts["language_model"].generate(
                 inputs_embeds=embeds,
@@ -357,22 +355,20 @@ class MiniGPT4Adapter(LocalModelAdapter):
         return [clean_answer(t) for t in self.tokenizer.batch_decode(output, skip_special_tokens=True)]
 
     def provenance(self) -> dict[str, Any]:
-        import transformers
+        from owleval.manifest import sha256_of
 
         projection = Path(self.facts["projection"]).expanduser()
+        llm_config = self.parts["language_model"].config
         return {
             **super().provenance(),
+            **runtime_provenance(self.facts["device"], self.facts["dtype"], llm_config),
             "checkpoint": self.facts["llm"],
             "vision_checkpoint": self.facts["vision"],
             "projection_checkpoint": str(projection),
-            "projection_sha256": hashlib.sha256(projection.read_bytes()).hexdigest(),
-            "device": self.facts["device"],
-            "dtype": str(self.facts["dtype"]).removeprefix("torch."),
-            "attn_implementation": self.parts["language_model"].config._attn_implementation,
+            "projection_sha256": sha256_of(projection),
             "num_query_tokens": int(self.query_tokens.shape[1]),
             "prompt_format": "minigpt4-v0 (Vicuna v0, ###)",
             "max_length": self.facts["max_length"],
-            "transformers": transformers.__version__,
         }
 
     def close(self) -> None:

@@ -2,8 +2,8 @@
 
 Batches are left-padded, so a batch decodes exactly as its conversations would one by one. Each image's
 features (vision encoder + abstractor) are computed once, keyed by the image file's SHA-256, and reused by the
-later turns of its dialogue. Decoding is greedy by default; sampling is seeded with ``GenerationConfig.seed`` at
-the start of every batch.
+later turns of its dialogue. Decoding is greedy by default; sampling is seeded as in every local adapter
+(:class:`~owleval.adapters.hf_common.LocalModelAdapter`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from owleval.adapters.base import (
     resolve_device,
     resolve_dtype,
 )
-from owleval.adapters.hf_common import LocalModelAdapter, generation_kwargs
+from owleval.adapters.hf_common import LocalModelAdapter, checkpoint_source, generation_kwargs, runtime_provenance
+from owleval.adapters.options import number_option
+from owleval.manifest import sha256_of
 
 if TYPE_CHECKING:
     import torch
@@ -34,7 +36,10 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 #: OwlEval's own default stays greedy and seeded. CLI: --sample --top-k 5 --max-new-tokens 511
 PUBLISHED_GENERATION = GenerationConfig(max_new_tokens=511, do_sample=True, top_k=5)
 _FULL_HASH_LIMIT = 1 << 30  # hash weight files completely up to 1 GiB in all; larger ones get a fingerprint
+_FINGERPRINT_BYTES = 1 << 20
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+#: a full checkpoint has config.json; a LoRA adapter folder (applied over its base) has adapter_config.json
+_CHECKPOINT_MARKERS = ("config.json", "adapter_config.json")
 
 
 class MplugOwlAdapter(LocalModelAdapter):
@@ -56,7 +61,7 @@ class MplugOwlAdapter(LocalModelAdapter):
         self.source = source
         self.device = device
         self.dtype = dtype
-        self.image_cache_size = _int_option(options, "image_cache_size", 256)
+        self.image_cache_size = _image_cache_size(options)
         self._image_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.images_encoded = 0  # how many images went through the vision encoder (cache misses)
 
@@ -66,15 +71,15 @@ class MplugOwlAdapter(LocalModelAdapter):
     def load(cls, options: LoadOptions) -> MplugOwlAdapter:
         from owleval.models.mplug_owl import CheckpointMismatchError, MplugOwlForConditionalGeneration
 
-        checkpoint = options.checkpoint or cls.default_checkpoint
-        assert checkpoint is not None
-        _check_checkpoint(checkpoint)
+        checkpoint = checkpoint_source(
+            options.checkpoint or cls.default_checkpoint or "", "mPLUG-Owl checkpoint", _CHECKPOINT_MARKERS
+        )
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
         attn = options.options.get("attn_implementation", "sdpa")
         if attn not in ATTN_IMPLEMENTATIONS:
             raise AdapterError(f"attn_implementation {attn!r} is not one of {', '.join(ATTN_IMPLEMENTATIONS)}")
-        _int_option(options, "image_cache_size", 256)  # fail before loading weights
+        _image_cache_size(options)  # fail before loading weights
         kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn}
         if options.options.get("base_checkpoint"):
             kwargs["base_model_name_or_path"] = options.options["base_checkpoint"]
@@ -94,8 +99,6 @@ class MplugOwlAdapter(LocalModelAdapter):
     # -- answering ----------------------------------------------------------------------------------------------
 
     def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
-        import torch
-
         from owleval.models.mplug_owl import ChatTurn, build_prompt
 
         prompts = [
@@ -104,10 +107,6 @@ class MplugOwlAdapter(LocalModelAdapter):
         batch = self.processor.pad([self.processor.tokenize(p) for p in prompts], padding_side="left")
         images = [img for conv in conversations for img in conv.images]
         features = self.image_features(images) if images else None
-        if config.do_sample:
-            torch.manual_seed(config.seed)
-            if torch.cuda.is_available():
-                torch.cuda.manual_seed_all(config.seed)
         tokenizer = self.processor.tokenizer
         output = self.model.generate(
             input_ids=batch["input_ids"].to(self.device),
@@ -125,8 +124,8 @@ class MplugOwlAdapter(LocalModelAdapter):
         import torch
 
         keys = [img.sha256 for img in images]
-        missing = {key: img for key, img in zip(keys, images) if key not in self._image_cache}
-        fresh: dict[str, torch.Tensor] = {}
+        found = {key: self._image_cache[key] for key in keys if key in self._image_cache}
+        missing = {key: img for key, img in zip(keys, images, strict=True) if key not in found}
         if missing:
             try:
                 pil_images = [img.load() for img in missing.values()]
@@ -136,17 +135,15 @@ class MplugOwlAdapter(LocalModelAdapter):
             with torch.no_grad():
                 encoded = self.model.get_image_features(pixels)
             self.images_encoded += len(missing)
-            fresh = dict(zip(missing, encoded))
-        features = torch.stack([fresh[k] if k in fresh else self._image_cache[k] for k in keys])
-        for key in keys:
-            self._remember(key, fresh.get(key))
-        return features
+            found.update(zip(missing, encoded, strict=True))
+        for key in keys:  # least recently used first out; a batch's own images are all in ``found`` already
+            self._remember(key, found[key])
+        return torch.stack([found[key] for key in keys])
 
-    def _remember(self, key: str, value: torch.Tensor | None) -> None:
+    def _remember(self, key: str, value: torch.Tensor) -> None:
         if self.image_cache_size <= 0:
             return
-        if value is not None:
-            self._image_cache[key] = value
+        self._image_cache[key] = value
         self._image_cache.move_to_end(key)
         while len(self._image_cache) > self.image_cache_size:
             self._image_cache.popitem(last=False)
@@ -154,22 +151,13 @@ class MplugOwlAdapter(LocalModelAdapter):
     # -- bookkeeping --------------------------------------------------------------------------------------------
 
     def provenance(self) -> dict[str, Any]:
-        import torch
-        import transformers
-
-        info = super().provenance()
         model = self.model
-        info.update(
-            {
-                "device": self.device,
-                "dtype": str(self.dtype).removeprefix("torch."),
-                "attn_implementation": model.config._attn_implementation,
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "image_placeholder_length": model.config.image_placeholder_length,
-                "transformers_version": transformers.__version__,
-                "torch_version": torch.__version__,
-            }
-        )
+        info = {
+            **super().provenance(),
+            **runtime_provenance(self.device, self.dtype, model.config),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "image_placeholder_length": model.config.image_placeholder_length,
+        }
         if self.source is not None:
             info["checkpoint_folder"] = str(self.source)
             info.update(_files_info(self.source))
@@ -179,45 +167,16 @@ class MplugOwlAdapter(LocalModelAdapter):
         return info
 
     def close(self) -> None:
+        import torch
+
         self._image_cache.clear()
         self.model = None
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
-def _int_option(options: LoadOptions, key: str, default: int) -> int:
-    raw = options.options.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise AdapterError(f"option {key}={raw!r} must be a whole number") from None
-    if value < 0:
-        raise AdapterError(f"option {key}={raw!r} must not be negative")
-    return value
-
-
-def _check_checkpoint(checkpoint: str) -> None:
-    """A local path must be a checkpoint folder; anything else that is not a hub id is refused early."""
-    path = Path(checkpoint).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise AdapterError(f"checkpoint {checkpoint} is a file: pass the folder that holds config.json")
-        if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
-            raise AdapterError(
-                f"checkpoint folder {checkpoint} has no config.json (nor a LoRA adapter_config.json): "
-                "it is not an mPLUG-Owl checkpoint"
-            )
-        return
-    looks_like_hub_id = checkpoint.count("/") == 1 and not checkpoint.startswith((".", "/", "~"))
-    if not looks_like_hub_id:
-        raise AdapterError(f"checkpoint folder {checkpoint} does not exist")
+def _image_cache_size(options: LoadOptions) -> int:
+    return number_option(options.options, "image_cache_size", 256, minimum=0)
 
 
 def _local_folder(checkpoint: str) -> Path | None:
@@ -253,36 +212,29 @@ def _load_processor(checkpoint: str, source: Path | None, config: Any) -> Any:
         raise AdapterError(f"cannot load the tokenizer of the mPLUG-Owl checkpoint {checkpoint!r}: {exc}") from None
 
 
-def _sha256(path: Path, limit: int | None = None) -> str:
-    digest = hashlib.sha256()
+def _fingerprint(path: Path) -> str:
+    """SHA-256 of the file's first MiB: with its size, enough to tell multi-GB weight files apart quickly."""
     with path.open("rb") as handle:
-        remaining = limit
-        while chunk := handle.read(1 << 20 if remaining is None else min(1 << 20, remaining)):
-            digest.update(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-                if remaining <= 0:
-                    break
-    return digest.hexdigest()
+        return hashlib.sha256(handle.read(_FINGERPRINT_BYTES)).hexdigest()
 
 
 def _files_info(folder: Path) -> dict[str, Any]:
     """Hashes that identify the checkpoint: config.json in full, weights in full when small, else a fingerprint."""
     info: dict[str, Any] = {}
     if (folder / "config.json").is_file():
-        info["config_sha256"] = _sha256(folder / "config.json")
+        info["config_sha256"] = sha256_of(folder / "config.json")
     weights = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
     total = sum(p.stat().st_size for p in weights)
     full = total <= _FULL_HASH_LIMIT
     files = []
     for path in weights:
         entry: dict[str, Any] = {"file": path.name, "bytes": path.stat().st_size}
-        entry["sha256" if full else "sha256_first_mib"] = _sha256(path, None if full else 1 << 20)
+        entry["sha256" if full else "sha256_first_mib"] = sha256_of(path) if full else _fingerprint(path)
         files.append(entry)
     info["weights"] = files
     info["weights_hash"] = "full" if full else "fingerprint (size + first MiB of each file)"
     for index in sorted(folder.glob("*.index.json")):
-        info.setdefault("weights_index_sha256", {})[index.name] = _sha256(index)
+        info.setdefault("weights_index_sha256", {})[index.name] = sha256_of(index)
     if (folder / "adapter_config.json").is_file():
         info["lora_adapter_config"] = json.loads((folder / "adapter_config.json").read_text())
     if folder.parent.name == "snapshots":  # hub cache: the folder name is the commit

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from owleval.adapters.base import AdapterError, Conversation, GenerationConfig, LoadOptions, ModelAdapter
+from owleval.adapters.options import number_option
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ _SENT_AS_IS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "
 _RETRY_STATUS = {408, 409, 425, 429}  # plus every 5xx
 _MAX_RETRY_AFTER_S = 300.0
 _MAX_BACKOFF_S = 60.0
+_DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
 
 def image_data_url(path: Path) -> str:
@@ -146,17 +149,12 @@ class _Cancelled(Exception):
     """A request not sent because another one of its batch failed."""
 
 
-def _option(options: Mapping[str, str], key: str, default: float, kind: type, minimum: float) -> Any:
-    raw = options.get(key)
-    if raw is None or raw == "":
-        return kind(default)
-    try:
-        value = kind(raw)
-    except (TypeError, ValueError):
-        raise AdapterError(f"option {key}={raw!r} must be a {kind.__name__}") from None
-    if value < minimum:
-        raise AdapterError(f"option {key}={raw!r} must be at least {minimum}")
-    return value
+def _concurrency(options: Mapping[str, str]) -> int:
+    return number_option(options, "concurrency", 8, minimum=1)
+
+
+def _key_env(options: Mapping[str, str]) -> str:
+    return options.get("api_key_env") or _DEFAULT_KEY_ENV
 
 
 class OpenAICompatAdapter(ModelAdapter):
@@ -180,10 +178,10 @@ class OpenAICompatAdapter(ModelAdapter):
         self.base_url = base_url
         self.client = client
         self.served_models = served  # what GET /models listed, if the server has it
-        self.concurrency: int = _option(opts, "concurrency", 8, int, 1)
-        self.max_retries: int = _option(opts, "max_retries", 8, int, 0)
-        self.backoff: float = _option(opts, "backoff", 1.0, float, 0.0)
-        self.api_key_env = opts.get("api_key_env") or "OPENAI_API_KEY"
+        self.concurrency = _concurrency(opts)
+        self.max_retries = number_option(opts, "max_retries", 8, minimum=0)
+        self.backoff = number_option(opts, "backoff", 1.0, minimum=0.0)
+        self.api_key_env = _key_env(opts)
         self._lock = threading.Lock()
         self._models: Counter[str] = Counter()  # ``model`` field of the responses
         self._usage: Counter[str] = Counter()
@@ -208,10 +206,10 @@ class OpenAICompatAdapter(ModelAdapter):
         if not opts.get("base_url"):
             raise AdapterError("the openai adapter needs the server's address: --base-url http://HOST:PORT/v1")
         base_url = normalize_base_url(opts["base_url"])
-        key_env = opts.get("api_key_env") or "OPENAI_API_KEY"
+        key_env = _key_env(opts)
         key = os.environ.get(key_env, "")
-        timeout = _option(opts, "timeout", 120.0, float, 0.001)
-        concurrency = _option(opts, "concurrency", 8, int, 1)
+        timeout = number_option(opts, "timeout", 120.0, minimum=0.001)
+        concurrency = _concurrency(opts)
         client = httpx.Client(
             base_url=base_url,
             headers={"Authorization": f"Bearer {key}"} if key else {},
@@ -221,23 +219,23 @@ class OpenAICompatAdapter(ModelAdapter):
         )
         try:
             served = cls._probe(client, public_url(base_url), key_env, bool(key))
-        except Exception:
+            checkpoint = cls._served_model(options.checkpoint, served, public_url(base_url))
+            return cls(replace(options, checkpoint=checkpoint), base_url, client, served)
+        except BaseException:
             client.close()
             raise
-        checkpoint = options.checkpoint
-        if not checkpoint:
+
+    @staticmethod
+    def _served_model(asked: str | None, served: list[str], where: str) -> str:
+        """The model to ask for: the one named, checked against what the server lists; else its only model."""
+        if not asked:
             if len(served) != 1:
-                client.close()
                 listed = f"it serves {', '.join(served)}" if served else "it does not list its models"
                 raise AdapterError(f"name the served model with --checkpoint MODEL_NAME ({listed})")
-            checkpoint = served[0]
-        elif served and checkpoint not in served:
-            client.close()
-            raise AdapterError(
-                f"the server at {public_url(base_url)} does not serve {checkpoint!r}; it serves: {', '.join(served)}"
-            )
-        resolved = LoadOptions(checkpoint, options.device, options.dtype, options.batch_size, dict(opts))
-        return cls(resolved, base_url, client, served)
+            return served[0]
+        if served and asked not in served:
+            raise AdapterError(f"the server at {where} does not serve {asked!r}; it serves: {', '.join(served)}")
+        return asked
 
     @staticmethod
     def _probe(client: httpx.Client, where: str, key_env: str, has_key: bool) -> list[str]:
@@ -269,7 +267,7 @@ class OpenAICompatAdapter(ModelAdapter):
             for c in conversations
         ]
         if len(bodies) <= 1 or self.concurrency == 1:
-            return [self._complete(b, c.key) for b, c in zip(bodies, conversations)]
+            return [self._complete(b, c.key) for b, c in zip(bodies, conversations, strict=True)]
         stop = threading.Event()
 
         def one(body: dict[str, Any], key: str) -> str:
@@ -283,7 +281,7 @@ class OpenAICompatAdapter(ModelAdapter):
 
         pool = ThreadPoolExecutor(min(self.concurrency, len(bodies)), thread_name_prefix="owleval-openai")
         try:
-            futures = [pool.submit(one, b, c.key) for b, c in zip(bodies, conversations)]
+            futures = [pool.submit(one, b, c.key) for b, c in zip(bodies, conversations, strict=True)]
             wait(futures)
         except BaseException:  # Ctrl-C: send nothing more; requests in flight end on their own
             stop.set()
@@ -346,7 +344,9 @@ class OpenAICompatAdapter(ModelAdapter):
             choice = data["choices"][0]
             text = choice["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise AdapterError(f"the server's answer to {what} is not a chat completion: {response.text[:300]}")
+            raise AdapterError(
+                f"the server's answer to {what} is not a chat completion: {response.text[:300]}"
+            ) from None
         if text is None:
             text = ""
         if not isinstance(text, str):

@@ -56,7 +56,7 @@ def get_adapter_class(name: str) -> type[ModelAdapter]:
     try:
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise AdapterError(f"model {name!r} is registered as {specs[name].target} but cannot be loaded: {exc}")
+        raise AdapterError(f"model {name!r} is registered as {specs[name].target} but cannot be loaded: {exc}") from exc
     if not (isinstance(cls, type) and issubclass(cls, ModelAdapter)):
         raise AdapterError(f"{specs[name].target} is not a ModelAdapter subclass")
     return cls

@@ -31,7 +31,13 @@ from owleval.adapters.base import Conversation, GenerationConfig, ImageRef, Load
 from owleval.adapters.mplug_owl import MplugOwlAdapter  # noqa: E402
 
 from owleval.models.mplug_owl import MplugOwlForConditionalGeneration, MplugOwlImageProcessor  # noqa: E402
-from tests.mplug_owl_helpers import make_tiny_tokenizer, randomize_weights, tiny_config  # noqa: E402
+from tests.mplug_owl_helpers import (  # noqa: E402
+    greedy_without_cache,
+    make_tiny_tokenizer,
+    pad_rows,
+    randomize_weights,
+    tiny_config,
+)
 
 MID_SIZE = {
     "vision_config": {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 6, "num_attention_heads": 4,
@@ -67,30 +73,6 @@ def prompts(model, lengths: list[int]) -> tuple[list[torch.Tensor], torch.Tensor
     return rows, features
 
 
-def left_pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), 2)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r):], mask[i, width - len(r):] = r, 1
-    return ids, mask
-
-
-def greedy_without_cache(model, ids, mask, features, steps: int) -> torch.Tensor:
-    """The baseline: recompute the full sequence for every new token."""
-    embeds, _ = model._embed_with_images(ids, features, None, skip_last_position=False, placeholder_id=0)
-    new = []
-    for _ in range(steps):
-        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-        logits = model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                                      use_cache=False, logits_to_keep=1).logits
-        token = logits[:, -1].argmax(-1)
-        new.append(token)
-        embeds = torch.cat([embeds, model.get_input_embeddings()(token)[:, None]], dim=1)
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-    return torch.stack(new, 1)
-
-
 def generate(model, ids, mask, features, steps: int) -> torch.Tensor:
     return model.generate(input_ids=ids, attention_mask=mask, image_features=features, max_new_tokens=steps,
                           eos_token_id=None, prepend_bos=False)
@@ -98,7 +80,7 @@ def generate(model, ids, mask, features, steps: int) -> torch.Tensor:
 
 def bench_kv_cache(model, steps: int, repeat: int) -> None:
     rows, features = prompts(model, [120])
-    ids, mask = left_pad(rows)
+    ids, mask = pad_rows(rows)
     (t_cache, with_cache), (t_plain, without) = side_by_side(
         repeat, lambda: generate(model, ids, mask, features, steps),
         lambda: greedy_without_cache(model, ids, mask, features, steps),
@@ -111,7 +93,7 @@ def bench_kv_cache(model, steps: int, repeat: int) -> None:
 
 def bench_batching(model, steps: int, repeat: int) -> None:
     rows, features = prompts(model, [40, 95, 60, 120, 75, 50, 110, 85])
-    ids, mask = left_pad(rows)
+    ids, mask = pad_rows(rows)
 
     def one_by_one():
         return [generate(model, r[None], torch.ones(1, len(r), dtype=torch.long), features[i : i + 1], steps)[0]

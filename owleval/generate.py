@@ -225,7 +225,7 @@ def run_generation(
             new = [
                 Answer(q.question_id, q.image, q.question, text, model_id,
                        {"seconds": round(seconds / len(batch), 4), "batch_seconds": round(seconds, 4), "batch_size": len(batch), "generated_at": now_iso()})
-                for q, text in zip(batch, texts)
+                for q, text in zip(batch, texts, strict=True)
             ]
             writer.write_batch(new)
             for answer in new:

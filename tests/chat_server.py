@@ -173,13 +173,8 @@ class ChatServer:
             except OSError:
                 pass
 
-    def restart(self, downtime: float = 0.0) -> None:
-        self.stop()
-        time.sleep(downtime)
-        self.start()
-        self.restarts += 1
-
     def come_back(self, downtime: float) -> None:
+        """The second half of a crash (see :meth:`crash_at`): listen again on the same port after ``downtime``."""
         time.sleep(downtime)
         if self._closed:
             return

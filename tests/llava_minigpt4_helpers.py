@@ -9,7 +9,9 @@ so the adapters' loading code is exercised as it is on real checkpoints.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers.utils import logging as transformers_logging
@@ -26,23 +28,31 @@ TINY_CORPUS = [
 ]
 
 
-def make_tiny_tokenizer(extra_special: tuple[str, ...] = ()):
-    """A LLaMA-style tokenizer (Metaspace + BPE with byte fallback), trained on :data:`TINY_CORPUS`."""
+def train_llama_tokenizer(corpus: Sequence[str], bpe_vocab_size: int, **tokenizer_kwargs: Any):
+    """A LLaMA-style tokenizer trained on ``corpus``: Metaspace + BPE, ``<unk>``/``<s>``/``</s>`` at ids 0-2 and
+    the 256 byte-fallback pieces after them, as in the LLaMA vocabulary, so any text encodes.
+
+    ``bpe_vocab_size`` bounds the trained pieces (specials included); ``tokenizer_kwargs`` go to ``LlamaTokenizer``.
+    """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import LlamaTokenizer
 
-    bpe = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    specials = ["<unk>", "<s>", "</s>"]
+    bpe = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
     bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
-    bpe.train_from_iterator(TINY_CORPUS * 4, trainer)
+    trainer = trainers.BpeTrainer(vocab_size=bpe_vocab_size, special_tokens=specials, show_progress=False)
+    bpe.train_from_iterator(corpus, trainer)
     trained = json.loads(bpe.to_str())["model"]
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
-    for byte in range(256):  # byte-fallback pieces, as in the LLaMA vocabulary
-        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    vocab = {token: i for i, token in enumerate(specials + [f"<0x{byte:02X}>" for byte in range(256)])}
     for piece, _ in sorted(trained["vocab"].items(), key=lambda kv: kv[1]):
         vocab.setdefault(piece, len(vocab))
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in trained["merges"]]
-    tokenizer = LlamaTokenizer(vocab=vocab, merges=merges, add_bos_token=True)
+    return LlamaTokenizer(vocab=vocab, merges=merges, **tokenizer_kwargs)
+
+
+def make_tiny_tokenizer(extra_special: tuple[str, ...] = ()):
+    """The tokenizer of the tiny LLaVA and Vicuna checkpoints (BOS added), trained on :data:`TINY_CORPUS`."""
+    tokenizer = train_llama_tokenizer(TINY_CORPUS * 4, 400, add_bos_token=True)
     if extra_special:
         tokenizer.add_special_tokens({"additional_special_tokens": list(extra_special)})
     return tokenizer

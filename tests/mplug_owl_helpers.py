@@ -7,7 +7,6 @@ Nothing is downloaded. ``make_tiny_mplug_owl_checkpoint(dir)`` writes a folder t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from owleval.models.mplug_owl import (
     MplugOwlForConditionalGeneration,
     MplugOwlImageProcessor,
 )
+from tests.llava_minigpt4_helpers import train_llama_tokenizer
 
 TOKENIZER_TEXT = [
     SYSTEM_PROMPT,
@@ -33,24 +33,9 @@ TOKENIZER_TEXT = [
 
 
 def make_tiny_tokenizer(directory: Path | None = None, vocab_size: int = 400):
-    """A byte-fallback BPE LLaMA tokenizer (<unk>=0, <s>=1, </s>=2) trained on a few chat sentences."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaTokenizer
-
-    specials = ["<unk>", "<s>", "</s>"]
-    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
-    bpe = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
-    bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size - len(byte_tokens), special_tokens=specials, show_progress=False
-    )
-    bpe.train_from_iterator(TOKENIZER_TEXT, trainer=trainer)
-    trained = json.loads(bpe.to_str())["model"]
-    vocab: dict[str, int] = {tok: i for i, tok in enumerate(specials + byte_tokens)}
-    for token, _ in sorted(trained["vocab"].items(), key=lambda kv: kv[1]):
-        vocab.setdefault(token, len(vocab))
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
-    tokenizer = LlamaTokenizer(vocab=vocab, merges=merges, add_bos_token=False, legacy=False)
+    """A byte-fallback BPE LLaMA tokenizer (<unk>=0, <s>=1, </s>=2) of about ``vocab_size`` tokens, trained on a
+    few chat sentences; no BOS of its own (the processor adds it). Saved into ``directory`` when given."""
+    tokenizer = train_llama_tokenizer(TOKENIZER_TEXT, vocab_size - 256, add_bos_token=False, legacy=False)
     if directory is not None:
         tokenizer.save_pretrained(directory)
     return tokenizer
@@ -108,3 +93,32 @@ def make_tiny_mplug_owl_checkpoint(directory: Path, seed: int = 0, **config_over
     model.save_pretrained(directory)
     MplugOwlImageProcessor(size=model.config.vision_config.image_size).save_pretrained(directory)
     return directory
+
+
+def pad_rows(rows: list[torch.Tensor], side: str = "left", pad_id: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack token rows (image placeholders included) into input_ids and attention_mask, padded on ``side``."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if side == "left" else slice(0, len(row))
+        ids[i, span], mask[i, span] = row, 1
+    return ids, mask
+
+
+@torch.no_grad()
+def greedy_without_cache(model, ids: torch.Tensor, mask: torch.Tensor, features: torch.Tensor, steps: int):
+    """Greedy decoding as transformers 4.28 spelled it out: no KV cache, the whole sequence recomputed for every
+    new token, positions ``cumsum(mask) - 1`` with pads at 1. The reference for ``generate`` (tests) and its
+    baseline (bench). Returns the new tokens [B, steps]."""
+    embeds, _ = model._embed_with_images(ids, features, None, skip_last_position=False, placeholder_id=0)
+    new = []
+    for _ in range(steps):
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        logits = model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                                      use_cache=False, logits_to_keep=1).logits
+        token = logits[:, -1].argmax(-1)
+        new.append(token)
+        embeds = torch.cat([embeds, model.get_input_embeddings()(token)[:, None]], dim=1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    return torch.stack(new, 1)

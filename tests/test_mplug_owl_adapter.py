@@ -93,6 +93,17 @@ def test_image_features_are_computed_once_per_image(checkpoint, images):
     assert cached.images_encoded == 2 and torch.equal(features[0], features[2])
 
 
+def test_a_cache_smaller_than_the_batch_still_serves_every_image(checkpoint, images):
+    """An image cached before a batch and pushed out of the cache during it is still used (not encoded again)."""
+    small = MplugOwlAdapter.load(LoadOptions(checkpoint=str(checkpoint), device="cpu",
+                                             options={"image_cache_size": "1"}))
+    alone = small.image_features([images[0]])
+    mixed = small.image_features([images[0], images[1], images[0]])
+    assert small.images_encoded == 2
+    assert torch.equal(mixed[0], alone[0]) and torch.equal(mixed[2], alone[0])
+    assert list(small._image_cache) == [images[0].sha256]  # the most recently used one stays
+
+
 def test_sampling_is_seeded(adapter, images):
     conv = [Conversation((Turn("What is it?", (images[1],)),), key="q")]
 

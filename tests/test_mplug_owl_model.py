@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from owleval.models.mplug_owl import CheckpointMismatchError, MplugOwlForConditionalGeneration
 from owleval.models.mplug_owl.modeling_mplug_owl import media_starts
-from tests.mplug_owl_helpers import make_tiny_model
+from tests.mplug_owl_helpers import greedy_without_cache, make_tiny_model, pad_rows
 
 _FIXTURE_ROOTS = [
     os.environ.get("OWLEVAL_MPLUG_OWL_FIXTURES", ""),
@@ -171,48 +171,22 @@ def _prompts(model, lengths=(5, 11, 8)) -> tuple[list[torch.Tensor], torch.Tenso
     return rows, pixels
 
 
-def _pad(rows: list[torch.Tensor], side: str) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), 2)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        span = slice(width - len(r), width) if side == "left" else slice(0, len(r))
-        ids[i, span], mask[i, span] = r, 1
-    return ids, mask
-
-
-@torch.no_grad()
-def _greedy_without_cache(model, ids, mask, pixels, steps: int) -> torch.Tensor:
-    """transformers 4.28 semantics spelled out: full recompute, positions cumsum(mask)-1 with pads at 1."""
-    embeds, _ = model._embed_with_images(ids, model.get_image_features(pixels), None, skip_last_position=False,
-                                         placeholder_id=0)
-    new = []
-    for _ in range(steps):
-        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-        logits = model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).logits
-        token = logits[:, -1].argmax(-1)
-        new.append(token)
-        embeds = torch.cat([embeds, model.get_input_embeddings()(token)[:, None]], dim=1)
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-    return torch.stack(new, 1)
-
-
 @pytest.mark.parametrize("side", ["left", "right"])
 @torch.no_grad()
 def test_cached_generation_equals_full_recompute(side):
     model = make_tiny_model(vocab_size=120, seed=3)
     rows, pixels = _prompts(model)
-    ids, mask = _pad(rows, side)
+    ids, mask = pad_rows(rows, side)
     got = model.generate(input_ids=ids, attention_mask=mask, pixel_values=pixels, max_new_tokens=6,
                          prepend_bos=False, eos_token_id=None)
-    assert torch.equal(got, _greedy_without_cache(model, ids, mask, pixels, 6))
+    assert torch.equal(got, greedy_without_cache(model, ids, mask, model.get_image_features(pixels), 6))
 
 
 @torch.no_grad()
 def test_left_padded_batch_equals_one_by_one():
     model = make_tiny_model(vocab_size=120, seed=4)
     rows, pixels = _prompts(model)
-    ids, mask = _pad(rows, "left")
+    ids, mask = pad_rows(rows, "left")
     batched = model.generate(input_ids=ids, attention_mask=mask, pixel_values=pixels, max_new_tokens=8,
                              prepend_bos=False, eos_token_id=None)
     for i, row in enumerate(rows):

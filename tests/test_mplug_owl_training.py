@@ -27,7 +27,7 @@ def _batch(model) -> dict[str, torch.Tensor]:
     input_ids = torch.zeros(len(rows), width, dtype=torch.long)
     prompt_mask = torch.zeros(len(rows), width - 1, dtype=torch.long)
     non_padding = torch.zeros(len(rows), width - 1, dtype=torch.long)
-    for i, (row, n_answer) in enumerate(zip(rows, answer_lengths)):
+    for i, (row, n_answer) in enumerate(zip(rows, answer_lengths, strict=True)):
         input_ids[i, : len(row)] = torch.tensor(row)
         non_padding[i, : len(row) - 1] = 1
         prompt_mask[i, len(row) - 1 - n_answer : len(row) - 1] = 1

@@ -135,8 +135,12 @@ def test_load_errors_are_clear(server: ChatServer) -> None:
         OpenAICompatAdapter.load(LoadOptions("tiny-vlm", device="cuda", options={"base_url": server.base_url}))
     with pytest.raises(AdapterError, match="--dtype bfloat16"):
         OpenAICompatAdapter.load(LoadOptions("tiny-vlm", dtype="bfloat16", options={"base_url": server.base_url}))
-    with pytest.raises(AdapterError, match="concurrency='0'"):
+    with pytest.raises(AdapterError, match="concurrency='0' must be at least 1"):
         load(server, concurrency="0")
+    with pytest.raises(AdapterError, match="max_retries='2.5' must be a whole number"):
+        load(server, max_retries="2.5")
+    with pytest.raises(AdapterError, match="timeout='nan' must be at least"):
+        load(server, timeout="nan")
     assert load(server, None).options.checkpoint == "tiny-vlm", "the one served model is the default"
 
 

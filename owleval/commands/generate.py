@@ -78,7 +78,7 @@ def generate(
         except KeyboardInterrupt:
             progress.stop()
             warn("interrupted: the answers written so far are kept; run the same command again to resume")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
     for message in result.warnings:
         warn(message)
     console.print(

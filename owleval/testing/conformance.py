@@ -32,6 +32,7 @@ The data set (questions and images) comes from ``data_dir`` or, by default, the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
@@ -91,12 +92,19 @@ class ConformanceTarget:
 
 
 # -- conversations from the real data set ----------------------------------------------------------------------
-def _data(target: ConformanceTarget) -> tuple[dict[int, Any], Path]:
-    from owleval.paths import default_data_dir
+@functools.cache
+def _questions(root: Path) -> dict[int, Any]:
+    """Read once per data set: every test builds several conversations from the same questions."""
     from owleval.questions import questions_by_id
 
-    root = target.data_dir or default_data_dir()
-    return questions_by_id(root), root
+    return questions_by_id(root)
+
+
+def _data(target: ConformanceTarget) -> tuple[dict[int, Any], Path]:
+    from owleval.paths import default_data_dir
+
+    root = Path(target.data_dir or default_data_dir())
+    return _questions(root), root
 
 
 def single(target: ConformanceTarget, qid: int, image_of: int | None = None) -> Conversation:

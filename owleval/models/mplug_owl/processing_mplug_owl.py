@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
 if TYPE_CHECKING:
     import torch
     from PIL import Image
@@ -36,8 +38,8 @@ SYSTEM_PROMPT = (
 )
 IMAGE_TOKEN = "<image>"
 IMAGE_PLACEHOLDER_ID = -1
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_MEAN = tuple(OPENAI_CLIP_MEAN)
+CLIP_STD = tuple(OPENAI_CLIP_STD)
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
 
 
