@@ -4,7 +4,7 @@ Three ways side by side, each on its own copy of the same study (four annotators
   store    the server-side work of a click alone: commit the grade, reload the queue, build the next screen
   apptest  the whole Streamlit rerun a click causes (streamlit.testing AppTest: callback, commit, render)
   browser  a real click in headless Chromium until the next answer's buttons are on screen and its image has
-           loaded, timed inside the page (needs /usr/bin/chromium; skipped otherwise)
+           loaded, timed inside the page (needs chromium on PATH; skipped otherwise)
 
 Usage: python bench/bench_grading.py [--clicks 100] [--browser-clicks 40] [--no-browser]
 Target: p95 < 150 ms per click.
@@ -31,6 +31,7 @@ from owleval.paths import default_data_dir
 
 ANNOTATORS = ("ann", "bob", "cy", "dee", "eve")
 APP = Path(__file__).resolve().parent.parent / "owleval" / "rate.py"
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 
 
 def build_study(folder: Path, data_dir: Path) -> tuple[Path, dict[str, str]]:
@@ -131,7 +132,7 @@ def bench_browser(db: Path, token: str, clicks: int) -> list[float]:
             except OSError:
                 time.sleep(0.1)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -174,7 +175,7 @@ def main() -> None:
             "store": bench_store(fresh_copy(db, "store.sqlite"), args.clicks, data_dir),
             "apptest": bench_apptest(fresh_copy(db, "apptest.sqlite"), tokens["ann"], args.clicks),
         }
-        if not args.no_browser and Path("/usr/bin/chromium").is_file():
+        if not args.no_browser and CHROMIUM.is_file():
             results["browser"] = bench_browser(fresh_copy(db, "browser.sqlite"), tokens["ann"], args.browser_clicks)
     base = summary(results["store"])
     print("study: 6 models x 82 answers, 5 annotators (4 half done); times per grading click")

@@ -13,12 +13,13 @@ from owleval.errors import OwlEvalError
 
 
 class _UserErrorsAsMessages(TyperGroup):
-    """Turn :class:`OwlEvalError` from any sub-command into one red line and exit code 1 (no traceback)."""
+    """Turn user errors (:class:`OwlEvalError`, and file-system errors) from any sub-command into one red line and
+    exit code 1, not a traceback."""
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
-        except OwlEvalError as exc:
+        except (OwlEvalError, OSError) as exc:  # OSError: a path that cannot be read or written, named in the message
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             ctx.exit(1)
 

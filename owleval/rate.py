@@ -25,8 +25,9 @@ from owleval.grading.default_study import (
     default_db_path,
     ensure_default_study,
 )
+from owleval.grading.images import screen_image
 from owleval.grading.store import Store
-from owleval.grading.study import AUTH_NAME, FLAGS
+from owleval.grading.study import AUTH_NAME, FLAGS, MAX_NAME_LEN
 from owleval.questions import GRADES
 
 DB_ENV, DATA_ENV = "OWLEVAL_RATE_DB", "OWLEVAL_RATE_DATA"
@@ -79,12 +80,19 @@ def _open_store(db: str) -> Store:
     return Store(Path(db))
 
 
-def _open() -> tuple[Store, Path, bool]:
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _screen_image(path: str) -> bytes:
+    """Prepared once per image file, not on every rerun (see :mod:`owleval.grading.images`)."""
+    return screen_image(Path(path))
+
+
+def _open() -> tuple[Store, dict[str, str], Path, bool]:
+    """The study (created on first use when it is the default one), its settings and the image folder."""
     db, data = _settings()
     default = db is None
     store = _open_store(_default_db(str(default_db_path())) if default else db)
-    data_dir = Path(data) if data else Path(store.meta()["data_dir"])
-    return store, data_dir, default
+    meta = store.meta()
+    return store, meta, Path(data or meta["data_dir"]), default
 
 
 def _sign_in(store: Store, meta: dict[str, str], default: bool) -> None:
@@ -92,12 +100,12 @@ def _sign_in(store: Store, meta: dict[str, str], default: bool) -> None:
     by_name = meta["auth"] == AUTH_NAME
     with st.form("sign_in"):
         if by_name:
-            secret = st.text_input("Your name", key="sign_in_name", max_chars=80)
+            secret = st.text_input("Your name", key="sign_in_name", max_chars=MAX_NAME_LEN)
         else:
             secret = st.text_input("Your sign-in token", key="sign_in_token", type="password")
         submitted = st.form_submit_button("Sign in", type="primary", key="sign_in_submit")
     if default:
-        st.caption(f"Local study of the six published answer sets. Grades are saved in {store.path}")
+        st.caption(f"Local study of the six published answer sets. Grades are saved in `{store.path}`")
     if not submitted:
         return
     try:
@@ -113,11 +121,12 @@ def _sign_in(store: Store, meta: dict[str, str], default: bool) -> None:
     st.rerun()
 
 
-def _on_grade(annotator_id: int, answer_id: int, index: int, grade: str, request_id: str) -> None:
+def _on_grade(store: Store, annotator_id: int, answer_id: int, index: int, grade: str, request_id: str) -> None:
+    """A grade button's callback: the toast that confirms a grade is set only once its event is committed."""
     ss = st.session_state
     flags = [f for f in FLAGS if ss.get(f"flag_{f}_{index}")]
     try:
-        event = gq.record_grade(store_of_session(), annotator_id, answer_id, grade, ss.get(f"comment_{index}", ""), flags, request_id)
+        event = gq.record_grade(store, annotator_id, answer_id, grade, ss.get(f"comment_{index}", ""), flags, request_id)
     except (OwlEvalError, sqlite3.Error) as exc:
         ss.flash = ("error", f"Not saved: {exc}")
         return
@@ -127,10 +136,6 @@ def _on_grade(annotator_id: int, answer_id: int, index: int, grade: str, request
 
 def _go(pos: int) -> None:
     st.session_state.pos = pos
-
-
-def store_of_session() -> Store:
-    return st.session_state.store
 
 
 def _grading(store: Store, data_dir: Path) -> None:
@@ -153,14 +158,19 @@ def _grading(store: Store, data_dir: Path) -> None:
     elif kind == "error":
         st.error(message)
     st.progress(graded / total, text=f"{graded} of {total} graded")
-    if ss.pos == DONE or ss.pos >= total:
-        st.success(f"All {total} answers are graded. Thank you! You can go back to review or change a grade.")
+    if ss.pos == DONE or ss.pos >= total:  # finished, or "Next" on the last answer
+        first = gq.next_ungraded(items)
+        if first is None:
+            st.success(f"All {total} answers are graded. Thank you! You can go back to review or change a grade.")
+        else:
+            st.info(f"That was the last answer in your queue; {total - graded} are still ungraded.")
+            st.button("Go to the first ungraded answer", key="nav_first_ungraded", type="primary", on_click=_go, args=(first,))
         st.button("Back to the last answer", key="nav_back_done", on_click=_go, args=(total - 1,))
         return
-    _answer_view(gq.answer_screen(store, who.annotator_id, items[ss.pos], data_dir), total, who)
+    _answer_view(store, gq.answer_screen(store, who.annotator_id, items[ss.pos], data_dir), total, who)
 
 
-def _answer_view(screen: gq.AnswerScreen, total: int, who: access.Annotator) -> None:
+def _answer_view(store: Store, screen: gq.AnswerScreen, total: int, who: access.Annotator) -> None:
     index = screen.item.index
     st.subheader(f"Answer {index + 1} of {total}")
     left, right = st.columns([1, 1], gap="large")
@@ -178,25 +188,27 @@ def _answer_view(screen: gq.AnswerScreen, total: int, who: access.Annotator) -> 
         st.markdown("**Answer to grade**")
         with st.container(border=True, key="answer_box"):
             st.text(screen.answer, width="stretch")
-        _grade_controls(screen, who)
+        _grade_controls(store, screen, who)
     with left:
-        if screen.image_path.is_file():
-            st.image(str(screen.image_path), width="stretch")
-            st.caption("Hover the image and use the expand button at its top right to see it full size.")
+        try:
+            picture = _screen_image(str(screen.image_path))
+        except OSError:  # missing, unreadable or not an image
+            st.warning(f"Image file not found or unreadable: `{screen.image_path.name}`. Flag it as 'image missing'.")
         else:
-            st.warning(f"Image file not found: {screen.image_path.name}. Flag it as 'image missing'.")
+            st.image(picture, width="stretch")
+            st.caption("Hover the image and use the expand button at its top right to see it full size.")
 
 
-def _grade_controls(screen: gq.AnswerScreen, who: access.Annotator) -> None:
+def _grade_controls(store: Store, screen: gq.AnswerScreen, who: access.Annotator) -> None:
     index, current = screen.item.index, screen.current
     st.text_input("Comment (optional)", value=current.comment if current else "", key=f"comment_{index}")
     cols = st.columns(len(FLAGS))
-    for col, (flag, label) in zip(cols, FLAGS.items()):
+    for col, (flag, label) in zip(cols, FLAGS.items(), strict=True):
         col.checkbox(label.capitalize(), value=bool(current and flag in current.flags), key=f"flag_{flag}_{index}")
     if current:
         changes = len(screen.history) - 1
         st.caption(f"Your grade: {current.grade}" + (f" (changed {changes} time{'s' if changes > 1 else ''})" if changes else ""))
-    render_id = uuid.uuid4().hex
+    render_id = uuid.uuid4().hex  # a double click (or a key pressed twice) on one screen records one grade
     for grade, meaning in GRADES.items():
         st.button(
             f"{grade} — {meaning}",
@@ -205,7 +217,7 @@ def _grade_controls(screen: gq.AnswerScreen, who: access.Annotator) -> None:
             width="stretch",
             shortcut=SHORTCUTS[grade],
             on_click=_on_grade,
-            args=(who.annotator_id, screen.item.answer_id, index, grade, f"{render_id}:{grade}"),
+            args=(store, who.annotator_id, screen.item.answer_id, index, grade, f"{render_id}:{grade}"),
         )
     st.caption("Keys: 1-4 or a-d grade, ← back, → next.")
     back, nxt = st.columns(2)
@@ -227,7 +239,7 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
             token = st.text_input("Admin token", type="password", key="admin_token")
             submitted = st.form_submit_button("Open", key="admin_open")
         if meta["auth"] == AUTH_NAME:
-            st.caption(f"The admin token of this local study is in {admin_token_path(store.path)}")
+            st.caption(f"The admin token of this local study is in `{admin_token_path(store.path)}`")
         if submitted:
             if access.is_admin(store, token):
                 ss.is_admin = True
@@ -236,38 +248,37 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
         return
     per_cell = export.progress_frame(store)
     st.subheader("Per annotator")
-    st.dataframe(export.progress_by(store, "annotator"), hide_index=True)
+    st.dataframe(export.progress_by(per_cell, "annotator"), hide_index=True)
     st.subheader("Per model")
-    st.dataframe(export.progress_by(store, "model_id"), hide_index=True)
+    st.dataframe(export.progress_by(per_cell, "model_id"), hide_index=True)
     st.subheader("Per annotator and model (graded / assigned)")
     if not per_cell.empty:
         cells = per_cell.assign(cell=per_cell["graded"].astype(str) + " / " + per_cell["assigned"].astype(str))
         st.dataframe(cells.pivot(index="annotator", columns="model_id", values="cell"))
-    flagged = export.flagged_frame(store)
+    flagged = export.flagged_frame(export.current_grades_frame(store))
     st.subheader(f"Flagged answers ({len(flagged)})")
     if not flagged.empty:
         st.dataframe(flagged, hide_index=True)
-    csv = export.current_grades_frame(store).to_csv(index=False)
-    st.download_button("Download grades CSV", data=csv, file_name="grades.csv", mime="text/csv")
+    # built when clicked, from the grades of that moment, instead of on every rerun of this page
+    st.download_button("Download grades CSV", data=lambda: export.current_grades_frame(store).to_csv(index=False),
+                       file_name="grades.csv", mime="text/csv")
 
 
 def main() -> None:
     st.set_page_config(page_title="OwlEval grading", layout="wide")
     try:
-        store, data_dir, default = _open()
-        meta = store.meta()
+        store, meta, data_dir, default = _open()
     except OwlEvalError as exc:
         st.error(str(exc))
         st.stop()
     ss = st.session_state
-    ss.store = store
     page = st.sidebar.radio("Page", ["Grade", "Admin"], key="page")
     if "annotator" in ss:
         st.sidebar.text(f"Signed in as {ss.annotator.name}")
-        if st.sidebar.button("Sign out", key="sign_out"):
-            for key in ("annotator", "pos", "advance_from"):
-                ss.pop(key, None)
-            st.rerun()
+    if ("annotator" in ss or ss.get("is_admin")) and st.sidebar.button("Sign out", key="sign_out"):
+        for key in ("annotator", "pos", "advance_from", "is_admin"):  # the admin view too: it names models
+            ss.pop(key, None)
+        st.rerun()
     if page == "Admin":
         _admin(store, meta)
     elif "annotator" not in ss:

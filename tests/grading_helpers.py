@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -75,15 +76,13 @@ def grade_everything(db: str, annotator: str, worker: str, start_file: str, regr
     store = Store(Path(db))
     who = store.conn.execute("SELECT annotator_id FROM annotators WHERE name = ?", (annotator,)).fetchone()[0]
     items = load_queue(store, who)
-    import time
-
     Path(f"{start_file}.{worker}.ready").touch()
     deadline = time.monotonic() + 60
     while not Path(start_file).exists() and time.monotonic() < deadline:  # start all clients together
         time.sleep(0.005)
     requests = 0
     for i, item in enumerate(items):
-        for attempt in range(2):
+        for _click in range(2):
             record_grade(store, who, item.answer_id, "ABCD"[i % 4], f"{worker} {i}", request_id=f"{worker}:{i}")
         requests += 1
         if i % regrade_every == 0:

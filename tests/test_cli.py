@@ -48,3 +48,10 @@ def test_import_owleval_does_not_load_torch_or_streamlit() -> None:
 def test_models_lists_built_in_adapters() -> None:
     result = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "answers-file" in result.output
+
+
+def test_file_system_errors_are_one_line_not_a_traceback(tmp_path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["answers", "import", "--published", "--out", str(blocker / "sub")])
+    assert result.exit_code == 1 and "error:" in result.output and "Traceback" not in result.output

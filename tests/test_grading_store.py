@@ -16,7 +16,7 @@ from owleval.grading.export import (
 from owleval.grading.queue import load_queue, record_grade
 from owleval.grading.store import SCHEMA_VERSION, Store
 from owleval.grading.study import refresh_study
-from tests.grading_helpers import MODELS, QIDS, make_study, write_answer_files
+from tests.grading_helpers import MODELS, QIDS, default_text, make_study, write_answer_files
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_refresh_keeps_grades_of_unchanged_answers_only(tmp_path: Path, owl_data
     changed = (MODELS[0], QIDS[0])
     regenerated = write_answer_files(
         tmp_path / "regenerated", owl_data, MODELS[:1],
-        text=lambda m, q: "a brand new answer" if (m, q) == changed else __import__("tests.grading_helpers", fromlist=["x"]).default_text(m, q),
+        text=lambda m, q: "a brand new answer" if (m, q) == changed else default_text(m, q),
     )
     summary = refresh_study(store, regenerated)
     assert (summary.kept, summary.changed, summary.grades_set_aside) == (len(QIDS) - 1, 1, 1)
@@ -138,7 +138,7 @@ def test_refresh_keeps_grades_of_unchanged_answers_only(tmp_path: Path, owl_data
     assert set(after.values()) == {"B"}
     exported = current_grades_frame(store)
     assert len(exported) == len(queue) - 1
-    assert changed not in set(zip(exported["model_id"], exported["question_id"]))
+    assert changed not in set(zip(exported["model_id"], exported["question_id"], strict=True))
     assert store.conn.execute("SELECT COUNT(*) FROM grade_events").fetchone()[0] == len(queue), "history was lost"
     # going back to the old text restores the grades that were given for exactly that text
     original = write_answer_files(tmp_path / "original", owl_data, MODELS[:1])

@@ -78,6 +78,11 @@ def test_create_refuses_bad_input_and_leaves_nothing(tmp_path: Path, owl_data: P
         create_study(db, good, annotators=["ann", "bob"], overlap=3, data_dir=owl_data)
     with pytest.raises(OwlEvalError, match="repeat"):
         create_study(db, good, annotators=["ann", "ann"], data_dir=owl_data)
+    with pytest.raises(OwlEvalError, match="--overlap needs --annotators"):
+        create_study(db, good, overlap=2, data_dir=owl_data)
+    with pytest.raises(OwlEvalError, match="is a folder"):
+        create_study(tmp_path / "answers", good, data_dir=owl_data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers"]
     create_study(db, good, annotators=["ann"], data_dir=owl_data)
     with pytest.raises(OwlEvalError, match="already exists"):
         create_study(db, good, annotators=["ann"], data_dir=owl_data)
@@ -167,6 +172,8 @@ def test_cli_create_add_status_export(tmp_path: Path, owl_data: Path) -> None:
     assert result.exit_code == 0 and "wrote 4 grades" in result.stdout
     lines = out.read_text().splitlines()
     assert lines[0] == "annotator,model_id,question_id,grade,comment,graded_at,flags" and len(lines) == 5
+    result = runner.invoke(app, ["grades", "export", "--db", str(db), "--out", str(out / "inside-a-file.csv")])
+    assert result.exit_code == 1 and "cannot write" in result.stderr and "Traceback" not in result.output
 
 
 def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path, owl_data: Path) -> None:

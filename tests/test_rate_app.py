@@ -118,6 +118,19 @@ def test_finishing_the_queue_says_so_and_allows_going_back(study) -> None:
     assert at.session_state["pos"] == N - 1
 
 
+def test_next_on_the_last_answer_does_not_claim_all_are_graded(study) -> None:
+    at = _signed_in(study.tokens["ann"])
+    _grade(at, "A")
+    at.session_state["pos"] = N - 1
+    at.run()
+    at.button(key="nav_next").click().run()
+    assert not at.success
+    assert [i.value for i in at.info] == [f"That was the last answer in your queue; {N - 1} are still ungraded."]
+    at.button(key="nav_first_ungraded").click().run()
+    assert at.session_state["pos"] == 1
+    assert at.subheader[0].value == f"Answer 2 of {N}"
+
+
 def test_admin_page_needs_the_admin_token(study) -> None:
     at = _signed_in(study.tokens["ann"])
     _grade(at, "A")

@@ -44,8 +44,8 @@ def create(
     names = [n for n in (part.strip() for part in annotators.split(",")) if n]
     created = create_study(db, answers, annotators=names, overlap=overlap, seed=seed, data_dir=data)
     total = sum(created.models.values())
-    console.print(f"created {db}: {total} answers of {len(created.models)} models ({', '.join(created.models)}), "
-                  f"{len(names)} annotators", highlight=False)
+    console.print(escape(f"created {db}: {total} answers of {len(created.models)} models ({', '.join(created.models)}), "
+                         f"{len(names)} annotators"), highlight=False)
     _print_tokens(created.admin_token, created.tokens)
 
 
@@ -54,11 +54,13 @@ def add_annotator(db: DbOption, name: Annotated[str, typer.Argument(help="The an
     """Add an annotator with their share of the answers and print their sign-in token once."""
     from owleval.grading.store import Store
     from owleval.grading.study import add_annotator as add
+    from owleval.grading.study import check_name
 
     store = Store(db)
+    name = check_name(name)  # as stored, to count what they got
     token = add(store, name)
     assigned = store.conn.execute(
-        "SELECT COUNT(*) FROM assignments s JOIN annotators n ON n.annotator_id = s.annotator_id WHERE n.name = ?", (" ".join(name.split()),)
+        "SELECT COUNT(*) FROM assignments s JOIN annotators n ON n.annotator_id = s.annotator_id WHERE n.name = ?", (name,)
     ).fetchone()[0]
     console.print(f"added {escape(name)} with {assigned} answers to grade", highlight=False)
     _print_tokens(None, {name: token} if token else {})
@@ -81,12 +83,12 @@ def refresh(
 @study_app.command("status")
 def status(db: DbOption) -> None:
     """Graded / assigned per annotator and per model."""
-    from owleval.grading.export import progress_by
+    from owleval.grading.export import progress_by, progress_frame
     from owleval.grading.store import Store
 
-    store = Store(db)
+    progress = progress_frame(Store(db))
     for column, title in (("annotator", "Per annotator"), ("model_id", "Per model")):
-        frame = progress_by(store, column)
+        frame = progress_by(progress, column)
         table = Table(title=title)
         for name in (column, "graded", "assigned", "done %"):
             table.add_column(name, justify="left" if name == column else "right")

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from owleval.errors import OwlEvalError
-from owleval.grading import assign
-from owleval.grading.store import Store, utc_now
-from owleval.grading.study import AUTH_NAME, active_slots, check_name
+from owleval.grading.store import Store
+from owleval.grading.study import AUTH_NAME, check_name, enrol_annotator
 from owleval.grading.tokens import split_token, verify_secret
 
 
@@ -35,17 +34,16 @@ def sign_in_with_name(store: Store, name: str) -> Annotator:
     if meta["auth"] != AUTH_NAME:
         raise OwlEvalError("this study needs a sign-in token")
     name = check_name(name)
-    with store.write() as conn:
+    with store.write() as conn:  # look up and join in one transaction: two first sign-ins cannot collide
         row = conn.execute("SELECT annotator_id FROM annotators WHERE name = ?", (name,)).fetchone()
         if row is not None:
             return Annotator(int(row[0]), name)
-        cur = conn.execute("INSERT INTO annotators(name, created_at) VALUES (?, ?)", (name, utc_now()))
-        annotator_id = int(cur.lastrowid)
-        assign.append_assignments(conn, annotator_id, assign.shuffled(active_slots(conn), name, int(meta["seed"])))
+        annotator_id, _ = enrol_annotator(conn, name, meta)
     return Annotator(annotator_id, name)
 
 
 def is_admin(store: Store, token: str) -> bool:
+    """Whether ``token`` is the study's admin token (made with the study, stored hashed in its meta)."""
     meta = store.meta()
     parts = split_token(token)
     return parts is not None and parts[0] == meta.get("admin_token_id") and verify_secret(parts[1], meta["admin_token_hash"])

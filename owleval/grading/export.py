@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from owleval.answers import atomic_write_text
+from owleval.errors import OwlEvalError
 from owleval.grading.store import Store
 
 #: the columns ``owleval report`` reads; ``flags`` follows them so no annotator note is lost in the CSV
@@ -20,13 +21,17 @@ def current_grades_frame(db_path: Path | str | Store) -> pd.DataFrame:
     Grades given to an answer text that a refresh replaced are history, not current, and are left out.
     """
     store = db_path if isinstance(db_path, Store) else Store(Path(db_path))
-    rows = store.conn.execute(
-        """SELECT n.name, a.model_id, a.question_id, g.grade, g.comment, g.created_at, g.flags
-           FROM current_grades g
-           JOIN answers a ON a.answer_id = g.answer_id AND a.active = 1
-           JOIN annotators n ON n.annotator_id = g.annotator_id
-           ORDER BY n.name, a.model_id, a.question_id"""
-    ).fetchall()
+    try:
+        rows = store.conn.execute(
+            """SELECT n.name, a.model_id, a.question_id, g.grade, g.comment, g.created_at, g.flags
+               FROM current_grades g
+               JOIN answers a ON a.answer_id = g.answer_id AND a.active = 1
+               JOIN annotators n ON n.annotator_id = g.annotator_id
+               ORDER BY n.name, a.model_id, a.question_id"""
+        ).fetchall()
+    finally:
+        if store is not db_path:  # opened here for a path: close it here
+            store.close()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=EXPORT_COLUMNS)
     return frame.astype({"question_id": "int64"})
 
@@ -34,7 +39,10 @@ def current_grades_frame(db_path: Path | str | Store) -> pd.DataFrame:
 def write_grades_csv(db_path: Path | str, out: Path) -> int:
     """Write the current grades to ``out`` (atomically); returns the number of rows."""
     frame = current_grades_frame(db_path)
-    atomic_write_text(Path(out), frame.to_csv(index=False))
+    try:
+        atomic_write_text(Path(out), frame.to_csv(index=False))
+    except OSError as exc:
+        raise OwlEvalError(f"cannot write {out}: {exc.strerror or exc}") from exc
     return len(frame)
 
 
@@ -53,15 +61,13 @@ def progress_frame(store: Store) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in rows], columns=["annotator", "model_id", "assigned", "graded"])
 
 
-def progress_by(store: Store, column: str) -> pd.DataFrame:
-    """Progress summed per ``annotator`` or per ``model_id``, with a percentage."""
-    frame = progress_frame(store)
-    out = frame.groupby(column, as_index=False)[["graded", "assigned"]].sum()
+def progress_by(progress: pd.DataFrame, column: str) -> pd.DataFrame:
+    """:func:`progress_frame` summed per ``annotator`` or per ``model_id``, with a percentage."""
+    out = progress.groupby(column, as_index=False)[["graded", "assigned"]].sum()
     out["done_%"] = (100 * out["graded"] / out["assigned"].where(out["assigned"] > 0)).round(1).fillna(0.0)
     return out
 
 
-def flagged_frame(store: Store) -> pd.DataFrame:
-    """Current grades that carry a flag, for the study owner to look at."""
-    frame = current_grades_frame(store)
-    return frame[frame["flags"] != ""].reset_index(drop=True)
+def flagged_frame(grades: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`current_grades_frame` that carry a flag, for the study owner to look at."""
+    return grades[grades["flags"] != ""].reset_index(drop=True)

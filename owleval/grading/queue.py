@@ -36,6 +36,15 @@ class GradeEvent:
     flags: tuple[str, ...]
     created_at: str
 
+    @classmethod
+    def from_row(cls, row: sqlite3.Row | tuple) -> GradeEvent:
+        """From ``event_id, grade, comment, flags, created_at`` (flags stored comma-separated)."""
+        event_id, grade, comment, flags, created_at = tuple(row)
+        return cls(int(event_id), grade, comment, tuple(f for f in flags.split(",") if f), created_at)
+
+
+_EVENT_COLUMNS = "event_id, grade, comment, flags, created_at"
+
 
 @dataclass(frozen=True)
 class EarlierTurn:
@@ -86,10 +95,10 @@ def next_ungraded(queue: list[QueueItem], after: int = -1) -> int | None:
 
 def _events(conn: sqlite3.Connection, annotator_id: int, answer_id: int) -> tuple[GradeEvent, ...]:
     rows = conn.execute(
-        "SELECT event_id, grade, comment, flags, created_at FROM grade_events WHERE annotator_id = ? AND answer_id = ? ORDER BY event_id",
+        f"SELECT {_EVENT_COLUMNS} FROM grade_events WHERE annotator_id = ? AND answer_id = ? ORDER BY event_id",
         (annotator_id, answer_id),
     )
-    return tuple(GradeEvent(int(r[0]), r[1], r[2], tuple(f for f in r[3].split(",") if f), r[4]) for r in rows)
+    return tuple(GradeEvent.from_row(r) for r in rows)
 
 
 def answer_screen(store: Store, annotator_id: int, item: QueueItem, data_dir: Path) -> AnswerScreen:
@@ -140,11 +149,9 @@ def record_grade(
     flag_text = ",".join(f for f in FLAGS if f in flags)
     with store.write() as conn:
         if request_id is not None:
-            seen = conn.execute(
-                "SELECT event_id, grade, comment, flags, created_at FROM grade_events WHERE request_id = ?", (request_id,)
-            ).fetchone()
+            seen = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM grade_events WHERE request_id = ?", (request_id,)).fetchone()
             if seen is not None:
-                return GradeEvent(int(seen[0]), seen[1], seen[2], tuple(f for f in seen[3].split(",") if f), seen[4])
+                return GradeEvent.from_row(seen)
         allowed = conn.execute(
             "SELECT 1 FROM answers a JOIN assignments s ON s.model_id = a.model_id AND s.question_id = a.question_id "
             "WHERE a.answer_id = ? AND a.active = 1 AND s.annotator_id = ?",
@@ -157,4 +164,4 @@ def record_grade(
             "INSERT INTO grade_events(annotator_id, answer_id, grade, comment, flags, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (annotator_id, answer_id, grade, comment, flag_text, now, request_id),
         )
-    return GradeEvent(int(cur.lastrowid), grade, comment, tuple(f for f in flag_text.split(",") if f), now)
+    return GradeEvent.from_row((cur.lastrowid, grade, comment, flag_text, now))  # only now committed

@@ -137,13 +137,17 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # also when COMMIT itself fails (disk full, I/O error): a connection left inside a transaction would
+        # refuse every later BEGIN on this thread
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    """The study's settings (auth, overlap, seed, data_dir, ...) as written at creation."""
     return {row["key"]: row["value"] for row in conn.execute("SELECT key, value FROM meta")}
 
 

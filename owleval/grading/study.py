@@ -24,7 +24,7 @@ from owleval.answers import (
 )
 from owleval.errors import InputFileError, OwlEvalError
 from owleval.grading import assign
-from owleval.grading.store import Store, initialise, open_connection, utc_now
+from owleval.grading.store import Store, initialise, open_connection, utc_now, write_transaction
 from owleval.grading.tokens import new_token
 from owleval.paths import default_data_dir
 from owleval.questions import Question, load_questions
@@ -57,18 +57,27 @@ def read_study_answers(sources: Sequence[Path], questions: Sequence[Question]) -
         raise InputFileError(errors)
     by_model: dict[str, tuple[Path, list[Answer]]] = {}
     for f in checked:
-        name = canonical_model_name(f.path, f.model_ids)
+        name, path = canonical_model_name(f.path, f.model_ids), f.path.resolve()
         if name in by_model:
-            raise OwlEvalError(f"{f.path} and {by_model[name][0]} both hold model {name!r}")
-        by_model[name] = (f.path.resolve(), list(f.answers))
+            raise OwlEvalError(f"{path} and {by_model[name][0]} both hold model {name!r}")
+        by_model[name] = (path, list(f.answers))
     return by_model
 
 
 def check_name(name: str) -> str:
+    """The name with its whitespace collapsed, so "Ann  Lee" and "Ann Lee" are one annotator."""
     clean = " ".join(name.split())
     if not clean or len(clean) > MAX_NAME_LEN or any(not ch.isprintable() for ch in clean):
         raise OwlEvalError(f"annotator name must be 1-{MAX_NAME_LEN} printable characters, got {name!r}")
     return clean
+
+
+def _insert_questions(conn: sqlite3.Connection, questions: Sequence[Question]) -> None:
+    """Copy the questions into the study (the app shows them without reading the data set); known ones stay."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO questions(question_id, image, question, earlier_turns) VALUES (?, ?, ?, ?)",
+        [(q.question_id, q.image, q.question, json.dumps(list(q.earlier_turns))) for q in questions],
+    )
 
 
 def _insert_answers(conn: sqlite3.Connection, by_model: dict[str, tuple[Path, list[Answer]]]) -> None:
@@ -98,6 +107,7 @@ def _insert_annotator(conn: sqlite3.Connection, name: str, with_token: bool) -> 
 
 
 def active_slots(conn: sqlite3.Connection) -> list[assign.Slot]:
+    """Every (model, question) that has a current answer: the work of an annotator who grades everything."""
     return [(r[0], int(r[1])) for r in conn.execute("SELECT model_id, question_id FROM answers WHERE active = 1")]
 
 
@@ -113,6 +123,8 @@ def create_study(
 ) -> CreatedStudy:
     """Build a new study file; refuses to touch an existing one."""
     db_path = Path(db_path)
+    if db_path.is_dir():
+        raise OwlEvalError(f"--db {db_path} is a folder; give the path of the study file to create (e.g. grades.sqlite)")
     if db_path.exists():
         raise OwlEvalError(f"{db_path} already exists; use `owleval study refresh` to load new answers into it")
     data_dir = (data_dir or default_data_dir()).resolve()
@@ -121,10 +133,10 @@ def create_study(
     names = [check_name(n) for n in annotators]
     if len(set(names)) != len(names):
         raise OwlEvalError(f"annotator names repeat: {names}")
-    if overlap is not None and not 1 <= overlap <= max(len(names), 1):
-        raise OwlEvalError(f"--overlap must be between 1 and the number of annotators ({len(names)}), got {overlap}")
     if overlap is not None and not names:
         raise OwlEvalError("--overlap needs --annotators (who shares the answers?)")
+    if overlap is not None and not 1 <= overlap <= len(names):
+        raise OwlEvalError(f"--overlap must be between 1 and the number of annotators ({len(names)}), got {overlap}")
     admin_token, admin_id, admin_hash = new_token()
     meta = {
         "study_id": uuid.uuid4().hex,
@@ -137,8 +149,11 @@ def create_study(
         "admin_token_id": admin_id,
         "admin_token_hash": admin_hash,
     }
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{db_path.name}.", suffix=".creating", dir=db_path.parent)
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{db_path.name}.", suffix=".creating", dir=db_path.parent)
+    except OSError as exc:
+        raise OwlEvalError(f"cannot create {db_path}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     tokens: dict[str, str] = {}
@@ -146,19 +161,15 @@ def create_study(
         conn = open_connection(tmp)
         try:
             initialise(conn, meta)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO questions(question_id, image, question, earlier_turns) VALUES (?, ?, ?, ?)",
-                [(q.question_id, q.image, q.question, json.dumps(list(q.earlier_turns))) for q in questions],
-            )
-            _insert_answers(conn, by_model)
-            plan = assign.spread(active_slots(conn), names, overlap, seed)
-            for name in names:
-                annotator_id, token = _insert_annotator(conn, name, auth == AUTH_TOKEN)
-                if token:
-                    tokens[name] = token
-                assign.append_assignments(conn, annotator_id, assign.shuffled(plan[name], name, seed))
-            conn.execute("COMMIT")
+            with write_transaction(conn):
+                _insert_questions(conn, questions)
+                _insert_answers(conn, by_model)
+                plan = assign.spread(active_slots(conn), names, overlap, seed)
+                for name in names:
+                    annotator_id, token = _insert_annotator(conn, name, auth == AUTH_TOKEN)
+                    if token:
+                        tokens[name] = token
+                    assign.append_assignments(conn, annotator_id, assign.shuffled(plan[name], name, seed))
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
@@ -173,23 +184,31 @@ def create_study(
     return CreatedStudy(db_path, admin_token, tokens, models)
 
 
+def enrol_annotator(conn: sqlite3.Connection, name: str, meta: dict[str, str]) -> tuple[int, str | None]:
+    """Insert an annotator with their share of the work, inside the caller's transaction.
+
+    Returns their id and token (None in name sign-in studies). With full overlap the share is every current
+    answer; with ``--overlap K`` it is taken from the others' ungraded work, so each answer keeps K annotators.
+    """
+    annotator_id, token = _insert_annotator(conn, name, meta["auth"] == AUTH_TOKEN)
+    slots = active_slots(conn) if meta["overlap"] == "all" else assign.take_share(conn, annotator_id)
+    assign.append_assignments(conn, annotator_id, assign.shuffled(slots, name, int(meta["seed"])))
+    return annotator_id, token
+
+
 def add_annotator(store: Store, name: str) -> str | None:
     """Add an annotator with their share of the work; returns their token (None in name sign-in studies)."""
     name = check_name(name)
     meta = store.meta()
-    seed = int(meta["seed"])
     with store.write() as conn:
-        annotator_id, token = _insert_annotator(conn, name, meta["auth"] == AUTH_TOKEN)
-        if meta["overlap"] == "all":
-            slots = active_slots(conn)
-        else:
-            slots = assign.take_share(conn, annotator_id)
-        assign.append_assignments(conn, annotator_id, assign.shuffled(slots, name, seed))
+        _, token = enrol_annotator(conn, name, meta)
     return token
 
 
 @dataclass
 class RefreshSummary:
+    """Counts of what a refresh did, per answer (``owleval study refresh`` prints them)."""
+
     kept: int = 0
     changed: int = 0
     added: int = 0
@@ -209,11 +228,7 @@ def refresh_study(store: Store, sources: Sequence[Path]) -> RefreshSummary:
     summary = RefreshSummary()
     now = utc_now()
     with store.write() as conn:
-        known = {int(r[0]) for r in conn.execute("SELECT question_id FROM questions")}
-        conn.executemany(
-            "INSERT INTO questions(question_id, image, question, earlier_turns) VALUES (?, ?, ?, ?)",
-            [(q.question_id, q.image, q.question, json.dumps(list(q.earlier_turns))) for q in questions if q.question_id not in known],
-        )
+        _insert_questions(conn, questions)
         new_slots: list[assign.Slot] = []
         for model, (path, answers) in sorted(by_model.items()):
             wanted = {a.question_id: a for a in answers}
