@@ -34,6 +34,22 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+def _show_version(value: bool) -> None:
+    if value:
+        from owleval import __version__
+        from owleval.manifest import load_manifest
+
+        typer.echo(f"owleval {__version__} (data set {load_manifest().version}, manifest {load_manifest().digest})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", help="Show the version and exit.", callback=_show_version, is_eager=True),
+) -> None:
+    """OwlEval: answer the 82 OwlEval questions with a model, grade the answers A-D by hand, report the scores."""
+
+
 #: each module defines ``register(app)``; a module that is not there is skipped
 COMMAND_MODULES = (
     "owleval.commands.data",

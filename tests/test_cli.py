@@ -55,3 +55,10 @@ def test_file_system_errors_are_one_line_not_a_traceback(tmp_path) -> None:
     blocker.write_text("x")
     result = runner.invoke(app, ["answers", "import", "--published", "--out", str(blocker / "sub")])
     assert result.exit_code == 1 and "error:" in result.output and "Traceback" not in result.output
+
+
+def test_version() -> None:
+    from owleval import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and f"owleval {__version__}" in result.output
