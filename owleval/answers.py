@@ -221,8 +221,8 @@ def answer_files_in(sources: Iterable[Path]) -> list[Path]:
     return files
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+def _write_temp_beside(path: Path, text: str) -> Path:
+    """``text`` in a synced temporary file next to ``path`` (same folder, so a rename is atomic); on failure none is left."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -230,10 +230,19 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+    tmp = _write_temp_beside(path, text)
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def format_answers(answers: Iterable[Answer]) -> str:
@@ -268,17 +277,11 @@ def import_answer_files(sources: Sequence[Path], out_dir: Path, questions: Seque
         existing = [str(t) for t in targets.values() if t.exists()]
         if existing:
             raise OwlEvalError(f"would overwrite {', '.join(existing)}; pass --overwrite to replace")
-    staged: list[tuple[Path, Path]] = []
-    out_dir.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[Path, Path]] = []  # every file is written before any is renamed into place
     try:
         for name, f in planned.items():
             normalised = [Answer(a.question_id, a.image, a.question, a.answer, name, a.metadata) for a in f.answers]
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(format_answers(normalised))
-                fh.flush()
-                os.fsync(fh.fileno())
-            staged.append((Path(tmp), targets[name]))
+            staged.append((_write_temp_beside(targets[name], format_answers(normalised)), targets[name]))
         for tmp, target in staged:
             os.replace(tmp, target)
     finally:

@@ -37,17 +37,16 @@ class FetchReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def check_file(root: Path, entry: ManifestEntry, *, full: bool = True) -> FileStatus:
+def check_file(root: Path, entry: ManifestEntry) -> FileStatus:
     path = root / entry.path
     if not path.is_file():
         return FileStatus(entry, "missing")
     size = path.stat().st_size
     if size != entry.size:
         return FileStatus(entry, "wrong-size", f"{size} bytes, expected {entry.size}")
-    if full:
-        digest = sha256_of(path)
-        if digest != entry.sha256:
-            return FileStatus(entry, "wrong-checksum", f"sha256 {digest[:12]}..., expected {entry.sha256[:12]}...")
+    digest = sha256_of(path)
+    if digest != entry.sha256:
+        return FileStatus(entry, "wrong-checksum", f"sha256 {digest[:12]}..., expected {entry.sha256[:12]}...")
     return FileStatus(entry, "ok")
 
 

@@ -127,7 +127,12 @@ def _read_existing(out: Path, meta_path: Path, questions: Sequence[Question], ov
     if not found.ok:
         listing = "\n".join(str(p) for p in found.errors[:10])
         raise OwlEvalError(f"{out} cannot be resumed; fix it or pass --overwrite:\n{listing}")
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else None
+    meta = None
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise OwlEvalError(f"{meta_path}: not valid JSON ({exc}); repair or delete it, or pass --overwrite") from exc
     return {a.question_id: a for a in found.answers}, meta, warnings
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import shutil
 import threading
+from importlib import resources
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -132,3 +133,11 @@ def test_info_counts(owl_data: Path) -> None:
     for label, count in (("single-turn only", 30), ("opens a dialogue", 20), ("later turn", 32)):
         line = next(line for line in result.output.splitlines() if label in line)
         assert str(count) in line
+
+
+def test_build_manifest_reproduces_the_shipped_one(owl_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "manifest.json"
+    result = runner.invoke(app, ["data", "build-manifest", "--from", str(owl_data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    shipped = resources.files("owleval.dataset_manifest").joinpath("manifest.json").read_text()
+    assert out.read_text() == shipped

@@ -147,3 +147,12 @@ def test_overwrite_keeps_the_old_file_when_the_model_fails_to_load(tmp_path: Pat
         run_generation("answers-file", load_options=LoadOptions(checkpoint=str(tmp_path / "missing.jsonl")),
                        config=GenerationConfig(), out=out, overwrite=True)
     assert out.read_bytes() == before
+
+
+def test_corrupt_provenance_file_is_named(tmp_path: Path) -> None:
+    out = tmp_path / "a.jsonl"
+    result, _ = _run(out, question_ids=[1])
+    result.meta_path.write_text("{ not json")
+    with pytest.raises(OwlEvalError, match=r"a\.jsonl\.meta\.json: not valid JSON"):
+        _run(out, question_ids=[1, 2])
+    assert len(read_answer_file(out, load_questions()).answers) == 1

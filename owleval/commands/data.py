@@ -41,7 +41,7 @@ def fetch(
     where = f"from {source}" if source else f"from {mirror or manifest.source_repository + ' @ ' + manifest.source_commit[:7]}"
     with make_progress() as progress:
         task = progress.add_task("fetch", total=len(manifest.files))
-        report = install_dataset(target, source, mirror=mirror, manifest=manifest, on_file=lambda entry, outcome: progress.advance(task))
+        report = install_dataset(target, source, mirror=mirror, manifest=manifest, on_file=lambda _entry, _outcome: progress.advance(task))
     console.print(
         f"[green]ok[/] {len(manifest.files)} files in {target} "
         f"({len(report.installed)} installed {where}, {len(report.already_present)} already present and verified)",
@@ -108,6 +108,27 @@ def info(dest: DestOption = None) -> None:
     for length in sorted(lengths):
         dialogues.add_row(str(length), str(lengths[length]))
     console.print(dialogues)
+
+
+@data_app.command("build-manifest")
+def build_manifest_command(
+    source: Annotated[Path, typer.Option("--from", help="A folder holding the upstream OwlEval files.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the new manifest.json.")],
+) -> None:
+    """For maintainers: write a manifest of the files in a folder, keeping the current upstream pin.
+
+    After moving the pin to a newer upstream commit, review the diff of the new manifest before committing it.
+
+    Example: owleval data build-manifest --from ../shared/owleval_82q --out data/owleval_82q/manifest.json
+    """
+    from owleval.answers import atomic_write_text
+    from owleval.manifest import build_manifest, load_manifest
+
+    if not source.is_dir():
+        raise OwlEvalError(f"--from {source}: no such folder")
+    manifest = build_manifest(source, template=load_manifest())
+    atomic_write_text(out, manifest.to_json())
+    console.print(f"[green]ok[/] {out}: {len(manifest.files)} files, digest {manifest.digest}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
