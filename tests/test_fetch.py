@@ -24,6 +24,7 @@ runner = CliRunner()
 
 class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
     cut_short: set[str] = set()
+    unavailable: dict[str, int] = {}  # path -> how many more requests get 503 Service Unavailable
     requests: list[str] = []
 
     def log_message(self, *args: object) -> None:  # keep test output clean
@@ -32,6 +33,10 @@ class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self) -> None:
         type(self).requests.append(self.path)
         name = self.path.lstrip("/")
+        if self.unavailable.get(name, 0) > 0:
+            self.unavailable[name] -= 1
+            self.send_error(503, "busy")
+            return
         if name in self.cut_short:  # announce the full length, send half, hang up
             data = (Path(self.directory) / name).read_bytes()
             self.send_response(200)
@@ -48,8 +53,9 @@ class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
 def mirror(owl_data: Path, tmp_path: Path) -> Iterator[tuple[str, Path, type[_MirrorHandler]]]:
     root = tmp_path / "mirror"
     shutil.copytree(owl_data, root)
-    handler = type("Handler", (_MirrorHandler,), {"cut_short": set(), "requests": []})
+    handler = type("Handler", (_MirrorHandler,), {"cut_short": set(), "unavailable": {}, "requests": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
+    handler.server_object = server  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", root, handler
@@ -97,6 +103,48 @@ def test_corrupt_and_cut_short_downloads_leave_no_partial_file_and_resume(mirror
     report = install_dataset(dest, mirror=url)
     assert sorted(report.installed) == ["cases/3.jpg", "cases/7.jpg"]
     assert sorted(handler.requests) == ["/cases/3.jpg", "/cases/7.jpg"]
+
+
+@pytest.mark.parametrize("mirror_url", ["http://owleval-mirror.invalid/x", "http://127.0.0.1:9/x"], ids=["no-such-host", "refused"])
+def test_unreachable_host_fails_fast_naming_the_host_and_the_next_step(mirror_url: str, tmp_path: Path) -> None:
+    import time
+
+    dest = tmp_path / "dest"
+    started = time.monotonic()
+    result = runner.invoke(app, ["data", "fetch", "--mirror", mirror_url, "--dest", str(dest)])
+    assert time.monotonic() - started < 15
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    host = mirror_url.split("/")[2].split(":")[0]
+    assert len(errors) == 1 and f"cannot reach {host}" in errors[0], result.stderr
+    assert "owleval data fetch --from DIR" in errors[0] and "--mirror URL" in errors[0]
+    assert ("does not resolve" if "invalid" in host else "Connection refused") in errors[0]
+    assert not [p for p in dest.rglob("*") if p.is_file()]
+
+
+def test_host_lost_mid_fetch_stops_at_once_and_resumes_later(mirror, tmp_path: Path) -> None:
+    url, _, handler = mirror
+    dest = tmp_path / "dest"
+    done: list[str] = []
+
+    def after_file(entry, outcome: str) -> None:
+        done.append(entry.path)
+        if len(done) == 5:  # the mirror goes away: later connections are refused
+            handler.server_object.shutdown()
+            handler.server_object.server_close()
+
+    with pytest.raises(OwlEvalError) as info:
+        install_dataset(dest, mirror=url, on_file=after_file)
+    assert "cannot reach 127.0.0.1" in str(info.value) and "5 of 57 files are in place" in str(info.value)
+    assert len(handler.requests) == 5 and len(done) == 5  # the other 52 files were not tried one by one
+    assert sum(s.state == "ok" for s in verify_dataset(dest)) == 5
+
+
+def test_server_errors_are_retried(mirror, tmp_path: Path) -> None:
+    url, _, handler = mirror
+    handler.unavailable["questions.jsonl"] = 2
+    report = install_dataset(tmp_path / "dest", mirror=url)
+    assert len(report.installed) == 57 and handler.requests.count("/questions.jsonl") == 3
 
 
 def test_install_from_folder_and_verify_names_bad_files(tmp_path: Path, owl_data: Path) -> None:

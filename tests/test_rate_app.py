@@ -188,3 +188,23 @@ def test_default_study_signs_in_by_name(tmp_path: Path, monkeypatch: pytest.Monk
     assert at.subheader[0].value == "Answer 1 of 492"
     _grade(at, "B")
     assert _events(tmp_path / "default.sqlite") == [("Newcomer", "B", "", "")]
+
+
+@pytest.mark.parametrize("mirror", ["http://owleval-mirror.invalid/owleval", "http://127.0.0.1:9/owleval"])
+def test_first_run_without_data_or_network_shows_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mirror: str) -> None:
+    """No data installed and the download host unreachable (a name that does not resolve; a refused port): an error
+    on the page within 20 s naming the host and the command that installs from a folder, not an endless spinner."""
+    import time
+
+    monkeypatch.delenv("OWLEVAL_RATE_DB", raising=False)
+    monkeypatch.setenv("OWLEVAL_DEFAULT_STUDY", str(tmp_path / "default.sqlite"))
+    monkeypatch.setenv("OWLEVAL_DATA", str(tmp_path / "no-data-yet"))
+    monkeypatch.setenv("OWLEVAL_MIRROR", mirror)
+    started = time.monotonic()
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert time.monotonic() - started < 20
+    assert not at.exception, at.exception
+    message = at.error[0].value
+    host = mirror.split("/")[2].split(":")[0]
+    assert f"cannot reach {host}" in message and "owleval data fetch --from DIR" in message, message
+    assert not (tmp_path / "default.sqlite").exists() and not at.text_input

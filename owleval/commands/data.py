@@ -25,11 +25,13 @@ DestOption = Annotated[
 def fetch(
     source: Annotated[Optional[Path], typer.Option("--from", help="Install from this local folder (a copy of the upstream OwlEval folder) instead of downloading.")] = None,
     dest: DestOption = None,
-    mirror: Annotated[Optional[str], typer.Option("--mirror", help="Download from this base URL instead of the pinned upstream URL (file paths are appended).")] = None,
+    mirror: Annotated[Optional[str], typer.Option("--mirror", envvar="OWLEVAL_MIRROR", help="Download from this base URL instead of the pinned upstream URL (file paths are appended).")] = None,
 ) -> None:
     """Install the data set, verifying every file's size and sha256 against the manifest.
 
     Files are written atomically: an interrupted fetch leaves no partial file, and running it again resumes.
+    A download host that cannot be reached (no network, a name that does not resolve) stops the fetch within
+    seconds; timeouts, server errors and transfers cut short are retried.
 
     Example: owleval data fetch --from ../shared/owleval_82q
     """
