@@ -57,6 +57,15 @@ _LETTER_KEYS_JS = """<script>
 })();
 </script>"""
 
+# Streamlit cuts a button label that is wider than the button with an ellipsis ("... has obvi..."); the rubric text
+# of each grade button wraps instead, so the whole meaning of every grade stays readable on narrow screens.
+_GRADE_BUTTON_CSS = """<style>
+[class*="st-key-grade_"] button [data-testid="stMarkdownContainer"],
+[class*="st-key-grade_"] button [data-testid="stMarkdownContainer"] p {
+  white-space: normal; overflow: visible; text-overflow: clip; text-align: left;
+}
+</style>"""
+
 
 def _settings() -> tuple[str | None, str | None]:
     """--db/--data after ``--`` on the streamlit command line; else the environment (AppTest, owleval rate)."""
@@ -219,6 +228,7 @@ def _grade_controls(store: Store, screen: gq.AnswerScreen, who: access.Annotator
             on_click=_on_grade,
             args=(store, who.annotator_id, screen.item.answer_id, index, grade, f"{render_id}:{grade}"),
         )
+    st.html(_GRADE_BUTTON_CSS)
     st.caption("Keys: 1-4 or a-d grade, ← back, → next.")
     back, nxt = st.columns(2)
     back.button("← Back", key="nav_back", disabled=index == 0, on_click=_go, args=(index - 1,), shortcut="Left", width="stretch")
@@ -264,12 +274,22 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
                        file_name="grades.csv", mime="text/csv")
 
 
+def _annotator_toolbar() -> None:
+    """Annotators get the minimal toolbar: no "Deploy", no rerun or developer menu. Set by the app itself, so plain
+    `streamlit run owleval/rate.py` gets it too; the browser learns the mode when a run starts, so the run that
+    first sets it starts again."""
+    if st.get_option("client.toolbarMode") != "minimal":
+        st.set_option("client.toolbarMode", "minimal")
+        st.rerun()
+
+
 def main() -> None:
     st.set_page_config(page_title="OwlEval grading", layout="wide")
+    _annotator_toolbar()
     try:
         store, meta, data_dir, default = _open()
     except OwlEvalError as exc:
-        st.error(str(exc))
+        st.error(f"The grading app cannot open its study.\n\n{exc}")
         st.stop()
     ss = st.session_state
     page = st.sidebar.radio("Page", ["Grade", "Admin"], key="page")

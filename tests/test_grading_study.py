@@ -187,20 +187,24 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path, owl_data: Path) -> 
     assert result.exit_code == 1 and "no such study" in result.stderr
 
 
-def test_rate_command_runs_the_app_with_the_study(tmp_path: Path, owl_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import subprocess
+def test_rate_command_becomes_the_streamlit_server(tmp_path: Path, owl_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
 
     calls: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(os, "execv", lambda path, cmd: calls.append([path, *cmd]))  # the real exec: test_install_wheel
     result = runner.invoke(app, ["rate", "--db", str(tmp_path / "missing.sqlite")])
     assert result.exit_code == 1 and "no such study" in result.stderr and not calls
     created = make_study(tmp_path, owl_data)
     result = runner.invoke(app, ["rate", "--db", str(created.path), "--port", "8600"])
     assert result.exit_code == 0, result.output
-    cmd = calls[0]
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("owleval/rate.py")
+    path, *cmd = calls[0]
+    assert path == cmd[0] and cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("owleval/rate.py")
     assert cmd[cmd.index("--server.port") + 1] == "8600" and cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--client.toolbarMode") + 1] == "minimal"
     assert cmd[cmd.index("--") + 1:] == ["--db", str(created.path.resolve())]
+    calls.clear()
+    result = runner.invoke(app, ["rate"])  # no arguments: the default study, as `streamlit run owleval/rate.py`
+    assert result.exit_code == 0 and calls[0][-1] == "--"
 
 
 def test_default_study_installs_the_data_set_when_missing(tmp_path: Path, owl_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:

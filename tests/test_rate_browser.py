@@ -175,3 +175,23 @@ def test_answers_stay_inert_text_and_no_model_name_reaches_the_page(served, brow
     page.wait_for_timeout(300)
     assert page.evaluate("[String(window.__owned), String(window.__alerts)]") == ["undefined", "0"]
     assert HOSTILE.split("\n")[1] in shown
+
+
+def test_annotators_see_no_developer_toolbar_and_the_whole_rubric(served, browser) -> None:
+    """Started as a developer would (plain `streamlit run`, no toolbar flag): the app itself hides the toolbar."""
+    server, created = served
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(20_000)
+    page.goto(server.url)
+    page.get_by_label("Your sign-in token").wait_for()
+    assert page.get_by_text("Deploy", exact=True).count() == 0
+    page.get_by_label("Your sign-in token").fill(created.tokens["ann"])
+    page.get_by_role("button", name="Sign in").click()
+    _at(page, 1)
+    assert page.get_by_text("Deploy", exact=True).count() == 0
+    labels = page.evaluate("""() => [...document.querySelectorAll('[class*="st-key-grade_"] button [data-testid="stMarkdownContainer"]')]
+        .map(e => [e.innerText, e.scrollWidth <= e.clientWidth, getComputedStyle(e).textOverflow])""")
+    from owleval.questions import GRADES
+
+    assert [text for text, _, _ in labels] == [f"{g} — {meaning}" for g, meaning in GRADES.items()]
+    assert all(fits and overflow != "ellipsis" for _, fits, overflow in labels), labels

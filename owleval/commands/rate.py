@@ -1,24 +1,45 @@
-"""``owleval rate``: start the grading app (``streamlit run owleval/rate.py``)."""
+"""``owleval rate``: serve the grading app (the same app as ``streamlit run owleval/rate.py`` in a checkout).
+
+The command *becomes* the Streamlit server (``exec``): the PID a supervisor (systemd, Docker, a shell's ``kill``)
+holds is the server's, so stopping it frees the port instead of leaving an orphaned child serving on.
+"""
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+#: the app ships inside the package, so this works from a wheel as well as from a checkout
 APP = Path(__file__).resolve().parent.parent / "rate.py"
+
+
+def streamlit_command(port: int, address: str, db: Path | None, data: Path | None, headless: bool) -> list[str]:
+    """The ``python -m streamlit run`` argument list serving the app with the settings annotators should get."""
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address", address,
+           "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "minimal", "--"]
+    if db is not None:
+        cmd += ["--db", str(db.resolve())]
+    if data is not None:
+        cmd += ["--data", str(data.resolve())]
+    return cmd
 
 
 def rate(
     db: Annotated[Path | None, typer.Option("--db", help="Study file; default: the local study of the six published answer sets.")] = None,
-    port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on.")] = 8501,
     address: Annotated[str, typer.Option("--address", help="Address to listen on (0.0.0.0 to let others on the network in).")] = "127.0.0.1",
     data: Annotated[Path | None, typer.Option("--data", help="Data-set folder holding the images (default: the study's).")] = None,
+    headless: Annotated[bool, typer.Option("--headless/--open-browser", help="Do not open a browser window (servers, containers).")] = False,
 ) -> None:
-    """Open the blind A-D grading app in the browser.
+    """Serve the blind A-D grading app and open it in the browser.
+
+    With no options it opens the local default study of the six published answer sets (created on first use;
+    annotators sign in by name). Stop it with Ctrl-C or SIGTERM: this process is the server.
 
     Example: owleval rate --db grades.sqlite --port 8501
     """
@@ -26,13 +47,12 @@ def rate(
 
     if db is not None and not db.is_file():
         raise OwlEvalError(f"{db}: no such study; create one with `owleval study create`")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address", address,
-           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", "--"]
-    if db is not None:
-        cmd += ["--db", str(db.resolve())]
-    if data is not None:
-        cmd += ["--data", str(data.resolve())]
-    raise typer.Exit(subprocess.call(cmd))
+    if data is not None and not data.is_dir():
+        raise OwlEvalError(f"--data {data}: no such folder")
+    cmd = streamlit_command(port, address, db, data, headless)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(cmd[0], cmd)  # replaces this process; returns only by raising OSError (shown as one line by the CLI)
 
 
 def register(app: typer.Typer) -> None:
