@@ -8,6 +8,7 @@ the last carries the model's own earlier answer, so multi-turn dialogues and mul
 from __future__ import annotations
 
 import abc
+import difflib
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -128,6 +129,27 @@ class ModelAdapter(abc.ABC):
     @abc.abstractmethod
     def load(cls, options: LoadOptions) -> ModelAdapter:
         """Load weights or connect; raise :class:`AdapterError` with a clear message when that fails."""
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, str]) -> None:
+        """Refuse any ``-o`` key this adapter does not declare in :attr:`option_help`, before anything loads.
+
+        A typo such as ``attn_implmentation`` would otherwise be ignored silently and the run would use the default.
+        """
+        for key in options:
+            if key in cls.option_help:
+                continue
+            known = sorted(cls.option_help)
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            listing = ", ".join(known) if known else "none"
+            raise AdapterError(f"unknown option -o {key}=... for model {cls.name!r}{hint} Its options: {listing}")
+
+    @classmethod
+    def open(cls, options: LoadOptions) -> ModelAdapter:
+        """Check the options, then :meth:`load`: the way the runner (and anyone else) should load an adapter."""
+        cls.check_options(options.options)
+        return cls.load(options)
 
     @abc.abstractmethod
     def generate(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:

@@ -168,6 +168,8 @@ def run_generation(
 
     ``on_progress(done, total)`` is called after every batch. ``adapter`` may be passed pre-loaded (tests, notebooks).
     """
+    adapter_cls = type(adapter) if adapter is not None else get_adapter_class(model)
+    adapter_cls.check_options(load_options.options)  # a typo in -o fails here, before any file is read or weight loaded
     data_dir = data_dir or default_data_dir()
     questions = load_questions(data_dir)
     selected, added = select_questions(questions, question_ids, limit)
@@ -177,7 +179,7 @@ def run_generation(
     if added:
         warnings.append(f"also answering earlier turns {added}: later turns need them as history")
 
-    adapter = adapter or get_adapter_class(model).load(load_options)
+    adapter = adapter or adapter_cls.load(load_options)
     model_id = model_id or (old_meta or {}).get("model_id") or adapter.default_model_id()
     meta: dict[str, Any] = {
         "adapter": model,

@@ -62,3 +62,21 @@ def test_version() -> None:
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and f"owleval {__version__}" in result.output
+
+
+@pytest.mark.parametrize(("key", "closest"), [("attn_implmentation", "attn_implementation"), ("bogus_option", None)])
+def test_unknown_adapter_option_is_refused_before_the_model_loads(key: str, closest: str | None, tmp_path, monkeypatch) -> None:
+    from owleval.adapters.mplug_owl import MplugOwlAdapter
+
+    def must_not_load(cls, options):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(MplugOwlAdapter, "load", classmethod(must_not_load))
+    out = tmp_path / "a.jsonl"
+    result = runner.invoke(app, ["generate", "--model", "mplug-owl", "-o", f"{key}=1", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.stderr.split())
+    assert f"unknown option -o {key}=" in message and "mplug-owl" in message
+    assert all(name in message for name in MplugOwlAdapter.option_help)
+    assert (f"did you mean {closest!r}" in message) if closest else "did you mean" not in message
+    assert not out.exists() and not out.with_name(out.name + ".meta.json").exists()

@@ -8,6 +8,7 @@ What it checks, on tiny random weights or a loopback server:
   * device and dtype options are honoured (local models: parameters on the requested device in the requested
     dtype; remote or replaying adapters: CPU works, a CUDA request is refused with an AdapterError or ignored);
   * a checkpoint (or any path option) that does not exist gives an AdapterError naming it;
+  * an ``-o`` key the adapter does not declare in ``option_help`` is refused before anything loads;
   * provenance is a JSON-serialisable dict naming the adapter.
 
 "The model input" is observed, not guessed: by default the suite hooks every ``torch.nn.Module`` it finds on the
@@ -84,7 +85,7 @@ class ConformanceTarget:
         return replace(base, **changes)
 
     def load(self, **changes: Any) -> ModelAdapter:
-        return self.adapter_cls.load(self.load_options(**changes))
+        return self.adapter_cls.open(self.load_options(**changes))
 
     @property
     def config(self) -> GenerationConfig:
@@ -309,6 +310,18 @@ class AdapterConformance:
             with pytest.raises(AdapterError) as caught:
                 target.adapter_cls.load(options)
             assert name in str(caught.value) or Path(name).name in str(caught.value), str(caught.value)
+
+    def test_unknown_option_is_refused_before_loading(self, target: ConformanceTarget) -> None:
+        declared = sorted(target.adapter_cls.option_help)
+        assert set(target.options) <= set(declared), f"the target uses undeclared options: {set(target.options) - set(declared)}"
+        typo = (declared[0] + "x") if declared else "no_such_option"
+        options = replace(target.load_options(), options={**target.options, typo: "1"})
+        with pytest.raises(AdapterError) as caught:
+            target.adapter_cls.open(options)
+        message = str(caught.value)
+        assert typo in message and all(name in message for name in declared), message
+        if declared:
+            assert f"did you mean {declared[0]!r}" in message, message
 
     def test_provenance_names_the_adapter(self, target: ConformanceTarget, adapter: ModelAdapter) -> None:
         adapter.generate([single(target, 1)], target.config)
