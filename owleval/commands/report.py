@@ -73,7 +73,7 @@ def report_command(
     frame = read_grades(grades, questions, models=models, models_origin=str(answers))
     judged = None
     if judge is not None:
-        judged = read_judge(judge, questions, models=set(frame["model_id"]), models_origin=f"the human grades ({grades})")
+        judged = read_judge(judge, questions, models=set(frame["model_id"]), models_origin=f"{grades} (the models people graded)")
     from_db = is_sqlite(grades)
     sampling = sampling_info(grades, from_db) if judged is not None or from_db else None
     report = build_report(
