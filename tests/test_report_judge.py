@@ -219,3 +219,36 @@ def test_combine_all_uses_per_answer_means_for_ppi(inputs, tmp_path):
     kept = [v for q, v in low.items() if ("m-low", q) in judged]
     assert ppi.loc[("m-low", "mean_score"), "human_only_estimate"] == pytest.approx(np.mean(kept))
     assert "mean over its human ratings" in (out / "report.md").read_text()
+
+
+def test_a_judge_sharing_no_answer_with_the_people_is_refused(inputs, tmp_path):
+    humans = pd.read_csv(inputs["humans"])
+    judge = pd.read_csv(inputs["judge"] / "grades.csv")
+    graded = set(map(tuple, humans[["model_id", "question_id"]].to_numpy()))
+    apart = judge[[(m, q) not in graded for m, q in judge[["model_id", "question_id"]].to_numpy()]]
+    folder = tmp_path / "apart"
+    folder.mkdir()
+    apart.to_csv(folder / "grades.csv", index=False)
+    result = invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 1 and "graded none of the answers people graded" in " ".join(result.output.split())
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")
+def test_judge_section_renders_in_chromium(report_dir):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page()
+            page.goto((report_dir / "report.html").as_uri())
+            assert page.get_by_role("heading", name="Judge vs humans").is_visible()
+            assert page.locator("table.confusion td.heat").count() == 16
+            assert page.locator("svg.shift-chart circle").count() == len(MODELS)
+            page.get_by_text("Largest disagreements").click()
+            assert page.get_by_text("<script>window.__owned = 3</script>", exact=False).first.is_visible()
+            assert page.evaluate("window.__owned === undefined")
+        finally:
+            browser.close()

@@ -109,6 +109,8 @@ def build_report(
         from owleval.report import judge as judging
 
         pairs = judging.pair_answers(grades, judge.grades)
+        if pairs.empty:
+            raise OwlEvalError(f"{judge.path}: the judge graded none of the answers people graded; nothing anchors its grades")
         out["judge_agreement"] = judging.agreement_table(pairs, info, models, n_boot=n_boot, seed=seed)
         out["judge_confusion"] = judging.confusion_table(pairs)
         out["ppi"] = ppi.ppi_table(ppi.human_values(grades, rule), ppi.judge_values(judge.grades), models)
