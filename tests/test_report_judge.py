@@ -252,3 +252,29 @@ def test_judge_section_renders_in_chromium(report_dir):
             assert page.evaluate("window.__owned === undefined")
         finally:
             browser.close()
+
+
+def test_meta_json_with_counts_only_states_the_totals(inputs, tmp_path):
+    folder = _judge_with(tmp_path, inputs, lambda lines: None)
+    (folder / "meta.json").write_text(json.dumps({"counts": {"judged": 240, "unparsed": 4, "failed": 2}}))
+    out = tmp_path / "r"
+    result = invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(out), "--bootstrap", "20", "--format", "md,html")
+    assert result.exit_code == 0, result.output
+    for name in ("report.md", "report.html"):
+        text = " ".join((out / name).read_text().split())
+        assert "counts 4 unparsed and 2 failed judge replies in all, without listing which answers" in text, name
+
+
+def test_a_model_with_one_human_grade_gets_no_ppi_and_the_reason(inputs, tmp_path):
+    humans = pd.read_csv(inputs["humans"])
+    judged = pd.read_csv(inputs["judge"] / "grades.csv")
+    first = judged[judged.model_id == "m-low"].question_id.min()
+    humans = humans[(humans.model_id != "m-low") | (humans.question_id == first)]
+    csv = write_grades_csv(humans, tmp_path / "few.csv")
+    out = tmp_path / "r"
+    result = invoke("--grades", str(csv), "--judge", str(inputs["judge"]), "--out", str(out), "--bootstrap", "20", "--format", "md,csv")
+    assert result.exit_code == 0, result.output
+    ppi = pd.read_csv(out / "ppi.csv").set_index(["model", "metric"])
+    assert ppi.loc[("m-low", "mean_score"), ["estimate", "ci_low", "ci_high"]].isna().all()
+    assert ppi.loc[("m-mid", "mean_score"), ["estimate", "ci_low", "ci_high"]].notna().all()
+    assert "m-low (mean_score): only 1 human-graded answer(s) with a judge grade: PPI needs 2 or more." in (out / "report.md").read_text()
