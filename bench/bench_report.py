@@ -116,7 +116,8 @@ def judge_case(questions, data: Path, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         csv = write_grades_csv(humans, Path(tmp) / "humans.csv")
         folder = write_judge_folder(Path(tmp) / "judge", judge, unparsed)
-        print(f"judge case: {len(judge)} judge grades, {len(humans)} human ratings ({humans.groupby('model_id').question_id.nunique().iloc[0]} answers per model x 3 annotators)")
+        per_model = humans.groupby("model_id").question_id.nunique().iloc[0]
+        print(f"judge case: {len(judge)} judge grades, {len(humans)} human ratings ({per_model} answers per model x 3 annotators)")
         env = {**os.environ, "OWLEVAL_DATA": str(data)}
         base = [sys.executable, "-m", "owleval.cli", "report", "--grades", str(csv), "--bootstrap", str(N_BOOT), "--data", str(data)]
         timings: dict[str, list[tuple[float, float]]] = {"without --judge": [], "with --judge": []}

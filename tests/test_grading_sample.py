@@ -7,7 +7,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 

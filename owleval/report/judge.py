@@ -47,7 +47,7 @@ class JudgeInput:
     meta_path: Path | None = None
     counts: dict[str, int] | None = None  # judged / unparsed / failed, as meta.json states them
     missing: pd.DataFrame | None = None  # model_id, question_id, kind ("unparsed" | "failed")
-    settings: dict[str, Any] = field(default_factory=dict)  # judge adapter, checkpoint, prompt hash (if stated)
+    settings: dict[str, Any] = field(default_factory=dict)  # meta.json's plain values: adapter, checkpoint, prompt hash ...
 
     def missing_by_model(self) -> pd.DataFrame | None:
         """Per model: unparsed and failed counts (None when no meta.json lists them)."""
@@ -73,7 +73,8 @@ def read_judge(path: Path, questions: Sequence[Question], *, models: Collection[
     frame = read_grades(path, questions, models=models, models_origin=models_origin)
     annotators = sorted(frame["annotator"].unique())
     if len(annotators) != 1:
-        raise InputFileError([Problem(path, None, "annotator", f"a judge file holds one judge's grades, this one has {len(annotators)}: {', '.join(annotators)}")])
+        found = f"this one has {len(annotators)}: {', '.join(annotators)}"
+        raise InputFileError([Problem(path, None, "annotator", f"a judge file holds one judge's grades, {found}")])
     judge = JudgeInput(path, frame, annotators[0])
     meta_path = path.with_name(JUDGE_META)
     if meta_path.is_file():
@@ -117,7 +118,8 @@ def _read_meta(judge: JudgeInput, meta_path: Path, qids: Collection[int]) -> Non
     judge.meta_path = meta_path
     if listed:
         judge.missing = pd.DataFrame(rows, columns=["model_id", "question_id", "kind"])
-    judge.settings = {k: doc[k] for k in ("adapter", "judge", "checkpoint", "prompt_sha256", "prompt_template_sha256") if isinstance(doc.get(k), (str, int, float))}
+    # the judge's provenance as meta.json states it (adapter, checkpoint, prompt hash, ...): its plain values only
+    judge.settings = {str(k): v for k, v in doc.items() if isinstance(v, (str, int, float, bool)) and k not in ("unparsed", "failed")}
 
 
 def pair_answers(human: pd.DataFrame, judge: pd.DataFrame) -> pd.DataFrame:
