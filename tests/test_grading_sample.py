@@ -157,6 +157,7 @@ def test_the_report_states_how_the_sample_was_drawn(tmp_path, owl_data):
     assert result.exit_code == 0, result.output
     md = (out / "report.md").read_text()
     assert "Graded answers (study database): a uniform random sample of 5 answers per model" in md
+    assert "15 of the 15 drawn answers have a human grade" in md
     meta = json.loads((out / "report_meta.json").read_text())
     assert meta["sampling"]["design"]["per_model"] == 5
     ppi = (out / "ppi.csv").read_text().splitlines()

@@ -75,7 +75,7 @@ def report_command(
     if judge is not None:
         judged = read_judge(judge, questions, models=set(frame["model_id"]), models_origin=f"{grades} (the models people graded)")
     from_db = is_sqlite(grades)
-    sampling = sampling_info(grades, from_db) if judged is not None or from_db else None
+    sampling = sampling_info(grades, from_db, frame) if judged is not None or from_db else None
     report = build_report(
         frame, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling
     )

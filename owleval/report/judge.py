@@ -248,8 +248,12 @@ def coverage_table(human: pd.DataFrame, judge: JudgeInput, models: Sequence[str]
     return pd.DataFrame(rows, columns=["model", "human", "judge", "both", "unparsed", "failed"])
 
 
-def sampling_info(grades_path: Path, from_database: bool) -> dict[str, Any]:
-    """How the human-graded answers were chosen: a study file knows (``--sample``); a CSV cannot tell."""
+def sampling_info(grades_path: Path, from_database: bool, grades: pd.DataFrame | None = None) -> dict[str, Any]:
+    """How the human-graded answers were chosen: a study file knows (``--sample``); a CSV cannot tell.
+
+    With ``grades``, a sampled study also says how many drawn answers have a grade yet: PPI's labelled set is the
+    graded part of the sample, which is a random sample only once the whole sample is graded.
+    """
     if not from_database:
         return {
             "source": "grades CSV",
@@ -259,5 +263,14 @@ def sampling_info(grades_path: Path, from_database: bool) -> dict[str, Any]:
         }
     from owleval.grading.sample import describe, study_design
 
+    from owleval.grading.sample import sampled_slots
+
     design = study_design(grades_path)
-    return {"source": "study database", "design": design, "text": describe(design)}
+    text = describe(design)
+    if design is not None and grades is not None:
+        drawn = sampled_slots(design)
+        graded = set(zip(grades["model_id"], grades["question_id"].astype(int), strict=True)) & drawn
+        text += f"; {len(graded)} of the {len(drawn)} drawn answers have a human grade"
+        if len(graded) < len(drawn):
+            text += " (PPI assumes the graded ones are a random part of the sample: finish grading it)"
+    return {"source": "study database", "design": design, "text": text}
