@@ -54,7 +54,7 @@ def draw_sample(slots: Iterable[Slot], questions: Sequence[Question], k: int, se
         "per_model": k,
         "seed": seed,
         "strata": "turn type (single / first / later)",
-        "allocation": "proportional, largest remainder",
+        "allocation": "proportional (largest remainder)",
         "models": {},
     }
     for model in sorted(by_model):
