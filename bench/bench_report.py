@@ -5,7 +5,9 @@ Side by side in one run:
      rendered and written) in this process, and the same through the `owleval` command in a fresh process
      (imports included);
   2. the summary table's image bootstrap: vectorised (multinomial counts x per-image sums) vs a naive loop
-     that lists the drawn images' answers for every resample. Reports the ratio.
+     that lists the drawn images' answers for every resample. Reports the ratio;
+  3. the report with an LLM judge (`--judge`): 6 models, judge grades on all 492 answers, people on 20 answers
+     per model (3 annotators), as a fresh `owleval report` process, beside the same report without --judge.
 
 Run: .venv/bin/python bench/bench_report.py [--repeat 3]
 """
@@ -31,7 +33,14 @@ from owleval.report.combine import combine_grades  # noqa: E402
 from owleval.report.grades import read_grades  # noqa: E402
 from owleval.report.stats import percentile_ci  # noqa: E402
 from owleval.report.tables import model_order, question_info, score_table  # noqa: E402
-from tests.report_helpers import data_dir, synthetic_grades, write_grades_csv  # noqa: E402
+from tests.report_helpers import (  # noqa: E402
+    data_dir,
+    sample_per_model,
+    synthetic_grades,
+    synthetic_judge,
+    write_grades_csv,
+    write_judge_folder,
+)
 
 N_BOOT = 2000
 
@@ -82,6 +91,8 @@ def main() -> None:
         cli = time.perf_counter() - t0
         print(f"`owleval report` as a fresh process (imports included): {cli:.3f} s  (target < 3 s)")
 
+    judge_case(questions, data, args.repeat)
+
     units = combine_grades(_frame(grades, questions), "median")
     info = question_info(questions)
     models = model_order(units)
@@ -95,6 +106,40 @@ def main() -> None:
     width_slow = (slow[1] - slow[0]).mean()
     print(f"summary table bootstrap: vectorised {t_fast * 1000:.1f} ms vs naive loop {t_slow * 1000:.0f} ms -> {t_slow / t_fast:.0f}x faster")
     print(f"  (same statistic: mean CI width {width_fast:.4f} vectorised vs {width_slow:.4f} naive; different random draws)")
+
+
+def judge_case(questions, data: Path, repeat: int) -> None:
+    """`owleval report --judge` for 6 models (judge on all 492 answers, people on 20 per model) vs without."""
+    full = synthetic_grades(questions, [f"model-{i}" for i in range(6)], ["ann", "bob", "cy"], seed=1)
+    judge, unparsed = synthetic_judge(full, seed=1)
+    humans = sample_per_model(full, 20, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = write_grades_csv(humans, Path(tmp) / "humans.csv")
+        folder = write_judge_folder(Path(tmp) / "judge", judge, unparsed)
+        per_model = humans.groupby("model_id").question_id.nunique().iloc[0]
+        print(f"judge case: {len(judge)} judge grades, {len(humans)} human ratings ({per_model} answers per model x 3 annotators)")
+        env = {**os.environ, "OWLEVAL_DATA": str(data)}
+        base = [sys.executable, "-m", "owleval.cli", "report", "--grades", str(csv), "--bootstrap", str(N_BOOT), "--data", str(data)]
+        timings: dict[str, list[tuple[float, float]]] = {"without --judge": [], "with --judge": []}
+        for i in range(repeat):
+            for label, extra in (("without --judge", []), ("with --judge", ["--judge", str(folder)])):
+                wall, cpu = _timed_run([*base, "--out", str(Path(tmp) / f"{i}-{len(extra)}"), *extra], env)
+                timings[label].append((wall, cpu))
+        (plain, plain_cpu), (judged, judged_cpu) = min(timings["without --judge"]), min(timings["with --judge"])
+        print(f"`owleval report` fresh process, best of {repeat}: without --judge {plain:.3f} s wall ({plain_cpu:.3f} s CPU), "
+              f"with --judge {judged:.3f} s wall ({judged_cpu:.3f} s CPU); ratio {judged / plain:.2f} (target < 3 s)")
+
+
+def _timed_run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one child process: CPU time is what a busy machine does not inflate."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _frame(grades, questions):

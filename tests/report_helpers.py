@@ -55,3 +55,55 @@ def synthetic_grades(
 def write_grades_csv(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_csv(path, index=False, lineterminator="\n")
     return path
+
+
+JUDGE_COLUMNS = ["annotator", "model_id", "question_id", "grade", "comment", "graded_at", "flags"]
+
+
+def synthetic_judge(
+    humans: pd.DataFrame, *, checkpoint: str = "judge-test", seed: int = 0, noise: float = 0.3, lenient: float = 0.3, unparsed: int = 0
+) -> tuple[pd.DataFrame, list[dict]]:
+    """What `owleval judge` would write for every answer graded in ``humans``: each answer's lower-median human
+    grade, one grade kinder with probability ``lenient``, else a neighbouring grade with probability ``noise``.
+    The first ``unparsed`` answers of each model get no row and are listed as unparsed instead."""
+    rng = np.random.default_rng(seed)
+    scores = humans.assign(s=humans.grade.map({"A": 3, "B": 2, "C": 1, "D": 0})).sort_values(["model_id", "question_id", "s"])
+    median = scores.groupby(["model_id", "question_id"]).s.apply(lambda s: int(s.iloc[(len(s) - 1) // 2]))
+    rows, missing = [], []
+    for (model, qid), truth in median.items():
+        if sum(1 for m in missing if m["model_id"] == model) < unparsed:
+            missing.append({"model_id": model, "question_id": int(qid)})
+            continue
+        s = truth + 1 if rng.random() < lenient else truth + rng.choice([-1, 1]) * (rng.random() < noise)
+        s = int(np.clip(s, 0, 3))
+        rows.append((f"judge:{checkpoint}", model, int(qid), LETTERS[s], f"reason for {model} q{qid}", "2024-02-01T00:00:00Z", ""))
+    return pd.DataFrame(rows, columns=JUDGE_COLUMNS), missing
+
+
+def write_judge_folder(folder: Path, judge: pd.DataFrame, unparsed: Sequence[dict] = (), failed: Sequence[dict] = ()) -> Path:
+    """grades.csv, meta.json and raw.jsonl as the contract with `owleval judge` has them; returns the folder."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    judge.to_csv(folder / "grades.csv", index=False, lineterminator="\n")
+    meta = {
+        "judge": "openai",
+        "checkpoint": judge.annotator.iloc[0].removeprefix("judge:"),
+        "counts": {"judged": len(judge), "unparsed": len(unparsed), "failed": len(failed)},
+        "unparsed": list(unparsed),
+        "failed": list(failed),
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (folder / "raw.jsonl").write_text("", encoding="utf-8")
+    return folder
+
+
+def sample_per_model(humans: pd.DataFrame, per_model: int, seed: int = 0) -> pd.DataFrame:
+    """Every rating of ``per_model`` random answers of each model (a grading sample)."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for model, group in humans.groupby("model_id"):
+        qids = np.sort(group.question_id.unique())
+        keep += [(model, int(q)) for q in rng.choice(qids, size=min(per_model, qids.size), replace=False)]
+    chosen = pd.MultiIndex.from_tuples(keep, names=["model_id", "question_id"])
+    return humans[pd.MultiIndex.from_frame(humans[["model_id", "question_id"]]).isin(chosen)].reset_index(drop=True)

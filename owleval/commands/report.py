@@ -11,6 +11,9 @@ import typer
 from owleval.errors import OwlEvalError
 
 if TYPE_CHECKING:
+    import pandas as pd
+    from rich.table import Table
+
     from owleval.questions import Question
 
 
@@ -38,6 +41,10 @@ def report_command(
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="bootstrap resamples for the CIs")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="seed of the bootstrap")] = 0,
     legacy: Annotated[Optional[Path], typer.Option("--legacy", help="legacy.csv from `owleval legacy`: adds metric-vs-human rank correlations")] = None,
+    judge: Annotated[
+        Optional[Path],
+        typer.Option("--judge", help="grades.csv of `owleval judge` (or its folder): adds judge-vs-human agreement and PPI scores"),
+    ] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="data-set folder [default: OWLEVAL_DATA or the installed one]")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing output folder")] = False,
 ) -> None:
@@ -49,7 +56,8 @@ def report_command(
     from owleval.questions import load_questions
     from owleval.report.build import build_report, check_out_dir, parse_formats, render_files, write_folder
     from owleval.report.combine import check_rule
-    from owleval.report.grades import read_grades
+    from owleval.report.grades import is_sqlite, read_grades
+    from owleval.report.judge import read_judge, resolve_judge_path, sampling_info
     from owleval.report.render import score_rows
 
     chosen = parse_formats(formats)
@@ -58,10 +66,19 @@ def report_command(
     check_out_dir(target, overwrite)
     if legacy is not None and not legacy.is_file():
         raise OwlEvalError(f"--legacy {legacy}: no such file")
+    if judge is not None:
+        resolve_judge_path(judge)  # a missing file fails before any work
     questions = load_questions(data)
     models = answer_models(answers, questions) if answers is not None else None
     frame = read_grades(grades, questions, models=models, models_origin=str(answers))
-    report = build_report(frame, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy)
+    judged = None
+    if judge is not None:
+        judged = read_judge(judge, questions, models=set(frame["model_id"]), models_origin=f"{grades} (the models people graded)")
+    from_db = is_sqlite(grades)
+    sampling = sampling_info(grades, from_db, frame) if judged is not None or from_db else None
+    report = build_report(
+        frame, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling
+    )
     written = write_folder(target, render_files(report, chosen), overwrite=overwrite)
     console = Console()
     table = Table(title=f"OwlEval: {report.meta['n_answers']} answers, data set {report.meta['dataset_version']} ({combine})")
@@ -70,7 +87,33 @@ def report_command(
     for r in score_rows(report.tables["summary"]):
         table.add_row(Text(str(r["model"])), str(r["n"]), *(str(r[g]) for g in "ABCD"), r["acceptable_text"], r["mean_text"])
     console.print(table)
+    if "ppi" in report.tables:
+        console.print(ppi_terminal_table(report.tables["ppi"]))
     console.print(Text(f"wrote {len(written)} files to {target}"))
+
+
+def ppi_terminal_table(ppi: pd.DataFrame) -> Table:
+    """The PPI estimates beside the human-only and judge-only ones, for the terminal."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from owleval.report.render import ci, num, pct
+
+    table = Table(title="Human-anchored scores (PPI++ with the judge; 95% CLT intervals)")
+    for col in ("model", "metric", "n human", "n judge", "human only [95% CI]", "PPI [95% CI]", "judge only"):
+        table.add_column(col, justify="left" if col in ("model", "metric") else "right")
+    for r in ppi.to_dict("records"):
+        fmt = pct if r["metric"] == "acceptable" else num
+        table.add_row(
+            Text(str(r["model"])),
+            r["metric"],
+            str(r["n_human"]),
+            str(r["n_judge"]),
+            f"{fmt(r['human_only_estimate'])} {ci(r['human_only_ci_low'], r['human_only_ci_high'], fmt)}",
+            f"{fmt(r['estimate'])} {ci(r['ci_low'], r['ci_high'], fmt)}",
+            fmt(r["judge_only_estimate"]),
+        )
+    return table
 
 
 def register(app: typer.Typer) -> None:

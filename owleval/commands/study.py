@@ -32,21 +32,36 @@ def create(
     answers: Annotated[list[Path], typer.Option("--answers", help="Answer files or folders of *.jsonl files (repeatable).")],
     annotators: Annotated[str, typer.Option("--annotators", help="Comma-separated annotator names; more can be added later.")] = "",
     overlap: Annotated[int | None, typer.Option("--overlap", min=1, help="Give each answer to K annotators (default: all grade all).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment and of each annotator's order.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment, each annotator's order and the --sample draw.")] = 0,
+    sample_size: Annotated[
+        int | None,
+        typer.Option("--sample", min=1, help="Grade only K answers per model: a uniform random sample, stratified by turn type (for --judge reports)."),
+    ] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
 ) -> None:
     """Load validated answer files into a new study and print the admin token and annotator tokens once.
 
     Example: owleval study create --db grades.sqlite --answers answers/ --annotators ann,bob,cy --overlap 2
+    Sampled: owleval study create --db sample.sqlite --answers answers/ --annotators ann,bob --sample 20 --seed 7
     """
     from owleval.grading.study import create_study
 
     names = [n for n in (part.strip() for part in annotators.split(",")) if n]
-    created = create_study(db, answers, annotators=names, overlap=overlap, seed=seed, data_dir=data)
+    created = create_study(db, answers, annotators=names, overlap=overlap, seed=seed, data_dir=data, sample_size=sample_size)
     total = sum(created.models.values())
     console.print(escape(f"created {db}: {total} answers of {len(created.models)} models ({', '.join(created.models)}), "
                          f"{len(names)} annotators"), highlight=False)
+    if created.sample_design is not None:
+        _print_design(created.sample_design)
     _print_tokens(created.admin_token, created.tokens)
+
+
+def _print_design(design: dict | None) -> None:
+    from owleval.grading.sample import describe, model_lines
+
+    console.print(escape(f"to grade: {describe(design)}"), highlight=False, soft_wrap=True)
+    for line in model_lines(design) if design is not None else []:
+        console.print(escape(f"  {line}"), highlight=False, soft_wrap=True)
 
 
 @study_app.command("add-annotator")
@@ -82,11 +97,14 @@ def refresh(
 
 @study_app.command("status")
 def status(db: DbOption) -> None:
-    """Graded / assigned per annotator and per model."""
+    """Graded / assigned per annotator and per model, and how the answers to grade were chosen."""
     from owleval.grading.export import progress_by, progress_frame
+    from owleval.grading.sample import read_design
     from owleval.grading.store import Store
 
-    progress = progress_frame(Store(db))
+    store = Store(db)
+    progress = progress_frame(store)
+    _print_design(read_design(store.meta()))
     for column, title in (("annotator", "Per annotator"), ("model_id", "Per model")):
         frame = progress_by(progress, column)
         table = Table(title=title)

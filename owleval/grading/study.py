@@ -23,7 +23,7 @@ from owleval.answers import (
     read_answer_file,
 )
 from owleval.errors import InputFileError, OwlEvalError
-from owleval.grading import assign
+from owleval.grading import assign, sample
 from owleval.grading.store import Store, initialise, open_connection, utc_now, write_transaction
 from owleval.grading.tokens import new_token
 from owleval.paths import default_data_dir
@@ -42,6 +42,7 @@ class CreatedStudy:
     admin_token: str
     tokens: dict[str, str] = field(default_factory=dict)
     models: dict[str, int] = field(default_factory=dict)  # model -> number of answers
+    sample_design: dict | None = None  # how the answers to grade were drawn (``--sample``); None: all of them
 
 
 def answer_sha256(text: str) -> str:
@@ -107,8 +108,18 @@ def _insert_annotator(conn: sqlite3.Connection, name: str, with_token: bool) -> 
 
 
 def active_slots(conn: sqlite3.Connection) -> list[assign.Slot]:
-    """Every (model, question) that has a current answer: the work of an annotator who grades everything."""
+    """Every (model, question) that has a current answer."""
     return [(r[0], int(r[1])) for r in conn.execute("SELECT model_id, question_id FROM answers WHERE active = 1")]
+
+
+def gradable_slots(conn: sqlite3.Connection, meta: dict[str, str]) -> list[assign.Slot]:
+    """The current answers people grade: all of them, or the drawn ones in a study made with ``--sample``."""
+    slots = active_slots(conn)
+    design = sample.read_design(meta)
+    if design is None:
+        return slots
+    drawn = sample.sampled_slots(design)
+    return [s for s in slots if s in drawn]
 
 
 def create_study(
@@ -120,8 +131,13 @@ def create_study(
     seed: int = 0,
     data_dir: Path | None = None,
     auth: str = AUTH_TOKEN,
+    sample_size: int | None = None,
 ) -> CreatedStudy:
-    """Build a new study file; refuses to touch an existing one."""
+    """Build a new study file; refuses to touch an existing one.
+
+    ``sample_size``: grade only that many answers per model, drawn at random and stratified by turn type (see
+    :mod:`owleval.grading.sample`); None grades all of them.
+    """
     db_path = Path(db_path)
     if db_path.is_dir():
         raise OwlEvalError(f"--db {db_path} is a folder; give the path of the study file to create (e.g. grades.sqlite)")
@@ -137,6 +153,10 @@ def create_study(
         raise OwlEvalError("--overlap needs --annotators (who shares the answers?)")
     if overlap is not None and not 1 <= overlap <= len(names):
         raise OwlEvalError(f"--overlap must be between 1 and the number of annotators ({len(names)}), got {overlap}")
+    design = None
+    if sample_size is not None:
+        slots = [(m, a.question_id) for m, (_, answers) in by_model.items() for a in answers]
+        design = sample.draw_sample(slots, questions, sample_size, seed)
     admin_token, admin_id, admin_hash = new_token()
     meta = {
         "study_id": uuid.uuid4().hex,
@@ -149,6 +169,8 @@ def create_study(
         "admin_token_id": admin_id,
         "admin_token_hash": admin_hash,
     }
+    if design is not None:
+        meta[sample.META_KEY] = json.dumps(design, sort_keys=True)
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{db_path.name}.", suffix=".creating", dir=db_path.parent)
@@ -164,7 +186,7 @@ def create_study(
             with write_transaction(conn):
                 _insert_questions(conn, questions)
                 _insert_answers(conn, by_model)
-                plan = assign.spread(active_slots(conn), names, overlap, seed)
+                plan = assign.spread(gradable_slots(conn, meta), names, overlap, seed)
                 for name in names:
                     annotator_id, token = _insert_annotator(conn, name, auth == AUTH_TOKEN)
                     if token:
@@ -181,7 +203,7 @@ def create_study(
         for suffix in ("", "-wal", "-shm"):
             Path(str(tmp) + suffix).unlink(missing_ok=True)
     models = {m: len(a) for m, (_, a) in sorted(by_model.items())}
-    return CreatedStudy(db_path, admin_token, tokens, models)
+    return CreatedStudy(db_path, admin_token, tokens, models, design)
 
 
 def enrol_annotator(conn: sqlite3.Connection, name: str, meta: dict[str, str]) -> tuple[int, str | None]:
@@ -191,7 +213,7 @@ def enrol_annotator(conn: sqlite3.Connection, name: str, meta: dict[str, str]) -
     answer; with ``--overlap K`` it is taken from the others' ungraded work, so each answer keeps K annotators.
     """
     annotator_id, token = _insert_annotator(conn, name, meta["auth"] == AUTH_TOKEN)
-    slots = active_slots(conn) if meta["overlap"] == "all" else assign.take_share(conn, annotator_id)
+    slots = gradable_slots(conn, meta) if meta["overlap"] == "all" else assign.take_share(conn, annotator_id)
     assign.append_assignments(conn, annotator_id, assign.shuffled(slots, name, int(meta["seed"])))
     return annotator_id, token
 
@@ -267,9 +289,28 @@ def refresh_study(store: Store, sources: Sequence[Path]) -> RefreshSummary:
                 if held is None:
                     summary.added += old is None
                     new_slots.append((model, qid))
-        _assign_new_slots(conn, new_slots, meta)
+        _assign_new_slots(conn, _sampled_new_slots(conn, new_slots, meta, questions), meta)
         conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
     return summary
+
+
+def _sampled_new_slots(
+    conn: sqlite3.Connection, slots: list[assign.Slot], meta: dict[str, str], questions: Sequence[Question]
+) -> list[assign.Slot]:
+    """In a sampled study, new answers are graded only when drawn: a model new to the study gets its own draw of
+    the same design (recorded); new answers of a model drawn before are not graded."""
+    design = sample.read_design(meta)
+    if design is None:
+        return slots
+    turn = {q.question_id: q.turn_type for q in questions}
+    new_models = sorted({m for m, _ in slots} - set(design["models"]))
+    for model in new_models:
+        qids = [q for m, q in active_slots(conn) if m == model]
+        design["models"][model] = sample.draw_model(model, qids, turn, int(design["per_model"]), int(design["seed"]))
+    if new_models:
+        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (json.dumps(design, sort_keys=True), sample.META_KEY))
+    drawn = sample.sampled_slots(design)
+    return [s for s in slots if s in drawn]
 
 
 def _assign_new_slots(conn: sqlite3.Connection, slots: list[assign.Slot], meta: dict[str, str]) -> None:

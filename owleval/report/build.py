@@ -14,19 +14,23 @@ import tempfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from owleval.errors import OwlEvalError
 from owleval.questions import Question
-from owleval.report import agreement, combine, compare, correlation, tables
+from owleval.report import agreement, combine, compare, correlation, ppi, tables
 from owleval.report.stats import CI_LEVEL
+
+if TYPE_CHECKING:
+    from owleval.report.judge import JudgeInput
 
 FORMATS = ("md", "html", "csv")
 #: CSV tables in the order the report presents them
 CSV_TABLES = (
     "agreement", "summary", "summary_single_turn", "summary_multi_turn", "by_ability", "pairwise", "leaderboard", "correlation",
+    "judge_agreement", "judge_confusion", "ppi",
 )  # fmt: skip
 
 
@@ -42,6 +46,9 @@ class Report:
     tables: dict[str, pd.DataFrame]
     meta: dict[str, Any]
     legacy_corpus: pd.DataFrame | None = None
+    #: with --judge: per-model coverage (human / judge / both / unparsed / failed) and the worst disagreements
+    judge_coverage: pd.DataFrame | None = None
+    judge_disagreements: pd.DataFrame | None = None
 
 
 def dataset_version() -> str:
@@ -71,8 +78,14 @@ def build_report(
     n_boot: int = 2000,
     seed: int = 0,
     legacy_path: Path | None = None,
+    judge: JudgeInput | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> Report:
-    """Every table of the report from validated grades (see :func:`grades.read_grades`)."""
+    """Every table of the report from validated grades (see :func:`grades.read_grades`).
+
+    ``judge``: an LLM judge's grades (:func:`judge.read_judge`), adding agreement with the humans and PPI scores;
+    ``sampling``: how the human-graded answers were chosen (:func:`judge.sampling_info`).
+    """
     combine.check_rule(rule)
     if n_boot < 0:
         raise OwlEvalError("--bootstrap must be 0 or more")
@@ -90,6 +103,34 @@ def build_report(
         answers = correlation.answer_rows(legacy)
         out["correlation"] = correlation.correlation_table(answers, per_answer, info, n_boot=n_boot, seed=seed, source=str(legacy_path))
         legacy_corpus = correlation.legacy_corpus(legacy, models)
+    coverage = worst = None
+    judge_meta = None
+    if judge is not None:
+        from owleval.report import judge as judging
+
+        pairs = judging.pair_answers(grades, judge.grades)
+        if pairs.empty:
+            raise OwlEvalError(f"{judge.path}: the judge graded none of the answers people graded; nothing anchors its grades")
+        out["judge_agreement"] = judging.agreement_table(pairs, info, models, n_boot=n_boot, seed=seed)
+        out["judge_confusion"] = judging.confusion_table(pairs)
+        out["ppi"] = ppi.ppi_table(ppi.human_values(grades, rule), ppi.judge_values(judge.grades), models)
+        coverage = judging.coverage_table(grades, judge, models)
+        worst = judging.disagreements(pairs)
+        judge_meta = {
+            "source": str(judge.path),
+            "annotator": judge.annotator,
+            "meta_file": str(judge.meta_path) if judge.meta_path else None,
+            "settings": judge.settings,
+            "n_grades": int(len(judge.grades)),
+            "n_both": int(len(pairs)),
+            "counts": judge.counts,
+            "missing_listed": judge.missing is not None,
+            "unparsed": None if coverage["unparsed"].isna().any() else int(coverage["unparsed"].sum()),
+            "failed": None if coverage["failed"].isna().any() else int(coverage["failed"].sum()),
+            "comparison_rule": "humans: each answer's lower-median grade (whatever --combine is); judge: its one grade",
+            "ppi_rule": ppi.HUMAN_VALUE_RULES[rule],
+            "ppi_alpha": ppi.PPI_ALPHA,
+        }
     ratings_per_answer = grades.groupby(["model_id", "question_id"]).size()
     meta = {
         "title": "OwlEval report",
@@ -113,8 +154,10 @@ def build_report(
         "ratings_per_answer_min": int(ratings_per_answer.min()),
         "ratings_per_answer_max": int(ratings_per_answer.max()),
         "bt_prior": compare.BT_PRIOR,
+        "judge": judge_meta,
+        "sampling": sampling,
     }
-    return Report(grades, out, meta, legacy_corpus)
+    return Report(grades, out, meta, legacy_corpus, coverage, worst)
 
 
 def _legacy_meta(legacy_path: Path | None) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ import math
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from owleval.questions import ABILITIES, GRADES
@@ -132,8 +133,14 @@ def stacked_chart(table: pd.DataFrame, title: str) -> dict[str, Any]:
 
 def interval_chart(table: pd.DataFrame, title: str) -> dict[str, Any]:
     """Geometry of the leaderboard: each model's Bradley-Terry strength as a dot with its CI whisker."""
-    values = table[["strength", "strength_ci_low", "strength_ci_high"]].to_numpy(dtype=float)
-    finite = values[~pd.isna(values)]
+    points = [(f"{r['rank']}. {r['model']}", r["strength"], r["strength_ci_low"], r["strength_ci_high"]) for r in table.to_dict("records")]
+    return dot_chart(points, title)
+
+
+def dot_chart(points: list[tuple[str, Any, Any, Any]], title: str) -> dict[str, Any]:
+    """Geometry of (label, value, ci_low, ci_high) rows as dots with CI whiskers, and a line at 0 when in range."""
+    values = np.array([[v, lo, hi] for _, v, lo, hi in points], dtype=float).reshape(-1, 3)
+    finite = values[~np.isnan(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
     if hi - lo < 1e-9:
         lo, hi = lo - 1.0, hi + 1.0
@@ -144,21 +151,23 @@ def interval_chart(table: pd.DataFrame, title: str) -> dict[str, Any]:
         return LABEL_WIDTH + (v - lo) / (hi - lo) * PLOT_WIDTH
 
     rows = []
-    for i, r in enumerate(table.to_dict("records")):
+    for i, (label, value, low, high) in enumerate(points):
+        if _missing(value):
+            continue
         rows.append(
             {
-                "label": f"{r['rank']}. {r['model']}",
+                "label": label,
                 "y": 28 + i * (BAR_HEIGHT + 4) + BAR_HEIGHT / 2,
-                "x": sx(r["strength"]),
-                "x0": sx(r["strength_ci_low"]) if not _missing(r["strength_ci_low"]) else sx(r["strength"]),
-                "x1": sx(r["strength_ci_high"]) if not _missing(r["strength_ci_high"]) else sx(r["strength"]),
-                "note": f"{num(r['strength'])} {ci(r['strength_ci_low'], r['strength_ci_high'], num)}",
+                "x": sx(value),
+                "x0": sx(low) if not _missing(low) else sx(value),
+                "x1": sx(high) if not _missing(high) else sx(value),
+                "note": f"{num(value)} {ci(low, high, num)}",
             }
         )
     return {
         "title": title,
         "width": LABEL_WIDTH + PLOT_WIDTH + NOTE_WIDTH,
-        "height": 28 + len(rows) * (BAR_HEIGHT + 4) + 20,
+        "height": 28 + len(points) * (BAR_HEIGHT + 4) + 20,
         "label_width": LABEL_WIDTH,
         "plot_width": PLOT_WIDTH,
         "zero": sx(0.0) if lo <= 0.0 <= hi else None,
@@ -195,11 +204,100 @@ def _context(report: Report) -> dict[str, Any]:
         "correlation": t["correlation"].to_dict("records") if "correlation" in t else None,
         "legacy_corpus": report.legacy_corpus.to_dict("records") if report.legacy_corpus is not None else None,
         "legacy_metrics": [c for c in (report.legacy_corpus.columns if report.legacy_corpus is not None else []) if c not in ("model", "n")],
+        "judge": judge_context(report),
+        "sampling": report.meta.get("sampling"),
         "comments": comments.head(MAX_COMMENTS).to_dict("records"),
         "comments_total": int(len(comments)),
         "ci": ci,
         "num": num,
         "pct": pct,
+    }
+
+
+#: how each judge-agreement measure is shown
+JUDGE_MEASURE_LABELS = {
+    "exact_agreement": "exact agreement",
+    "cohen_kappa": "Cohen κ",
+    "cohen_kappa_quadratic": "Cohen κ (quadratic)",
+    "spearman": "Spearman ρ",
+    "mean_shift": "shift (judge − human)",
+}
+#: metric -> (formatter, lowest and highest value of its scale)
+PPI_SCALES = {"mean_score": (num, 0.0, 3.0), "acceptable": (pct, 0.0, 1.0)}
+
+
+def _clip_ci(low: Any, high: Any, lo: float, hi: float) -> tuple[Any, Any]:
+    """A CLT interval can cross the end of the scale (a share above 100%): shown clipped, the CSV keeps it."""
+    if _missing(low) or _missing(high):
+        return low, high
+    return max(float(low), lo), min(float(high), hi)
+
+
+def ppi_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """ppi.csv rows with display strings for the human-only, PPI and judge-only estimates."""
+    rows = []
+    for r in table.to_dict("records"):
+        fmt, lo, hi = PPI_SCALES[r["metric"]]
+        rows.append(
+            {
+                **r,
+                "human_text": f"{fmt(r['human_only_estimate'])} {ci(*_clip_ci(r['human_only_ci_low'], r['human_only_ci_high'], lo, hi), fmt)}",
+                "ppi_text": f"{fmt(r['estimate'])} {ci(*_clip_ci(r['ci_low'], r['ci_high'], lo, hi), fmt)}",
+                "judge_text": fmt(r["judge_only_estimate"]),
+                "lambda_text": num(r["lambda"]),
+                "note": r["note"] if isinstance(r["note"], str) else "",
+            }
+        )
+    return rows
+
+
+def confusion_cells(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The human x judge counts with a shade per cell (share of the largest count), for the heat map."""
+    letters = list(GRADE_LETTERS)
+    counts = table[[f"judge_{g}" for g in letters]].to_numpy(dtype=float)
+    top = counts.max() if counts.size and counts.max() > 0 else 1.0
+    rows = []
+    for g, row, total in zip(table["human_grade"], counts, table["total"], strict=True):
+        cells = []
+        for j, count in zip(letters, row, strict=True):
+            shade = count / top
+            cells.append({"judge": j, "count": int(count), "alpha": f"{0.08 + 0.82 * shade:.2f}" if count else "0", "dark": shade > 0.55,
+                          "diagonal": j == g})  # fmt: skip
+        rows.append({"human": g, "cells": cells, "total": int(total)})
+    return rows
+
+
+def judge_context(report: Report) -> dict[str, Any] | None:
+    """Everything the "Judge vs humans" section shows; None without --judge."""
+    meta = report.meta.get("judge")
+    if meta is None:
+        return None
+    t = report.tables
+    agreement = t["judge_agreement"]
+    groups = []
+    for model, part in agreement.groupby("model", sort=False):
+        cells = {}
+        for r in part.to_dict("records"):
+            fmt = pct if r["measure"] == "exact_agreement" else (num if r["measure"] == "mean_shift" else (lambda v: num(v, 3)))
+            cells[r["measure"]] = f"{fmt(r['value'])} {ci(r['ci_low'], r['ci_high'], fmt)}"
+        groups.append({"model": model, "n": int(part["n"].iloc[0]), "cells": cells})
+    shift = agreement[(agreement["measure"] == "mean_shift") & (agreement["model"] != "all")]
+    points = [(str(r["model"]), r["value"], r["ci_low"], r["ci_high"]) for r in shift.to_dict("records")]
+    coverage = report.judge_coverage.to_dict("records") if report.judge_coverage is not None else []
+    worst = report.judge_disagreements
+    letters = {3: "A", 2: "B", 1: "C", 0: "D"}
+    return {
+        "meta": meta,
+        "measures": JUDGE_MEASURE_LABELS,
+        "agreement": groups,
+        "confusion": confusion_cells(t["judge_confusion"]),
+        "shift_chart": dot_chart(points, "Judge − human mean score, per model") if points else None,
+        "coverage": coverage,
+        "ppi": ppi_rows(t["ppi"]),
+        "ppi_notes": [r for r in ppi_rows(t["ppi"]) if r["note"]],
+        "disagreements": [
+            {**r, "human_grade": letters[int(r["human"])], "judge_grade": letters[int(r["judge"])]} for r in worst.to_dict("records")
+        ] if worst is not None else [],
     }
 
 

@@ -1,0 +1,276 @@
+"""Judge grades against human grades: reading `owleval judge` output, agreement with image-bootstrap CIs, the
+human x judge confusion counts, and the answers they disagree on most.
+
+The judge's grades.csv has the columns of `owleval grades export` and is read by the same reader as human
+grades, so a bad row fails with its file and line. The meta.json beside it says how many replies could not be
+parsed or failed; those answers have no row in grades.csv and are counted, never guessed.
+
+Humans are compared with the judge per answer on their lower-median grade (the ``median`` combine rule), whatever
+``--combine`` is: an agreement measure compares one grade with one grade.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from owleval.errors import InputFileError, OwlEvalError, Problem
+from owleval.questions import Question
+from owleval.report import combine
+from owleval.report.agreement import CATEGORIES, _cohen
+from owleval.report.grades import GRADE_SCORES, read_grades
+from owleval.report.stats import bootstrap_counts, percentile_ci, weighted_spearman
+
+JUDGE_AGREEMENT_COLUMNS = ("model", "measure", "value", "ci_low", "ci_high", "n")
+JUDGE_MEASURES = ("exact_agreement", "cohen_kappa", "cohen_kappa_quadratic", "spearman", "mean_shift")
+CONFUSION_LETTERS = tuple(GRADE_SCORES)  # A, B, C, D
+JUDGE_FILE = "grades.csv"
+JUDGE_META = "meta.json"
+#: the reasons of the answers the judge and the humans disagree on most, shown in the report
+MAX_DISAGREEMENTS = 20
+
+
+@dataclass
+class JudgeInput:
+    """Validated judge grades and what its meta.json says about the answers it could not grade."""
+
+    path: Path
+    grades: pd.DataFrame  # the frame of grades.read_grades
+    annotator: str
+    meta_path: Path | None = None
+    counts: dict[str, int] | None = None  # judged / unparsed / failed, as meta.json states them
+    missing: pd.DataFrame | None = None  # model_id, question_id, kind ("unparsed" | "failed")
+    settings: dict[str, Any] = field(default_factory=dict)  # meta.json's plain values: adapter, checkpoint, prompt hash ...
+
+    def missing_by_model(self) -> pd.DataFrame | None:
+        """Per model: unparsed and failed counts (None when no meta.json lists them)."""
+        if self.missing is None:
+            return None
+        table = self.missing.groupby(["model_id", "kind"]).size().unstack(fill_value=0)
+        return table.reindex(columns=["unparsed", "failed"], fill_value=0)
+
+
+def resolve_judge_path(path: Path) -> Path:
+    """``--judge`` names grades.csv or the folder holding it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / JUDGE_FILE
+    if not path.is_file():
+        raise OwlEvalError(f"--judge {path}: no such file (give the grades.csv that `owleval judge` wrote, or its folder)")
+    return path
+
+
+def read_judge(path: Path, questions: Sequence[Question], *, models: Collection[str], models_origin: str) -> JudgeInput:
+    """The judge's grades (one annotator, models among ``models``) and its meta.json when one sits beside it."""
+    path = resolve_judge_path(path)
+    frame = read_grades(path, questions, models=models, models_origin=models_origin)
+    annotators = sorted(frame["annotator"].unique())
+    if len(annotators) != 1:
+        found = f"this one has {len(annotators)}: {', '.join(annotators)}"
+        raise InputFileError([Problem(path, None, "annotator", f"a judge file holds one judge's grades, {found}")])
+    judge = JudgeInput(path, frame, annotators[0])
+    meta_path = path.with_name(JUDGE_META)
+    if meta_path.is_file():
+        _read_meta(judge, meta_path, {q.question_id for q in questions})
+    return judge
+
+
+def _read_meta(judge: JudgeInput, meta_path: Path, qids: Collection[int]) -> None:
+    try:
+        doc = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputFileError([Problem(meta_path, None, None, f"not readable JSON ({exc})")]) from None
+    if not isinstance(doc, dict):
+        raise InputFileError([Problem(meta_path, None, None, "must be a JSON object")])
+    problems: list[Problem] = []
+    counts = doc.get("counts")
+    if counts is not None:
+        if not isinstance(counts, dict) or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in counts.values()):
+            problems.append(Problem(meta_path, None, "counts", "must be an object of non-negative whole numbers"))
+        else:
+            judge.counts = {str(k): int(v) for k, v in counts.items()}
+    rows: list[tuple[str, int, str]] = []
+    listed = False
+    for kind in ("unparsed", "failed"):
+        entries = doc.get(kind)
+        if entries is None:
+            continue
+        listed = True
+        if not isinstance(entries, list):
+            problems.append(Problem(meta_path, None, kind, "must be a list of {model_id, question_id} objects"))
+            continue
+        for i, entry in enumerate(entries):
+            model = entry.get("model_id") if isinstance(entry, dict) else None
+            qid = entry.get("question_id") if isinstance(entry, dict) else None
+            if not isinstance(model, str) or not model or not isinstance(qid, int) or isinstance(qid, bool) or qid not in qids:
+                problems.append(Problem(meta_path, None, f"{kind}[{i}]", f"needs a model_id and a known question_id, got {entry!r}"))
+                continue
+            rows.append((model, qid, kind))
+    if problems:
+        raise InputFileError(problems)
+    judge.meta_path = meta_path
+    if listed:
+        judge.missing = pd.DataFrame(rows, columns=["model_id", "question_id", "kind"])
+    # the judge's provenance as meta.json states it (adapter, checkpoint, prompt hash, ...): its plain values only
+    judge.settings = {str(k): v for k, v in doc.items() if isinstance(v, (str, int, float, bool)) and k not in ("unparsed", "failed")}
+
+
+def pair_answers(human: pd.DataFrame, judge: pd.DataFrame) -> pd.DataFrame:
+    """Answers that have both: model_id, question_id, human (lower-median score), judge (score), reason."""
+    people = combine.lower_median_scores(human)[["model_id", "question_id", "score"]].rename(columns={"score": "human"})
+    machine = judge[["model_id", "question_id", "score", "comment"]].rename(columns={"score": "judge", "comment": "reason"})
+    pairs = people.merge(machine, on=["model_id", "question_id"], how="inner")
+    return pairs.astype({"human": "int64", "judge": "int64"}).sort_values(["model_id", "question_id"]).reset_index(drop=True)
+
+
+def _kappa_from_confusion(conf: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Cohen's kappa from (..., k, k) confusion counts, as scikit-learn: 1 - sum(W * observed) / sum(W * expected)."""
+    total = conf.sum(axis=(-2, -1), keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = conf.sum(axis=-1, keepdims=True) * conf.sum(axis=-2, keepdims=True) / total
+        observed_w = (weights * conf).sum(axis=(-2, -1))
+        expected_w = (weights * expected).sum(axis=(-2, -1))
+        return np.where(expected_w > 0, 1.0 - observed_w / np.where(expected_w > 0, expected_w, 1.0), np.nan)
+
+
+K = len(CATEGORIES)
+_UNWEIGHTED = 1.0 - np.eye(K)
+_QUADRATIC = (np.arange(K)[:, None] - np.arange(K)[None, :]) ** 2.0
+
+
+def weighted_measures(human: np.ndarray, judge: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Every measure on the sample where answer i appears ``weights[b, i]`` times, for each row b at once."""
+    total = weights.sum(axis=-1)
+    onehot = np.zeros((human.size, K * K))
+    onehot[np.arange(human.size), human * K + judge] = 1.0
+    conf = (weights @ onehot).reshape(*weights.shape[:-1], K, K)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exact = (weights @ (human == judge).astype(float)) / total
+        shift = (weights @ (judge - human).astype(float)) / total
+    return {
+        "exact_agreement": exact,
+        "cohen_kappa": _kappa_from_confusion(conf, _UNWEIGHTED),
+        "cohen_kappa_quadratic": _kappa_from_confusion(conf, _QUADRATIC),
+        "spearman": weighted_spearman(human.astype(float), judge.astype(float), weights),
+        "mean_shift": shift,
+    }
+
+
+def point_measures(human: np.ndarray, judge: np.ndarray) -> dict[str, float]:
+    """The measures on the answers as they are, through scikit-learn and scipy."""
+    from scipy.stats import spearmanr
+
+    n = human.size
+    if n < 2:
+        nan = float("nan")
+        return {"exact_agreement": float(np.mean(human == judge)) if n else nan, "cohen_kappa": nan, "cohen_kappa_quadratic": nan,
+                "spearman": nan, "mean_shift": float(np.mean(judge - human)) if n else nan}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a constant grade: scipy warns and gives NaN, which we report
+        rho = float(spearmanr(human, judge).statistic)
+    return {
+        "exact_agreement": float(np.mean(human == judge)),
+        "cohen_kappa": _cohen(human, judge, None),
+        "cohen_kappa_quadratic": _cohen(human, judge, "quadratic"),
+        "spearman": rho,
+        "mean_shift": float(np.mean(judge - human)),
+    }
+
+
+def agreement_table(pairs: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], *, n_boot: int, seed: int) -> pd.DataFrame:
+    """Long form (model, measure, value, ci_low, ci_high, n): every model, then ``all`` (all models together).
+
+    CIs resample images, the same draw for every model (as the score tables do).
+    """
+    codes, images = pd.factorize(info.loc[pairs["question_id"], "image"].to_numpy())
+    counts = bootstrap_counts(len(images), n_boot, np.random.default_rng([seed, 300]))
+    weights = counts[:, codes]
+    human = pairs["human"].to_numpy(dtype=np.int64)
+    judge = pairs["judge"].to_numpy(dtype=np.int64)
+    rows = []
+    for model in [*models, "all"]:
+        keep = np.ones(len(pairs), dtype=bool) if model == "all" else (pairs["model_id"] == model).to_numpy()
+        n = int(keep.sum())
+        point = point_measures(human[keep], judge[keep])
+        boot = weighted_measures(human[keep], judge[keep], weights[:, keep]) if n >= 2 else {}
+        for measure in JUDGE_MEASURES:
+            low, high = percentile_ci(boot[measure]) if measure in boot else (np.nan, np.nan)
+            rows.append((model, measure, point[measure], float(low), float(high), n))
+    return pd.DataFrame(rows, columns=list(JUDGE_AGREEMENT_COLUMNS))
+
+
+def confusion_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Rows: the human grade (A..D); columns judge_A..judge_D: how many answers got that pair; then the total."""
+    letters = {v: k for k, v in GRADE_SCORES.items()}
+    human = pairs["human"].map(letters)
+    judge = pairs["judge"].map(letters)
+    table = pd.crosstab(human, judge).reindex(index=list(CONFUSION_LETTERS), columns=list(CONFUSION_LETTERS), fill_value=0)
+    out = table.rename(columns={g: f"judge_{g}" for g in CONFUSION_LETTERS}).rename_axis(index="human_grade", columns=None).reset_index()
+    out["total"] = table.sum(axis=1).to_numpy()
+    return out.astype({f"judge_{g}": "int64" for g in CONFUSION_LETTERS})
+
+
+def disagreements(pairs: pd.DataFrame, limit: int = MAX_DISAGREEMENTS) -> pd.DataFrame:
+    """The answers where the judge is two or more grades from the humans, largest gap first."""
+    gap = (pairs["judge"] - pairs["human"]).abs()
+    worst = pairs.assign(gap=gap)[gap >= 2].sort_values(["gap", "model_id", "question_id"], ascending=[False, True, True])
+    return worst.head(limit).reset_index(drop=True)
+
+
+def coverage_table(human: pd.DataFrame, judge: JudgeInput, models: Sequence[str]) -> pd.DataFrame:
+    """Per model: answers graded by people, by the judge, by both, and the judge's unparsed / failed replies
+    (empty when no meta.json lists them)."""
+    people = human.drop_duplicates(["model_id", "question_id"])
+    keys = ["model_id", "question_id"]
+    both = people[keys].merge(judge.grades[keys], on=keys)
+    missing = judge.missing_by_model()
+    rows = []
+    for model in models:
+        row = {
+            "model": model,
+            "human": int((people["model_id"] == model).sum()),
+            "judge": int((judge.grades["model_id"] == model).sum()),
+            "both": int((both["model_id"] == model).sum()),
+            "unparsed": None,
+            "failed": None,
+        }
+        if missing is not None:
+            row["unparsed"] = int(missing["unparsed"].get(model, 0))
+            row["failed"] = int(missing["failed"].get(model, 0))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["model", "human", "judge", "both", "unparsed", "failed"])
+
+
+def sampling_info(grades_path: Path, from_database: bool, grades: pd.DataFrame | None = None) -> dict[str, Any]:
+    """How the human-graded answers were chosen: a study file knows (``--sample``); a CSV cannot tell.
+
+    With ``grades``, a sampled study also says how many drawn answers have a grade yet: PPI's labelled set is the
+    graded part of the sample, which is a random sample only once the whole sample is graded.
+    """
+    if not from_database:
+        return {
+            "source": "grades CSV",
+            "design": None,
+            "text": "unknown: the grades come from a CSV, which does not record how the graded answers were chosen; "
+            "the PPI estimates assume they are a uniform random sample of the answers of each model",
+        }
+    from owleval.grading.sample import describe, study_design
+
+    from owleval.grading.sample import sampled_slots
+
+    design = study_design(grades_path)
+    text = describe(design)
+    if design is not None and grades is not None:
+        drawn = sampled_slots(design)
+        graded = set(zip(grades["model_id"], grades["question_id"].astype(int), strict=True)) & drawn
+        text += f"; {len(graded)} of the {len(drawn)} drawn answers have a human grade"
+        if len(graded) < len(drawn):
+            text += " (PPI assumes the graded ones are a random part of the sample: finish grading it)"
+    return {"source": "study database", "design": design, "text": text}

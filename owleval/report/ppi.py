@@ -1,0 +1,166 @@
+"""Human-anchored scores: prediction-powered inference (PPI) for a model's mean grade.
+
+People grade a random sample of a model's answers (the labelled set: human value Y, judge value Yhat on the same
+answers); the judge grades the rest too (the unlabelled set: judge values Yhat_u). The PPI estimate is the judge's
+mean on the unlabelled answers, corrected by how far the judge is from the humans on the labelled ones:
+
+    theta(lam) = lam * mean(Yhat_u) + mean(Y - lam * Yhat)
+
+With lam = 0 it is the plain human mean; with lam = 1 it is PPI (Angelopoulos, Bates, Fannjiang, Jordan, Zrnic,
+"Prediction-powered inference", Science 2023). PPI++ (Angelopoulos, Duchi, Zrnic, arXiv 2311.01453) picks the lam
+that minimises the estimate's variance, clipped to [0, 1], so a poor judge can never make the interval worse than
+the human-only one by much. The interval is the CLT (normal) interval of theta(lam).
+
+This is exactly what ``ppi_py.ppi_mean_pointestimate`` / ``ppi_py.ppi_mean_ci`` compute for a one-dimensional
+mean with their defaults (``lam=None``, ``lam_optim_mode="overall"``, no weights); the tests check it against
+``ppi_py`` itself. Written out here with numpy so the report does not pull numba and statsmodels in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class MeanEstimate:
+    """A point estimate with its two-sided confidence interval (NaN ends when there is none)."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    lam: float = float("nan")
+
+
+def _z(alpha: float) -> float:
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    return NormalDist().inv_cdf(1.0 - alpha / 2.0)
+
+
+def power_tuning_lambda(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray) -> float:
+    """PPI++'s variance-minimising lam for the mean, clipped to [0, 1].
+
+    lam = Cov(Y, Yhat) / ((1 + n/N) Var(Yhat over both sets)), with the covariance over the n labelled answers
+    (divided by n) and the variance over all n + N judge values (divided by n + N - 1), as ``ppi_py`` computes it.
+    When the judge gives one grade to everything (variance 0) it carries no information and lam is 0, where
+    ``ppi_py`` returns NaN.
+    """
+    n, big_n = y.size, yhat_unlabeled.size
+    cov = float(np.mean((y - y.mean()) * (yhat - yhat.mean())))
+    var = float(np.var(np.concatenate([yhat, yhat_unlabeled]), ddof=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lam = np.float64(cov) / np.float64((1.0 + n / big_n) * var)
+    return float(np.clip(lam, 0.0, 1.0)) if np.isfinite(lam) else 0.0
+
+
+def ppi_mean(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, *, alpha: float = 0.05, lam: float | None = None) -> MeanEstimate:
+    """The PPI++ estimate of the mean of Y and its (1 - alpha) CLT interval.
+
+    ``lam=None`` tunes lam from the data (PPI++); a number fixes it (0: human only, 1: plain PPI). Needs at least
+    one labelled and one unlabelled answer.
+    """
+    y, yhat, yu = (np.asarray(a, dtype=np.float64).ravel() for a in (y, yhat, yhat_unlabeled))
+    if y.size != yhat.size:
+        raise ValueError(f"Y has {y.size} values but Yhat has {yhat.size}")
+    if y.size == 0 or yu.size == 0:
+        raise ValueError("PPI needs at least one labelled and one unlabelled value")
+    if lam is None:
+        lam = power_tuning_lambda(y, yhat, yu)
+    estimate = lam * yu.mean() + (y - lam * yhat).mean()
+    # population standard deviations (ddof=0), as ppi_py
+    se = np.sqrt((lam * yu).std() ** 2 / yu.size + (y - lam * yhat).std() ** 2 / y.size)
+    z = _z(alpha)
+    return MeanEstimate(float(estimate), float(estimate - z * se), float(estimate + z * se), float(lam))
+
+
+def classical_mean(y: np.ndarray, *, alpha: float = 0.05) -> MeanEstimate:
+    """The sample mean and its CLT interval (population sd / sqrt(n), as ``ppi_py.classical_mean_ci``).
+
+    Equal to :func:`ppi_mean` with ``lam=0``. With fewer than two values there is no interval.
+    """
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if y.size == 0:
+        return MeanEstimate(float("nan"), float("nan"), float("nan"), 0.0)
+    mean = float(y.mean())
+    if y.size < 2:
+        return MeanEstimate(mean, float("nan"), float("nan"), 0.0)
+    half = _z(alpha) * float(y.std()) / float(np.sqrt(y.size))
+    return MeanEstimate(mean, mean - half, mean + half, 0.0)
+
+
+PPI_COLUMNS = (
+    "model", "metric", "estimate", "ci_low", "ci_high", "n_human", "n_judge",
+    "human_only_estimate", "human_only_ci_low", "human_only_ci_high", "judge_only_estimate",
+    "lambda", "n_human_without_judge", "note",
+)  # fmt: skip
+PPI_METRICS = ("mean_score", "acceptable")
+PPI_ALPHA = 0.05
+#: --combine rule -> the human value Y of an answer
+HUMAN_VALUE_RULES = {
+    "median": "Y = per answer, the lower-median human grade (its score, or 1 when A or B)",
+    "all": "Y = per answer, the mean over its human ratings (of the score, or of 1 for A or B)",
+}
+
+
+def human_values(grades: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """One row per human-graded answer: model_id, question_id, mean_score, acceptable.
+
+    ``median``: the answer's lower-median grade (score, and 1/0 for A or B); ``all``: the mean over its ratings.
+    """
+    from owleval.report.combine import lower_median_scores
+    from owleval.report.tables import ACCEPTABLE_MIN_SCORE
+
+    if rule == "median":
+        per = lower_median_scores(grades)[["model_id", "question_id", "score"]]
+        return per.assign(mean_score=per["score"].astype(float), acceptable=(per["score"] >= ACCEPTABLE_MIN_SCORE).astype(float)).drop(columns="score")
+    rated = grades.assign(acceptable=(grades["score"] >= ACCEPTABLE_MIN_SCORE).astype(float), mean_score=grades["score"].astype(float))
+    return rated.groupby(["model_id", "question_id"], as_index=False)[["mean_score", "acceptable"]].mean()
+
+
+def judge_values(judge: pd.DataFrame) -> pd.DataFrame:
+    """The judge's value per answer: model_id, question_id, mean_score, acceptable."""
+    from owleval.report.tables import ACCEPTABLE_MIN_SCORE
+
+    out = judge[["model_id", "question_id"]].copy()
+    out["mean_score"] = judge["score"].astype(float).to_numpy()
+    out["acceptable"] = (judge["score"] >= ACCEPTABLE_MIN_SCORE).astype(float).to_numpy()
+    return out
+
+
+def ppi_table(human: pd.DataFrame, judge: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """One row per model and metric: the PPI++ estimate beside the human-only and judge-only ones.
+
+    ``human``/``judge``: per-answer values (:func:`human_values`, :func:`judge_values`). Labelled set: the model's
+    human-graded answers that the judge graded too; unlabelled: its judge-graded answers without a human grade.
+    """
+    keys = ["model_id", "question_id"]
+    both = human.merge(judge, on=keys, how="left", suffixes=("", "_judge"), indicator=True)
+    judged_only = judge.merge(human[keys], on=keys, how="left", indicator=True)
+    rows = []
+    for model in models:
+        mine = both[both["model_id"] == model]
+        labelled = mine[mine["_merge"] == "both"]
+        unlabelled = judged_only[(judged_only["model_id"] == model) & (judged_only["_merge"] == "left_only")]
+        all_judged = judge[judge["model_id"] == model]
+        n, big_n = len(labelled), len(unlabelled)
+        dropped = int((mine["_merge"] == "left_only").sum())
+        for metric in PPI_METRICS:
+            y = labelled[metric].to_numpy(dtype=float)
+            yhat = labelled[f"{metric}_judge"].to_numpy(dtype=float)
+            yu = unlabelled[metric].to_numpy(dtype=float)
+            human_only = classical_mean(y, alpha=PPI_ALPHA)
+            judge_only = float(all_judged[metric].mean()) if len(all_judged) else float("nan")
+            if n < 2:
+                est, note = MeanEstimate(float("nan"), float("nan"), float("nan")), f"only {n} human-graded answer(s) with a judge grade: PPI needs 2 or more"
+            elif big_n == 0:
+                est, note = human_only, "every judged answer has a human grade: PPI is the human-only estimate"
+            else:
+                est, note = ppi_mean(y, yhat, yu, alpha=PPI_ALPHA), ""
+            rows.append((model, metric, est.estimate, est.ci_low, est.ci_high, n, len(all_judged), human_only.estimate,
+                         human_only.ci_low, human_only.ci_high, judge_only, est.lam, dropped, note))  # fmt: skip
+    return pd.DataFrame(rows, columns=list(PPI_COLUMNS))

@@ -1,0 +1,116 @@
+"""PPI++ mean estimation: equal to ppi_py, and the properties that make it trustworthy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from owleval.report.ppi import classical_mean, power_tuning_lambda, ppi_mean, ppi_table
+
+# One model of OwlEval: 20 human-graded answers (Y, with the judge's grade Yhat) and 62 judged only.
+Y = np.array([3, 2, 2, 0, 1, 3, 3, 2, 1, 0, 2, 3, 1, 2, 0, 3, 2, 1, 2, 3], float)
+YHAT = np.array([3, 3, 2, 1, 1, 3, 2, 2, 2, 0, 2, 3, 2, 3, 0, 3, 3, 1, 2, 3], float)
+YU = np.array(([3, 2, 3, 1, 2, 0, 3, 3, 2, 1, 2, 2, 3, 0, 1, 2, 3, 3, 2, 1, 2, 3, 2, 2, 1, 0, 3, 2, 3, 1, 2, 2] * 2)[:62], float)
+
+# Computed once with ppi-python 0.2.3 on the data above:
+#   ppi_py.ppi_mean_pointestimate(Y, YHAT, YU), ppi_py.ppi_mean_ci(Y, YHAT, YU, alpha=0.05),
+#   ppi_py.classical_mean_ci(Y, alpha=0.05); and the same with every array replaced by (array >= 2).
+# ppi-python is not a test dependency: it pulls numba and statsmodels and installs a top-level `tests` package
+# that shadows this folder outside pytest (bench/ imports tests.report_helpers). test_equals_ppi_py_on_random_data
+# compares with the library itself wherever it is installed.
+RECORDED = {
+    "score": (1.7194616511968734, 1.4214311937247652, 2.0174921086689817, 1.3487824055992623, 2.2512175944007375),
+    "acceptable": (0.6257507369196758, 0.4714857567154135, 0.780015717123938, 0.4409626969046059, 0.8590373030953942),
+}
+
+
+@pytest.mark.parametrize("metric", ["score", "acceptable"])
+def test_equals_values_recorded_from_ppi_py(metric):
+    y, yhat, yu = (Y, YHAT, YU) if metric == "score" else ((Y >= 2) * 1.0, (YHAT >= 2) * 1.0, (YU >= 2) * 1.0)
+    got = ppi_mean(y, yhat, yu, alpha=0.05)
+    human = classical_mean(y, alpha=0.05)
+    estimate, low, high, c_low, c_high = RECORDED[metric]
+    assert (got.estimate, got.ci_low, got.ci_high) == pytest.approx((estimate, low, high), rel=1e-12)
+    assert (human.ci_low, human.ci_high) == pytest.approx((c_low, c_high), rel=1e-12)
+    assert 0.0 <= got.lam <= 1.0
+
+
+def test_equals_ppi_py_on_random_data():
+    ppi_py = pytest.importorskip("ppi_py")
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n, big_n = int(rng.integers(2, 40)), int(rng.integers(1, 400))
+        y = rng.integers(0, 4, n).astype(float)
+        yhat = np.clip(y + rng.integers(-1, 2, n), 0, 3)
+        yu = rng.integers(0, 4, big_n).astype(float)
+        got = ppi_mean(y, yhat, yu, alpha=0.05)
+        low, high = ppi_py.ppi_mean_ci(y, yhat, yu, alpha=0.05)
+        expected = float(np.squeeze(ppi_py.ppi_mean_pointestimate(y, yhat, yu)))
+        assert (got.estimate, got.ci_low, got.ci_high) == pytest.approx((expected, float(np.squeeze(low)), float(np.squeeze(high))), rel=1e-10)
+
+
+def test_lambda_zero_is_the_human_only_mean_and_interval():
+    fixed = ppi_mean(Y, YHAT, YU, lam=0.0)
+    human = classical_mean(Y)
+    assert (fixed.estimate, fixed.ci_low, fixed.ci_high) == pytest.approx((human.estimate, human.ci_low, human.ci_high))
+    assert human.estimate == pytest.approx(Y.mean())
+    # the CLT interval of the mean: population sd / sqrt(n), z of 97.5%
+    assert human.ci_high - human.estimate == pytest.approx(1.959963984540054 * Y.std() / np.sqrt(Y.size))
+
+
+def test_lambda_one_is_plain_ppi():
+    fixed = ppi_mean(Y, YHAT, YU, lam=1.0)
+    assert fixed.estimate == pytest.approx(YU.mean() + (Y - YHAT).mean())
+
+
+def test_a_perfect_judge_shrinks_the_interval_to_the_judge_mean():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 4, 400).astype(float)
+    y, yu = truth[:30], truth[30:]
+    perfect = ppi_mean(y, y, yu)
+    human = classical_mean(y)
+    assert perfect.lam > 0.7  # Cov(Y, Y) / ((1 + n/N) Var): close to 1 / (1 + 30/370)
+    assert perfect.ci_high - perfect.ci_low < 0.5 * (human.ci_high - human.ci_low)
+    assert perfect.estimate == pytest.approx(truth.mean(), abs=0.05)
+
+
+def test_a_useless_judge_gets_lambda_zero():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 4, 50).astype(float)
+    anti = 3.0 - y  # perfectly wrong: negative covariance, clipped to 0
+    assert power_tuning_lambda(y, anti, rng.integers(0, 4, 200).astype(float)) == 0.0
+    constant = np.full(50, 2.0)  # one grade for everything: no information (ppi_py gives NaN here)
+    assert power_tuning_lambda(y, constant, np.full(100, 2.0)) == 0.0
+    assert ppi_mean(y, constant, np.full(100, 2.0)).estimate == pytest.approx(y.mean())
+
+
+def _values(rows):
+    return pd.DataFrame(rows, columns=["model_id", "question_id", "mean_score", "acceptable"])
+
+
+def test_ppi_table_sets_and_reasons():
+    human = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), Y, strict=True)] + [("few", 1, 3.0, 1.0)]
+                    + [("m", 21, 3.0, 1.0)])  # fmt: skip
+    judge = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), YHAT, strict=True)]
+                    + [("m", q, s, float(s >= 2)) for q, s in zip(range(22, 84), YU, strict=True)]
+                    + [("few", q, 2.0, 1.0) for q in range(1, 10)])  # fmt: skip
+    table = ppi_table(human, judge, ["m", "few"]).set_index(["model", "metric"])
+    row = table.loc[("m", "mean_score")]
+    assert (row.n_human, row.n_judge, row.n_human_without_judge) == (20, 82, 1)  # q21 has no judge grade
+    assert (row.estimate, row.ci_low, row.ci_high) == pytest.approx(RECORDED["score"][:3], rel=1e-12)
+    assert row.human_only_estimate == pytest.approx(Y.mean())
+    assert row.judge_only_estimate == pytest.approx(np.r_[YHAT, YU].mean())
+    acc = table.loc[("m", "acceptable")]
+    assert acc.estimate == pytest.approx(RECORDED["acceptable"][0], rel=1e-12)
+    few = table.loc[("few", "mean_score")]
+    assert np.isnan(few.estimate) and np.isnan(few.ci_low) and "PPI needs 2 or more" in few.note
+    assert few.n_human == 1 and few.judge_only_estimate == 2.0
+
+
+def test_no_unlabelled_answers_gives_the_human_only_estimate():
+    human = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), Y, strict=True)])
+    judge = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), YHAT, strict=True)])
+    row = ppi_table(human, judge, ["m"]).set_index("metric").loc["mean_score"]
+    assert row.estimate == row.human_only_estimate and row.ci_low == row.human_only_ci_low
+    assert "every judged answer has a human grade" in row.note
