@@ -245,6 +245,7 @@ class OpenAICompatAdapter(ModelAdapter):
         key = os.environ.get(key_env, "")
         timeout = number_option(opts, "timeout", 120.0, minimum=0.001)
         concurrency = _concurrency(opts)
+        _response_format(opts)  # a bad value is refused before connecting
         client = httpx.Client(
             base_url=base_url,
             headers={"Authorization": f"Bearer {key}"} if key else {},
