@@ -60,7 +60,7 @@ def test_judges_every_answer_with_image_own_history_and_no_model_ids(tmp_path: P
     out = tmp_path / "judged"
     result = judge_cli(judge_server, tmp_path / "answers", out)
     assert result.exit_code == 0, result.output + repr(result.exception)
-    assert "164 answers judged" in result.output and "164 graded, 0 unparsed, 0 failed" in result.output
+    assert "164 answers asked this run (164 requests)" in result.output and "164 graded, 0 unparsed, 0 failed" in result.output
 
     requests = judge_server.answered()
     assert len(requests) == len(judge_server.chat_requests) == 164, "one request per answer"
@@ -141,7 +141,7 @@ def test_reply_forms_parse_retries_unparsed_and_server_errors(tmp_path: Path, qu
     # a second run asks again for the failed answer only (unparsed is a final outcome of the judge)
     seen = len(judge_server.chat_requests)
     again = judge_cli(judge_server, tmp_path / "answers", out)
-    assert again.exit_code == 1 and "0 already judged" not in again.output
+    assert again.exit_code == 1 and "1 answers asked this run (1 requests), 5 judged before" in again.output
     assert [answer_serial(r.body) for r in judge_server.chat_requests[seen:]] == [5]
 
 
@@ -225,4 +225,27 @@ def test_resume_after_kill_9_asks_only_the_missing_answers(tmp_path: Path, quest
     assert not set(asked) & complete
     rows = read_csv(out / "grades.csv")
     assert sorted((r["model_id"], int(r["question_id"])) for r in rows) == sorted(serials.values())
-    assert f"{len(complete)} already judged" in result.output
+    assert f"{len(complete)} judged before" in result.output
+
+
+def test_a_judge_that_refuses_everything_stops_the_run(tmp_path: Path, questions, judge_server: ChatServer) -> None:
+    write_answer_sets(tmp_path / "answers", questions, {"alpha-7b": plain_marker(0)})
+    judge_server.fail(403, times=10**6, message="quota exceeded")
+    out = tmp_path / "judged"
+    result = judge_cli(judge_server, tmp_path / "answers", out)
+    assert result.exit_code == 1 and "failed 8 answers in a row" in result.output and "quota exceeded" in result.output
+    assert len(judge_server.chat_requests) == 8, "no more requests once the judge refused 8 answers in a row"
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["status"] == "failed" and meta["counts"] == {"judged": 0, "unparsed": 0, "failed": 8}
+    assert read_csv(out / "grades.csv") == [] and (out / "grades.csv").read_text().startswith(",".join(EXPORT_COLUMNS))
+
+
+def test_models_and_limit_choose_what_is_judged(tmp_path: Path, questions, judge_server: ChatServer) -> None:
+    serials = write_answer_sets(tmp_path / "answers", questions, {m: plain_marker(i) for i, m in enumerate(MODELS)})
+    out = tmp_path / "judged"
+    unknown = judge_cli(judge_server, tmp_path / "answers", out, "--models", "gamma")
+    assert unknown.exit_code == 1 and "--models: gamma not in the answers (alpha-7b, beta-13b)" in unknown.output
+    result = judge_cli(judge_server, tmp_path / "answers", out, "--models", "beta-13b", "--limit", "3")
+    assert result.exit_code == 0, result.output
+    assert sorted(serials[answer_serial(r.body)] for r in judge_server.chat_requests) == [("beta-13b", q) for q in (1, 2, 3)]
+    assert json.loads((out / "meta.json").read_text())["limit"] == 3

@@ -59,8 +59,8 @@ def judge(
         warn(message)
     counts = result.counts
     console.print(
-        f"[green]ok[/] {result.out}: {result.judged} answers judged by this run ({result.requests} requests), "
-        f"{result.resumed} already judged; in all {counts['judged']} graded, {counts['unparsed']} unparsed, "
+        f"[green]ok[/] {result.out}: {result.asked} answers asked this run ({result.requests} requests), "
+        f"{result.resumed} judged before; in all {counts['judged']} graded, {counts['unparsed']} unparsed, "
         f"{counts['failed']} failed (grades.csv, raw.jsonl, meta.json)",
         highlight=False,
     )

@@ -118,16 +118,16 @@ class Item:
 @dataclass
 class JudgeResult:
     out: Path
-    judged: int  # answers judged by this run
+    asked: int  # answers this run asked the judge about
     resumed: int  # answers the log had already judged
     requests: int  # requests this run sent (samples and parse retries included)
     counts: dict[str, int]  # over the whole log: judged / unparsed / failed
     warnings: list[str] = field(default_factory=list)
 
 
-def load_answer_sets(sources: Sequence[Path], questions: Sequence[Question], models: Collection[str] | None = None, limit: int | None = None) -> dict[str, tuple[Path, list[Answer]]]:
+def load_answer_sets(sources: Sequence[Path], questions: Sequence[Question], models: Collection[str] | None = None) -> dict[str, tuple[Path, list[Answer]]]:
     """Every answer file, validated as ``owleval answers check`` does (all errors at once, file:line [field]),
-    as model_id -> (file, answers); ``models`` keeps only those, ``limit`` the first N answers of each."""
+    as model_id -> (file, answers); ``models`` keeps only those."""
     problems = []
     sets: dict[str, tuple[Path, list[Answer]]] = {}
     for path in answer_files_in(sources):
@@ -146,21 +146,19 @@ def load_answer_sets(sources: Sequence[Path], questions: Sequence[Question], mod
         if unknown:
             raise OwlEvalError(f"--models: {', '.join(unknown)} not in the answers ({', '.join(sorted(sets))})")
         sets = {m: sets[m] for m in sorted(models)}
-    if limit is not None:
-        if limit < 1:
-            raise OwlEvalError("--limit must be at least 1")
-        sets = {m: (path, answers[:limit]) for m, (path, answers) in sets.items()}
     return sets
 
 
-def make_items(sets: Mapping[str, tuple[Path, list[Answer]]], questions: Sequence[Question], data_dir: Path, all_answers: Mapping[str, list[Answer]] | None = None) -> list[Item]:
-    """The prompt of every answer. History comes from the same model's answers (``all_answers``, when a
-    ``--limit`` cut the ones to judge)."""
+def make_items(sets: Mapping[str, tuple[Path, list[Answer]]], questions: Sequence[Question], data_dir: Path, limit: int | None = None) -> list[Item]:
+    """The prompt of every answer (of the first ``limit`` of each model); a later turn's history comes from all of
+    the same model's answers."""
+    if limit is not None and limit < 1:
+        raise OwlEvalError("--limit must be at least 1")
     by_id = {q.question_id: q for q in questions}
     items = []
-    for model_id, (_, answers) in sets.items():
-        own = {a.question_id: a for a in (all_answers or {}).get(model_id, answers)}
-        for answer in answers:
+    for _, answers in sets.values():
+        own = {a.question_id: a for a in answers}
+        for answer in answers[:limit]:
             question = by_id[answer.question_id]
             items.append(Item(answer, image_path(question, data_dir), render_prompt(question, answer, own, by_id)))
     return items
@@ -290,20 +288,19 @@ def run_judge(
     ``judgements/<checkpoint>``): raw.jsonl, grades.csv, meta.json. ``adapter`` may be passed pre-loaded."""
     data_dir = data_dir or default_data_dir()
     questions = load_questions(data_dir)
-    sets = load_answer_sets(answers, questions, models, limit)  # before anything is loaded or asked
-    full = {m: a for m, (_, a) in load_answer_sets(answers, questions, models).items()} if limit else None
-    items = make_items(sets, questions, data_dir, full)
+    sets = load_answer_sets(answers, questions, models)  # before anything is loaded or asked
+    items = make_items(sets, questions, data_dir, limit)
 
     adapter = adapter or get_adapter_class(judge).load(load_options)
     writer: SyncedAppender | None = None
     meta: dict[str, Any] = {}
-    requests = judged = failed_in_a_row = 0
+    requests = asked = failed_in_a_row = 0
     try:
         checkpoint = adapter.options.checkpoint or adapter.default_checkpoint or judge
         out = out or Path("judgements") / safe_name(checkpoint)
         raw_path, meta_path = out / RAW, out / META
         old = None if overwrite else _read_meta(out)
-        meta: dict[str, Any] = {
+        meta = {
             "adapter": judge,
             "checkpoint": checkpoint,
             "base_url": adapter.provenance().get("base_url"),
@@ -312,6 +309,7 @@ def run_judge(
             "settings": settings.to_dict(),
             "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower() and k != "base_url"},
             "answers": [{"file": str(path), "model_id": m, "answers": len(a)} for m, (path, a) in sets.items()],
+            "limit": limit,
             "dataset": {"name": load_manifest().name, "version": load_manifest().digest},
             "packages": package_versions(),
             "git_commit": git_commit(),
@@ -347,9 +345,9 @@ def run_judge(
             records = judge_batch(adapter, batch, settings)
             writer.write_lines([json.dumps(r, ensure_ascii=False) for r in records])
             requests += len(records)
-            judged += len(batch)
+            asked += len(batch)
             if on_progress:
-                on_progress(resumed + judged, total)
+                on_progress(resumed + asked, total)
             for item in batch:
                 failed = any(r["status"] == FAILED for r in records if (r["model_id"], r["question_id"]) == item.key)
                 failed_in_a_row = failed_in_a_row + 1 if failed else 0
@@ -370,12 +368,12 @@ def run_judge(
             meta.update(_outcome(found))
             meta["finished_at"] = now_iso()
             meta["requests"] = requests
-            meta["answers_judged"] = judged
+            meta["answers_asked"] = asked
             try:
                 meta["provenance"] = adapter.provenance()
             except Exception as exc:  # provenance must never hide the real outcome
                 meta["provenance"] = {"error": repr(exc)}
             atomic_write_text(meta_path, dumps(meta))
         adapter.close()
-    return JudgeResult(out, judged, resumed, requests, meta["counts"], warnings)
+    return JudgeResult(out, asked, resumed, requests, meta["counts"], warnings)
 
