@@ -38,7 +38,6 @@ _MAX_RETRY_AFTER_S = 300.0
 _MAX_BACKOFF_S = 60.0
 _DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 _RESPONSE_FORMATS = ("json_object",)
-_T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
@@ -322,14 +321,14 @@ class OpenAICompatAdapter(ModelAdapter):
             body["response_format"] = {"type": self.response_format}
         return body
 
-    def _in_pool(self, fn: Callable[[_T, Conversation], _R], items: list[tuple[_T, Conversation]], stop_on_error: bool) -> list[_R]:
+    def _in_pool(self, fn: Callable[[dict[str, Any], Conversation], _R], items: list[tuple[dict[str, Any], Conversation]], stop_on_error: bool) -> list[_R]:
         """``fn`` over ``items`` with up to ``concurrency`` in flight, results in order. With ``stop_on_error``
         the first failure stops sending and is raised; Ctrl-C always stops sending."""
         if len(items) <= 1 or self.concurrency == 1:
             return [fn(*item) for item in items]
         stop = threading.Event()
 
-        def one(item: tuple[_T, Conversation]) -> _R:
+        def one(item: tuple[dict[str, Any], Conversation]) -> _R:
             if stop.is_set():
                 raise _Cancelled()
             try:

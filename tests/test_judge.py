@@ -249,3 +249,39 @@ def test_models_and_limit_choose_what_is_judged(tmp_path: Path, questions, judge
     assert result.exit_code == 0, result.output
     assert sorted(serials[answer_serial(r.body)] for r in judge_server.chat_requests) == [("beta-13b", q) for q in (1, 2, 3)]
     assert json.loads((out / "meta.json").read_text())["limit"] == 3
+
+
+def test_any_adapter_can_judge_and_one_failure_fails_only_its_answer(tmp_path: Path, questions) -> None:
+    from owleval.adapters.base import AdapterError, LoadOptions, ModelAdapter
+    from owleval.judge.run import JudgeSettings, run_judge
+    from tests.chat_server import ServerError
+
+    class LocalJudge(ModelAdapter):
+        """A judge without HTTP: answers through ``generate`` only, as a local model adapter does."""
+
+        name = "local-judge"
+
+        def __init__(self) -> None:
+            super().__init__(LoadOptions(checkpoint="local-judge-v1"))
+            self.batches: list[int] = []
+
+        @classmethod
+        def load(cls, options: LoadOptions) -> LocalJudge:
+            return cls()
+
+        def generate(self, conversations, config):
+            self.batches.append(len(conversations))
+            try:
+                return [grade_from_content({"messages": [{"role": "user", "content": c.turns[0].text}], "seed": config.seed}) for c in conversations]
+            except ServerError as exc:
+                raise AdapterError(exc.message) from None
+
+    write_answer_sets(tmp_path / "answers", questions[:8], {"alpha-7b": lambda qid: "refuse" if qid == 6 else f"grade={GRADES[qid % 4]}"})
+    judge = LocalJudge()
+    result = run_judge("local-judge", answers=[tmp_path / "answers"], load_options=LoadOptions(batch_size=4),
+                       settings=JudgeSettings(), out=tmp_path / "judged", adapter=judge)
+    assert result.counts == {"judged": 7, "unparsed": 0, "failed": 1}
+    assert judge.batches == [4, 4, 1, 1, 1, 1], "the failed batch is asked again one by one"
+    rows = read_csv(tmp_path / "judged" / "grades.csv")
+    assert {int(r["question_id"]): r["grade"] for r in rows} == {q: GRADES[q % 4] for q in range(1, 9) if q != 6}
+    assert {r["annotator"] for r in rows} == {"judge:local-judge-v1"}

@@ -181,7 +181,8 @@ def ask(adapter: ModelAdapter, requests: Sequence[tuple[Conversation, Generation
             if len(conversations) == 1:
                 results.append(Completion(conversations[0].key, error=str(exc), seconds=time.perf_counter() - started))
             else:
-                results += ask(adapter, [(c, config) for c in conversations])
+                for conversation in conversations:
+                    results += ask(adapter, [(conversation, config)])
             continue
         seconds = (time.perf_counter() - started) / len(conversations)
         results += [Completion(c.key, text=t, seconds=seconds) for c, t in zip(conversations, texts, strict=True)]
