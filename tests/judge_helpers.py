@@ -58,8 +58,9 @@ def grade_from_content(body: dict) -> str:
         return reply
     if kind == "fenced":
         return f"Here is my judgement.\n```json\n{reply}\n```\n"
-    if kind == "chatty":
-        return f"Looking at the image, I would say: {reply} I hope this helps!"
+    if kind == "chatty":  # a reason with a comma, quotes, a line break and markup: text for the CSV to keep
+        reason = 'right, "mostly";\n<script>alert(1)</script>'
+        return f"Looking at the image, I would say: {json.dumps({'grade': grades[0], 'reason': reason})} I hope this helps!"
     if kind == "garbled-once":
         return reply if asked_again else "The answer seems mostly right, I would give it a good grade."
     if kind == "never-json":

@@ -116,8 +116,12 @@ def test_reply_forms_parse_retries_unparsed_and_server_errors(tmp_path: Path, qu
     assert result.exit_code == 1, "an answer that failed makes the run exit non-zero"
     assert "4 graded, 1 unparsed, 1 failed" in result.output and "run the same command again" in result.output
 
-    grades = {int(r["question_id"]): r["grade"] for r in read_csv(out / "grades.csv")}
+    rows = read_csv(out / "grades.csv")
+    grades = {int(r["question_id"]): r["grade"] for r in rows}
     assert grades == {1: "C", 2: "A", 3: "D", 6: "B"}, "unparsed and failed answers have no row; nothing is guessed"
+    assert next(r["comment"] for r in rows if r["question_id"] == "2") == 'right, "mostly";\n<script>alert(1)</script>'
+    frame = read_grades(out / "grades.csv", questions, models={"alpha-7b"})
+    assert frame.set_index("question_id").loc[2, "comment"] == 'right, "mostly";\n<script>alert(1)</script>'
     lines = raw_lines(out)
     by_q: dict[int, list[dict]] = {}
     for line in lines:
