@@ -110,7 +110,7 @@ def main() -> None:
             base_url = f"http://127.0.0.1:{server.stdout.readline().strip()}/v1"
 
             def timed(concurrency: int) -> tuple[float, int, float, float | None]:
-                settings, options = split_options({"base_url": base_url}, concurrency=concurrency)
+                settings, options = split_options("openai", {"base_url": base_url}, concurrency=concurrency)
                 t0, cpu0, server0 = time.perf_counter(), time.process_time(), cpu_seconds(server.pid)
                 result = run_judge("openai", answers=[tmp / "answers"], load_options=LoadOptions("tiny-vlm", options=options),
                                    settings=settings, out=tmp / f"judged-c{concurrency}", data_dir=data, overwrite=True)

@@ -22,6 +22,9 @@ def judge(
     models: Annotated[Optional[str], typer.Option("--models", help="Judge only these model ids, comma-separated.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Judge only the first N answers of each model.")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="KEY=VALUE: parse_retries (2), temperature (0.7), max_tokens (512), seed (0), or an adapter option; repeatable.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N, for a judge that runs here (not openai).")] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto | float32 | bfloat16 | float16, for a judge that runs here.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Answers per batch for a judge that runs here (openai: --concurrency).")] = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Judge again from scratch instead of resuming the --out folder.")] = False,
     data: Annotated[Optional[Path], typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
 ) -> None:
@@ -41,13 +44,13 @@ def judge(
     options = _parse_options(option or [])
     if base_url:
         options["base_url"] = base_url
-    settings, adapter_options = split_options(options, samples, concurrency)
+    settings, adapter_options = split_options(judge_model, options, samples, concurrency)
     wanted = [m.strip() for m in models.split(",") if m.strip()] if models else None
     with make_progress() as progress:
         task = progress.add_task(f"loading {judge_model}", total=None)
         try:
             result = run_judge(
-                judge_model, answers=answers, load_options=LoadOptions(checkpoint=checkpoint, options=adapter_options),
+                judge_model, answers=answers, load_options=LoadOptions(checkpoint=checkpoint, device=device, dtype=dtype, batch_size=batch_size, options=adapter_options),
                 settings=settings, out=out, models=wanted, limit=limit, overwrite=overwrite, data_dir=data,
                 on_progress=lambda done, total: progress.update(task, description="judge", completed=done, total=total),
             )

@@ -70,8 +70,9 @@ class JudgeSettings:
         }
 
 
-def split_options(options: Mapping[str, str], samples: int = 1, concurrency: int | None = None) -> tuple[JudgeSettings, dict[str, str]]:
-    """The judge's own ``-o`` settings, and the rest for the adapter (JSON mode on unless asked otherwise)."""
+def split_options(judge: str, options: Mapping[str, str], samples: int = 1, concurrency: int | None = None) -> tuple[JudgeSettings, dict[str, str]]:
+    """The judge's own ``-o`` settings, and the rest for the adapter ``judge`` (with JSON mode on, unless asked
+    otherwise, when the adapter has that option)."""
     if samples < 1:
         raise OwlEvalError("--samples must be at least 1")
     settings = JudgeSettings(
@@ -83,7 +84,8 @@ def split_options(options: Mapping[str, str], samples: int = 1, concurrency: int
         concurrency=concurrency,
     )
     rest = {k: v for k, v in options.items() if k not in JUDGE_OPTIONS}
-    rest.setdefault("response_format", "json_object")
+    if "response_format" in get_adapter_class(judge).option_help:
+        rest.setdefault("response_format", "json_object")
     if concurrency:
         rest["concurrency"] = str(concurrency)
     return settings, rest
