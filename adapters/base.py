@@ -11,7 +11,7 @@ import abc
 import difflib
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -131,15 +131,16 @@ class ModelAdapter(abc.ABC):
         """Load weights or connect; raise :class:`AdapterError` with a clear message when that fails."""
 
     @classmethod
-    def check_options(cls, options: Mapping[str, str]) -> None:
-        """Refuse any ``-o`` key this adapter does not declare in :attr:`option_help`, before anything loads.
+    def check_options(cls, options: Mapping[str, str], also: Collection[str] = ()) -> None:
+        """Refuse any ``-o`` key this adapter does not declare in :attr:`option_help` (or that is not in ``also``:
+        settings of the command itself, e.g. the judge's), before anything loads.
 
         A typo such as ``attn_implmentation`` would otherwise be ignored silently and the run would use the default.
         """
+        known = sorted({*cls.option_help, *also})
         for key in options:
-            if key in cls.option_help:
+            if key in known:
                 continue
-            known = sorted(cls.option_help)
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             listing = ", ".join(known) if known else "none"

@@ -19,9 +19,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -37,6 +37,8 @@ _RETRY_STATUS = {408, 409, 425, 429}  # plus every 5xx
 _MAX_RETRY_AFTER_S = 300.0
 _MAX_BACKOFF_S = 60.0
 _DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+_RESPONSE_FORMATS = ("json_object",)
+_R = TypeVar("_R")
 
 
 def image_data_url(path: Path) -> str:
@@ -149,12 +151,40 @@ class _Cancelled(Exception):
     """A request not sent because another one of its batch failed."""
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One request's outcome, for callers that need more than the answer text (the LLM judge): the reply or the
+    error that ended it, its wall time (retries included), and what the server reported."""
+
+    key: str
+    text: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    usage: dict[str, int] = field(default_factory=dict)
+    finish_reason: str | None = None
+
+
 def _concurrency(options: Mapping[str, str]) -> int:
     return number_option(options, "concurrency", 8, minimum=1)
 
 
 def _key_env(options: Mapping[str, str]) -> str:
     return options.get("api_key_env") or _DEFAULT_KEY_ENV
+
+
+def _about_json_mode(problem: str) -> bool:
+    """Whether a refusal names the JSON-mode setting (rather than, say, an image that is too large)."""
+    text = problem.lower()
+    return "response_format" in text or "json" in text
+
+
+def _response_format(options: Mapping[str, str]) -> str | None:
+    value = (options.get("response_format") or "none").strip()
+    if value == "none":
+        return None
+    if value not in _RESPONSE_FORMATS:
+        raise AdapterError(f"option response_format={value!r} must be none or {' or '.join(_RESPONSE_FORMATS)}")
+    return value
 
 
 class OpenAICompatAdapter(ModelAdapter):
@@ -170,6 +200,8 @@ class OpenAICompatAdapter(ModelAdapter):
         "timeout": "seconds to wait for one answer (default 120)",
         "max_retries": "retries of a request after 429/5xx/timeouts/lost connections (default 8)",
         "backoff": "first retry delay in seconds, doubled each retry, with jitter (default 1)",
+        "response_format": "json_object asks for JSON mode; dropped with a warning if the server refuses it "
+        "(default none; owleval judge sets json_object)",
     }
 
     def __init__(self, options: LoadOptions, base_url: str, client: httpx.Client, served: list[str]):
@@ -182,6 +214,8 @@ class OpenAICompatAdapter(ModelAdapter):
         self.max_retries = number_option(opts, "max_retries", 8, minimum=0)
         self.backoff = number_option(opts, "backoff", 1.0, minimum=0.0)
         self.api_key_env = _key_env(opts)
+        self.response_format = _response_format(opts)
+        self._format_refused = False  # the server said no to response_format once: stop sending it
         self._lock = threading.Lock()
         self._models: Counter[str] = Counter()  # ``model`` field of the responses
         self._usage: Counter[str] = Counter()
@@ -210,6 +244,7 @@ class OpenAICompatAdapter(ModelAdapter):
         key = os.environ.get(key_env, "")
         timeout = number_option(opts, "timeout", 120.0, minimum=0.001)
         concurrency = _concurrency(opts)
+        _response_format(opts)  # a bad value is refused before connecting
         client = httpx.Client(
             base_url=base_url,
             headers={"Authorization": f"Bearer {key}"} if key else {},
@@ -261,27 +296,51 @@ class OpenAICompatAdapter(ModelAdapter):
         return self.concurrency
 
     def generate(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
-        params = sampling_params(config)
-        bodies = [
-            {"model": self.options.checkpoint, "messages": build_messages(c, self._image_url), **params}
-            for c in conversations
-        ]
-        if len(bodies) <= 1 or self.concurrency == 1:
-            return [self._complete(b, c.key) for b, c in zip(bodies, conversations, strict=True)]
+        bodies = [self._body(c, config) for c in conversations]
+        return self._in_pool(lambda b, c: self._complete(b, c.key), list(zip(bodies, conversations, strict=True)), stop_on_error=True)
+
+    def complete_each(self, requests: Sequence[tuple[Conversation, GenerationConfig]]) -> list[Completion]:
+        """Ask every (conversation, settings) pair, up to ``concurrency`` at once, and return each outcome in
+        order. Unlike :meth:`generate`, one request that fails (after its retries) does not stop the others:
+        it comes back as a :class:`Completion` with ``error`` set."""
+        bodies = [self._body(c, config) for c, config in requests]
+
+        def one(body: dict[str, Any], conversation: Conversation) -> Completion:
+            started = time.perf_counter()
+            try:
+                text, details = self._send(body, conversation.key)
+            except AdapterError as exc:
+                return Completion(conversation.key, error=str(exc), seconds=time.perf_counter() - started)
+            return Completion(conversation.key, text=text, seconds=time.perf_counter() - started, **details)
+
+        return self._in_pool(one, list(zip(bodies, (c for c, _ in requests), strict=True)), stop_on_error=False)
+
+    def _body(self, conversation: Conversation, config: GenerationConfig) -> dict[str, Any]:
+        body = {"model": self.options.checkpoint, "messages": build_messages(conversation, self._image_url), **sampling_params(config)}
+        if self.response_format:
+            body["response_format"] = {"type": self.response_format}
+        return body
+
+    def _in_pool(self, fn: Callable[[dict[str, Any], Conversation], _R], items: list[tuple[dict[str, Any], Conversation]], stop_on_error: bool) -> list[_R]:
+        """``fn`` over ``items`` with up to ``concurrency`` in flight, results in order. With ``stop_on_error``
+        the first failure stops sending and is raised; Ctrl-C always stops sending."""
+        if len(items) <= 1 or self.concurrency == 1:
+            return [fn(*item) for item in items]
         stop = threading.Event()
 
-        def one(body: dict[str, Any], key: str) -> str:
+        def one(item: tuple[dict[str, Any], Conversation]) -> _R:
             if stop.is_set():
                 raise _Cancelled()
             try:
-                return self._complete(body, key)
+                return fn(*item)
             except BaseException:
-                stop.set()  # one request gave up: start no more, the batch fails anyway
+                if stop_on_error:
+                    stop.set()  # one request gave up: start no more, the batch fails anyway
                 raise
 
-        pool = ThreadPoolExecutor(min(self.concurrency, len(bodies)), thread_name_prefix="owleval-openai")
+        pool = ThreadPoolExecutor(min(self.concurrency, len(items)), thread_name_prefix="owleval-openai")
         try:
-            futures = [pool.submit(one, b, c.key) for b, c in zip(bodies, conversations, strict=True)]
+            futures = [pool.submit(one, item) for item in items]
             wait(futures)
         except BaseException:  # Ctrl-C: send nothing more; requests in flight end on their own
             stop.set()
@@ -305,9 +364,16 @@ class OpenAICompatAdapter(ModelAdapter):
             self._counts[key] += 1
 
     def _complete(self, body: dict[str, Any], key: str) -> str:
-        """One request, retried with exponential backoff and jitter on what a busy server answers."""
+        return self._send(body, key)[0]
+
+    def _send(self, body: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:
+        """One request, retried with exponential backoff and jitter on what a busy server answers. Returns the
+        answer text and what the server reported about it (usage, finish reason)."""
         what = f"conversation {key}" if key else "a conversation"
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        while attempt <= self.max_retries:
+            if self._format_refused:
+                body = {k: v for k, v in body.items() if k != "response_format"}
             self._count("http_requests")
             retry_after: float | None = None
             try:
@@ -319,6 +385,11 @@ class OpenAICompatAdapter(ModelAdapter):
                     return self._answer(response, what)
                 problem = f"HTTP {response.status_code}: {server_message(response)}"
                 status = response.status_code
+                if status in (400, 422) and "response_format" in body and not self._format_refused and _about_json_mode(problem):
+                    # JSON mode is optional: a server that does not offer it is asked again without it
+                    log.warning("%s refused response_format (%s); asking without it from now on", public_url(self.base_url), problem)
+                    self._format_refused = True
+                    continue
                 if status not in _RETRY_STATUS and status < 500:
                     self._count("failed")
                     raise AdapterError(
@@ -333,12 +404,13 @@ class OpenAICompatAdapter(ModelAdapter):
             log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt + 1, self.max_retries, delay)
             self._count("retries")
             time.sleep(delay)
+            attempt += 1
         self._count("failed")
         raise AdapterError(
             f"{public_url(self.base_url)} did not answer {what} after {self.max_retries + 1} tries; last: {problem}"
         )
 
-    def _answer(self, response: httpx.Response, what: str) -> str:
+    def _answer(self, response: httpx.Response, what: str) -> tuple[str, dict[str, Any]]:
         try:
             data = response.json()
             choice = data["choices"][0]
@@ -351,15 +423,15 @@ class OpenAICompatAdapter(ModelAdapter):
             text = ""
         if not isinstance(text, str):
             raise AdapterError(f"the server's answer to {what} has non-text content: {str(text)[:300]}")
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        usage = {k: v for k, v in reported.items() if k in ("prompt_tokens", "completion_tokens", "total_tokens") and isinstance(v, int)}
+        finish = str(choice.get("finish_reason") or "unknown")
         with self._lock:
             self._counts["answered"] += 1
             self._models[str(data.get("model") or "")] += 1
-            self._finish[str(choice.get("finish_reason") or "unknown")] += 1
-            for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
-                if isinstance(usage.get(name), int):
-                    self._usage[name] += usage[name]
-        return text
+            self._finish[finish] += 1
+            self._usage.update(usage)
+        return text, {"usage": usage, "finish_reason": finish}
 
     def provenance(self) -> dict[str, Any]:
         with self._lock:
@@ -381,6 +453,7 @@ class OpenAICompatAdapter(ModelAdapter):
                 "finish_reasons": dict(self._finish),
                 "concurrency": self.concurrency,
                 "api_key_env": self.api_key_env,
+                "response_format": None if self._format_refused else self.response_format,
             }
 
     def close(self) -> None:

@@ -56,6 +56,7 @@ COMMAND_MODULES = (
     "owleval.commands.answers",
     "owleval.commands.models",
     "owleval.commands.generate",
+    "owleval.commands.judge",
     "owleval.commands.study",
     "owleval.commands.grades",
     "owleval.commands.rate",

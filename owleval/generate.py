@@ -103,15 +103,16 @@ def build_conversation(question: Question, answers: dict[int, Answer], data_dir:
     return Conversation(turns=tuple(turns), key=f"q{question.question_id}")
 
 
-class _AnswerWriter:
-    """Appends answer lines; each batch is flushed and fsync'ed before the next one starts."""
+class SyncedAppender:
+    """Appends lines (JSONL records) to a file; each batch is flushed and fsync'ed before the next one starts, so
+    a kill loses at most the batch in flight (and leaves at most a torn last line: see :func:`repair_torn_tail`)."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(path, "a", encoding="utf-8")
 
-    def write_batch(self, answers: Sequence[Answer]) -> None:
-        self._fh.write("".join(a.to_json() + "\n" for a in answers))
+    def write_lines(self, lines: Sequence[str]) -> None:
+        self._fh.write("".join(line + "\n" for line in lines))
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
@@ -212,7 +213,7 @@ def run_generation(
     batch_size = max(1, load_options.batch_size, adapter.preferred_batch_size)
     resumed = len(selected) - len(pending)
     total = len(selected)
-    writer = _AnswerWriter(out)
+    writer = SyncedAppender(out)
     random.seed(config.seed)
     generated = 0
     try:
@@ -234,7 +235,7 @@ def run_generation(
                        {"seconds": round(seconds / len(batch), 4), "batch_seconds": round(seconds, 4), "batch_size": len(batch), "generated_at": now_iso()})
                 for q, text in zip(batch, texts, strict=True)
             ]
-            writer.write_batch(new)
+            writer.write_lines([a.to_json() for a in new])
             for answer in new:
                 done[answer.question_id] = answer
             pending = [q for q in pending if q.question_id not in done]

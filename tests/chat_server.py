@@ -4,7 +4,9 @@ Its "model" is deterministic: the answer is a hash of the whole message list (te
 by the last user text, so a test can tell from an answer which question it answers and whether anything in the
 input changed. The server checks requests as strictly as a real one (model name, message shapes, data URLs whose
 mime type matches the bytes, API key), logs every request, and can be told to fail requests with 429/500, to
-answer slowly, or to crash and come back on the same port.
+answer slowly, or to crash and come back on the same port. A test may give its own ``reply(body) -> text`` (an
+LLM judge that grades from the request's content), and a server without JSON mode (``json_mode=False``) refuses
+requests that ask for ``response_format``.
 
     with ChatServer() as server:
         adapter = OpenAICompatAdapter.load(LoadOptions("tiny-vlm", options={"base_url": server.base_url}))
@@ -126,9 +128,12 @@ class ChatServer:
         api_key: str | None = None,
         models_route: bool = True,
         delay: float = 0.0,
+        reply: Callable[[dict], str] | None = None,
+        json_mode: bool = True,
     ):
         self.model, self.served_name, self.api_key = model, served_name, api_key
         self.models_route, self.delay = models_route, delay
+        self.reply, self.json_mode = reply, json_mode
         self.port = 0
         self.requests: list[RecordedRequest] = []
         self.failures: list[Failure] = []
@@ -245,11 +250,17 @@ class ChatServer:
         max_tokens = body.get("max_tokens", 16)
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise ServerError(400, "max_tokens must be a positive integer")
+        if "response_format" in body:
+            if not self.json_mode:
+                raise ServerError(400, "response_format is not supported by this server")
+            if body["response_format"] != {"type": "json_object"}:
+                raise ServerError(400, f"unsupported response_format {body['response_format']!r}")
         failure = self._scripted(body)
         if failure is not None:
             extra = {"Retry-After": failure.retry_after} if failure.retry_after else {}
             raise ServerError(failure.status, failure.message, extra)
-        words = reply_for(body["messages"]).split()
+        # a test's own reply keeps its line breaks (a fenced JSON reply); the default one is a single line
+        words = self.reply(body).split(" ") if self.reply else reply_for(body["messages"]).split()
         text = " ".join(words[:max_tokens])
         prompt_tokens = sum(len(message_text(m).split()) for m in body["messages"]) + 64 * images
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": min(len(words), max_tokens)}
@@ -276,6 +287,9 @@ def _handler_for(owner: ChatServer) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            # as real servers do: without it, the headers and body go out as two small writes and Nagle's
+            # algorithm meets the client's delayed ACK, adding ~40 ms to every answer
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with owner._lock:
                 owner._conns.add(self.connection)
 

@@ -327,3 +327,39 @@ def test_resumed_run_sends_no_request_for_answered_questions(owl_data: Path, tmp
     assert sorted(asked) == sorted(set(range(1, 83)) - set(kept))
     final = read_answers(out)
     assert len(final) == 82 and all(final[q] == a for q, a in kept.items())
+
+
+# -- per-request outcomes and JSON mode (what `owleval judge` uses) ----------------------------------------------
+def test_complete_each_returns_every_outcome_without_stopping_at_a_failure() -> None:
+    with ChatServer(delay=0.05) as server:
+        adapter = load(server, concurrency="4", max_retries="1")
+        server.fail(400, message="bad one", when=lambda body: body["messages"][-1]["content"] == "q2?")
+        server.fail(503, times=10, when=lambda body: body["messages"][-1]["content"] == "q5?")
+        outcomes = adapter.complete_each([(ask(f"q{i}?", key=f"q{i}"), GenerationConfig(max_new_tokens=64, seed=i)) for i in range(8)])
+    assert [o.key for o in outcomes] == [f"q{i}" for i in range(8)]
+    assert "bad one" in outcomes[2].error and "after 2 tries" in outcomes[5].error
+    assert outcomes[2].text is None and outcomes[5].text is None
+    for i in (0, 1, 3, 4, 6, 7):
+        assert outcomes[i].error is None and outcomes[i].text.endswith(f"you asked: q{i}?")
+        assert outcomes[i].usage["total_tokens"] > 0 and outcomes[i].finish_reason == "stop" and outcomes[i].seconds >= 0.05
+    assert server.max_in_flight == 4
+    assert sorted(r.body["seed"] for r in server.answered()) == [0, 1, 3, 4, 6, 7]
+
+
+def test_json_mode_is_asked_for_and_dropped_when_the_server_refuses_it() -> None:
+    with ChatServer() as server:
+        adapter = load(server, response_format="json_object")
+        adapter.generate([ask("json?")], GREEDY)
+        assert server.chat_requests[-1].body["response_format"] == {"type": "json_object"}
+        assert adapter.provenance()["response_format"] == "json_object"
+    with ChatServer(json_mode=False) as server:
+        adapter = load(server, response_format="json_object", concurrency="1")
+        answers = adapter.generate([ask("one?"), ask("two?")], GREEDY)
+        assert [a.split("you asked: ")[1] for a in answers] == ["one?", "two?"]
+        assert [(r.status, "response_format" in r.body) for r in server.chat_requests] == [(400, True), (200, False), (200, False)]
+        assert adapter.provenance()["response_format"] is None
+        server.fail(400, message="image too large")  # other refusals are not taken for a missing JSON mode
+        with pytest.raises(AdapterError, match="image too large"):
+            adapter.generate([ask("three?")], GREEDY)
+    with pytest.raises(AdapterError, match="response_format='yaml' must be none or json_object"):
+        load(server, response_format="yaml")

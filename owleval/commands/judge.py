@@ -1,0 +1,78 @@
+"""``owleval judge``: grade answer files A-D with a multimodal LLM judge, resumably."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from owleval.commands.generate import _parse_options
+from owleval.console import console, make_progress, warn
+
+
+def judge(
+    answers: Annotated[list[Path], typer.Option("--answers", "-a", help="Answers file or folder of *.jsonl files; repeatable.")],
+    judge_model: Annotated[str, typer.Option("--judge", "-j", help="Adapter serving the judge (see `owleval models`); openai is the main path.")],
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", help="The judge model: the served model name for openai (e.g. gpt-4o).")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Server URL for --judge openai, e.g. http://localhost:8000/v1")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Requests in flight for --judge openai.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for grades.csv, raw.jsonl, meta.json. Default: judgements/<checkpoint>")] = None,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Ask K times at temperature 0.7 and take the median grade (ties to the lower); 1 is greedy.")] = 1,
+    models: Annotated[Optional[str], typer.Option("--models", help="Judge only these model ids, comma-separated.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Judge only the first N answers of each model.")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="KEY=VALUE: parse_retries (2), temperature (0.7), max_tokens (512), seed (0), or an adapter option; repeatable.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N, for a judge that runs here (not openai).")] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto | float32 | bfloat16 | float16, for a judge that runs here.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Answers per batch for a judge that runs here (openai: --concurrency).")] = 1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Judge again from scratch instead of resuming the --out folder.")] = False,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
+) -> None:
+    """Grade answers A-D with an LLM judge; grades.csv has the columns of `owleval grades export`.
+
+    The judge sees the image, the question (for a later turn, the earlier questions with the same model's own
+    earlier answers), the answer and the rubric, never the model's name, and replies with a JSON object
+    {"grade", "reason"}. Replies that are not such an object are asked again (-o parse_retries=2), then
+    recorded as unparsed: never guessed. Re-running the same command resumes. Stop any time with Ctrl-C.
+
+    Example:
+      owleval judge --answers answers/ --judge openai --checkpoint gpt-4o --base-url https://api.openai.com/v1 --concurrency 16
+    """
+    from owleval.adapters.base import LoadOptions
+    from owleval.judge.run import run_judge, split_options
+
+    options = _parse_options(option or [])
+    if base_url:
+        options["base_url"] = base_url
+    settings, adapter_options = split_options(judge_model, options, samples, concurrency)
+    wanted = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    with make_progress() as progress:
+        task = progress.add_task(f"loading {judge_model}", total=None)
+        try:
+            result = run_judge(
+                judge_model, answers=answers, load_options=LoadOptions(checkpoint=checkpoint, device=device, dtype=dtype, batch_size=batch_size, options=adapter_options),
+                settings=settings, out=out, models=wanted, limit=limit, overwrite=overwrite, data_dir=data,
+                on_progress=lambda done, total: progress.update(task, description="judge", completed=done, total=total),
+            )
+        except KeyboardInterrupt:
+            progress.stop()
+            warn("interrupted: the judgements made so far are kept (grades.csv is up to date); run the same command again to resume")
+            raise typer.Exit(130) from None
+    for message in result.warnings:
+        warn(message)
+    counts = result.counts
+    console.print(
+        f"[green]ok[/] {result.out}: {result.asked} answers asked this run ({result.requests} requests), "
+        f"{result.resumed} judged before; in all {counts['judged']} graded, {counts['unparsed']} unparsed, "
+        f"{counts['failed']} failed (grades.csv, raw.jsonl, meta.json)",
+        highlight=False,
+    )
+    if counts["unparsed"]:
+        warn(f"{counts['unparsed']} answers have no grade: the judge's replies could not be read (listed in meta.json, replies in raw.jsonl)")
+    if counts["failed"]:
+        warn(f"{counts['failed']} answers failed (requests refused or unanswered; see raw.jsonl): run the same command again to retry them")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("judge")(judge)

@@ -1,0 +1,105 @@
+"""raw.jsonl: the append-only log of every judge request, and what it adds up to.
+
+One line per request. The lines of one answer's judgement (its samples, each with its parse retries) share a
+``judgement`` id and are written together, so a judgement is either wholly in the log or, cut by a kill, left
+incomplete and asked again. The latest complete judgement of an answer wins; grades.csv is derived from it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from owleval.answers import atomic_write_text
+from owleval.errors import OwlEvalError
+from owleval.grading.export import EXPORT_COLUMNS
+from owleval.judge.parse import median_grade
+
+PARSED, UNPARSED, FAILED = "parsed", "unparsed", "failed"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the judge made of one answer: ``status`` is ``parsed`` (with a grade), ``unparsed`` or ``failed``."""
+
+    model_id: str
+    question_id: int
+    answer_sha256: str
+    status: str
+    grade: str | None
+    reason: str
+    judged_at: str
+    lines: tuple[dict[str, Any], ...]
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Every record of ``path`` (none if it does not exist); a line that is not a JSON object is an error."""
+    if not path.is_file():
+        return []
+    records = []
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise OwlEvalError(f"{path}:{line_no}: not JSON ({exc.msg}); repair it or pass --overwrite") from None
+            if not isinstance(record, dict) or not {"judgement", "model_id", "question_id", "sample", "status"} <= record.keys():
+                raise OwlEvalError(f"{path}:{line_no}: not a judge request record; repair it or pass --overwrite")
+            records.append(record)
+    return records
+
+
+def _fold(lines: Sequence[dict[str, Any]]) -> Judgement | None:
+    """One judgement from its lines, or None while a sample still lacks its final line."""
+    first = lines[0]
+    finals = {rec["sample"]: rec for rec in lines if rec.get("final")}
+    if set(finals) != set(range(int(first["samples"]))):
+        return None
+    outcomes = [finals[k] for k in sorted(finals)]
+    parsed = [rec for rec in outcomes if rec["status"] == PARSED]
+    if any(rec["status"] == FAILED for rec in outcomes):
+        status, grade, reason, when = FAILED, None, "", outcomes[-1]["at"]
+    elif not parsed:
+        status, grade, reason, when = UNPARSED, None, "", outcomes[-1]["at"]
+    else:
+        grade = median_grade([rec["grade"] for rec in parsed])
+        chosen = next(rec for rec in parsed if rec["grade"] == grade)
+        status, reason, when = PARSED, chosen["reason"], chosen["at"]
+    return Judgement(first["model_id"], int(first["question_id"]), first["answer_sha256"], status, grade, reason, when, tuple(lines))
+
+
+def judgements(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], Judgement]:
+    """The latest complete judgement of each (model_id, question_id), in log order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(record["judgement"], []).append(record)
+    latest: dict[tuple[str, int], Judgement] = {}
+    for lines in groups.values():  # dicts keep first-seen order: later judgements overwrite earlier ones
+        judgement = _fold(lines)
+        if judgement is not None:
+            latest[(judgement.model_id, judgement.question_id)] = judgement
+    return dict(sorted(latest.items()))
+
+
+def grades_frame(found: dict[tuple[str, int], Judgement], annotator: str) -> pd.DataFrame:
+    """The parsed judgements in the columns of ``owleval grades export`` (the reason is the comment)."""
+    rows = [
+        (annotator, j.model_id, j.question_id, j.grade, j.reason, j.judged_at, "")
+        for j in found.values()
+        if j.status == PARSED
+    ]
+    return pd.DataFrame(rows, columns=EXPORT_COLUMNS).astype({"question_id": "int64"})
+
+
+def write_grades(log_path: Path, out: Path, annotator: str) -> dict[tuple[str, int], Judgement]:
+    """Rewrite ``out`` (grades.csv) from the log, atomically; returns the judgements it was made from."""
+    found = judgements(read_log(log_path))
+    atomic_write_text(out, grades_frame(found, annotator).to_csv(index=False))
+    return found

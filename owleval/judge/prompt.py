@@ -1,0 +1,76 @@
+"""The judge's prompt: one versioned jinja2 template (plain text) rendered per answer, and the one-turn
+conversation that carries it with the question's image. Model ids never enter the prompt."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from owleval.adapters.base import Conversation, ImageRef, Turn
+from owleval.answers import Answer
+from owleval.questions import GRADES, Question
+
+TEMPLATE = "judge_v1.j2"
+#: shown in the judge's view of a later turn when the model's answer to an earlier turn is not in its file
+MISSING_EARLIER_ANSWER = "(no answer to this turn in the answers file)"
+
+
+@dataclass(frozen=True)
+class EarlierTurn:
+    question: str
+    answer: str
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    # Plain text, not HTML: autoescaping would show the judge "&lt;" for every "<" in an answer.
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("owleval.judge", "templates"),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        keep_trailing_newline=False,
+    )
+
+
+def template_source(name: str = TEMPLATE) -> bytes:
+    return (resources.files("owleval.judge") / "templates" / name).read_bytes()
+
+
+def template_sha256(name: str = TEMPLATE) -> str:
+    """The hash recorded in meta.json: a changed template must not silently continue an old judgement run."""
+    return hashlib.sha256(template_source(name)).hexdigest()
+
+
+def render_prompt(question: Question, answer: Answer, own_answers: Mapping[int, Answer], questions: Mapping[int, Question], template: str = TEMPLATE) -> str:
+    """The prompt text for one answer. A later turn shows the dialogue's earlier questions with the *same*
+    model's earlier answers (``own_answers``: that model's answers by question id)."""
+    history = [
+        EarlierTurn(questions[qid].question, own_answers[qid].answer if qid in own_answers else MISSING_EARLIER_ANSWER)
+        for qid in question.earlier_turns
+    ]
+    return _environment().get_template(template).render(
+        grades=GRADES, history=history, question=question.question, answer=answer.answer
+    ).strip()
+
+
+def retry_request(template: str = TEMPLATE) -> str:
+    """What the judge is told after a reply that is not the JSON object asked for."""
+    module = _environment().get_template(template).make_module({"grades": GRADES, "history": [], "question": "", "answer": ""})
+    return str(module.retry_request()).strip()  # type: ignore[attr-defined]
+
+
+def judge_conversation(prompt: str, image: Path, key: str, bad_replies: tuple[str, ...] = ()) -> Conversation:
+    """The prompt as one user turn holding the image; after unparsable replies, each is followed by a request to
+    answer again in the JSON form, so a greedy judge does not just repeat itself."""
+    turns = [Turn(prompt, (ImageRef(image),), answer=bad_replies[0] if bad_replies else None)]
+    for i, _ in enumerate(bad_replies):
+        later = bad_replies[i + 1] if i + 1 < len(bad_replies) else None
+        turns.append(Turn(retry_request(), (), answer=later))
+    return Conversation(tuple(turns), key=key)

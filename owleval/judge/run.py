@@ -1,0 +1,384 @@
+"""The judge runner: asks a judge model to grade every answer of some answer files, resumably.
+
+Each answer's prompt (see ``prompt``) is asked ``samples`` times; a reply that is not the JSON object asked for
+is asked again up to ``parse_retries`` times and then recorded as unparsed. All requests of a batch of answers
+are appended to raw.jsonl and synced together; grades.csv and meta.json are rewritten from the log at the end
+of every run, interrupted or not. A re-run asks only for the answers the log has no complete judgement of
+(failed ones included), and refuses to continue a folder made with another judge, prompt or settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+from owleval.adapters.base import AdapterError, Conversation, GenerationConfig, LoadOptions, ModelAdapter
+from owleval.adapters.openai_compat import Completion
+from owleval.adapters.options import number_option
+from owleval.adapters.registry import get_adapter_class
+from owleval.answers import Answer, answer_files_in, atomic_write_text, read_answer_file
+from owleval.errors import InputFileError, OwlEvalError
+from owleval.generate import SyncedAppender, repair_torn_tail
+from owleval.judge.log import FAILED, PARSED, UNPARSED, Judgement, judgements, read_log, write_grades
+from owleval.judge.parse import ReplyError, parse_reply
+from owleval.judge.prompt import TEMPLATE, judge_conversation, render_prompt, template_sha256
+from owleval.manifest import load_manifest
+from owleval.paths import default_data_dir
+from owleval.provenance import dumps, git_commit, now_iso, package_versions
+from owleval.questions import Question, image_path, load_questions
+
+RAW, GRADES, META = "raw.jsonl", "grades.csv", "meta.json"
+#: ``-o KEY=VALUE`` settings that belong to the judge run; every other key goes to the adapter
+JUDGE_OPTIONS = ("parse_retries", "temperature", "max_tokens", "seed")
+#: settings that must be equal for a re-run to continue a judgement folder (concurrency may change)
+_RESUME_SETTINGS = ("samples", "temperature", "parse_retries", "max_tokens", "seed")
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """How the judge is asked. One sample is greedy (temperature 0); K samples use ``temperature``."""
+
+    samples: int = 1
+    temperature: float = 0.7
+    parse_retries: int = 2
+    max_tokens: int = 512
+    seed: int = 0
+    concurrency: int | None = None
+
+    def config(self, sample: int) -> GenerationConfig:
+        if self.samples == 1:
+            return GenerationConfig(max_new_tokens=self.max_tokens, seed=self.seed)
+        # each sample its own seed: a server that honours seeds would otherwise answer K times the same
+        return GenerationConfig(max_new_tokens=self.max_tokens, do_sample=True, temperature=self.temperature, seed=self.seed + sample)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "temperature": 0.0 if self.samples == 1 else self.temperature,
+            "parse_retries": self.parse_retries,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "concurrency": self.concurrency,
+        }
+
+
+def split_options(judge: str, options: Mapping[str, str], samples: int = 1, concurrency: int | None = None) -> tuple[JudgeSettings, dict[str, str]]:
+    """The judge's own ``-o`` settings, and the rest for the adapter ``judge`` (with JSON mode on, unless asked
+    otherwise, when the adapter has that option)."""
+    if samples < 1:
+        raise OwlEvalError("--samples must be at least 1")
+    settings = JudgeSettings(
+        samples=samples,
+        temperature=number_option(options, "temperature", 0.7, minimum=0.0),
+        parse_retries=number_option(options, "parse_retries", 2, minimum=0),
+        max_tokens=number_option(options, "max_tokens", 512, minimum=1),
+        seed=number_option(options, "seed", 0, minimum=0),
+        concurrency=concurrency,
+    )
+    adapter_cls = get_adapter_class(judge)
+    adapter_cls.check_options(options, also=JUDGE_OPTIONS)
+    rest = {k: v for k, v in options.items() if k not in JUDGE_OPTIONS}
+    if "response_format" in adapter_cls.option_help:
+        rest.setdefault("response_format", "json_object")
+    if concurrency:
+        rest["concurrency"] = str(concurrency)
+    return settings, rest
+
+
+def safe_name(checkpoint: str) -> str:
+    """A folder name for a checkpoint: ``Qwen/Qwen2-VL-72B`` -> ``Qwen-Qwen2-VL-72B``."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", checkpoint.strip().strip("/")).strip("-.") or "judge"
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One answer to judge, with the prompt made for it."""
+
+    answer: Answer
+    image: Path
+    prompt: str
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.answer.model_id, self.answer.question_id)
+
+    @property
+    def answer_sha256(self) -> str:
+        return sha256_text(self.answer.answer)
+
+
+@dataclass
+class JudgeResult:
+    out: Path
+    asked: int  # answers this run asked the judge about
+    resumed: int  # answers the log had already judged
+    requests: int  # requests this run sent (samples and parse retries included)
+    counts: dict[str, int]  # over the whole log: judged / unparsed / failed
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_answer_sets(sources: Sequence[Path], questions: Sequence[Question], models: Collection[str] | None = None) -> dict[str, tuple[Path, list[Answer]]]:
+    """Every answer file, validated as ``owleval answers check`` does (all errors at once, file:line [field]),
+    as model_id -> (file, answers); ``models`` keeps only those."""
+    problems = []
+    sets: dict[str, tuple[Path, list[Answer]]] = {}
+    for path in answer_files_in(sources):
+        found = read_answer_file(path, questions)
+        problems += found.errors
+        if not found.ok:
+            continue
+        (model_id,) = found.model_ids
+        if model_id in sets:
+            raise OwlEvalError(f"{path} and {sets[model_id][0]} both hold answers of model {model_id!r}: judge them separately")
+        sets[model_id] = (path, found.answers)
+    if problems:
+        raise InputFileError(problems)
+    if models is not None:
+        unknown = sorted(set(models) - set(sets))
+        if unknown:
+            raise OwlEvalError(f"--models: {', '.join(unknown)} not in the answers ({', '.join(sorted(sets))})")
+        sets = {m: sets[m] for m in sorted(models)}
+    return sets
+
+
+def make_items(sets: Mapping[str, tuple[Path, list[Answer]]], questions: Sequence[Question], data_dir: Path, limit: int | None = None) -> list[Item]:
+    """The prompt of every answer (of the first ``limit`` of each model); a later turn's history comes from all of
+    the same model's answers."""
+    if limit is not None and limit < 1:
+        raise OwlEvalError("--limit must be at least 1")
+    by_id = {q.question_id: q for q in questions}
+    items = []
+    for _, answers in sets.values():
+        own = {a.question_id: a for a in answers}
+        for answer in answers[:limit]:
+            question = by_id[answer.question_id]
+            items.append(Item(answer, image_path(question, data_dir), render_prompt(question, answer, own, by_id)))
+    return items
+
+
+def ask(adapter: ModelAdapter, requests: Sequence[tuple[Conversation, GenerationConfig]]) -> list[Completion]:
+    """Every request's outcome, in order. Adapters that offer ``complete_each`` (the openai one: concurrent, with
+    usage and per-request errors) use it; any other adapter answers through ``generate``, a batch per setting,
+    and a batch that fails is asked again one by one so that one bad request fails only itself."""
+    each = getattr(adapter, "complete_each", None)
+    if callable(each):
+        return list(each(requests))
+    results: list[Completion] = []
+    for config, group in groupby(requests, key=lambda r: r[1]):
+        conversations = [c for c, _ in group]
+        started = time.perf_counter()
+        try:
+            texts = adapter.generate(conversations, config)
+        except AdapterError as exc:
+            if len(conversations) == 1:
+                results.append(Completion(conversations[0].key, error=str(exc), seconds=time.perf_counter() - started))
+            else:
+                for conversation in conversations:
+                    results += ask(adapter, [(conversation, config)])
+            continue
+        seconds = (time.perf_counter() - started) / len(conversations)
+        results += [Completion(c.key, text=t, seconds=seconds) for c, t in zip(conversations, texts, strict=True)]
+    return results
+
+
+def judge_batch(adapter: ModelAdapter, batch: Sequence[Item], settings: JudgeSettings) -> list[dict[str, Any]]:
+    """Ask the judge about each answer of ``batch`` (every sample, with parse retries); the log records, grouped
+    by answer."""
+    ids = {item.key: uuid.uuid4().hex[:16] for item in batch}
+    records: dict[tuple[str, int], list[dict[str, Any]]] = {item.key: [] for item in batch}
+    pending: list[tuple[Item, int, tuple[str, ...]]] = [(item, k, ()) for item in batch for k in range(settings.samples)]
+    while pending:
+        requests = [
+            (judge_conversation(item.prompt, item.image, f"{item.answer.model_id} q{item.answer.question_id} sample {k}", bad), settings.config(k))
+            for item, k, bad in pending
+        ]
+        replies = ask(adapter, requests)
+        retry: list[tuple[Item, int, tuple[str, ...]]] = []
+        for (item, k, bad), (_, config), reply in zip(pending, requests, replies, strict=True):
+            record: dict[str, Any] = {
+                "judgement": ids[item.key], "model_id": item.answer.model_id, "question_id": item.answer.question_id,
+                "answer_sha256": item.answer_sha256, "prompt_sha256": sha256_text(item.prompt),
+                "samples": settings.samples, "sample": k, "attempt": len(bad),
+                "temperature": config.temperature if config.do_sample else 0.0, "seed": config.seed,
+                "status": PARSED, "final": True, "grade": None, "reason": None, "error": None, "reply": reply.text,
+                "seconds": round(reply.seconds, 4), "usage": reply.usage, "finish_reason": reply.finish_reason, "at": now_iso(),
+            }
+            if reply.error is not None:
+                record.update(status=FAILED, error=reply.error)
+            else:
+                try:
+                    verdict = parse_reply(reply.text or "")
+                    record.update(grade=verdict.grade, reason=verdict.reason)
+                except ReplyError as exc:
+                    record.update(status=UNPARSED, error=str(exc), final=len(bad) >= settings.parse_retries)
+                    if not record["final"]:
+                        retry.append((item, k, (*bad, reply.text or "")))
+            records[item.key].append(record)
+        pending = retry
+    return [r for item in batch for r in sorted(records[item.key], key=lambda r: (r["sample"], r["attempt"]))]
+
+
+def _read_meta(out: Path) -> dict[str, Any] | None:
+    meta_path = out / META
+    if not meta_path.is_file():
+        if (out / RAW).is_file():
+            raise OwlEvalError(f"{out / RAW} has no {META} beside it, so its judge and settings are unknown; pass --overwrite or choose another --out")
+        return None
+    try:
+        return json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OwlEvalError(f"{meta_path}: not valid JSON ({exc}); repair or delete it, or pass --overwrite") from exc
+
+
+def _check_resumable(old: dict[str, Any] | None, new: dict[str, Any], out: Path) -> None:
+    if old is None:
+        return
+    pairs = [
+        ("judge", old.get("adapter"), new["adapter"]),
+        ("checkpoint", old.get("checkpoint"), new["checkpoint"]),
+        ("prompt template", (old.get("prompt_template") or {}).get("sha256"), new["prompt_template"]["sha256"]),
+        *((key, (old.get("settings") or {}).get(key), new["settings"][key]) for key in _RESUME_SETTINGS),
+    ]
+    for what, before, now in pairs:
+        if before != now:
+            raise OwlEvalError(
+                f"{out} was judged with {what} {before!r}, this run has {now!r}; pass --overwrite to judge again "
+                "from scratch, or choose another --out"
+            )
+
+
+def _outcome(found: dict[tuple[str, int], Judgement]) -> dict[str, Any]:
+    """meta.json's account of the log: counts, and which answers have no grade."""
+    def listed(status: str) -> list[dict[str, Any]]:
+        return [{"model_id": m, "question_id": q} for (m, q), j in found.items() if j.status == status]
+
+    unparsed, failed = listed(UNPARSED), listed(FAILED)
+    return {
+        "counts": {"judged": sum(j.status == PARSED for j in found.values()), "unparsed": len(unparsed), "failed": len(failed)},
+        "unparsed": unparsed,
+        "failed": failed,
+    }
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def run_judge(
+    judge: str,
+    *,
+    answers: Sequence[Path],
+    load_options: LoadOptions,
+    settings: JudgeSettings,
+    out: Path | None = None,
+    models: Collection[str] | None = None,
+    limit: int | None = None,
+    overwrite: bool = False,
+    data_dir: Path | None = None,
+    adapter: ModelAdapter | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> JudgeResult:
+    """Judge every answer in ``answers`` with the adapter ``judge``; write ``out`` (default
+    ``judgements/<checkpoint>``): raw.jsonl, grades.csv, meta.json. ``adapter`` may be passed pre-loaded."""
+    data_dir = data_dir or default_data_dir()
+    questions = load_questions(data_dir)
+    sets = load_answer_sets(answers, questions, models)  # before anything is loaded or asked
+    items = make_items(sets, questions, data_dir, limit)
+
+    adapter = adapter or get_adapter_class(judge).load(load_options)
+    writer: SyncedAppender | None = None
+    meta: dict[str, Any] = {}
+    requests = asked = failed_in_a_row = 0
+    try:
+        checkpoint = adapter.options.checkpoint or adapter.default_checkpoint or judge
+        out = out or Path("judgements") / safe_name(checkpoint)
+        raw_path, meta_path = out / RAW, out / META
+        old = None if overwrite else _read_meta(out)
+        meta = {
+            "adapter": judge,
+            "checkpoint": checkpoint,
+            "base_url": adapter.provenance().get("base_url"),
+            "annotator": f"judge:{checkpoint}",
+            "prompt_template": {"name": TEMPLATE, "sha256": template_sha256()},
+            "settings": settings.to_dict(),
+            "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower() and k != "base_url"},
+            "answers": [{"file": str(path), "model_id": m, "answers": len(a)} for m, (path, a) in sets.items()],
+            "limit": limit,
+            "dataset": {"name": load_manifest().name, "version": load_manifest().digest},
+            "packages": package_versions(),
+            "git_commit": git_commit(),
+            "started_at": now_iso(),
+            "status": "running",
+            "runs": (old or {}).get("runs", 0) + 1,
+        }
+        _check_resumable(old, meta, out)
+        if old:
+            meta["previous_runs"] = [*old.get("previous_runs", []), {k: old.get(k) for k in ("started_at", "finished_at", "status", "requests", "provenance")}]
+        warnings: list[str] = []
+        if overwrite:
+            for name in (RAW, GRADES, META):
+                (out / name).unlink(missing_ok=True)
+        elif raw_path.is_file():
+            warnings += [w for w in [repair_torn_tail(raw_path)] if w]
+        done = judgements(read_log(raw_path))
+        pending = [
+            item for item in items
+            if not ((j := done.get(item.key)) and j.status != FAILED and j.answer_sha256 == item.answer_sha256)
+        ]
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(meta_path, dumps(meta))
+
+        total, resumed = len(items), len(items) - len(pending)
+        batch_size = max(1, load_options.batch_size, adapter.preferred_batch_size)
+        give_up_after = max(8, batch_size)  # answers failed in a row: the judge is down or refuses everything
+        writer = SyncedAppender(raw_path)
+        if on_progress:
+            on_progress(resumed, total)
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start : start + batch_size]
+            records = judge_batch(adapter, batch, settings)
+            writer.write_lines([json.dumps(r, ensure_ascii=False) for r in records])
+            requests += len(records)
+            asked += len(batch)
+            if on_progress:
+                on_progress(resumed + asked, total)
+            for item in batch:
+                failed = any(r["status"] == FAILED for r in records if (r["model_id"], r["question_id"]) == item.key)
+                failed_in_a_row = failed_in_a_row + 1 if failed else 0
+            if failed_in_a_row >= give_up_after:
+                last = next(r["error"] for r in reversed(records) if r["status"] == FAILED)
+                raise OwlEvalError(f"the judge failed {failed_in_a_row} answers in a row, so the run was stopped; the last error: {last}")
+        meta["status"] = "finished"
+    except KeyboardInterrupt:
+        meta["status"] = "interrupted"
+        raise
+    except BaseException:
+        meta["status"] = "failed"
+        raise
+    finally:
+        if writer is not None:
+            writer.close()
+            found = write_grades(raw_path, out / GRADES, meta["annotator"])
+            meta.update(_outcome(found))
+            meta["finished_at"] = now_iso()
+            meta["requests"] = requests
+            meta["answers_asked"] = asked
+            try:
+                meta["provenance"] = adapter.provenance()
+            except Exception as exc:  # provenance must never hide the real outcome
+                meta["provenance"] = {"error": repr(exc)}
+            atomic_write_text(meta_path, dumps(meta))
+        adapter.close()
+    return JudgeResult(out, asked, resumed, requests, meta["counts"], warnings)
+

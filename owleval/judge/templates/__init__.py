@@ -1,0 +1,1 @@
+"""The judge prompt templates (package data)."""
