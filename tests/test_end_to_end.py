@@ -78,3 +78,55 @@ def test_from_data_to_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     agreement = pd.read_csv(report_dir / "agreement.csv")
     assert set(agreement["annotators"]) >= {"all", "ann|bob", "ann|cy", "bob|cy"}
     assert (report_dir / "correlation.csv").is_file() and (report_dir / "report.html").stat().st_size > 10_000
+
+
+def test_judge_everything_grade_a_sample_and_anchor_the_scores(tmp_path: Path, owl_data: Path) -> None:
+    """The README's worked example on a loopback judge: judge every answer, people grade a stratified sample of 20
+    per model, and the report sets the judge against them and gives human-anchored (PPI) scores."""
+    from owleval.questions import load_questions
+    from tests.chat_server import ChatServer
+    from tests.judge_helpers import grade_from_content, write_answer_sets
+
+    questions = list(load_questions(owl_data))
+    quality = {"good-vlm": "AAAB", "fair-vlm": "ABCC", "poor-vlm": "CDDD"}  # the grade a question id mod 4 deserves
+    markers = {model: (lambda qid, g=grades: "never-json" if qid % 41 == 0 else f"grade={g[qid % 4]}") for model, grades in quality.items()}
+    answers = tmp_path / "answers"
+    write_answer_sets(answers, questions, markers)
+
+    judged = tmp_path / "judgements" / "loopback"
+    with ChatServer(reply=grade_from_content) as server:
+        _ok(["judge", "--answers", str(answers), "--judge", "openai", "--checkpoint", "tiny-vlm", "--base-url", server.base_url,
+             "--concurrency", "8", "--out", str(judged), "-o", "backoff=0.01", "-o", "parse_retries=1"])
+    meta = __import__("json").loads((judged / "meta.json").read_text())
+    assert meta["counts"] == {"judged": 3 * 80, "unparsed": 3 * 2, "failed": 0}  # questions 41 and 82 never parse
+
+    db = tmp_path / "sample.sqlite"
+    created = _ok(["study", "create", "--db", str(db), "--answers", str(answers), "--annotators", "ann", "--sample", "20", "--seed", "0"])
+    token = re.search(r"token for ann: (owl_\S+)", created).group(1)
+    store = Store(db)
+    annotator = sign_in_with_token(store, token)
+    queue = load_queue(store, annotator.annotator_id)
+    assert len(queue) == 3 * 20
+    for item in queue:  # people agree with the judge except on every third question, where they are one grade stricter
+        deserved = quality[item.model_id][item.question_id % 4]
+        human = deserved if item.question_id % 3 else "ABCDD"["ABCD".index(deserved) + 1]
+        record_grade(store, annotator.annotator_id, item.answer_id, human)
+    store.close()
+
+    report_dir = tmp_path / "report"
+    _ok(["report", "--grades", str(db), "--judge", str(judged / "grades.csv"), "--answers", str(answers), "--out", str(report_dir), "--bootstrap", "200"])
+    ppi = pd.read_csv(report_dir / "ppi.csv").set_index(["model", "metric"])
+    assert sorted(ppi.index) == sorted((m, k) for m in quality for k in ("mean_score", "acceptable"))
+    for model in quality:
+        row = ppi.loc[(model, "mean_score")]
+        assert row["n_human"] + row["n_human_without_judge"] == 20 and row["n_judge"] == 80  # every parsed judge grade
+        assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
+        assert row["ci_high"] - row["ci_low"] < row["human_only_ci_high"] - row["human_only_ci_low"]  # the judge helps
+        assert row["estimate"] < row["judge_only_estimate"]  # anchored to the stricter people
+    assert ppi.loc[("good-vlm", "mean_score"), "estimate"] > ppi.loc[("fair-vlm", "mean_score"), "estimate"] > ppi.loc[("poor-vlm", "mean_score"), "estimate"]
+    agreement = pd.read_csv(report_dir / "judge_agreement.csv")
+    assert {"all", *quality} == set(agreement["model"]) and set(agreement["measure"]) >= {"exact_agreement", "cohen_kappa", "mean_shift"}
+    shift = agreement[(agreement["model"] == "all") & (agreement["measure"] == "mean_shift")]["value"].item()
+    assert shift > 0  # the judge is more lenient than the people
+    report_md = (report_dir / "report.md").read_text()
+    assert "Judge vs humans" in report_md and "unparsed" in report_md
