@@ -5,7 +5,9 @@ The judge server runs in its own process (tests/chat_server.py, grading from a h
 timing is the client's: prompt rendering, image encoding, HTTP, parsing, the synced log, grades.csv. Also
 prints what judging the published sets would send to a hosted judge (requests, estimated prompt tokens).
 
-Run: .venv/bin/python bench/bench_judge.py [--latency 0.05] [--concurrency 16] [--json]
+Then times `owleval report --judge` for 6 models against the same report without it (bench_report.judge_case).
+
+Run: .venv/bin/python bench/bench_judge.py [--latency 0.05] [--concurrency 16] [--json] [--skip-report]
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds the judge takes per request")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--skip-report", action="store_true", help="skip the `owleval report --judge` timing")
     args = parser.parse_args()
 
     from owleval.adapters.base import LoadOptions
@@ -125,6 +128,10 @@ def main() -> None:
             server.stdin.close()
             server.wait(timeout=10)
         cost = cost_estimate(items, data)
+        if not args.skip_report and not args.json:  # the other half of the judge path: the report that reads its grades
+            from bench_report import judge_case
+
+            judge_case(questions, data, repeat=3)
 
     figures = {
         "answers": len(items),
