@@ -234,6 +234,7 @@ class MiniGPT4Adapter(LocalModelAdapter):
         self.query_tokens = query_tokens
         self.tokenizer = tokenizer
         self.facts = facts  # device, dtype, sources, image_size, max_length: what provenance reports
+        self.device, self.dtype = facts.get("device", "cpu"), facts.get("dtype")
 
     @classmethod
     def load(cls, options: LoadOptions) -> MiniGPT4Adapter:
@@ -353,6 +354,9 @@ class MiniGPT4Adapter(LocalModelAdapter):
             )
         # without input_ids, generate() returns only the new tokens
         return [clean_answer(t) for t in self.tokenizer.batch_decode(output, skip_special_tokens=True)]
+
+    def language_config(self) -> Any:
+        return self.parts["language_model"].config
 
     def provenance(self) -> dict[str, Any]:
         from owleval.manifest import sha256_of

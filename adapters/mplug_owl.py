@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,10 +32,14 @@ from owleval.manifest import sha256_of
 if TYPE_CHECKING:
     import torch
 
+    from owleval.models.mplug_owl.static_decode import StaticCacheDecoder
+
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+DECODE_MODES = ("eager", "compiled")
 #: decoding of the upstream README (do_sample=True, top_k=5, max_length=512 with the BOS column counted);
 #: OwlEval's own default stays greedy and seeded. CLI: --sample --top-k 5 --max-new-tokens 511
 PUBLISHED_GENERATION = GenerationConfig(max_new_tokens=511, do_sample=True, top_k=5)
+log = logging.getLogger(__name__)
 _FULL_HASH_LIMIT = 1 << 30  # hash weight files completely up to 1 GiB in all; larger ones get a fingerprint
 _FINGERPRINT_BYTES = 1 << 20
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -52,6 +57,8 @@ class MplugOwlAdapter(LocalModelAdapter):
         "attn_implementation": "attention kernel of the language model: sdpa (default), eager or flash_attention_2",
         "base_checkpoint": "base model for a LoRA adapter folder (default: the adapter's base_model_name_or_path)",
         "image_cache_size": "how many images keep their features cached (default 256; 0 turns the cache off)",
+        "decode": "eager (transformers generate) or compiled (greedy on a static KV cache, decode step compiled with "
+        "torch.compile, CUDA graphs on CUDA; same tokens); default compiled on CUDA, eager on the CPU",
     }
 
     def __init__(self, options: LoadOptions, model: Any, processor: Any, source: Path | None, device: str, dtype: Any):
@@ -64,6 +71,11 @@ class MplugOwlAdapter(LocalModelAdapter):
         self.image_cache_size = _image_cache_size(options)
         self._image_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.images_encoded = 0  # how many images went through the vision encoder (cache misses)
+        self.decode, self.decode_default = _decode_mode(options, device)
+        self._decoder: StaticCacheDecoder | None = None
+        self._decode_fallbacks: dict[str, int] = {}  # why a batch was decoded eagerly although compiled was asked
+        self._compile_failure: str | None = None
+        self.batches_decoded = {"compiled": 0, "eager": 0}
 
     # -- loading ------------------------------------------------------------------------------------------------
 
@@ -80,6 +92,7 @@ class MplugOwlAdapter(LocalModelAdapter):
         if attn not in ATTN_IMPLEMENTATIONS:
             raise AdapterError(f"attn_implementation {attn!r} is not one of {', '.join(ATTN_IMPLEMENTATIONS)}")
         _image_cache_size(options)  # fail before loading weights
+        _decode_mode(options, device)
         kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn}
         if options.options.get("base_checkpoint"):
             kwargs["base_model_name_or_path"] = options.options["base_checkpoint"]
@@ -108,16 +121,50 @@ class MplugOwlAdapter(LocalModelAdapter):
         images = [img for conv in conversations for img in conv.images]
         features = self.image_features(images) if images else None
         tokenizer = self.processor.tokenizer
-        output = self.model.generate(
-            input_ids=batch["input_ids"].to(self.device),
-            attention_mask=batch["attention_mask"].to(self.device),
-            image_features=features,
-            prepend_bos=False,
-            pad_token_id=self.model.config.text_config.pad_token_id or 0,
-            eos_token_id=tokenizer.eos_token_id,
+        inputs = {
+            "input_ids": batch["input_ids"].to(self.device),
+            "attention_mask": batch["attention_mask"].to(self.device),
+            "image_features": features,
+            "prepend_bos": False,
+            "pad_token_id": self.model.config.text_config.pad_token_id or 0,
+            "eos_token_id": tokenizer.eos_token_id,
             **generation_kwargs(config),
-        )
+        }
+        output = self._decode_compiled(inputs, config) if self.decode == "compiled" else None
+        if output is None:
+            self.batches_decoded["eager"] += 1
+            output = self.model.generate(**inputs)
         return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
+
+    def _decode_compiled(self, inputs: dict[str, Any], config: GenerationConfig) -> torch.Tensor | None:
+        """New tokens from the static-cache decoder, or None (reason recorded) when this batch must go eager."""
+        reason = self._compile_failure or _static_decode_unsupported(config)
+        if reason is None:
+            from owleval.models.mplug_owl.static_decode import StaticCacheDecoder
+
+            import torch
+
+            if self._decoder is None:
+                self._decoder = StaticCacheDecoder(self.model.language_model, compile=True)
+            try:
+                output = self.model.generate(**inputs, static_decoder=self._decoder)
+            except torch._dynamo.exc.TorchDynamoException as exc:  # e.g. no C++ compiler / Triton for inductor
+                if self._decoder.stats.calls:
+                    raise  # it compiled before: this is not a missing tool chain
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                reason = self._compile_failure = f"torch.compile failed: {first_line[:300]}"
+                log.warning("mplug-owl: decoding eagerly from now on, %s", reason)
+            else:
+                self.batches_decoded["compiled"] += 1
+                return output
+        self._decode_fallbacks[reason] = self._decode_fallbacks.get(reason, 0) + 1
+        return None
+
+    def prompt_tokens(self, conversation: Conversation) -> int:
+        from owleval.models.mplug_owl import ChatTurn, build_prompt
+
+        turns = [ChatTurn(t.text, len(t.images), t.answer) for t in conversation.turns]
+        return len(self.processor.tokenize(build_prompt(turns)))
 
     def image_features(self, images: Sequence[ImageRef]) -> torch.Tensor:
         """[N, slots, width] for the images in order; each distinct image file is encoded once."""
@@ -157,6 +204,7 @@ class MplugOwlAdapter(LocalModelAdapter):
             **runtime_provenance(self.device, self.dtype, model.config),
             "parameters": sum(p.numel() for p in model.parameters()),
             "image_placeholder_length": model.config.image_placeholder_length,
+            **self._decode_provenance(),
         }
         if self.source is not None:
             info["checkpoint_folder"] = str(self.source)
@@ -166,13 +214,51 @@ class MplugOwlAdapter(LocalModelAdapter):
             info["lora_adapter"] = {"folder": str(checkpoint.resolve()), **_files_info(checkpoint)}
         return info
 
+    def _decode_provenance(self) -> dict[str, Any]:
+        """``decode``: the path the answers took (``compiled``, ``eager``, or ``compiled+eager`` when some batches
+        fell back), what was asked and why, and the static decoder's shapes and first-call (compile) times."""
+        used = [mode for mode in DECODE_MODES[::-1] if self.batches_decoded[mode]]
+        info: dict[str, Any] = {
+            "decode": "+".join(used) or self.decode,
+            "decode_requested": self.decode if not self.decode_default else f"{self.decode} (default on {self.device})",
+            "decode_batches": dict(self.batches_decoded),
+        }
+        if self._decode_fallbacks:
+            info["decode_fallback"] = "; ".join(f"{why} ({n} batches)" for why, n in self._decode_fallbacks.items())
+        if self._decoder is not None:
+            info["decode_compile_mode"] = self._decoder.mode
+            info["decode_stats"] = self._decoder.stats.to_dict()
+        return info
+
     def close(self) -> None:
         import torch
 
         self._image_cache.clear()
+        self._decoder = None
         self.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _decode_mode(options: LoadOptions, device: str) -> tuple[str, bool]:
+    """(mode, chosen by default): ``-o decode=``, else compiled on CUDA and eager elsewhere."""
+    mode = options.options.get("decode") or ""
+    if mode and mode not in DECODE_MODES:
+        raise AdapterError(f"option decode={mode!r}: use {' or '.join(DECODE_MODES)}")
+    if mode:
+        return mode, False
+    return ("compiled" if device.startswith("cuda") else "eager"), True
+
+
+def _static_decode_unsupported(config: GenerationConfig) -> str | None:
+    """Why these settings need eager decoding (the compiled decoder is greedy, one beam, no penalties)."""
+    if config.do_sample:
+        return "sampling is decoded eagerly (the compiled decoder is greedy)"
+    if config.num_beams > 1:
+        return "beam search is decoded eagerly"
+    if config.repetition_penalty != 1.0:
+        return "repetition_penalty is decoded eagerly"
+    return None
 
 
 def _image_cache_size(options: LoadOptions) -> int:
