@@ -151,8 +151,7 @@ class MplugOwlAdapter(LocalModelAdapter):
             except torch._dynamo.exc.TorchDynamoException as exc:  # e.g. no C++ compiler / Triton for inductor
                 if self._decoder.stats.calls:
                     raise  # it compiled before: this is not a missing tool chain
-                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                reason = self._compile_failure = f"torch.compile failed: {first_line[:300]}"
+                reason = self._compile_failure = f"torch.compile failed: {_first_line(exc)}"
                 log.warning("mplug-owl: decoding eagerly from now on, %s", reason)
             else:
                 self.batches_decoded["compiled"] += 1
@@ -248,6 +247,14 @@ def _decode_mode(options: LoadOptions, device: str) -> tuple[str, bool]:
     if mode:
         return mode, False
     return ("compiled" if device.startswith("cuda") else "eager"), True
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: message`` of the innermost cause, one line (the compiler's own complaint, not dynamo's wrapper)."""
+    while exc.__cause__ is not None or getattr(exc, "inner_exception", None) is not None:
+        exc = getattr(exc, "inner_exception", None) or exc.__cause__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def _static_decode_unsupported(config: GenerationConfig) -> str | None:
