@@ -100,7 +100,7 @@ def test_static_decoder_refuses_settings_it_cannot_follow():
 
 
 def test_buckets_round_up():
-    assert [batch_bucket(n) for n in (1, 3, 5, 9, 13, 17, 33, 300)] == [1, 4, 8, 12, 16, 24, 48, 320]
+    assert [batch_bucket(n) for n in (1, 3, 5, 9, 13, 17, 33, 300)] == [2, 4, 8, 12, 16, 24, 48, 320]
     assert length_bucket(1) == 128 and length_bucket(128) == 128 and length_bucket(129) == 256
 
 

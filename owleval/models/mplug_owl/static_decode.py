@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: batch sizes a decode step is compiled (and CUDA-graphed) for; a batch is padded up to the next one
-BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+BATCH_BUCKETS = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)  # not 1: a size-1 dim compiles apart
 #: cache lengths are rounded up to a multiple of this
 LENGTH_STEP = 128
 
@@ -132,8 +132,9 @@ class StaticCacheDecoder:
     """Greedy decoding of ``language_model`` (a transformers causal LM) from prompt embeddings on a static cache.
 
     ``compile``: compile the decode step (``torch.compile``; CUDA graphs on CUDA); False runs the same step eagerly.
-    One compiled step serves every shape: dynamo compiles it again for new shapes only until it has made batch
-    and length symbolic, and CUDA graphs are captured once per bucket.
+    One compiled step serves every shape: dynamo compiles it for the first bucket, once more with batch and length
+    symbolic at the second, and never again; CUDA graphs are captured once per bucket. Batches start at 2 rows
+    (a batch of one runs with a dummy row) so that a size-1 dimension does not need a compilation of its own.
     """
 
     def __init__(self, language_model: Any, *, compile: bool = True, check_every: int = 8):
