@@ -72,7 +72,7 @@ class MplugOwlAdapter(LocalModelAdapter):
         self._image_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.images_encoded = 0  # how many images went through the vision encoder (cache misses)
         self.decode, self.decode_default = _decode_mode(options, device)
-        self._decoder: StaticCacheDecoder | None = None
+        self.static_decoder: StaticCacheDecoder | None = None  # made at the first compiled batch; may be shared
         self._decode_fallbacks: dict[str, int] = {}  # why a batch was decoded eagerly although compiled was asked
         self._compile_failure: str | None = None
         self.batches_decoded = {"compiled": 0, "eager": 0}
@@ -144,12 +144,12 @@ class MplugOwlAdapter(LocalModelAdapter):
 
             import torch
 
-            if self._decoder is None:
-                self._decoder = StaticCacheDecoder(self.model.language_model, compile=True)
+            if self.static_decoder is None:
+                self.static_decoder = StaticCacheDecoder(self.model.language_model, compile=True)
             try:
-                output = self.model.generate(**inputs, static_decoder=self._decoder)
+                output = self.model.generate(**inputs, static_decoder=self.static_decoder)
             except torch._dynamo.exc.TorchDynamoException as exc:  # e.g. no C++ compiler / Triton for inductor
-                if self._decoder.stats.calls:
+                if self.static_decoder.stats.calls:
                     raise  # it compiled before: this is not a missing tool chain
                 reason = self._compile_failure = f"torch.compile failed: {_first_line(exc)}"
                 log.warning("mplug-owl: decoding eagerly from now on, %s", reason)
@@ -224,16 +224,16 @@ class MplugOwlAdapter(LocalModelAdapter):
         }
         if self._decode_fallbacks:
             info["decode_fallback"] = "; ".join(f"{why} ({n} batches)" for why, n in self._decode_fallbacks.items())
-        if self._decoder is not None:
-            info["decode_compile_mode"] = self._decoder.mode
-            info["decode_stats"] = self._decoder.stats.to_dict()
+        if self.static_decoder is not None:
+            info["decode_compile_mode"] = self.static_decoder.mode
+            info["decode_stats"] = self.static_decoder.stats.to_dict()
         return info
 
     def close(self) -> None:
         import torch
 
         self._image_cache.clear()
-        self._decoder = None
+        self.static_decoder = None
         self.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
