@@ -3,7 +3,9 @@
 Batches are left-padded, so a batch decodes exactly as its conversations would one by one. Each image's
 features (vision encoder + abstractor) are computed once, keyed by the image file's SHA-256, and reused by the
 later turns of its dialogue. Decoding is greedy by default; sampling is seeded as in every local adapter
-(:class:`~owleval.adapters.hf_common.LocalModelAdapter`).
+(:class:`~owleval.adapters.hf_common.LocalModelAdapter`). ``-o decode=compiled`` (the default on CUDA) decodes
+greedy batches on a static KV cache with a compiled step (:mod:`owleval.models.mplug_owl.static_decode`);
+other settings, or a compiler that fails, fall back to eager ``generate`` and provenance says why.
 """
 
 from __future__ import annotations
