@@ -27,6 +27,7 @@ from owleval.adapters.base import (
     resolve_device,
     resolve_dtype,
 )
+from owleval.adapters.decode import DECODE_HELP, DecodeLog, decode_mode, greedy_only
 from owleval.adapters.hf_common import LocalModelAdapter, checkpoint_source, generation_kwargs, runtime_provenance
 from owleval.adapters.options import number_option
 from owleval.manifest import sha256_of
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from owleval.models.mplug_owl.static_decode import StaticCacheDecoder
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
-DECODE_MODES = ("eager", "compiled")
 #: decoding of the upstream README (do_sample=True, top_k=5, max_length=512 with the BOS column counted);
 #: OwlEval's own default stays greedy and seeded. CLI: --sample --top-k 5 --max-new-tokens 511
 PUBLISHED_GENERATION = GenerationConfig(max_new_tokens=511, do_sample=True, top_k=5)
@@ -59,8 +59,7 @@ class MplugOwlAdapter(LocalModelAdapter):
         "attn_implementation": "attention kernel of the language model: sdpa (default), eager or flash_attention_2",
         "base_checkpoint": "base model for a LoRA adapter folder (default: the adapter's base_model_name_or_path)",
         "image_cache_size": "how many images keep their features cached (default 256; 0 turns the cache off)",
-        "decode": "eager (transformers generate) or compiled (greedy on a static KV cache, decode step compiled with "
-        "torch.compile, CUDA graphs on CUDA; same tokens); default compiled on CUDA, eager on the CPU",
+        "decode": DECODE_HELP,
     }
 
     def __init__(self, options: LoadOptions, model: Any, processor: Any, source: Path | None, device: str, dtype: Any):
@@ -73,11 +72,8 @@ class MplugOwlAdapter(LocalModelAdapter):
         self.image_cache_size = _image_cache_size(options)
         self._image_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.images_encoded = 0  # how many images went through the vision encoder (cache misses)
-        self.decode, self.decode_default = _decode_mode(options, device)
+        self.decode_log = DecodeLog(options.options, device)
         self.static_decoder: StaticCacheDecoder | None = None  # made at the first compiled batch; may be shared
-        self._decode_fallbacks: dict[str, int] = {}  # why a batch was decoded eagerly although compiled was asked
-        self._compile_failure: str | None = None
-        self.batches_decoded = {"compiled": 0, "eager": 0}
 
     # -- loading ------------------------------------------------------------------------------------------------
 
@@ -94,7 +90,7 @@ class MplugOwlAdapter(LocalModelAdapter):
         if attn not in ATTN_IMPLEMENTATIONS:
             raise AdapterError(f"attn_implementation {attn!r} is not one of {', '.join(ATTN_IMPLEMENTATIONS)}")
         _image_cache_size(options)  # fail before loading weights
-        _decode_mode(options, device)
+        decode_mode(options.options, device)
         kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn}
         if options.options.get("base_checkpoint"):
             kwargs["base_model_name_or_path"] = options.options["base_checkpoint"]
@@ -132,19 +128,20 @@ class MplugOwlAdapter(LocalModelAdapter):
             "eos_token_id": tokenizer.eos_token_id,
             **generation_kwargs(config),
         }
-        output = self._decode_compiled(inputs, config) if self.decode == "compiled" else None
+        output = self._decode_compiled(inputs, config) if self.decode_log.requested == "compiled" else None
         if output is None:
-            self.batches_decoded["eager"] += 1
+            if self.decode_log.requested == "eager":
+                self.decode_log.used("eager")
             output = self.model.generate(**inputs)
         return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
 
     def _decode_compiled(self, inputs: dict[str, Any], config: GenerationConfig) -> torch.Tensor | None:
         """New tokens from the static-cache decoder, or None (reason recorded) when this batch must go eager."""
-        reason = self._compile_failure or _static_decode_unsupported(config)
+        reason = self.decode_log.compile_failure or greedy_only(config)
         if reason is None:
-            from owleval.models.mplug_owl.static_decode import StaticCacheDecoder
-
             import torch
+
+            from owleval.models.mplug_owl.static_decode import StaticCacheDecoder
 
             if self.static_decoder is None:
                 self.static_decoder = StaticCacheDecoder(self.model.language_model, compile=True)
@@ -153,12 +150,12 @@ class MplugOwlAdapter(LocalModelAdapter):
             except torch._dynamo.exc.TorchDynamoException as exc:  # e.g. no C++ compiler / Triton for inductor
                 if self.static_decoder.stats.calls:
                     raise  # it compiled before: this is not a missing tool chain
-                reason = self._compile_failure = f"torch.compile failed: {_first_line(exc)}"
+                reason = self.decode_log.failed_to_compile(exc)
                 log.warning("mplug-owl: decoding eagerly from now on, %s", reason)
             else:
-                self.batches_decoded["compiled"] += 1
+                self.decode_log.used("compiled")
                 return output
-        self._decode_fallbacks[reason] = self._decode_fallbacks.get(reason, 0) + 1
+        self.decode_log.fell_back(reason)
         return None
 
     def prompt_tokens(self, conversation: Conversation) -> int:
@@ -216,16 +213,8 @@ class MplugOwlAdapter(LocalModelAdapter):
         return info
 
     def _decode_provenance(self) -> dict[str, Any]:
-        """``decode``: the path the answers took (``compiled``, ``eager``, or ``compiled+eager`` when some batches
-        fell back), what was asked and why, and the static decoder's shapes and first-call (compile) times."""
-        used = [mode for mode in DECODE_MODES[::-1] if self.batches_decoded[mode]]
-        info: dict[str, Any] = {
-            "decode": "+".join(used) or self.decode,
-            "decode_requested": self.decode if not self.decode_default else f"{self.decode} (default on {self.device})",
-            "decode_batches": dict(self.batches_decoded),
-        }
-        if self._decode_fallbacks:
-            info["decode_fallback"] = "; ".join(f"{why} ({n} batches)" for why, n in self._decode_fallbacks.items())
+        """The decode path (:class:`DecodeLog`) plus the static decoder's shapes and first-call (compile) times."""
+        info = self.decode_log.provenance()
         if self.static_decoder is not None:
             info["decode_compile_mode"] = self.static_decoder.mode
             info["decode_stats"] = self.static_decoder.stats.to_dict()
@@ -239,35 +228,6 @@ class MplugOwlAdapter(LocalModelAdapter):
         self.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def _decode_mode(options: LoadOptions, device: str) -> tuple[str, bool]:
-    """(mode, chosen by default): ``-o decode=``, else compiled on CUDA and eager elsewhere."""
-    mode = options.options.get("decode") or ""
-    if mode and mode not in DECODE_MODES:
-        raise AdapterError(f"option decode={mode!r}: use {' or '.join(DECODE_MODES)}")
-    if mode:
-        return mode, False
-    return ("compiled" if device.startswith("cuda") else "eager"), True
-
-
-def _first_line(exc: BaseException) -> str:
-    """``Type: message`` of the innermost cause, one line (the compiler's own complaint, not dynamo's wrapper)."""
-    while exc.__cause__ is not None or getattr(exc, "inner_exception", None) is not None:
-        exc = getattr(exc, "inner_exception", None) or exc.__cause__
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
-
-
-def _static_decode_unsupported(config: GenerationConfig) -> str | None:
-    """Why these settings need eager decoding (the compiled decoder is greedy, one beam, no penalties)."""
-    if config.do_sample:
-        return "sampling is decoded eagerly (the compiled decoder is greedy)"
-    if config.num_beams > 1:
-        return "beam search is decoded eagerly"
-    if config.repetition_penalty != 1.0:
-        return "repetition_penalty is decoded eagerly"
-    return None
 
 
 def _image_cache_size(options: LoadOptions) -> int:

@@ -128,7 +128,7 @@ def _adapter(checkpoint: Path, **options: str) -> MplugOwlAdapter:
 
 def test_decode_option_default_and_errors(checkpoint):
     adapter = _adapter(checkpoint)
-    assert adapter.decode == "eager" and adapter.decode_default  # CPU default
+    assert adapter.decode_log.requested == "eager" and adapter.decode_log.default  # CPU default
     assert "decode" in MplugOwlAdapter.option_help
     with pytest.raises(AdapterError, match="decode='fast'"):
         _adapter(checkpoint, decode="fast")
