@@ -72,7 +72,8 @@ def reset_peak(device: str) -> None:
 
 def build_model(small: bool, device: str, dtype: torch.dtype) -> MplugOwlForConditionalGeneration:
     """Random weights at the 7B shape (``--small``: the tests' tiny shape), built on the device in ``dtype``."""
-    config = tiny_config() if small else MplugOwlConfig(text_config={"model_type": "llama", "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2})
+    llama = {"model_type": "llama", "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}  # LLaMA-7B defaults
+    config = tiny_config() if small else MplugOwlConfig(text_config=llama)
     previous = torch.get_default_dtype()
     torch.manual_seed(0)
     try:
@@ -161,7 +162,8 @@ def decode_scenario(model, lengths: list[int], steps: int, repeat: int, device: 
     same = eager == compiled
     diverged = [int((~row).nonzero()[0]) if (~row).any() else steps for row in same]
     result["same_tokens"] = {"share_of_positions": round(float(same.float().mean()), 4),
-                             "first_divergence_step_min": min(diverged), "rows_identical": sum(d == steps for d in diverged)}
+                             "first_divergence_step_min": min(diverged),
+                             "rows_identical": sum(d == steps for d in diverged)}
     return result
 
 
@@ -259,6 +261,7 @@ def main() -> None:
     text = model.config.text_config
     kv_per_token = 2 * text.num_hidden_layers * text.hidden_size * torch.empty((), dtype=dtype).element_size()
     report["model"] = {"build_s": round(seconds, 1), "parameters": sum(p.numel() for p in model.parameters()),
+                       "attn_implementation": lm.config._attn_implementation,
                        "decode_weight_bytes": weight_bytes, "kv_bytes_per_token": kv_per_token}
 
     log("measuring copy bandwidth")

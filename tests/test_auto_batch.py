@@ -54,8 +54,8 @@ def test_runner_asks_for_whole_waves(tmp_path, owl_data):
         sys.path.remove(str(TESTS))
     adapter = EchoAdapter()
     out = tmp_path / "echo.jsonl"
-    result = run_generation("echo", load_options=LoadOptions(batch_size="auto"), config=GenerationConfig(max_new_tokens=8),
-                            out=out, adapter=adapter)
+    result = run_generation("echo", load_options=LoadOptions(batch_size="auto"),
+                            config=GenerationConfig(max_new_tokens=8), out=out, adapter=adapter)
     questions = load_questions(owl_data)
     deepest = max(len(q.earlier_turns) for q in questions) + 1
     assert result.generated == 82 and len(adapter.calls) == deepest

@@ -115,6 +115,7 @@ class _Slot:
         self.cache.early_initialization(batch_size=batch, num_heads=heads, head_dim=head_dim, dtype=dtype,
                                         device=device)
         self.mask = torch.zeros(batch, length, dtype=torch.long, device=device)
+        torch._dynamo.mark_static_address(self.mask)  # like the cache: CUDA graphs read it in place, no copy a step
 
     def load(self, prefill: DynamicCache, mask: torch.Tensor) -> None:
         """Copy the prefilled keys/values into rows [0, B) and set every layer's length to the prompt's."""
