@@ -130,7 +130,8 @@ class _Slot:
 
 
 class StaticCacheDecoder:
-    """Greedy decoding of ``language_model`` (a transformers causal LM) from prompt embeddings on a static cache.
+    """Greedy decoding of ``language_model`` (a transformers causal LM with ``.model`` and ``.lm_head``, as LLaMA)
+    from prompt embeddings on a static cache.
 
     ``compile``: compile the decode step (``torch.compile``; CUDA graphs on CUDA); False runs the same step eagerly.
     One compiled step serves every shape: dynamo compiles it for the first bucket, once more with batch and length
@@ -145,7 +146,8 @@ class StaticCacheDecoder:
         self.stats = DecodeStats()
         self._slot: _Slot | None = None
         cuda = next(language_model.parameters()).device.type == "cuda"
-        self.mode = "reduce-overhead" if cuda else "default"
+        #: torch.compile mode: CUDA graphs on CUDA, plain inductor elsewhere; "uncompiled" without compile
+        self.mode = ("reduce-overhead" if cuda else "default") if compile else "uncompiled"
         self._step = torch.compile(self._decode_step, mode=self.mode, fullgraph=True) if compile else self._decode_step
 
     # -- the compiled part ---------------------------------------------------------------------------------------
