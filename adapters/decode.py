@@ -8,11 +8,13 @@ its own static-cache decoder (:mod:`owleval.models.mplug_owl.static_decode`); ll
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from owleval.adapters.base import AdapterError, GenerationConfig
 
+log = logging.getLogger(__name__)
 DECODE_MODES = ("eager", "compiled")
 DECODE_HELP = (
     "eager (transformers generate) or compiled (static KV cache, decode step compiled with torch.compile, "
@@ -88,13 +90,13 @@ def greedy_only(config: GenerationConfig) -> str | None:
     return None
 
 
-def hf_generate(model: Any, log: DecodeLog, **kwargs: Any) -> Any:
+def hf_generate(model: Any, decode_log: DecodeLog, **kwargs: Any) -> Any:
     """``model.generate(**kwargs)``; with ``decode=compiled``, on transformers' static cache with its forward
     compiled (``mode="reduce-overhead"`` on CUDA; on the CPU plain inductor, which transformers only does when
-    asked). Falls back to eager for good when compiling fails on the first batch."""
+    asked). Falls back to eager for good when compiling fails (the reason goes into provenance)."""
     import torch
 
-    if log.wants_compiled:
+    if decode_log.wants_compiled:
         from transformers import CompileConfig
 
         cuda = next(model.parameters()).device.type == "cuda"
@@ -106,14 +108,14 @@ def hf_generate(model: Any, log: DecodeLog, **kwargs: Any) -> Any:
         try:
             output = model.generate(**kwargs, cache_implementation="static", compile_config=compile_config)
         except torch._dynamo.exc.TorchDynamoException as exc:  # e.g. no C++ compiler / Triton for inductor
-            if log.batches["compiled"]:
-                raise
-            log.fell_back(log.failed_to_compile(exc))
+            reason = decode_log.failed_to_compile(exc)
+            log.warning("decoding eagerly from now on, %s", reason)
+            decode_log.fell_back(reason)
         else:
-            log.used("compiled")
+            decode_log.used("compiled")
             return output
-    elif log.compile_failure:
-        log.fell_back(log.compile_failure)
+    elif decode_log.compile_failure:
+        decode_log.fell_back(decode_log.compile_failure)
     else:
-        log.used("eager")
+        decode_log.used("eager")
     return model.generate(**kwargs)

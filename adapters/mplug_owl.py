@@ -110,12 +110,7 @@ class MplugOwlAdapter(LocalModelAdapter):
     # -- answering ----------------------------------------------------------------------------------------------
 
     def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
-        from owleval.models.mplug_owl import ChatTurn, build_prompt
-
-        prompts = [
-            build_prompt([ChatTurn(t.text, len(t.images), t.answer) for t in conv.turns]) for conv in conversations
-        ]
-        batch = self.processor.pad([self.processor.tokenize(p) for p in prompts], padding_side="left")
+        batch = self.processor.pad([self._prompt_ids(c) for c in conversations], padding_side="left")
         images = [img for conv in conversations for img in conv.images]
         features = self.image_features(images) if images else None
         tokenizer = self.processor.tokenizer
@@ -148,8 +143,6 @@ class MplugOwlAdapter(LocalModelAdapter):
             try:
                 output = self.model.generate(**inputs, static_decoder=self.static_decoder)
             except torch._dynamo.exc.TorchDynamoException as exc:  # e.g. no C++ compiler / Triton for inductor
-                if self.static_decoder.stats.calls:
-                    raise  # it compiled before: this is not a missing tool chain
                 reason = self.decode_log.failed_to_compile(exc)
                 log.warning("mplug-owl: decoding eagerly from now on, %s", reason)
             else:
@@ -158,11 +151,15 @@ class MplugOwlAdapter(LocalModelAdapter):
         self.decode_log.fell_back(reason)
         return None
 
-    def prompt_tokens(self, conversation: Conversation) -> int:
+    def _prompt_ids(self, conversation: Conversation) -> list[int]:
+        """The conversation in the upstream chat template, tokenized, image placeholders included."""
         from owleval.models.mplug_owl import ChatTurn, build_prompt
 
         turns = [ChatTurn(t.text, len(t.images), t.answer) for t in conversation.turns]
-        return len(self.processor.tokenize(build_prompt(turns)))
+        return self.processor.tokenize(build_prompt(turns))
+
+    def prompt_tokens(self, conversation: Conversation) -> int:
+        return len(self._prompt_ids(conversation))
 
     def image_features(self, images: Sequence[ImageRef]) -> torch.Tensor:
         """[N, slots, width] for the images in order; each distinct image file is encoded once."""
