@@ -1,5 +1,6 @@
 """``-o decode=compiled`` for llava and minigpt4: transformers' generate on a static KV cache with a compiled forward
-gives the eager greedy answers on left-padded multi-turn batches, and provenance says which path ran.
+gives the eager greedy answers on left-padded multi-turn batches, provenance says which path ran, and a compiler
+that cannot run sends the batches to eager generate.
 
 The forward's compilation itself is switched off here (``torch._dynamo.config.disable``), so these tests stay fast
 and check the static-cache path; compiling is tested on the bundled mPLUG-Owl (test_mplug_owl_static_decode.py).
@@ -65,3 +66,18 @@ def test_minigpt4_static_cache_gives_the_eager_answers(tmp_path, conversations):
     assert static_answers == eager_answers
     assert compiled.provenance()["decode_batches"] == {"eager": 0, "compiled": 1}
     assert hasattr(compiled.parts["language_model"], "_compiled_call")  # transformers took the compiled route
+
+
+def test_llava_falls_back_to_eager_when_inductor_cannot_compile(tmp_path, conversations):
+    import torch._inductor.config
+
+    checkpoint = make_tiny_llava_checkpoint(tmp_path / "llava")
+    compiled, eager = (LlavaAdapter.load(LoadOptions(checkpoint=str(checkpoint), device="cpu", options=options))
+                       for options in ({"decode": "compiled"}, {}))
+    torch._dynamo.reset()  # nothing compiled earlier may be reused
+    with torch._inductor.config.patch({"cpp.cxx": ("/nonexistent/c++",)}):  # inductor finds no C++ compiler
+        answers = compiled.generate(conversations, GREEDY)
+    assert answers == eager.generate(conversations, GREEDY)
+    info = compiled.provenance()
+    assert info["decode"] == "eager" and "No working C++ compiler" in info["decode_fallback"]
+    assert info["decode_batches"] == {"eager": 3, "compiled": 0}  # batch_size 1: every later batch went eager too
