@@ -2,7 +2,7 @@
 
 Prompts are sorted by length (so rows padded together are alike) and grouped greedily while the estimate of a
 batch's memory -- static KV cache for prompt + ``max_new_tokens`` at the decoder's bucket sizes, plus the prefill's
-activations -- stays within the budget (a share of the memory free once the weights are loaded).
+own cache and activations -- stays within the budget (a share of the memory free once the weights are loaded).
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ class MemoryProfile:
 
         rows = batch_bucket(rows)
         kv = rows * length_bucket(prompt + max_new_tokens) * self.kv_bytes_per_token
-        prefill = rows * prompt * (self.activation_bytes_per_token + prompt * self.score_bytes_per_token_pair)
+        # the prefill's own cache lives until its keys/values are copied into the static one
+        prefill = rows * prompt * (self.kv_bytes_per_token + self.activation_bytes_per_token
+                                   + prompt * self.score_bytes_per_token_pair)
         return kv + prefill + rows * self.logits_bytes_per_row
 
 

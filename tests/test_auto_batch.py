@@ -24,7 +24,7 @@ PROFILE = MemoryProfile(kv_bytes_per_token=1000, activation_bytes_per_token=10, 
 
 def test_plan_sorts_by_length_and_keeps_each_batch_within_budget():
     lengths = [300, 20, 900, 25, 310, 40, 880]
-    budget = 5_000_000  # 8 rows (the bucket of 5) of 512 cached tokens fit, of 1024 do not
+    budget = 8_000_000  # 8 rows (the bucket of 5) fit with 512 cached tokens each, not with 1024
     batches = plan_batches(lengths, 124, PROFILE, budget)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     flat = [lengths[i] for b in batches for i in b]
