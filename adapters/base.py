@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from owleval.errors import OwlEvalError
 
@@ -101,7 +101,7 @@ class LoadOptions:
     checkpoint: str | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
-    batch_size: int = 1
+    batch_size: int | Literal["auto"] = 1  # "auto": whole waves, split by the adapter to fit memory
     options: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -105,20 +105,55 @@ class LocalModelAdapter(ModelAdapter):
     """An adapter that runs a model in this process: ``generate`` answers in chunks of ``LoadOptions.batch_size``
     (so a long list from the Python API does not become one giant batch); subclasses answer one chunk.
 
+    ``batch_size="auto"`` groups the conversations by prompt length into as few batches as memory allows
+    (:mod:`owleval.adapters.auto_batch`); answers still come back in the order asked.
+
     When sampling, torch's generator is seeded with ``GenerationConfig.seed`` before every chunk, so a chunk's
     answers do not depend on what was sampled before it (a resumed run repeats an uninterrupted one).
     """
 
+    #: set by subclasses: where the weights run ("cpu", "cuda", "cuda:1")
+    device: str = "cpu"
+    dtype: Any = None
+
     def generate(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
         import torch
 
-        size = max(1, self.options.batch_size)
-        answers: list[str] = []
-        for start in range(0, len(conversations), size):
+        answers: list[str | None] = [None] * len(conversations)
+        for indices in self.plan_batches(conversations, config):
             if config.do_sample:
                 torch.manual_seed(config.seed)  # seeds the CUDA generators too
-            answers.extend(self._generate_batch(conversations[start : start + size], config))
-        return answers
+            texts = self._generate_batch([conversations[i] for i in indices], config)
+            for index, text in zip(indices, texts, strict=True):
+                answers[index] = text
+        return answers  # type: ignore[return-value]  # every index is in exactly one batch
+
+    def plan_batches(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[list[int]]:
+        """Indices of ``conversations`` per batch: consecutive chunks of ``batch_size``, or under ``auto`` the
+        memory-budgeted groups of :func:`~owleval.adapters.auto_batch.plan_batches`."""
+        if self.options.batch_size != "auto":
+            size = max(1, int(self.options.batch_size))
+            return [list(range(start, min(start + size, len(conversations))))
+                    for start in range(0, len(conversations), size)]
+        import torch
+
+        from owleval.adapters.auto_batch import FREE_MEMORY_SHARE, MemoryProfile, free_memory_bytes, plan_batches
+
+        dtype_bytes = torch.empty((), dtype=self.dtype or torch.float32).element_size()
+        profile = MemoryProfile.from_config(self.language_config(), dtype_bytes)
+        budget = int(free_memory_bytes(self.device) * FREE_MEMORY_SHARE)
+        lengths = [self.prompt_tokens(c) for c in conversations]
+        return plan_batches(lengths, config.max_new_tokens, profile, budget)
+
+    def language_config(self) -> Any:
+        """The language model's config (sizes the KV cache for ``--batch-size auto``)."""
+        return self.model.config.get_text_config(decoder=True)  # type: ignore[attr-defined]
+
+    def prompt_tokens(self, conversation: Conversation) -> int:
+        """Prompt length in tokens, for sorting and budgeting ``--batch-size auto``; this default is a generous
+        estimate (about 3 characters a token, 600 tokens an image), adapters that tokenize cheaply override it."""
+        text = sum(len(t.text) + len(t.answer or "") for t in conversation.turns)
+        return 64 + text // 3 + 600 * len(conversation.images)
 
     @abc.abstractmethod
     def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:

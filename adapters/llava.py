@@ -19,6 +19,7 @@ from owleval.adapters.base import (
     resolve_device,
     resolve_dtype,
 )
+from owleval.adapters.decode import DECODE_HELP, DecodeLog, decode_mode, hf_generate
 from owleval.adapters.hf_common import (
     LocalModelAdapter,
     check_model_type,
@@ -66,6 +67,7 @@ class LlavaAdapter(LocalModelAdapter):
     option_help: ClassVar[Mapping[str, str]] = {
         "attn_implementation": "attention kernel: sdpa (default), eager or flash_attention_2",
         "prompt": "auto (the checkpoint's chat template if it has one, else LLaVA-1.5), template, or llava-1.5",
+        "decode": DECODE_HELP,
     }
 
     def __init__(self, options: LoadOptions, model: Any, processor: Any, device: str, dtype: Any, prompt_format: str):
@@ -75,6 +77,7 @@ class LlavaAdapter(LocalModelAdapter):
         self.device = device
         self.dtype = dtype
         self.prompt_format = prompt_format
+        self.decode_log = DecodeLog(options.options, device)
 
     @classmethod
     def load(cls, options: LoadOptions) -> LlavaAdapter:
@@ -84,6 +87,7 @@ class LlavaAdapter(LocalModelAdapter):
             raise AdapterError(f"option prompt={prompt!r}: use auto, template or llava-1.5")
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
+        decode_mode(options.options, device)  # a bad value fails before the weights load
         from transformers import AutoProcessor, LlavaForConditionalGeneration
 
         check_model_type(source, "LLaVA checkpoint", ("llava",))
@@ -129,8 +133,8 @@ class LlavaAdapter(LocalModelAdapter):
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         tokenizer = self.processor.tokenizer
         with torch.inference_mode():
-            output = self.model.generate(
-                **inputs, **generation_kwargs(config), pad_token_id=tokenizer.pad_token_id
+            output = hf_generate(
+                self.model, self.decode_log, **inputs, **generation_kwargs(config), pad_token_id=tokenizer.pad_token_id
             )
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
@@ -140,6 +144,7 @@ class LlavaAdapter(LocalModelAdapter):
             **super().provenance(),
             **runtime_provenance(self.device, self.dtype, self.model.config),
             "prompt_format": self.prompt_format,
+            **self.decode_log.provenance(),
         }
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from owleval.adapters.base import (
     resolve_device,
     resolve_dtype,
 )
+from owleval.adapters.decode import DECODE_HELP, DecodeLog, decode_mode, hf_generate
 from owleval.adapters.hf_common import (
     LocalModelAdapter,
     check_model_type,
@@ -226,6 +227,7 @@ class MiniGPT4Adapter(LocalModelAdapter):
         "pretrained_minigpt4.pth (required)",
         "attn_implementation": "attention kernel of the LLM and the vision encoder: sdpa (default), eager, ...",
         "max_length": f"prompt + new tokens kept; longer prompts lose their start, as in the demo ({DEMO_MAX_LENGTH})",
+        "decode": DECODE_HELP,
     }
 
     def __init__(self, options: LoadOptions, parts: Any, query_tokens: Any, tokenizer: Any, **facts: Any):
@@ -234,6 +236,8 @@ class MiniGPT4Adapter(LocalModelAdapter):
         self.query_tokens = query_tokens
         self.tokenizer = tokenizer
         self.facts = facts  # device, dtype, sources, image_size, max_length: what provenance reports
+        self.device, self.dtype = facts.get("device", "cpu"), facts.get("dtype")
+        self.decode_log = DecodeLog(options.options, self.device)
 
     @classmethod
     def load(cls, options: LoadOptions) -> MiniGPT4Adapter:
@@ -252,6 +256,7 @@ class MiniGPT4Adapter(LocalModelAdapter):
         max_length = number_option(opts, "max_length", DEMO_MAX_LENGTH, minimum=2)
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
+        decode_mode(opts, device)  # a bad value fails before the weights load
         attn = opts.get("attn_implementation")
 
         import torch
@@ -343,7 +348,9 @@ class MiniGPT4Adapter(LocalModelAdapter):
                 embeds[i, width - len(row) :] = row
                 mask[i, width - len(row) :] = 1
             pad = self.tokenizer.pad_token_id
-            output = self.parts["language_model"].generate(
+            output = hf_generate(
+                self.parts["language_model"],
+                self.decode_log,
                 inputs_embeds=embeds,
                 attention_mask=mask,
                 **generation_kwargs(config),
@@ -353,6 +360,9 @@ class MiniGPT4Adapter(LocalModelAdapter):
             )
         # without input_ids, generate() returns only the new tokens
         return [clean_answer(t) for t in self.tokenizer.batch_decode(output, skip_special_tokens=True)]
+
+    def language_config(self) -> Any:
+        return self.parts["language_model"].config
 
     def provenance(self) -> dict[str, Any]:
         from owleval.manifest import sha256_of
@@ -369,6 +379,7 @@ class MiniGPT4Adapter(LocalModelAdapter):
             "num_query_tokens": int(self.query_tokens.shape[1]),
             "prompt_format": "minigpt4-v0 (Vicuna v0, ###)",
             "max_length": self.facts["max_length"],
+            **self.decode_log.provenance(),
         }
 
     def close(self) -> None:

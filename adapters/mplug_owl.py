@@ -3,13 +3,16 @@
 Batches are left-padded, so a batch decodes exactly as its conversations would one by one. Each image's
 features (vision encoder + abstractor) are computed once, keyed by the image file's SHA-256, and reused by the
 later turns of its dialogue. Decoding is greedy by default; sampling is seeded as in every local adapter
-(:class:`~owleval.adapters.hf_common.LocalModelAdapter`).
+(:class:`~owleval.adapters.hf_common.LocalModelAdapter`). ``-o decode=compiled`` (the default on CUDA) decodes
+greedy batches on a static KV cache with a compiled step (:mod:`owleval.models.mplug_owl.static_decode`);
+other settings, or a compiler that fails, fall back to eager ``generate`` and provenance says why.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +27,7 @@ from owleval.adapters.base import (
     resolve_device,
     resolve_dtype,
 )
+from owleval.adapters.decode import DECODE_HELP, DecodeLog, decode_mode, greedy_only
 from owleval.adapters.hf_common import LocalModelAdapter, checkpoint_source, generation_kwargs, runtime_provenance
 from owleval.adapters.options import number_option
 from owleval.manifest import sha256_of
@@ -31,10 +35,13 @@ from owleval.manifest import sha256_of
 if TYPE_CHECKING:
     import torch
 
+    from owleval.models.mplug_owl.static_decode import StaticCacheDecoder
+
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 #: decoding of the upstream README (do_sample=True, top_k=5, max_length=512 with the BOS column counted);
 #: OwlEval's own default stays greedy and seeded. CLI: --sample --top-k 5 --max-new-tokens 511
 PUBLISHED_GENERATION = GenerationConfig(max_new_tokens=511, do_sample=True, top_k=5)
+log = logging.getLogger(__name__)
 _FULL_HASH_LIMIT = 1 << 30  # hash weight files completely up to 1 GiB in all; larger ones get a fingerprint
 _FINGERPRINT_BYTES = 1 << 20
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -52,6 +59,7 @@ class MplugOwlAdapter(LocalModelAdapter):
         "attn_implementation": "attention kernel of the language model: sdpa (default), eager or flash_attention_2",
         "base_checkpoint": "base model for a LoRA adapter folder (default: the adapter's base_model_name_or_path)",
         "image_cache_size": "how many images keep their features cached (default 256; 0 turns the cache off)",
+        "decode": DECODE_HELP,
     }
 
     def __init__(self, options: LoadOptions, model: Any, processor: Any, source: Path | None, device: str, dtype: Any):
@@ -64,6 +72,8 @@ class MplugOwlAdapter(LocalModelAdapter):
         self.image_cache_size = _image_cache_size(options)
         self._image_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.images_encoded = 0  # how many images went through the vision encoder (cache misses)
+        self.decode_log = DecodeLog(options.options, device)
+        self.static_decoder: StaticCacheDecoder | None = None  # made at the first compiled batch; may be shared
 
     # -- loading ------------------------------------------------------------------------------------------------
 
@@ -80,6 +90,7 @@ class MplugOwlAdapter(LocalModelAdapter):
         if attn not in ATTN_IMPLEMENTATIONS:
             raise AdapterError(f"attn_implementation {attn!r} is not one of {', '.join(ATTN_IMPLEMENTATIONS)}")
         _image_cache_size(options)  # fail before loading weights
+        decode_mode(options.options, device)
         kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn}
         if options.options.get("base_checkpoint"):
             kwargs["base_model_name_or_path"] = options.options["base_checkpoint"]
@@ -99,25 +110,56 @@ class MplugOwlAdapter(LocalModelAdapter):
     # -- answering ----------------------------------------------------------------------------------------------
 
     def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
-        from owleval.models.mplug_owl import ChatTurn, build_prompt
-
-        prompts = [
-            build_prompt([ChatTurn(t.text, len(t.images), t.answer) for t in conv.turns]) for conv in conversations
-        ]
-        batch = self.processor.pad([self.processor.tokenize(p) for p in prompts], padding_side="left")
+        batch = self.processor.pad([self._prompt_ids(c) for c in conversations], padding_side="left")
         images = [img for conv in conversations for img in conv.images]
         features = self.image_features(images) if images else None
         tokenizer = self.processor.tokenizer
-        output = self.model.generate(
-            input_ids=batch["input_ids"].to(self.device),
-            attention_mask=batch["attention_mask"].to(self.device),
-            image_features=features,
-            prepend_bos=False,
-            pad_token_id=self.model.config.text_config.pad_token_id or 0,
-            eos_token_id=tokenizer.eos_token_id,
+        inputs = {
+            "input_ids": batch["input_ids"].to(self.device),
+            "attention_mask": batch["attention_mask"].to(self.device),
+            "image_features": features,
+            "prepend_bos": False,
+            "pad_token_id": self.model.config.text_config.pad_token_id or 0,
+            "eos_token_id": tokenizer.eos_token_id,
             **generation_kwargs(config),
-        )
+        }
+        output = self._decode_compiled(inputs, config) if self.decode_log.requested == "compiled" else None
+        if output is None:
+            if self.decode_log.requested == "eager":
+                self.decode_log.used("eager")
+            output = self.model.generate(**inputs)
         return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
+
+    def _decode_compiled(self, inputs: dict[str, Any], config: GenerationConfig) -> torch.Tensor | None:
+        """New tokens from the static-cache decoder, or None (reason recorded) when this batch must go eager."""
+        reason = self.decode_log.compile_failure or greedy_only(config)
+        if reason is None:
+            import torch
+
+            from owleval.models.mplug_owl.static_decode import StaticCacheDecoder
+
+            if self.static_decoder is None:
+                self.static_decoder = StaticCacheDecoder(self.model.language_model, compile=True)
+            try:
+                output = self.model.generate(**inputs, static_decoder=self.static_decoder)
+            except torch._dynamo.exc.TorchDynamoException as exc:  # e.g. no C++ compiler / Triton for inductor
+                reason = self.decode_log.failed_to_compile(exc)
+                log.warning("mplug-owl: decoding eagerly from now on, %s", reason)
+            else:
+                self.decode_log.used("compiled")
+                return output
+        self.decode_log.fell_back(reason)
+        return None
+
+    def _prompt_ids(self, conversation: Conversation) -> list[int]:
+        """The conversation in the upstream chat template, tokenized, image placeholders included."""
+        from owleval.models.mplug_owl import ChatTurn, build_prompt
+
+        turns = [ChatTurn(t.text, len(t.images), t.answer) for t in conversation.turns]
+        return self.processor.tokenize(build_prompt(turns))
+
+    def prompt_tokens(self, conversation: Conversation) -> int:
+        return len(self._prompt_ids(conversation))
 
     def image_features(self, images: Sequence[ImageRef]) -> torch.Tensor:
         """[N, slots, width] for the images in order; each distinct image file is encoded once."""
@@ -157,6 +199,7 @@ class MplugOwlAdapter(LocalModelAdapter):
             **runtime_provenance(self.device, self.dtype, model.config),
             "parameters": sum(p.numel() for p in model.parameters()),
             "image_placeholder_length": model.config.image_placeholder_length,
+            **self._decode_provenance(),
         }
         if self.source is not None:
             info["checkpoint_folder"] = str(self.source)
@@ -166,10 +209,19 @@ class MplugOwlAdapter(LocalModelAdapter):
             info["lora_adapter"] = {"folder": str(checkpoint.resolve()), **_files_info(checkpoint)}
         return info
 
+    def _decode_provenance(self) -> dict[str, Any]:
+        """The decode path (:class:`DecodeLog`) plus the static decoder's shapes and first-call (compile) times."""
+        info = self.decode_log.provenance()
+        if self.static_decoder is not None:
+            info["decode_compile_mode"] = self.static_decoder.mode
+            info["decode_stats"] = self.static_decoder.stats.to_dict()
+        return info
+
     def close(self) -> None:
         import torch
 
         self._image_cache.clear()
+        self.static_decoder = None
         self.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -151,6 +151,14 @@ def _check_resumable(meta: dict[str, Any] | None, current: dict[str, Any], out: 
 ProgressCallback = Callable[[int, int], None]
 
 
+def _batch_size(load_options: LoadOptions, adapter: ModelAdapter) -> int | None:
+    """Questions per ``adapter.generate`` call; None under ``--batch-size auto``: every question whose earlier
+    turns are answered goes in one call (the adapter groups them to fit memory)."""
+    if load_options.batch_size == "auto":
+        return None
+    return max(1, int(load_options.batch_size), adapter.preferred_batch_size)
+
+
 def run_generation(
     model: str,
     *,
@@ -189,7 +197,7 @@ def run_generation(
         "checkpoint_fingerprint": checkpoint_fingerprint(load_options.checkpoint),
         "generation": config.to_dict(),
         "seed": config.seed,
-        "batch_size": max(1, load_options.batch_size, adapter.preferred_batch_size),
+        "batch_size": _batch_size(load_options, adapter) or "auto",
         "device": load_options.device,
         "dtype": load_options.dtype,
         "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower()},
@@ -210,7 +218,7 @@ def run_generation(
     atomic_write_text(meta_path, dumps(meta))
 
     pending = [q for q in selected if q.question_id not in done]
-    batch_size = max(1, load_options.batch_size, adapter.preferred_batch_size)
+    batch_size = _batch_size(load_options, adapter)
     resumed = len(selected) - len(pending)
     total = len(selected)
     writer = SyncedAppender(out)
@@ -223,7 +231,7 @@ def run_generation(
             ready = [q for q in pending if all(e in done for e in q.earlier_turns)]
             if not ready:  # cannot happen: earlier turns are always selected too
                 raise OwlEvalError("internal error: no question is ready to answer")
-            batch = ready[:batch_size]
+            batch = ready[:batch_size] if batch_size else ready  # auto: the whole wave; the adapter splits it
             conversations = [build_conversation(q, done, data_dir) for q in batch]
             started = time.perf_counter()
             texts = adapter.generate(conversations, config)

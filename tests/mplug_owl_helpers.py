@@ -7,6 +7,7 @@ Nothing is downloaded. ``make_tiny_mplug_owl_checkpoint(dir)`` writes a folder t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,16 @@ from owleval.models.mplug_owl import (
     MplugOwlImageProcessor,
 )
 from tests.llava_minigpt4_helpers import train_llama_tokenizer
+
+FIXTURE_ROOTS = [
+    os.environ.get("OWLEVAL_MPLUG_OWL_FIXTURES", ""),
+    Path(__file__).resolve().parents[2] / "shared" / "mplug_owl",  # the shared read-only copy beside the checkout
+]
+#: every fixture saved by the upstream code (fixture_tiny_a, and any other configuration added beside it)
+UPSTREAM_FIXTURES = sorted(
+    {f for root in FIXTURE_ROOTS if root and Path(root).is_dir() for f in Path(root).glob("fixture_*")
+     if (f / "expected.pt").is_file()}
+)
 
 TOKENIZER_TEXT = [
     SYSTEM_PROMPT,

@@ -7,7 +7,6 @@ transformers 4.28.1, with its forward logits, loss, intermediate outputs and gre
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,12 @@ from safetensors.torch import load_file, save_file
 
 from owleval.models.mplug_owl import CheckpointMismatchError, MplugOwlForConditionalGeneration
 from owleval.models.mplug_owl.modeling_mplug_owl import media_starts
-from tests.mplug_owl_helpers import greedy_without_cache, make_tiny_model, pad_rows
-
-_FIXTURE_ROOTS = [
-    os.environ.get("OWLEVAL_MPLUG_OWL_FIXTURES", ""),
-    Path(__file__).resolve().parents[2] / "shared" / "mplug_owl",  # the shared read-only copy beside the checkout
-]
-# Every fixture saved by the upstream code (fixture_tiny_a, and any other configuration added beside it).
-UPSTREAM_FIXTURES = sorted(
-    {f for root in _FIXTURE_ROOTS if root and Path(root).is_dir() for f in Path(root).glob("fixture_*") if (f / "expected.pt").is_file()}
+from tests.mplug_owl_helpers import (
+    FIXTURE_ROOTS as _FIXTURE_ROOTS,
+    UPSTREAM_FIXTURES,
+    greedy_without_cache,
+    make_tiny_model,
+    pad_rows,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

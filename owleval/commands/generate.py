@@ -21,13 +21,34 @@ def _parse_options(pairs: list[str]) -> dict[str, str]:
     return options
 
 
+def _parse_batch_size(value: str | None, device: str) -> int | str:
+    """``--batch-size``: a positive whole number or ``auto``; unset, auto when the run is on CUDA, else 1."""
+    if value is None:
+        if device.startswith("cuda"):
+            return "auto"
+        if device == "auto":
+            import torch
+
+            return "auto" if torch.cuda.is_available() else 1
+        return 1
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        size = int(value)
+    except ValueError:
+        raise OwlEvalError(f"--batch-size {value!r}: expected a whole number or auto") from None
+    if size < 1:
+        raise OwlEvalError(f"--batch-size {value!r}: must be at least 1")
+    return size
+
+
 def generate(
     model: Annotated[str, typer.Option("--model", "-m", help="Adapter name (see `owleval models`): mplug-owl, llava, minigpt4, openai, answers-file, ...")],
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "-c", help="Local folder or hub id (the adapter's default if omitted); the served model name for openai; the file for answers-file.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Answers file to write (JSONL). Default: answers/<model>.jsonl")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Answer only the first N selected questions.")] = None,
     questions: Annotated[Optional[str], typer.Option("--questions", help="Question ids, e.g. 1,2,5-8. Earlier turns of a chosen dialogue turn are added.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Conversations per generate call.")] = 1,
+    batch_size: Annotated[Optional[str], typer.Option("--batch-size", help="Conversations per generate call: N, or auto (every answerable question at once, split to fit memory). Default: auto on CUDA, 1 otherwise.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")] = "auto",
     dtype: Annotated[str, typer.Option("--dtype", help="auto | float32 | bfloat16 | float16 (auto: bf16 on GPU, fp32 on CPU)")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Random seed (sampling, and anything else random).")] = 0,
@@ -61,7 +82,8 @@ def generate(
         options["base_url"] = base_url
     if concurrency:
         options["concurrency"] = str(concurrency)
-    load_options = LoadOptions(checkpoint=checkpoint, device=device, dtype=dtype, batch_size=batch_size, options=options)
+    load_options = LoadOptions(checkpoint=checkpoint, device=device, dtype=dtype,
+                               batch_size=_parse_batch_size(batch_size, device), options=options)
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_p=top_p,
         top_k=top_k, num_beams=num_beams, seed=seed,

@@ -26,6 +26,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, CausalLMOu
 from transformers.models.auto import AutoModelForCausalLM
 
 from .configuration_mplug_owl import MplugOwlConfig, MplugOwlVisionConfig, MplugOwlVisualAbstractorConfig
+from .static_decode import StaticCacheDecoder, unsupported_by_static_decoder
 
 __all__ = ["MplugOwlForConditionalGeneration", "MplugOwlPreTrainedModel", "media_starts", "positions_from_mask"]
 
@@ -491,6 +492,7 @@ class MplugOwlForConditionalGeneration(MplugOwlPreTrainedModel, GenerationMixin)
         *,
         image_features: torch.Tensor | None = None,
         prepend_bos: bool = True,
+        static_decoder: StaticCacheDecoder | None = None,
         **generate_kwargs,
     ):
         """Upstream generate: splice the images into the prompt embeddings and decode with the LM's settings.
@@ -499,6 +501,8 @@ class MplugOwlForConditionalGeneration(MplugOwlPreTrainedModel, GenerationMixin)
         padding (new tokens then follow the pad slots). ``image_features`` (from :meth:`get_image_features`)
         replaces ``pixel_values`` when the features are cached. ``max_length`` keeps its transformers 4.28
         meaning (the returned BOS column counts), so upstream calls produce the same number of tokens.
+        ``static_decoder`` decodes greedily on a static KV cache with a compiled step (same tokens; see
+        :mod:`.static_decode`); settings it cannot follow (sampling, beams, scores...) raise ``ValueError``.
         """
         if input_ids is None:
             raise ValueError("generate needs input_ids (the tokenised prompt with image placeholders)")
@@ -523,13 +527,25 @@ class MplugOwlForConditionalGeneration(MplugOwlPreTrainedModel, GenerationMixin)
         generate_kwargs.pop("max_length", None)
         gen_config.max_length = None  # max_new_tokens decides
         model_kwargs = gen_config.update(**generate_kwargs)
-        output = super().generate(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=positions_from_mask(attention_mask),
-            generation_config=gen_config,
-            **model_kwargs,
-        )
+        if static_decoder is not None:
+            problem = unsupported_by_static_decoder(gen_config, model_kwargs)
+            if problem:
+                raise ValueError(f"the static-cache decoder cannot follow these settings: {problem}")
+            eos = gen_config.eos_token_id
+            eos = eos[0] if isinstance(eos, (list, tuple)) else eos
+            pad = gen_config.pad_token_id if gen_config.pad_token_id is not None else (eos if eos is not None else 0)
+            output = static_decoder.generate(
+                inputs_embeds, attention_mask, positions_from_mask(attention_mask),
+                max_new_tokens=gen_config.max_new_tokens, eos_token_id=eos, pad_token_id=pad,
+            )
+        else:
+            output = super().generate(
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                position_ids=positions_from_mask(attention_mask),
+                generation_config=gen_config,
+                **model_kwargs,
+            )
         if not prepend_bos:
             return output
         sequences = output if isinstance(output, torch.Tensor) else output.sequences
