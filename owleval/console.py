@@ -1,5 +1,9 @@
 """Shared rich consoles: results to stdout, messages and progress to stderr."""
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -24,3 +28,18 @@ def make_progress(transient: bool = False) -> Progress:
 
 def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def resumable_run_progress(loading: str, working: str, kept: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for a resumable run, yielding its ``on_progress(done, total)`` callback: ``loading`` shows
+    until the first update, then ``working`` with the count. Ctrl-C stops the bar, warns ``kept`` (what was saved,
+    how to resume) and exits with code 130 instead of a traceback."""
+    with make_progress() as progress:
+        task = progress.add_task(loading, total=None)
+        try:
+            yield lambda done, total: progress.update(task, description=working, completed=done, total=total)
+        except KeyboardInterrupt:
+            progress.stop()
+            warn(f"interrupted: {kept}")
+            raise typer.Exit(130) from None

@@ -80,3 +80,16 @@ def test_unknown_adapter_option_is_refused_before_the_model_loads(key: str, clos
     assert all(name in message for name in MplugOwlAdapter.option_help)
     assert (f"did you mean {closest!r}" in message) if closest else "did you mean" not in message
     assert not out.exists() and not out.with_name(out.name + ".meta.json").exists()
+
+
+def test_an_interrupted_run_says_what_was_kept_and_exits_130(capsys) -> None:
+    from owleval.console import resumable_run_progress
+
+    seen: list[tuple[int, int]] = []
+    with pytest.raises(typer.Exit) as stopped:
+        with resumable_run_progress("loading m", "generate m", "the answers so far are kept") as on_progress:
+            on_progress(3, 82)
+            seen.append((3, 82))
+            raise KeyboardInterrupt
+    assert stopped.value.exit_code == 130 and seen == [(3, 82)]
+    assert "interrupted: the answers so far are kept" in capsys.readouterr().err

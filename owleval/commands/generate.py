@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from owleval.console import console, make_progress, warn
+from owleval.console import console, resumable_run_progress, warn
 from owleval.errors import OwlEvalError
 
 
@@ -89,18 +89,12 @@ def generate(
         top_k=top_k, num_beams=num_beams, seed=seed,
     )
     ids = parse_question_ids(questions) if questions else None
-    with make_progress() as progress:
-        task = progress.add_task(f"loading {model}", total=None)
-        try:
-            result = run_generation(
-                model, load_options=load_options, config=config, out=out, question_ids=ids, limit=limit,
-                overwrite=overwrite, model_id=model_id, data_dir=data,
-                on_progress=lambda done, total: progress.update(task, description=f"generate {model}", completed=done, total=total),
-            )
-        except KeyboardInterrupt:
-            progress.stop()
-            warn("interrupted: the answers written so far are kept; run the same command again to resume")
-            raise typer.Exit(130) from None
+    kept = "the answers written so far are kept; run the same command again to resume"
+    with resumable_run_progress(f"loading {model}", f"generate {model}", kept) as on_progress:
+        result = run_generation(
+            model, load_options=load_options, config=config, out=out, question_ids=ids, limit=limit,
+            overwrite=overwrite, model_id=model_id, data_dir=data, on_progress=on_progress,
+        )
     for message in result.warnings:
         warn(message)
     console.print(

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from owleval.commands.generate import _parse_options
-from owleval.console import console, make_progress, warn
+from owleval.console import console, resumable_run_progress, warn
 
 
 def judge(
@@ -46,18 +46,13 @@ def judge(
         options["base_url"] = base_url
     settings, adapter_options = split_options(judge_model, options, samples, concurrency)
     wanted = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    with make_progress() as progress:
-        task = progress.add_task(f"loading {judge_model}", total=None)
-        try:
-            result = run_judge(
-                judge_model, answers=answers, load_options=LoadOptions(checkpoint=checkpoint, device=device, dtype=dtype, batch_size=batch_size, options=adapter_options),
-                settings=settings, out=out, models=wanted, limit=limit, overwrite=overwrite, data_dir=data,
-                on_progress=lambda done, total: progress.update(task, description="judge", completed=done, total=total),
-            )
-        except KeyboardInterrupt:
-            progress.stop()
-            warn("interrupted: the judgements made so far are kept (grades.csv is up to date); run the same command again to resume")
-            raise typer.Exit(130) from None
+    load_options = LoadOptions(checkpoint=checkpoint, device=device, dtype=dtype, batch_size=batch_size, options=adapter_options)
+    kept = "the judgements made so far are kept (grades.csv is up to date); run the same command again to resume"
+    with resumable_run_progress(f"loading {judge_model}", "judge", kept) as on_progress:
+        result = run_judge(
+            judge_model, answers=answers, load_options=load_options, settings=settings, out=out, models=wanted,
+            limit=limit, overwrite=overwrite, data_dir=data, on_progress=on_progress,
+        )
     for message in result.warnings:
         warn(message)
     counts = result.counts
