@@ -105,6 +105,20 @@ class LoadOptions:
     options: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One request's outcome, for callers that need more than the answer text (the LLM judge): the reply or the
+    error that ended it, its wall time (retries included), and what the server reported. Adapters that can say
+    this much offer ``complete_each(requests) -> list[Completion]`` beside :meth:`ModelAdapter.generate`."""
+
+    key: str
+    text: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    usage: dict[str, int] = field(default_factory=dict)
+    finish_reason: str | None = None
+
+
 class AdapterError(OwlEvalError):
     """A model could not be loaded or could not answer; the message is shown to the user as is."""
 

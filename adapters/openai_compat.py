@@ -19,14 +19,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from owleval.adapters.base import AdapterError, Conversation, GenerationConfig, LoadOptions, ModelAdapter
+from owleval.adapters.base import AdapterError, Completion, Conversation, GenerationConfig, LoadOptions, ModelAdapter
 from owleval.adapters.options import number_option
 
 log = logging.getLogger(__name__)
@@ -149,19 +149,6 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 class _Cancelled(Exception):
     """A request not sent because another one of its batch failed."""
-
-
-@dataclass(frozen=True)
-class Completion:
-    """One request's outcome, for callers that need more than the answer text (the LLM judge): the reply or the
-    error that ended it, its wall time (retries included), and what the server reported."""
-
-    key: str
-    text: str | None = None
-    error: str | None = None
-    seconds: float = 0.0
-    usage: dict[str, int] = field(default_factory=dict)
-    finish_reason: str | None = None
 
 
 def _concurrency(options: Mapping[str, str]) -> int:

@@ -1,5 +1,6 @@
-"""Adapter-specific ``-o KEY=VALUE`` options arrive as strings: one reader for the numeric ones, so every adapter
-refuses a bad value with the same clear message, before any weights are loaded or connections opened."""
+"""Adapter-specific ``-o KEY=VALUE`` options arrive as strings: one parser for the pairs, and one reader for the
+numeric ones, so every adapter refuses a bad value with the same clear message, before any weights are loaded or
+connections opened."""
 
 from __future__ import annotations
 
@@ -7,8 +8,20 @@ from collections.abc import Mapping
 from typing import TypeVar
 
 from owleval.adapters.base import AdapterError
+from owleval.errors import OwlEvalError
 
 Number = TypeVar("Number", int, float)
+
+
+def parse_option_pairs(pairs: list[str]) -> dict[str, str]:
+    """The ``-o KEY=VALUE`` flags of a command as a dict (a later KEY wins)."""
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise OwlEvalError(f"-o {pair!r}: expected KEY=VALUE")
+        options[key.strip()] = value
+    return options
 
 
 def number_option(options: Mapping[str, str], key: str, default: Number, minimum: Number) -> Number:

@@ -152,10 +152,11 @@ ProgressCallback = Callable[[int, int], None]
 
 
 def _batch_size(load_options: LoadOptions, adapter: ModelAdapter) -> int | None:
-    """Questions per ``adapter.generate`` call; None under ``--batch-size auto``: every question whose earlier
-    turns are answered goes in one call (the adapter groups them to fit memory)."""
+    """Questions per ``adapter.generate`` call; None under ``--batch-size auto`` for an adapter that plans its own
+    batches (a local model: every question whose earlier turns are answered goes in one call, and the adapter
+    groups them to fit memory). Other adapters (a server, a replay) take their preferred size under auto."""
     if load_options.batch_size == "auto":
-        return None
+        return None if callable(getattr(adapter, "plan_batches", None)) else max(1, adapter.preferred_batch_size)
     return max(1, int(load_options.batch_size), adapter.preferred_batch_size)
 
 

@@ -52,7 +52,11 @@ def test_runner_asks_for_whole_waves(tmp_path, owl_data):
         from generate_helpers import EchoAdapter
     finally:
         sys.path.remove(str(TESTS))
-    adapter = EchoAdapter()
+    class PlanningEcho(EchoAdapter):  # a local model: it splits each wave itself (LocalModelAdapter.plan_batches)
+        def plan_batches(self, conversations, config):
+            return [list(range(len(conversations)))]
+
+    adapter = PlanningEcho()
     out = tmp_path / "echo.jsonl"
     result = run_generation("echo", load_options=LoadOptions(batch_size="auto"),
                             config=GenerationConfig(max_new_tokens=8), out=out, adapter=adapter)
@@ -64,6 +68,24 @@ def test_runner_asks_for_whole_waves(tmp_path, owl_data):
     assert meta["batch_size"] == "auto" and meta["status"] == "finished"
     first = json.loads(out.read_text().splitlines()[0])
     assert first["metadata"]["batch_size"] == len(adapter.calls[0])
+
+
+def test_auto_gives_an_adapter_that_plans_no_batches_its_preferred_size(tmp_path, owl_data):
+    """A server or a replay under --batch-size auto (the CUDA default) is asked in its own batch size, so a kill
+    loses one batch, not a whole wave."""
+    sys.path.insert(0, str(TESTS))
+    try:
+        from generate_helpers import EchoAdapter
+    finally:
+        sys.path.remove(str(TESTS))
+
+    class Concurrent(EchoAdapter):
+        preferred_batch_size = 4
+
+    adapter = Concurrent()
+    run_generation("echo", load_options=LoadOptions(batch_size="auto"), config=GenerationConfig(max_new_tokens=8),
+                   out=tmp_path / "echo.jsonl", adapter=adapter)
+    assert max(len(call) for call in adapter.calls) == 4 and sum(len(call) for call in adapter.calls) == 82
 
 
 def test_batch_size_option():

@@ -7,18 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from owleval.adapters.options import parse_option_pairs
 from owleval.console import console, resumable_run_progress, warn
 from owleval.errors import OwlEvalError
-
-
-def _parse_options(pairs: list[str]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise OwlEvalError(f"-o {pair!r}: expected KEY=VALUE")
-        options[key.strip()] = value
-    return options
 
 
 def _parse_batch_size(value: str | None, device: str) -> int | str:
@@ -77,7 +68,7 @@ def generate(
     from owleval.adapters.base import GenerationConfig, LoadOptions
     from owleval.generate import parse_question_ids, run_generation
 
-    options = _parse_options(option or [])
+    options = parse_option_pairs(option or [])
     if base_url:
         options["base_url"] = base_url
     if concurrency:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from owleval.commands.generate import _parse_options
+from owleval.adapters.options import parse_option_pairs
 from owleval.console import console, resumable_run_progress, warn
 
 
@@ -41,7 +41,7 @@ def judge(
     from owleval.adapters.base import LoadOptions
     from owleval.judge.run import run_judge, split_options
 
-    options = _parse_options(option or [])
+    options = parse_option_pairs(option or [])
     if base_url:
         options["base_url"] = base_url
     settings, adapter_options = split_options(judge_model, options, samples, concurrency)

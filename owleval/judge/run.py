@@ -20,8 +20,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from owleval.adapters.base import AdapterError, Conversation, GenerationConfig, LoadOptions, ModelAdapter
-from owleval.adapters.openai_compat import Completion
+from owleval.adapters.base import AdapterError, Completion, Conversation, GenerationConfig, LoadOptions, ModelAdapter
 from owleval.adapters.options import number_option
 from owleval.adapters.registry import get_adapter_class
 from owleval.answers import Answer, answer_files_in, atomic_write_text, read_answer_file
@@ -296,7 +295,7 @@ def run_judge(
     sets = load_answer_sets(answers, questions, models)  # before anything is loaded or asked
     items = make_items(sets, questions, data_dir, limit)
 
-    adapter = adapter or get_adapter_class(judge).load(load_options)
+    adapter = adapter or get_adapter_class(judge).open(load_options)
     writer: SyncedAppender | None = None
     meta: dict[str, Any] = {}
     requests = asked = failed_in_a_row = 0
