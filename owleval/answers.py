@@ -11,7 +11,6 @@ import difflib
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from owleval.errors import InputFileError, OwlEvalError, Problem
+from owleval.fileio import atomic_write_text, write_temp_beside
 from owleval.questions import Question
 
 REQUIRED_FIELDS: dict[str, type] = {
@@ -221,30 +221,6 @@ def answer_files_in(sources: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _write_temp_beside(path: Path, text: str) -> Path:
-    """``text`` in a synced temporary file next to ``path`` (same folder, so a rename is atomic); on failure none is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
-    tmp = _write_temp_beside(path, text)
-    try:
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def format_answers(answers: Iterable[Answer]) -> str:
     return "".join(a.to_json() + "\n" for a in sorted(answers, key=lambda a: a.question_id))
 
@@ -281,7 +257,7 @@ def import_answer_files(sources: Sequence[Path], out_dir: Path, questions: Seque
     try:
         for name, f in planned.items():
             normalised = [Answer(a.question_id, a.image, a.question, a.answer, name, a.metadata) for a in f.answers]
-            staged.append((_write_temp_beside(targets[name], format_answers(normalised)), targets[name]))
+            staged.append((write_temp_beside(targets[name], format_answers(normalised)), targets[name]))
         for tmp, target in staged:
             os.replace(tmp, target)
     finally:

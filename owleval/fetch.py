@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from owleval.errors import OwlEvalError
+from owleval.fileio import temp_file_beside
 from owleval.manifest import Manifest, ManifestEntry, load_manifest, sha256_of
 from owleval.paths import default_data_dir
 
@@ -141,9 +141,7 @@ def _download(entry: ManifestEntry, target: Path, url: str, timeout: float, trie
 
 def _install_one(entry: ManifestEntry, target: Path, chunks: Iterator[bytes]) -> None:
     """Stream ``chunks`` into a temporary file beside ``target``; rename only if size and hash match."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = temp_file_beside(target, suffix=".part")
     try:
         digest = hashlib.sha256()
         size = 0

@@ -18,7 +18,8 @@ from typing import Any
 
 from owleval.adapters.base import Conversation, GenerationConfig, ImageRef, LoadOptions, ModelAdapter, Turn
 from owleval.adapters.registry import get_adapter_class
-from owleval.answers import Answer, atomic_write_text, read_answer_file
+from owleval.answers import Answer, read_answer_file
+from owleval.fileio import atomic_write_text
 from owleval.errors import OwlEvalError
 from owleval.manifest import load_manifest
 from owleval.paths import default_data_dir

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
 from owleval.grading import access, export
 from owleval.grading import queue as gq
@@ -270,7 +271,7 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
     if not flagged.empty:
         st.dataframe(flagged, hide_index=True)
     # built when clicked, from the grades of that moment, instead of on every rerun of this page
-    st.download_button("Download grades CSV", data=lambda: export.current_grades_frame(store).to_csv(index=False),
+    st.download_button("Download grades CSV", data=lambda: frame_to_csv(export.current_grades_frame(store)),
                        file_name="grades.csv", mime="text/csv")
 
 

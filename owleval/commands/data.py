@@ -123,7 +123,7 @@ def build_manifest_command(
 
     Example: owleval data build-manifest --from ../shared/owleval_82q --out data/owleval_82q/manifest.json
     """
-    from owleval.answers import atomic_write_text
+    from owleval.fileio import atomic_write_text
     from owleval.manifest import build_manifest, load_manifest
 
     if not source.is_dir():

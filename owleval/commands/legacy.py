@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from owleval.csvio import frame_to_csv
+
 LEGACY_HELP = (
     "References: a reference answers file or folder (answer JSONL), 'leave-one-out' (the other models' answers), "
     "or 'graded:DB_OR_CSV' (the answers humans graded A)."
@@ -54,7 +56,7 @@ def legacy_command(
         "note": "Captioning metrics, for comparison only: OwlEval is graded by humans.",
     }
     files = {
-        "legacy.csv": frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"),
+        "legacy.csv": frame_to_csv(frame),
         "legacy.json": json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
     }
     write_folder(target, files, overwrite=overwrite)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from owleval.answers import atomic_write_text
+from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
+from owleval.fileio import atomic_write_text
 from owleval.grading.store import Store
 
 #: the columns ``owleval report`` reads; ``flags`` follows them so no annotator note is lost in the CSV
@@ -40,7 +41,7 @@ def write_grades_csv(db_path: Path | str, out: Path) -> int:
     """Write the current grades to ``out`` (atomically); returns the number of rows."""
     frame = current_grades_frame(db_path)
     try:
-        atomic_write_text(Path(out), frame.to_csv(index=False))
+        atomic_write_text(Path(out), frame_to_csv(frame))
     except OSError as exc:
         raise OwlEvalError(f"cannot write {out}: {exc.strerror or exc}") from exc
     return len(frame)

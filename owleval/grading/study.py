@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from owleval.answers import (
     read_answer_file,
 )
 from owleval.errors import InputFileError, OwlEvalError
+from owleval.fileio import temp_file_beside
 from owleval.grading import assign, sample
 from owleval.grading.store import Store, initialise, open_connection, utc_now, write_transaction
 from owleval.grading.tokens import new_token
@@ -172,12 +172,10 @@ def create_study(
     if design is not None:
         meta[sample.META_KEY] = json.dumps(design, sort_keys=True)
     try:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{db_path.name}.", suffix=".creating", dir=db_path.parent)
+        fd, tmp = temp_file_beside(db_path, suffix=".creating")
     except OSError as exc:
         raise OwlEvalError(f"cannot create {db_path}: {exc.strerror or exc}") from exc
     os.close(fd)
-    tmp = Path(tmp_name)
     tokens: dict[str, str] = {}
     try:
         conn = open_connection(tmp)

@@ -15,8 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from owleval.answers import atomic_write_text
+from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
+from owleval.fileio import atomic_write_text
 from owleval.grading.export import EXPORT_COLUMNS
 from owleval.judge.parse import median_grade
 
@@ -101,5 +102,5 @@ def grades_frame(found: dict[tuple[str, int], Judgement], annotator: str) -> pd.
 def write_grades(log_path: Path, out: Path, annotator: str) -> dict[tuple[str, int], Judgement]:
     """Rewrite ``out`` (grades.csv) from the log, atomically; returns the judgements it was made from."""
     found = judgements(read_log(log_path))
-    atomic_write_text(out, grades_frame(found, annotator).to_csv(index=False))
+    atomic_write_text(out, frame_to_csv(grades_frame(found, annotator)))
     return found

@@ -23,7 +23,8 @@ from typing import Any
 from owleval.adapters.base import AdapterError, Completion, Conversation, GenerationConfig, LoadOptions, ModelAdapter
 from owleval.adapters.options import number_option
 from owleval.adapters.registry import get_adapter_class
-from owleval.answers import Answer, answer_files_in, atomic_write_text, read_answer_file
+from owleval.answers import Answer, answer_files_in, read_answer_file
+from owleval.fileio import atomic_write_text
 from owleval.errors import InputFileError, OwlEvalError
 from owleval.generate import SyncedAppender, repair_torn_tail
 from owleval.judge.log import FAILED, PARSED, UNPARSED, Judgement, judgements, read_log, write_grades

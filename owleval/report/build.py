@@ -10,7 +10,6 @@ import datetime as _dt
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
+from owleval.fileio import temp_dir_beside
 from owleval.questions import Question
 from owleval.report import agreement, combine, compare, correlation, ppi, tables
 from owleval.report.stats import CI_LEVEL
@@ -188,7 +189,7 @@ def render_files(report: Report, formats: Collection[str]) -> dict[str, str]:
     if "csv" in formats:
         for name in CSV_TABLES:
             if name in report.tables:
-                files[f"{name}.csv"] = report.tables[name].to_csv(index=False, float_format="%.6g", lineterminator="\n")
+                files[f"{name}.csv"] = frame_to_csv(report.tables[name])
     files.update(render.render_documents(report, formats))
     return files
 
@@ -215,7 +216,7 @@ def write_folder(out: Path, files: dict[str, str], *, overwrite: bool = False) -
     """Write ``files`` as the folder ``out`` in one step: staged beside it, then renamed into place."""
     check_out_dir(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    stage = temp_dir_beside(out)
     old: Path | None = None
     try:
         for name, text in files.items():
@@ -224,7 +225,7 @@ def write_folder(out: Path, files: dict[str, str], *, overwrite: bool = False) -
                 fh.flush()
                 os.fsync(fh.fileno())
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            old = temp_dir_beside(out, suffix=".old")
             os.replace(out, old / out.name)
         os.replace(stage, out)
     except BaseException:

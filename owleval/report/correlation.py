@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from owleval.csvio import unquote_frame
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.report.legacy import METRIC_COLUMNS
 from owleval.report.stats import bootstrap_counts, percentile_ci, weighted_kendall_tau_b, weighted_spearman
@@ -28,7 +29,7 @@ def read_legacy_csv(path: Path) -> pd.DataFrame:
     model named ``NA`` or ``null`` stays a name.
     """
     try:
-        frame = pd.read_csv(path, dtype={"model": str, "scope": str}, keep_default_na=False, na_values=[""])
+        frame = unquote_frame(pd.read_csv(path, dtype={"model": str, "scope": str}, keep_default_na=False, na_values=[""]))
     except FileNotFoundError:
         raise OwlEvalError(f"{path}: no such file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

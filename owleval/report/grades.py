@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from owleval.csvio import unquote_record
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.questions import Question
 
@@ -162,7 +163,7 @@ def _csv_records(path: Path) -> Iterable[tuple[int | None, dict[str, Any]]]:
                 if len(fields) != len(header):
                     problems.append(Problem(path, line, None, f"{len(fields)} fields, the header has {len(header)}"))
                     continue
-                yield line, dict(zip(header, fields, strict=True))
+                yield line, unquote_record(dict(zip(header, fields, strict=True)))
         except (csv.Error, UnicodeDecodeError) as exc:
             problems.append(Problem(path, start, None, f"unreadable CSV ({exc})"))
         if problems:

@@ -1,0 +1,82 @@
+"""The one CSV writer and reader for every table the project writes (exports, judge grades, reports, legacy).
+
+Spreadsheets run a cell that begins with ``=``, ``+``, ``-`` or ``@`` (or a tab or carriage return, which some
+strip first) as a formula: ``=HYPERLINK(...)`` in an annotator's comment or a model name would run when a team lead
+opens ``grades.csv``. Following the OWASP rule, such a *text* cell is written with a leading ``'``; a text cell that
+already begins with ``'`` gets one more, so :func:`unquote_cell` restores every value exactly. Numbers stay numbers
+(a negative score is not text) and keep full float precision.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from owleval.fileio import atomic_write_text
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+QUOTE = "'"
+
+
+def quote_cell(value: Any) -> Any:
+    """``value`` made safe to open in a spreadsheet: text that a spreadsheet would run gets a leading ``'``."""
+    if isinstance(value, str) and value and (value.startswith(FORMULA_STARTS) or value.startswith(QUOTE)):
+        return QUOTE + value
+    return value
+
+
+def unquote_cell(value: Any) -> Any:
+    """The inverse of :func:`quote_cell` for a cell read back from one of our CSVs."""
+    if isinstance(value, str) and value.startswith(QUOTE):
+        return value[1:]
+    return value
+
+
+def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells (and column names) are quoted; numeric columns are untouched."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column].dtype):
+            out[column] = out[column].map(quote_cell)
+    out.columns = [quote_cell(c) if isinstance(c, str) else c for c in out.columns]
+    return out
+
+
+def frame_to_csv(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV text (no index, ``\\n`` line ends, floats at full precision), formula-safe."""
+    return safe_frame(frame).to_csv(index=False, lineterminator="\n")
+
+
+def rows_to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Rows (not a frame) as formula-safe CSV text."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([quote_cell(h) for h in header])
+    for row in rows:
+        writer.writerow([quote_cell(v) for v in row])
+    return buffer.getvalue()
+
+
+def write_frame_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` atomically, formula-safe."""
+    atomic_write_text(Path(path), frame_to_csv(frame))
+
+
+def unquote_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A CSV record (column -> text) as written before :func:`quote_cell`."""
+    return {unquote_cell(k): unquote_cell(v) for k, v in record.items()}
+
+
+def unquote_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame read with ``pd.read_csv`` from one of our CSVs, with the formula quotes removed."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column].dtype):
+            out[column] = out[column].map(unquote_cell)
+    out.columns = [unquote_cell(c) for c in out.columns]
+    return out
