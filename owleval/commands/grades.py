@@ -10,7 +10,7 @@ import typer
 
 from rich.markup import escape
 
-from owleval.console import console
+from owleval.console import console, counted
 
 grades_app = typer.Typer(help="Export the grades of a study, or import grades into one.", no_args_is_help=True)
 
@@ -52,7 +52,7 @@ def import_(
 
     summary = import_grades(db, source, create_annotators=create_annotators, data_dir=data)
     created = f"; added annotators {', '.join(summary.created)}" if summary.created else ""
-    console.print(escape(f"imported {summary.imported} grades into {db} ({summary.unchanged} already there, "
+    console.print(escape(f"imported {counted(summary.imported, 'grade')} into {db} ({summary.unchanged} already there, "
                          f"{summary.assignments_added} answers added to queues{created})"), highlight=False)
     print_tokens(None, {name: token for name, token in summary.created.items() if token})
 

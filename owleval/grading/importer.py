@@ -200,7 +200,7 @@ def write_import(store: Store, path: Path, rows: Iterable[_Row]) -> ImportSummar
 def import_grades(db_path: Path, path: Path, *, create_annotators: bool = False, data_dir: Path | None = None) -> ImportSummary:
     """Check the grades CSV ``path`` whole against the study ``db_path``, then add its grades in one transaction."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise OwlEvalError(f"{path}: no such file")
     store = Store(Path(db_path))
     try:

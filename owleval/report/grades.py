@@ -196,8 +196,10 @@ def read_grades(path: Path, questions: Sequence[Question], *, models: Collection
     ``models``: when given (the models of ``--answers``), a grade for any other model is an error.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise OwlEvalError(f"{path}: no such file")
+    if path.is_dir():
+        raise OwlEvalError(f"{path} is a folder; give a grades CSV or a study file")
     if is_sqlite(path):
         return read_grades_db(path, questions, models=models, models_origin=models_origin)
     return read_grades_csv(path, questions, models=models, models_origin=models_origin)
