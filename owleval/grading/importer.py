@@ -172,6 +172,8 @@ def write_import(store: Store, path: Path, rows: Iterable[_Row]) -> ImportSummar
             if row.annotator not in ids:
                 ids[row.annotator], summary.created[row.annotator] = create_annotator(conn, row.annotator, meta)
             who, slot = ids[row.annotator], (row.model_id, row.question_id)
+            if slot not in answer_ids:  # a `study refresh` retired it after the check
+                raise OwlEvalError(f"{path}:{row.line}: the study's answer changed during the import; run it again")
             answer_id = answer_ids[slot]
             current = _current(conn, who, answer_id)
             if current is not None and (current["grade"], current["comment"], current["flags"], current["created_at"]) == (
