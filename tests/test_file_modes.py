@@ -96,7 +96,8 @@ def test_imported_answers(answers: Path) -> None:
 
 
 def test_generated_answers_and_their_meta(work: Path, answers: Path) -> None:
-    owleval(work, "generate", "--model", "answers-file", "--checkpoint", str(answers / "llava-13b.jsonl"), "--out", "replay/llava.jsonl")
+    owleval(work, "generate", "--model", "answers-file", "--checkpoint", str(answers / "llava-13b.jsonl"), "--out", "replay/llava.jsonl",
+            "--device", "cpu")
     assert (work / "replay" / "llava.jsonl.meta.json").is_file()
     assert_shared(work / "replay")
 
