@@ -19,6 +19,7 @@ class AnswersFileAdapter(ModelAdapter):
     name: ClassVar[str] = "answers-file"
     description: ClassVar[str] = "Replays the answers of an existing answers file (JSONL); --checkpoint is its path."
     option_help: ClassVar[dict[str, str]] = {"answers": "path of the answers file (instead of --checkpoint)"}
+    option_defaults: ClassVar[dict[str, str]] = {"answers": "--checkpoint"}
 
     def __init__(self, options: LoadOptions, path: Path, answers: list[Answer]):
         super().__init__(options)

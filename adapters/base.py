@@ -135,6 +135,8 @@ class ModelAdapter(abc.ABC):
     default_checkpoint: ClassVar[str | None] = None
     #: adapter-specific ``LoadOptions.options`` keys and what they mean (shown by ``owleval models``)
     option_help: ClassVar[Mapping[str, str]] = {}
+    #: the value each ``option_help`` key takes when not given ("required" when it must be); ``owleval models NAME``
+    option_defaults: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, options: LoadOptions):
         self.options = options
@@ -156,9 +158,10 @@ class ModelAdapter(abc.ABC):
             if key in known:
                 continue
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             listing = ", ".join(known) if known else "none"
-            raise AdapterError(f"unknown option -o {key}=... for model {cls.name!r}{hint} Its options: {listing}")
+            raise AdapterError(f"unknown option -o {key}=... for model {cls.name!r}{hint}. Its options: {listing} "
+                               f"(see `owleval models {cls.name}`)")
 
     @classmethod
     def open(cls, options: LoadOptions) -> ModelAdapter:

@@ -20,6 +20,7 @@ DECODE_HELP = (
     "eager (transformers generate) or compiled (static KV cache, decode step compiled with torch.compile, "
     "CUDA graphs on CUDA; same greedy tokens); default compiled on CUDA, eager on the CPU"
 )
+DECODE_DEFAULT = "compiled on CUDA, eager on the CPU"
 
 
 def decode_mode(options: Mapping[str, str], device: str) -> tuple[str, bool]:

@@ -19,7 +19,7 @@ from owleval.adapters.base import (
     resolve_device,
     resolve_dtype,
 )
-from owleval.adapters.decode import DECODE_HELP, DecodeLog, decode_mode, hf_generate
+from owleval.adapters.decode import DECODE_DEFAULT, DECODE_HELP, DecodeLog, decode_mode, hf_generate
 from owleval.adapters.hf_common import (
     LocalModelAdapter,
     check_model_type,
@@ -69,6 +69,7 @@ class LlavaAdapter(LocalModelAdapter):
         "prompt": "auto (the checkpoint's chat template if it has one, else LLaVA-1.5), template, or llava-1.5",
         "decode": DECODE_HELP,
     }
+    option_defaults: ClassVar[Mapping[str, str]] = {"attn_implementation": "sdpa", "prompt": "auto", "decode": DECODE_DEFAULT}
 
     def __init__(self, options: LoadOptions, model: Any, processor: Any, device: str, dtype: Any, prompt_format: str):
         super().__init__(options)

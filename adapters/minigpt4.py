@@ -24,7 +24,7 @@ from owleval.adapters.base import (
     resolve_device,
     resolve_dtype,
 )
-from owleval.adapters.decode import DECODE_HELP, DecodeLog, decode_mode, hf_generate
+from owleval.adapters.decode import DECODE_DEFAULT, DECODE_HELP, DecodeLog, decode_mode, hf_generate
 from owleval.adapters.hf_common import (
     LocalModelAdapter,
     check_model_type,
@@ -228,6 +228,14 @@ class MiniGPT4Adapter(LocalModelAdapter):
         "attn_implementation": "attention kernel of the LLM and the vision encoder: sdpa (default), eager, ...",
         "max_length": f"prompt + new tokens kept; longer prompts lose their start, as in the demo ({DEMO_MAX_LENGTH})",
         "decode": DECODE_HELP,
+    }
+    option_defaults: ClassVar[Mapping[str, str]] = {
+        "llm_checkpoint": "--checkpoint",
+        "vision_checkpoint": DEFAULT_VISION_CHECKPOINT,
+        "projection_checkpoint": "required",
+        "attn_implementation": "sdpa",
+        "max_length": str(DEMO_MAX_LENGTH),
+        "decode": DECODE_DEFAULT,
     }
 
     def __init__(self, options: LoadOptions, parts: Any, query_tokens: Any, tokenizer: Any, **facts: Any):

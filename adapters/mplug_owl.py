@@ -27,7 +27,7 @@ from owleval.adapters.base import (
     resolve_device,
     resolve_dtype,
 )
-from owleval.adapters.decode import DECODE_HELP, DecodeLog, decode_mode, greedy_only
+from owleval.adapters.decode import DECODE_DEFAULT, DECODE_HELP, DecodeLog, decode_mode, greedy_only
 from owleval.adapters.hf_common import LocalModelAdapter, checkpoint_source, generation_kwargs, runtime_provenance
 from owleval.adapters.options import number_option
 from owleval.manifest import sha256_of
@@ -60,6 +60,12 @@ class MplugOwlAdapter(LocalModelAdapter):
         "base_checkpoint": "base model for a LoRA adapter folder (default: the adapter's base_model_name_or_path)",
         "image_cache_size": "how many images keep their features cached (default 256; 0 turns the cache off)",
         "decode": DECODE_HELP,
+    }
+    option_defaults: ClassVar[dict[str, str]] = {
+        "attn_implementation": "sdpa",
+        "base_checkpoint": "the adapter's base_model_name_or_path",
+        "image_cache_size": "256",
+        "decode": DECODE_DEFAULT,
     }
 
     def __init__(self, options: LoadOptions, model: Any, processor: Any, source: Path | None, device: str, dtype: Any):

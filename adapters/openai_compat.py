@@ -190,6 +190,15 @@ class OpenAICompatAdapter(ModelAdapter):
         "response_format": "json_object asks for JSON mode; dropped with a warning if the server refuses it "
         "(default none; owleval judge sets json_object)",
     }
+    option_defaults = {
+        "base_url": "required",
+        "concurrency": "8",
+        "api_key_env": "OPENAI_API_KEY",
+        "timeout": "120",
+        "max_retries": "8",
+        "backoff": "1",
+        "response_format": "none",
+    }
 
     def __init__(self, options: LoadOptions, base_url: str, client: httpx.Client, served: list[str]):
         super().__init__(options)

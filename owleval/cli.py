@@ -9,7 +9,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from owleval.console import err_console
-from owleval.errors import OwlEvalError
+from owleval.errors import InputFileError, OwlEvalError
 
 
 class _UserErrorsAsMessages(TyperGroup):
@@ -20,7 +20,10 @@ class _UserErrorsAsMessages(TyperGroup):
         try:
             return super().invoke(ctx)
         except (OwlEvalError, OSError) as exc:  # OSError: a path that cannot be read or written, named in the message
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            if isinstance(exc, InputFileError):  # each line already reads "FILE:LINE [field]: error: ..."
+                err_console.print(escape(str(exc)), style="red", highlight=False, soft_wrap=True)
+            else:
+                err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             ctx.exit(1)
 
 

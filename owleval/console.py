@@ -26,6 +26,11 @@ def make_progress(transient: bool = False) -> Progress:
     )
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 error``, ``2 errors``: a count with its noun in the right number (nouns that take an -s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 

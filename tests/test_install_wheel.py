@@ -178,3 +178,34 @@ def test_owleval_rate_is_the_server_and_stopping_it_frees_the_port(installed, ow
         time.sleep(0.1)
     assert _port_is_free(port), f"port {port} still served 5 s after {stop.name} to owleval rate"
     proc.wait(timeout=5)
+
+
+def test_owleval_rate_from_the_wheel_serves_on_a_fresh_home_without_a_terminal(installed, owl_data: Path, tmp_path: Path) -> None:
+    """First run on a new machine under a supervisor: no credentials file, stdin from /dev/null, no --headless."""
+    target, env, work = installed
+    db = work / "study.sqlite"
+    if not db.is_file():
+        owleval(installed, "data", "fetch", "--from", str(owl_data))
+        owleval(installed, "answers", "import", "--published", "--out", "answers")
+        owleval(installed, "study", "create", "--db", "study.sqlite", "--answers", "answers", "--annotators", "ann")
+    home = tmp_path / "home"
+    home.mkdir()
+    fresh = {k: v for k, v in env.items() if not k.startswith("STREAMLIT_")} | {"HOME": str(home), "DISPLAY": ":99"}
+    port, log = _free_port(), tmp_path / "rate.log"
+    with open(log, "wb") as out, open(os.devnull, "rb") as devnull:
+        proc = subprocess.Popen([str(target / "bin" / "owleval"), "rate", "--db", str(db), "--port", str(port)],
+                                cwd=work, env=fresh, stdin=devnull, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline, serving = time.monotonic() + 30, False
+        while not serving and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as reply:
+                    serving = reply.read() == b"ok"
+            except OSError:
+                time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    output = log.read_text(errors="replace")
+    assert serving, f"owleval rate did not serve within 30 s:\n{output[-2000:]}"
+    assert "Welcome to Streamlit" not in output and "Email" not in output, output

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from owleval.console import console, err_console
+from owleval.console import console, counted, err_console
 from owleval.errors import OwlEvalError
 from owleval.paths import default_data_dir
 
@@ -47,14 +47,14 @@ def check(
         _print_problems(result.errors, "red")
         _print_problems(warnings if verbose else warnings[:WARNINGS_SHOWN], "yellow")
         if not verbose and len(warnings) > WARNINGS_SHOWN:
-            err_console.print(f"[yellow]{path}: ... and {len(warnings) - WARNINGS_SHOWN} more warnings (--verbose lists them)[/]", highlight=False)
+            err_console.print(f"[yellow]{path}: ... and {counted(len(warnings) - WARNINGS_SHOWN, 'more warning')} (--verbose lists them)[/]", highlight=False)
         if result.ok:
             extent = f"partial: {len(result.answers)} of {result.total_questions} questions" if result.partial else f"all {result.total_questions} questions"
-            note = f", {len(warnings)} warnings" if warnings else ""
+            note = f", {counted(len(warnings), 'warning')}" if warnings else ""
             console.print(f"[green]ok[/] {path}: {', '.join(result.model_ids)}, {extent}{note}", highlight=False)
         else:
             failed += 1
-            console.print(f"[red]FAIL[/] {path}: {len(result.errors)} errors", highlight=False)
+            console.print(f"[red]FAIL[/] {path}: {counted(len(result.errors), 'error')}", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -88,7 +88,7 @@ def import_(
     imported = import_answer_files(paths, out, load_questions(root), overwrite=overwrite)
     for name, result in imported.items():
         if result.warnings:
-            err_console.print(f"[yellow]{result.path}: {len(result.warnings)} warnings (see `owleval answers check -v {result.path}`)[/]", highlight=False)
+            err_console.print(f"[yellow]{result.path}: {counted(len(result.warnings), 'warning')} (see `owleval answers check -v {result.path}`)[/]", highlight=False)
         console.print(f"[green]imported[/] {result.path} -> {out / (name + '.jsonl')} ({len(result.answers)} answers)", highlight=False)
 
 

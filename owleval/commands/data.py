@@ -92,7 +92,15 @@ def info(dest: DestOption = None) -> None:
     for key, label in labels.items():
         turns.add_row(label, str(counts[key]))
     for category in ("single_turn", "multi_turn"):
-        turns.add_row(f"category holds {category}", str(sum(category in q.categories for q in questions)))
+        turns.add_row(f"category field holds {category}", str(sum(category in q.categories for q in questions)))
+    both = [q for q in questions if {"single_turn", "multi_turn"} <= set(q.categories)]
+    if both:
+        which = " (the questions that open a dialogue)" if all(q.turn_type == "first" for q in both) else ""
+        turns.caption = (
+            f"The upstream category field gives {len(both)} questions both single_turn and multi_turn{which}, so its "
+            f"counts add up to more than {len(questions)}; the turn types above come from the dialogue structure and "
+            "add up to the whole set."
+        )
     console.print(turns)
 
     abilities = Table(title="Abilities")

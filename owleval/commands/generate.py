@@ -66,6 +66,7 @@ def generate(
       owleval generate --model openai --checkpoint my-model --base-url http://localhost:8000/v1 --concurrency 16
     """
     from owleval.adapters.base import GenerationConfig, LoadOptions
+    from owleval.adapters.registry import get_adapter_class
     from owleval.generate import parse_question_ids, run_generation
 
     options = parse_option_pairs(option or [])
@@ -73,6 +74,7 @@ def generate(
         options["base_url"] = base_url
     if concurrency:
         options["concurrency"] = str(concurrency)
+    get_adapter_class(model).check_options(options)  # an unknown model or -o key is refused before anything loads
     load_options = LoadOptions(checkpoint=checkpoint, device=device, dtype=dtype,
                                batch_size=_parse_batch_size(batch_size, device), options=options)
     config = GenerationConfig(

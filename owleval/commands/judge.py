@@ -26,6 +26,7 @@ def judge(
     dtype: Annotated[str, typer.Option("--dtype", help="auto | float32 | bfloat16 | float16, for a judge that runs here.")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Answers per batch for a judge that runs here (openai: --concurrency).")] = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Judge again from scratch instead of resuming the --out folder.")] = False,
+    retry_unparsed: Annotated[bool, typer.Option("--retry-unparsed", help="Also ask again about the answers whose replies could not be read; every other judgement is kept.")] = False,
     data: Annotated[Optional[Path], typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
 ) -> None:
     """Grade answers A-D with an LLM judge; grades.csv has the columns of `owleval grades export`.
@@ -33,7 +34,8 @@ def judge(
     The judge sees the image, the question (for a later turn, the earlier questions with the same model's own
     earlier answers), the answer and the rubric, never the model's name, and replies with a JSON object
     {"grade", "reason"}. Replies that are not such an object are asked again (-o parse_retries=2), then
-    recorded as unparsed: never guessed. Re-running the same command resumes. Stop any time with Ctrl-C.
+    recorded as unparsed: never guessed. Re-running the same command resumes (and asks again about failed
+    requests); add --retry-unparsed to ask again about the unparsed answers only. Stop any time with Ctrl-C.
 
     Example:
       owleval judge --answers answers/ --judge openai --checkpoint gpt-4o --base-url https://api.openai.com/v1 --concurrency 16
@@ -51,7 +53,7 @@ def judge(
     with resumable_run_progress(f"loading {judge_model}", "judge", kept) as on_progress:
         result = run_judge(
             judge_model, answers=answers, load_options=load_options, settings=settings, out=out, models=wanted,
-            limit=limit, overwrite=overwrite, data_dir=data, on_progress=on_progress,
+            limit=limit, overwrite=overwrite, retry_unparsed=retry_unparsed, data_dir=data, on_progress=on_progress,
         )
     for message in result.warnings:
         warn(message)
@@ -63,7 +65,8 @@ def judge(
         highlight=False,
     )
     if counts["unparsed"]:
-        warn(f"{counts['unparsed']} answers have no grade: the judge's replies could not be read (listed in meta.json, replies in raw.jsonl)")
+        warn(f"{counts['unparsed']} answers have no grade: the judge's replies could not be read (listed in meta.json, replies in raw.jsonl); "
+             "add --retry-unparsed to ask about them again")
     if counts["failed"]:
         warn(f"{counts['failed']} answers failed (requests refused or unanswered; see raw.jsonl): run the same command again to retry them")
         raise typer.Exit(1)

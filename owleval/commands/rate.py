@@ -17,11 +17,21 @@ import typer
 APP = Path(__file__).resolve().parent.parent / "rate.py"
 
 
+def serve_headless(requested: bool) -> bool:
+    """Whether to serve without opening a browser: when asked, and wherever no browser could open or no one could
+    answer a prompt (no ``DISPLAY``/``WAYLAND_DISPLAY``, or stdin not a terminal: systemd, Docker, nohup, CI)."""
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return requested or not has_display or not sys.stdin.isatty()
+
+
 def streamlit_command(port: int, address: str, db: Path | None, data: Path | None, headless: bool) -> list[str]:
-    """The ``python -m streamlit run`` argument list serving the app with the settings annotators should get."""
+    """The ``python -m streamlit run`` argument list serving the app with the settings annotators should get.
+
+    Streamlit's first-run e-mail prompt is always off: an annotation tool never shows a third party's sign-up
+    prompt, and a server must not wait on a terminal to start."""
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address", address,
-           "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal", "--"]
+           "--server.headless", str(headless).lower(), "--server.showEmailPrompt", "false",
+           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", "--"]
     if db is not None:
         cmd += ["--db", str(db.resolve())]
     if data is not None:
@@ -34,7 +44,7 @@ def rate(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on.")] = 8501,
     address: Annotated[str, typer.Option("--address", help="Address to listen on (0.0.0.0 to let others on the network in).")] = "127.0.0.1",
     data: Annotated[Path | None, typer.Option("--data", help="Data-set folder holding the images (default: the study's).")] = None,
-    headless: Annotated[bool, typer.Option("--headless/--open-browser", help="Do not open a browser window (servers, containers).")] = False,
+    headless: Annotated[bool, typer.Option("--headless/--open-browser", help="Do not open a browser window (servers, containers); implied when there is no display or stdin is not a terminal.")] = False,
 ) -> None:
     """Serve the blind A-D grading app and open it in the browser.
 
@@ -49,7 +59,7 @@ def rate(
         raise OwlEvalError(f"{db}: no such study; create one with `owleval study create`")
     if data is not None and not data.is_dir():
         raise OwlEvalError(f"--data {data}: no such folder")
-    cmd = streamlit_command(port, address, db, data, headless)
+    cmd = streamlit_command(port, address, db, data, serve_headless(headless))
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(cmd[0], cmd)  # replaces this process; returns only by raising OSError (shown as one line by the CLI)

@@ -16,7 +16,7 @@ study_app = typer.Typer(help="Create and manage a grading study (a SQLite file t
 DbOption = Annotated[Path, typer.Option("--db", help="The study file (SQLite).")]
 
 
-def _print_tokens(admin: str | None, tokens: dict[str, str]) -> None:
+def print_tokens(admin: str | None, tokens: dict[str, str]) -> None:
     """Tokens go to stdout once; they are stored only as hashes and cannot be shown again."""
     if admin:
         console.print(f"admin token: {admin}", highlight=False, soft_wrap=True)
@@ -53,7 +53,7 @@ def create(
                          f"{len(names)} annotators"), highlight=False)
     if created.sample_design is not None:
         _print_design(created.sample_design)
-    _print_tokens(created.admin_token, created.tokens)
+    print_tokens(created.admin_token, created.tokens)
 
 
 def _print_design(design: dict | None) -> None:
@@ -78,7 +78,7 @@ def add_annotator(db: DbOption, name: Annotated[str, typer.Argument(help="The an
         "SELECT COUNT(*) FROM assignments s JOIN annotators n ON n.annotator_id = s.annotator_id WHERE n.name = ?", (name,)
     ).fetchone()[0]
     console.print(f"added {escape(name)} with {assigned} answers to grade", highlight=False)
-    _print_tokens(None, {name: token} if token else {})
+    print_tokens(None, {name: token} if token else {})
 
 
 @study_app.command("refresh")

@@ -216,6 +216,12 @@ def enrol_annotator(conn: sqlite3.Connection, name: str, meta: dict[str, str]) -
     return annotator_id, token
 
 
+def create_annotator(conn: sqlite3.Connection, name: str, meta: dict[str, str]) -> tuple[int, str | None]:
+    """Insert an annotator with an empty queue, inside the caller's transaction (``owleval grades import``: the
+    grades they gave elsewhere fill it). Returns their id and token (None in name sign-in studies)."""
+    return _insert_annotator(conn, check_name(name), meta["auth"] == AUTH_TOKEN)
+
+
 def add_annotator(store: Store, name: str) -> str | None:
     """Add an annotator with their share of the work; returns their token (None in name sign-in studies)."""
     name = check_name(name)

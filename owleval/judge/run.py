@@ -4,7 +4,7 @@ Each answer's prompt (see ``prompt``) is asked ``samples`` times; a reply that i
 is asked again up to ``parse_retries`` times and then recorded as unparsed. All requests of a batch of answers
 are appended to raw.jsonl and synced together; grades.csv and meta.json are rewritten from the log at the end
 of every run, interrupted or not. A re-run asks only for the answers the log has no complete judgement of
-(failed ones included), and refuses to continue a folder made with another judge, prompt or settings.
+(failed ones included; unparsed ones too when asked to retry them), and refuses to continue a folder made with another judge, prompt or settings.
 """
 
 from __future__ import annotations
@@ -272,6 +272,15 @@ def _outcome(found: dict[tuple[str, int], Judgement]) -> dict[str, Any]:
     }
 
 
+def needs_asking(item: Item, done: Judgement | None, retry_unparsed: bool = False) -> bool:
+    """Whether a run asks the judge about ``item``, given its latest complete judgement in the log: when it has
+    none, when that one failed or graded another text of the answer, and (``retry_unparsed``) when the judge's
+    replies could not be read. Every other judgement is kept."""
+    if done is None or done.status == FAILED or done.answer_sha256 != item.answer_sha256:
+        return True
+    return retry_unparsed and done.status == UNPARSED
+
+
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -285,12 +294,15 @@ def run_judge(
     models: Collection[str] | None = None,
     limit: int | None = None,
     overwrite: bool = False,
+    retry_unparsed: bool = False,
     data_dir: Path | None = None,
     adapter: ModelAdapter | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> JudgeResult:
     """Judge every answer in ``answers`` with the adapter ``judge``; write ``out`` (default
-    ``judgements/<checkpoint>``): raw.jsonl, grades.csv, meta.json. ``adapter`` may be passed pre-loaded."""
+    ``judgements/<checkpoint>``): raw.jsonl, grades.csv, meta.json. ``adapter`` may be passed pre-loaded.
+    ``retry_unparsed`` also asks again about the answers whose replies could not be read (see :func:`needs_asking`);
+    their earlier attempts stay in raw.jsonl."""
     data_dir = data_dir or default_data_dir()
     questions = load_questions(data_dir)
     sets = load_answer_sets(answers, questions, models)  # before anything is loaded or asked
@@ -315,6 +327,7 @@ def run_judge(
             "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower() and k != "base_url"},
             "answers": [{"file": str(path), "model_id": m, "answers": len(a)} for m, (path, a) in sets.items()],
             "limit": limit,
+            "retry_unparsed": retry_unparsed,
             "dataset": {"name": load_manifest().name, "version": load_manifest().digest},
             "packages": package_versions(),
             "git_commit": git_commit(),
@@ -332,10 +345,7 @@ def run_judge(
         elif raw_path.is_file():
             warnings += [w for w in [repair_torn_tail(raw_path)] if w]
         done = judgements(read_log(raw_path))
-        pending = [
-            item for item in items
-            if not ((j := done.get(item.key)) and j.status != FAILED and j.answer_sha256 == item.answer_sha256)
-        ]
+        pending = [item for item in items if needs_asking(item, done.get(item.key), retry_unparsed)]
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(meta_path, dumps(meta))
 

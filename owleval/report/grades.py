@@ -131,8 +131,8 @@ def validate_records(
     return frame.sort_values(["model_id", "question_id", "annotator"], kind="stable").reset_index(drop=True)
 
 
-def _csv_records(path: Path) -> Iterable[tuple[int | None, dict[str, Any]]]:
-    """Yield (line number where the record starts, record); header problems raise at once."""
+def csv_records(path: Path) -> Iterable[tuple[int | None, dict[str, Any]]]:
+    """Yield (line number where the record starts, record), formula quotes removed; header problems raise at once."""
     try:
         fh = open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
@@ -172,7 +172,7 @@ def _csv_records(path: Path) -> Iterable[tuple[int | None, dict[str, Any]]]:
 
 def read_grades_csv(path: Path, questions: Sequence[Question], *, models: Collection[str] | None = None, models_origin: str = "--answers") -> pd.DataFrame:
     """A grades CSV (annotator, model_id, question_id, grade[, comment, graded_at, ...extra columns])."""
-    records = list(_csv_records(path))  # header/format errors first, before any value check
+    records = list(csv_records(path))  # header/format errors first, before any value check
     return validate_records(records, path, questions, models=models, models_origin=models_origin)
 
 
@@ -196,8 +196,10 @@ def read_grades(path: Path, questions: Sequence[Question], *, models: Collection
     ``models``: when given (the models of ``--answers``), a grade for any other model is an error.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise OwlEvalError(f"{path}: no such file")
+    if path.is_dir():
+        raise OwlEvalError(f"{path} is a folder; give a grades CSV or a study file")
     if is_sqlite(path):
         return read_grades_db(path, questions, models=models, models_origin=models_origin)
     return read_grades_csv(path, questions, models=models, models_origin=models_origin)
