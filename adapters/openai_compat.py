@@ -28,6 +28,7 @@ import httpx
 
 from owleval.adapters.base import AdapterError, Completion, Conversation, GenerationConfig, LoadOptions, ModelAdapter
 from owleval.adapters.options import number_option
+from owleval.imagefiles import ImageRefused, open_image
 from owleval.redact import redact, register_secret
 
 log = logging.getLogger(__name__)
@@ -44,15 +45,15 @@ _R = TypeVar("_R")
 
 def image_data_url(path: Path) -> str:
     """A ``data:`` URL whose mime type comes from the file's content (``cases/49.jpg`` is a PNG)."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:  # over the pixel budget: refused before decoding
             fmt = img.format or ""
             if fmt in _SENT_AS_IS:
                 return f"data:{_SENT_AS_IS[fmt]};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
             buf = io.BytesIO()
             img.convert("RGB").save(buf, format="PNG")
+    except ImageRefused as exc:
+        raise AdapterError(str(exc)) from None
     except OSError as exc:
         raise AdapterError(f"cannot read image {path}: {exc}") from exc
     return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"

@@ -92,8 +92,9 @@ def _open_store(db: str) -> Store:
 
 @st.cache_resource(show_spinner=False, max_entries=128)
 def _screen_image(path: str) -> bytes:
-    """Prepared once per image file, not on every rerun (see :mod:`owleval.grading.images`)."""
-    return screen_image(Path(path))
+    """Prepared once per image file, not on every rerun (see :mod:`owleval.grading.images`); a file outside the
+    data folder's cases/ or over the pixel budget is refused with an OSError, as an unreadable one is."""
+    return screen_image(Path(path), _open()[2])
 
 
 def _open() -> tuple[Store, dict[str, str], Path, bool]:
