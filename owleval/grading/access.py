@@ -85,7 +85,7 @@ class Throttle:
     at most ``max_keys`` keys are kept (the oldest go first), so the table cannot grow without bound.
     """
 
-    def __init__(self, free: int = 5, first_wait: float = 2.0, max_wait: float = 300.0, forget_after: float = 3600.0,
+    def __init__(self, free: int = 5, first_wait: float = 30.0, max_wait: float = 900.0, forget_after: float = 3600.0,
                  max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic):
         self.free, self.first_wait, self.max_wait = free, first_wait, max_wait
         self.forget_after, self.max_keys, self.clock = forget_after, max_keys, clock
