@@ -13,7 +13,9 @@ import os
 import sqlite3
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import streamlit as st
 
@@ -32,6 +34,7 @@ from owleval.grading.study import AUTH_NAME, FLAGS, MAX_NAME_LEN
 from owleval.questions import GRADES
 
 DB_ENV, DATA_ENV = "OWLEVAL_RATE_DB", "OWLEVAL_RATE_DATA"
+T = TypeVar("T")
 SHORTCUTS = {"A": "1", "B": "2", "C": "3", "D": "4"}  # a-d come from the script below
 DONE = -1
 
@@ -92,8 +95,9 @@ def _open_store(db: str) -> Store:
 
 @st.cache_resource(show_spinner=False, max_entries=128)
 def _screen_image(path: str) -> bytes:
-    """Prepared once per image file, not on every rerun (see :mod:`owleval.grading.images`)."""
-    return screen_image(Path(path))
+    """Prepared once per image file, not on every rerun (see :mod:`owleval.grading.images`); a file outside the
+    data folder's cases/ or over the pixel budget is refused with an OSError, as an unreadable one is."""
+    return screen_image(Path(path), _open()[2])
 
 
 def _open() -> tuple[Store, dict[str, str], Path, bool]:
@@ -103,6 +107,33 @@ def _open() -> tuple[Store, dict[str, str], Path, bool]:
     store = _open_store(_default_db(str(default_db_path())) if default else db)
     meta = store.meta()
     return store, meta, Path(data or meta["data_dir"]), default
+
+
+@st.cache_resource(show_spinner=False)
+def _throttle() -> access.Throttle:
+    """One per server: wrong tokens counted across every session of it."""
+    return access.Throttle()
+
+
+def _attempt_keys() -> tuple[str, list[str]]:
+    """The throttle keys of this attempt: this browser session, and the client's address when known."""
+    session = "session:" + st.session_state.setdefault("throttle_id", uuid.uuid4().hex)
+    address = st.context.ip_address
+    return session, [session] + ([f"address:{address}"] if address else [])
+
+
+def _check_token(check: Callable[[str], T], token: str) -> tuple[T | None, str | None]:
+    """``check(token)`` unless this session or address is waiting after wrong tokens; ``(result, refusal)``."""
+    session, keys = _attempt_keys()
+    wait = _throttle().wait_seconds(keys)
+    if wait > 0:
+        return None, f"Too many wrong tokens. Try again in {wait:.0f} seconds."
+    result = check(token)
+    if result:
+        _throttle().succeeded([session])
+    else:
+        _throttle().failed(keys)
+    return result, None
 
 
 def _sign_in(store: Store, meta: dict[str, str], default: bool) -> None:
@@ -119,12 +150,15 @@ def _sign_in(store: Store, meta: dict[str, str], default: bool) -> None:
     if not submitted:
         return
     try:
-        who = access.sign_in_with_name(store, secret) if by_name else access.sign_in_with_token(store, secret)
+        if by_name:
+            who, refusal = access.sign_in_with_name(store, secret), None
+        else:
+            who, refusal = _check_token(lambda token: access.sign_in_with_token(store, token), secret)
     except OwlEvalError as exc:
         st.error(str(exc))
         return
     if who is None:
-        st.error("That token is not valid for this study.")
+        st.error(refusal or "That token is not valid for this study.")
         return
     st.session_state.annotator = who
     st.session_state.pos = None
@@ -252,11 +286,19 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
         if meta["auth"] == AUTH_NAME:
             st.caption(f"The admin token of this local study is in `{admin_token_path(store.path)}`")
         if submitted:
-            if access.is_admin(store, token):
+            ok, refusal = _check_token(lambda t: access.is_admin(store, t), token)
+            if ok:
                 ss.is_admin = True
                 st.rerun()
-            st.error("That is not this study's admin token.")
+            st.error(refusal or "That is not this study's admin token.")
         return
+    exposed = os.environ.get(access.EXPOSED_ENV)
+    if exposed and meta["auth"] == AUTH_NAME:
+        st.warning(
+            f"This study signs annotators in by name alone and is served on {exposed} (--allow-name-sign-in): anyone "
+            "who can reach this page can sign in under another annotator's name, see their comments and change their "
+            "grades. For grading on a network, create a token study (`owleval study create --annotators ...`)."
+        )
     per_cell = export.progress_frame(store)
     st.subheader("Per annotator")
     st.dataframe(export.progress_by(per_cell, "annotator"), hide_index=True)

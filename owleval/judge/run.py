@@ -34,6 +34,7 @@ from owleval.manifest import load_manifest
 from owleval.paths import default_data_dir
 from owleval.provenance import dumps, git_commit, now_iso, package_versions
 from owleval.questions import Question, image_path, load_questions
+from owleval.redact import redact
 
 RAW, GRADES, META = "raw.jsonl", "grades.csv", "meta.json"
 #: ``-o KEY=VALUE`` settings that belong to the judge run; every other key goes to the adapter
@@ -212,11 +213,11 @@ def judge_batch(adapter: ModelAdapter, batch: Sequence[Item], settings: JudgeSet
                 "answer_sha256": item.answer_sha256, "prompt_sha256": sha256_text(item.prompt),
                 "samples": settings.samples, "sample": k, "attempt": len(bad),
                 "temperature": config.temperature if config.do_sample else 0.0, "seed": config.seed,
-                "status": PARSED, "final": True, "grade": None, "reason": None, "error": None, "reply": reply.text,
+                "status": PARSED, "final": True, "grade": None, "reason": None, "error": None, "reply": redact(reply.text) if reply.text else reply.text,
                 "seconds": round(reply.seconds, 4), "usage": reply.usage, "finish_reason": reply.finish_reason, "at": now_iso(),
             }
             if reply.error is not None:
-                record.update(status=FAILED, error=reply.error)
+                record.update(status=FAILED, error=redact(reply.error))
             else:
                 try:
                     verdict = parse_reply(reply.text or "")
@@ -387,7 +388,7 @@ def run_judge(
             try:
                 meta["provenance"] = adapter.provenance()
             except Exception as exc:  # provenance must never hide the real outcome
-                meta["provenance"] = {"error": repr(exc)}
+                meta["provenance"] = {"error": redact(repr(exc))}
             atomic_write_text(meta_path, dumps(meta))
         adapter.close()
     return JudgeResult(out, asked, resumed, requests, meta["counts"], warnings)
