@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from owleval.questions import ABILITIES, GRADES
-from owleval.report.tables import GRADE_LETTERS
+from owleval.report.tables import GRADE_LETTERS, TOO_FEW
 
 if TYPE_CHECKING:
     import jinja2
@@ -84,6 +84,10 @@ def ci(low: Any, high: Any, fmt: Any = pct) -> str:
     return "–" if _missing(low) or _missing(high) else f"[{fmt(low)}, {fmt(high)}]"
 
 
+def _is_too_few(row: dict[str, Any]) -> bool:
+    return isinstance(row.get("note"), str) and TOO_FEW in row["note"]
+
+
 def score_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Table rows with display strings: counts with shares, acceptable and mean with their CIs."""
     rows = []
@@ -93,7 +97,7 @@ def score_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
                 **r,
                 "grades": {g: f"{r[g]} ({pct(r[f'share_{g}'], 0)})" for g in GRADE_LETTERS},
                 "acceptable_text": f"{pct(r['acceptable'])} {ci(r['acceptable_ci_low'], r['acceptable_ci_high'])}",
-                "mean_text": f"{num(r['mean_score'])} {ci(r['mean_score_ci_low'], r['mean_score_ci_high'], num)}",
+                "mean_text": f"{num(r['mean_score'])} {TOO_FEW if _is_too_few(r) else ci(r['mean_score_ci_low'], r['mean_score_ci_high'], num)}",
             }
         )
     return rows
