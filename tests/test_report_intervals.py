@@ -63,3 +63,67 @@ def test_degenerate_samples_get_wilson_and_too_few(questions):
     mixed = table.loc["mixed"]
     assert mixed.note == "" and mixed.mean_score_ci_low < 1.5 < mixed.mean_score_ci_high
     assert 0.0 <= mixed.acceptable_ci_low < 0.5 < mixed.acceptable_ci_high <= 1.0
+
+
+def _invoke(*args: str, columns: int = 80):
+    from typer.testing import CliRunner
+
+    from owleval.cli import app
+
+    return CliRunner().invoke(app, ["report", "--data", str(data_dir()), *args], env={"COLUMNS": str(columns)})
+
+
+def test_terminal_csv_and_html_show_the_same_bounds_and_whole_names(questions, tmp_path):
+    from tests.report_helpers import synthetic_grades, synthetic_judge, write_grades_csv, write_judge_folder
+
+    from owleval.report.render import pct
+
+    long_name = "mplug-owl-llama-7b-instruction-tuned-v2"
+    humans = synthetic_grades(questions, ["base-model", long_name], ["u1"], seed=4)
+    judge, _ = synthetic_judge(humans, seed=4)
+    few = humans[humans.question_id.isin(sorted(humans.question_id.unique())[:12])]
+    csv = write_grades_csv(few, tmp_path / "g.csv")
+    folder = write_judge_folder(tmp_path / "judge", judge)
+    out = tmp_path / "r"
+    result = _invoke("--grades", str(csv), "--judge", str(folder), "--out", str(out), "--bootstrap", "200", columns=160)
+    assert result.exit_code == 0, result.output
+    assert long_name in result.output  # whole
+    narrow = _invoke("--grades", str(csv), "--judge", str(folder), "--out", str(tmp_path / "n"), "--bootstrap", "200", columns=80)
+    assert narrow.exit_code == 0 and "…" not in narrow.output  # folded onto more lines, never cut
+    scores = pd.read_csv(out / "scores.csv")
+    ppi = pd.read_csv(out / "ppi.csv")
+    html = (out / "report.html").read_text()
+    terminal = " ".join(result.output.split())
+    for table in (scores, ppi):
+        for r in table.itertuples():
+            low, high = SCALE[r.metric]
+            assert low <= r.ci_low <= r.estimate <= r.ci_high <= high  # built inside the scale, no clipping on show
+    for r in scores[scores.metric == "acceptable"].itertuples():
+        shown = f"{pct(r.estimate)} [{pct(r.ci_low)}, {pct(r.ci_high)}]"
+        assert shown in html
+        assert f"[{pct(r.ci_low)}," in terminal and f"{pct(r.ci_high)}]" in terminal  # a narrow terminal wraps inside the cell
+
+
+SCALE = {"mean_score": (0.0, 3.0), "acceptable": (0.0, 1.0)}
+
+
+def test_headline_equals_the_summary_table_when_every_answer_is_graded(questions, tmp_path):
+    from tests.report_helpers import synthetic_grades, synthetic_judge, write_grades_csv, write_judge_folder
+
+    humans = synthetic_grades(questions, ["m1", "m2"], ["u1"], seed=5)
+    judge, _ = synthetic_judge(humans, seed=5)
+    out = tmp_path / "r"
+    result = _invoke("--grades", str(write_grades_csv(humans, tmp_path / "g.csv")), "--judge", str(write_judge_folder(tmp_path / "j", judge)),
+                     "--out", str(out), "--bootstrap", "300", "--format", "csv")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(out / "summary.csv").set_index("model")
+    ppi = pd.read_csv(out / "ppi.csv").set_index(["model", "metric"])
+    scores = pd.read_csv(out / "scores.csv").set_index(["model", "metric"])
+    for model in ("m1", "m2"):
+        for metric in ("mean_score", "acceptable"):
+            row = ppi.loc[(model, metric)]
+            expected = summary.loc[model, [metric, f"{metric}_ci_low", f"{metric}_ci_high"]].to_numpy(dtype=float)
+            assert [row.estimate, row.ci_low, row.ci_high] == pytest.approx(expected, rel=1e-12)
+            assert [row.human_only_estimate, row.human_only_ci_low, row.human_only_ci_high] == pytest.approx(expected, rel=1e-12)
+            assert row.sample_ci_low == row.sample_ci_high == pytest.approx(row.estimate) and "all graded" in row.note
+            assert scores.loc[(model, metric), "source"] == "ppi" and scores.loc[(model, metric), "ci_low"] == pytest.approx(row.ci_low)
