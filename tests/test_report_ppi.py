@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -41,8 +43,26 @@ def test_equals_values_recorded_from_ppi_py(metric):
     assert 0.0 <= got.lam <= 1.0
 
 
+def _import_ppi_py():
+    """ppi_py from .ppi_py/ (scripts/setup.sh), appended to the path so its top-level `tests` cannot shadow ours."""
+    import sys
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parent.parent / ".ppi_py"
+    if target.is_dir() and str(target) not in sys.path:
+        sys.path.append(str(target))
+    return pytest.importorskip("ppi_py", reason="ppi_py not installed: run scripts/setup.sh (it installs it into .ppi_py/)")
+
+
+def test_ppi_py_does_not_shadow_our_tests_package():
+    _import_ppi_py()
+    import tests.report_helpers
+
+    assert Path(tests.report_helpers.__file__).resolve().parent == Path(__file__).resolve().parent
+
+
 def test_equals_ppi_py_on_random_data():
-    ppi_py = pytest.importorskip("ppi_py")
+    ppi_py = _import_ppi_py()
     rng = np.random.default_rng(0)
     for _ in range(100):
         n, big_n = int(rng.integers(2, 40)), int(rng.integers(1, 400))
@@ -132,3 +152,16 @@ def test_every_answer_graded_is_the_human_mean_with_no_sampling_interval(info):
     assert row.estimate == pytest.approx(row.human_only_estimate) and row.ci_low == row.human_only_ci_low
     assert row.sample_ci_low == row.sample_ci_high == row.estimate
     assert "all graded" in row.note
+
+
+def test_ppi_py_columns_equal_ppi_py(info):
+    ppi_py = _import_ppi_py()
+    human = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), Y, strict=True)])
+    judge = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), YHAT, strict=True)]
+                    + [("m", q, s, float(s >= 2)) for q, s in zip(range(21, 83), YU, strict=True)])  # fmt: skip
+    table = _table(human, judge, ["m"], info).set_index("metric")
+    for metric, (y, yhat, yu) in {"mean_score": (Y, YHAT, YU), "acceptable": ((Y >= 2) * 1.0, (YHAT >= 2) * 1.0, (YU >= 2) * 1.0)}.items():
+        low, high = ppi_py.ppi_mean_ci(y, yhat, yu, alpha=0.05)
+        point = float(np.squeeze(ppi_py.ppi_mean_pointestimate(y, yhat, yu)))
+        row = table.loc[metric]
+        assert (row.ppi_py_estimate, row.ppi_py_ci_low, row.ppi_py_ci_high) == pytest.approx((point, float(np.squeeze(low)), float(np.squeeze(high))), rel=1e-12)

@@ -12,8 +12,8 @@ with lam = Cov(Y, f) / Var(f) on the graded answers, clipped to [0, 1]: the lam 
 variance (not PPI++'s lam, which carries a (1 + n/N) factor for an unlabelled set disjoint from the labelled one).
 
 *These answers* (``sample_ci_*``): the uncertainty that comes only from grading a simple random sample of the N
-answers: variance (1 - n/N) s_r^2 / n with s_r^2 the sample variance of the residuals Y - lam * f, a t quantile
-with n - 1 degrees of freedom, and s_r^2 floored at 1 / (n + 1) (one grade step squared over n + 1: the variance
+answers: variance (1 - n/N) s_r^2 / n with s_r^2 the sample variance of the residuals Y - lam * f (n - 2 degrees
+of freedom: lam is fitted on the same answers), a t quantile with n - 2 degrees of freedom, and s_r^2 floored at 1 / (n + 1) (one grade step squared over n + 1: the variance
 the sample would have with one more answer one grade off), because at n = 10 a good judge matches every sampled
 answer often enough that a zero variance would otherwise claim certainty. Zero when every answer is graded.
 
@@ -29,6 +29,7 @@ the row keeps its estimate, gets a note and no interval.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,16 +96,18 @@ def difference_estimate(pop: Population, lam: float) -> float:
 
 
 def sampling_variance(pop: Population, lam: float, metric: str, *, floor: bool = True) -> float:
-    """(1 - n/N) s_r^2 / n, s_r^2 the residuals' sample variance (floored at step^2 / (n + 1) unless ``floor=False``)."""
+    """(1 - n/N) s_r^2 / n, s_r^2 the residuals' sample variance with n - 2 degrees of freedom (lam is fitted on the
+    same answers, as in a regression estimator), floored at step^2 / (n + 1) unless ``floor=False``."""
     graded = pop.graded
     n, big_n = int(graded.sum()), pop.f.size
     resid = pop.y[graded] - lam * pop.f[graded]
-    s2 = float(np.var(resid, ddof=1)) if n > 1 else 0.0
+    s2 = float(np.var(resid, ddof=2)) if n > 2 else 0.0
     if floor:
         s2 = max(s2, FLOOR_STEP[metric] ** 2 / (n + 1))
     return (1.0 - n / big_n) * s2 / n
 
 
+@functools.lru_cache(maxsize=256)
 def _t(alpha: float, dof: int) -> float:
     from scipy.stats import t
 
@@ -115,7 +118,7 @@ def sample_interval(pop: Population, lam: float, metric: str, alpha: float = PPI
     """(estimate, low, high) of the "these answers" interval, clipped to the scale."""
     n = int(pop.graded.sum())
     est = difference_estimate(pop, lam)
-    half = _t(alpha, n - 1) * np.sqrt(sampling_variance(pop, lam, metric))
+    half = _t(alpha, max(n - 2, 1)) * np.sqrt(sampling_variance(pop, lam, metric))
     low, high = SCALES[metric]
     return est, float(np.clip(est - half, low, high)), float(np.clip(est + half, low, high))
 
@@ -141,7 +144,7 @@ def headline_interval(pop: Population, lam: float, replicates: np.ndarray, metri
     n, big_n = int(pop.graded.sum()), pop.f.size
     z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
     if n < big_n:
-        honest = _t(alpha, n - 1) ** 2 * sampling_variance(pop, lam, metric)
+        honest = _t(alpha, max(n - 2, 1)) ** 2 * sampling_variance(pop, lam, metric)
         raw = z**2 * sampling_variance(pop, lam, metric, floor=False)
         extra = max(honest - raw, 0.0) / z**2  # a variance
     else:
