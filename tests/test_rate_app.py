@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -32,11 +34,41 @@ def _signed_in(token: str) -> AppTest:
     return at
 
 
-def _grade(at: AppTest, grade: str) -> int:
-    pos = at.session_state["pos"]
-    at.button(key=f"grade_{grade}_{pos}").click().run()
+def _bar(at: AppTest) -> dict:
+    """What the grade bar was given: the answer's place, its current grade, the last actions applied."""
+    return json.loads(at.get("bidi_component")[0].proto.json)
+
+
+def _act(at: AppTest, kind: str, grade: str | None = None) -> int:
+    """Send what the grade bar sends for a key or click: the action, tagged with the answer the page shows (read
+    from its box's key), numbered in this window, with every action not yet confirmed. Returns the answer's place."""
+    index, answer, seen = _shown(at).values()
+    sent: list[dict] = at.__dict__.setdefault("_bar_actions", [])
+    applied = _bar(at)["applied"].get("apptest", 0)
+    sent[:] = [a for a in sent if a["seq"] > applied]
+    seq = at.__dict__["_bar_seq"] = at.__dict__.get("_bar_seq", 0) + 1
+    sent.append({"seq": seq, "kind": kind, "grade": grade, "index": index, "answer": answer, "seen": seen})
+    _send(at, sent)
+    return index
+
+
+def _shown(at: AppTest) -> dict:
+    index, answer, seen = map(int, re.search(r"-shown_(\d+)_(\d+)_(\d+)", _page_text(at._tree)).groups())
+    return {"index": index, "answer": answer, "seen": seen}
+
+
+def _send(at: AppTest, pending: list[dict], window: str = "apptest") -> None:
+    """The grade bar's state as the browser sends it (its widget value), and the rerun that follows."""
+    states = at._tree.get_widget_states()
+    state = states.widgets.add()
+    state.id = at.get("bidi_component")[0].proto.id
+    state.json_value = json.dumps({"actions": {"window": window, "attempt": len(pending), "pending": pending}})
+    at._run(states)
     assert not at.exception, at.exception
-    return pos
+
+
+def _grade(at: AppTest, grade: str) -> int:
+    return _act(at, "grade", grade)
 
 
 def _events(db: Path) -> list[tuple]:
@@ -78,19 +110,36 @@ def test_a_click_commits_the_grade_and_shows_the_next_answer(study) -> None:
     assert [t.value for t in at.toast] == ["Saved grade C for answer 1."]
 
 
+def test_the_bars_actions_apply_once_each_in_the_order_they_were_made(study) -> None:
+    at = _signed_in(study.tokens["ann"])
+    shown = _shown(at)
+    later = [{"seq": 2, "kind": "grade", "grade": "D", **shown}, {"seq": 3, "kind": "next", "grade": None, **shown}]
+    _send(at, [*later, {"seq": 1, "kind": "grade", "grade": "A", **shown}])  # merged into one message, any order
+    assert [e[1] for e in _events(study.path)] == ["A", "D"]  # both kept, the later one current
+    assert _bar(at)["applied"] == {"apptest": 3}
+    assert at.session_state["pos"] == 1
+    _send(at, [*later, {"seq": 1, "kind": "grade", "grade": "A", **shown}])  # sent again before the confirmation
+    assert [e[1] for e in _events(study.path)] == ["A", "D"]
+    assert at.session_state["pos"] == 1
+    moved = {**_shown(at), "answer": shown["answer"]}  # a claim that answer 2's place holds answer 1
+    _send(at, [{"seq": 4, "kind": "grade", "grade": "B", **moved}])
+    assert [e[1] for e in _events(study.path)] == ["A", "D"]
+    assert [e.value for e in at.error] == ["Not saved: the study changed since this page was drawn; reload the page."]
+
+
 def test_changing_a_grade_keeps_the_old_one_in_history(study) -> None:
     at = _signed_in(study.tokens["bob"])
     _grade(at, "A")
-    at.button(key="nav_back").click().run()
+    _act(at, "back")
     assert at.session_state["pos"] == 0
-    assert at.button(key="grade_A_0").proto.type == "primary"  # the current grade is marked
+    assert _bar(at)["grade"] == "A"  # the current grade is marked
     assert at.text_input(key="comment_0").value == ""
     at.text_input(key="comment_0").input("missed the second panel")
     _grade(at, "C")
     assert [e[1] for e in _events(study.path)] == ["A", "C"]
     frame = current_grades_frame(study.path)
     assert frame[["annotator", "grade", "comment"]].values.tolist() == [["bob", "C", "missed the second panel"]]
-    at.button(key="nav_back").click().run()
+    _act(at, "back")
     assert any("changed 1 time" in c.value for c in at.caption)
     history = [t.value for t in at.expander[0].text]
     assert len(history) == 2 and "C  missed the second panel" in history[0] and history[1].endswith(" A")
@@ -100,7 +149,7 @@ def test_each_annotator_resumes_at_their_first_ungraded_answer(study) -> None:
     at = _signed_in(study.tokens["ann"])
     for _ in range(3):
         _grade(at, "B")
-    at.button(key="nav_next").click().run()  # looking at an answer is not grading it
+    _act(at, "next")  # looking at an answer is not grading it
     assert at.session_state["pos"] == 4
     again = _signed_in(study.tokens["ann"])  # a new session, as after a server restart
     assert again.session_state["pos"] == 3
@@ -123,7 +172,7 @@ def test_next_on_the_last_answer_does_not_claim_all_are_graded(study) -> None:
     _grade(at, "A")
     at.session_state["pos"] = N - 1
     at.run()
-    at.button(key="nav_next").click().run()
+    _act(at, "next")
     assert not at.success
     assert [i.value for i in at.info] == [f"That was the last answer in your queue; {N - 1} are still ungraded."]
     at.button(key="nav_first_ungraded").click().run()
@@ -157,7 +206,7 @@ def test_the_annotator_screen_never_names_a_model_and_shows_answers_as_text(stud
         if any(t.value == HOSTILE for t in at.text):
             seen_hostile = True
             assert not any("<script>" in m.value for m in at.markdown), "the answer went through Markdown"
-        at.button(key="nav_next").click().run()
+        _act(at, "next")
     assert seen_hostile
 
 
