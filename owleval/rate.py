@@ -34,10 +34,10 @@ DONE = -1
 
 # The answer's own box scrolls, and the image is capped, so the grade bar above them is never below the fold.
 _LAYOUT_CSS = """<style>
-[class*="st-key-shown_"] [data-testid="stImage"] img { max-height: 42vh; object-fit: contain; }
+[data-testid="stMainBlockContainer"] { padding-top: 3rem; }
 [data-testid="stImage"] img { max-height: 48vh; object-fit: contain; }
 </style>"""
-ANSWER_BOX_HEIGHT = 430  # px: with the heading and the grade bar above it, fits a 1280x800 window
+ANSWER_BOX_HEIGHT = 440  # px: below the heading and the grade bar, fits a 1280x800 window
 
 
 def _settings() -> tuple[str | None, str | None]:
