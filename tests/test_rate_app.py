@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ from owleval.grading.export import current_grades_frame
 from owleval.grading.queue import load_queue
 from owleval.grading.store import Store
 from owleval.questions import questions_by_id
-from tests.grading_helpers import HOSTILE, MODELS, QIDS, make_study
+from tests.grading_helpers import HOSTILE, MODELS, QIDS, bar_action, bar_data, make_study, page_text, send_bar_state, shown_answer
 
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
 N = len(MODELS) * len(QIDS)
@@ -34,41 +32,19 @@ def _signed_in(token: str) -> AppTest:
     return at
 
 
-def _bar(at: AppTest) -> dict:
-    """What the grade bar was given: the answer's place, its current grade, the last actions applied."""
-    return json.loads(at.get("bidi_component")[0].proto.json)
+def _grade(at: AppTest, grade: str) -> int:
+    return _act(at, "grade", grade)
 
 
 def _act(at: AppTest, kind: str, grade: str | None = None) -> int:
-    """Send what the grade bar sends for a key or click: the action, tagged with the answer the page shows (read
-    from its box's key), numbered in this window, with every action not yet confirmed. Returns the answer's place."""
-    index, answer, seen = _shown(at).values()
-    sent: list[dict] = at.__dict__.setdefault("_bar_actions", [])
-    applied = _bar(at)["applied"].get("apptest", 0)
-    sent[:] = [a for a in sent if a["seq"] > applied]
-    seq = at.__dict__["_bar_seq"] = at.__dict__.get("_bar_seq", 0) + 1
-    sent.append({"seq": seq, "kind": kind, "grade": grade, "index": index, "answer": answer, "seen": seen})
-    _send(at, sent)
+    index = bar_action(at, kind, grade)
+    assert not at.exception, at.exception
     return index
 
 
-def _shown(at: AppTest) -> dict:
-    index, answer, seen = map(int, re.search(r"-shown_(\d+)_(\d+)_(\d+)", _page_text(at._tree)).groups())
-    return {"index": index, "answer": answer, "seen": seen}
-
-
-def _send(at: AppTest, pending: list[dict], window: str = "apptest") -> None:
-    """The grade bar's state as the browser sends it (its widget value), and the rerun that follows."""
-    states = at._tree.get_widget_states()
-    state = states.widgets.add()
-    state.id = at.get("bidi_component")[0].proto.id
-    state.json_value = json.dumps({"actions": {"window": window, "attempt": len(pending), "pending": pending}})
-    at._run(states)
+def _send(at: AppTest, pending: list[dict]) -> None:
+    send_bar_state(at, pending)
     assert not at.exception, at.exception
-
-
-def _grade(at: AppTest, grade: str) -> int:
-    return _act(at, "grade", grade)
 
 
 def _events(db: Path) -> list[tuple]:
@@ -77,14 +53,6 @@ def _events(db: Path) -> list[tuple]:
         return [tuple(r) for r in store.conn.execute("SELECT n.name, e.grade, e.comment, e.flags FROM grade_events e JOIN annotators n USING (annotator_id) ORDER BY event_id")]
     finally:
         store.close()
-
-
-def _page_text(node) -> str:
-    """Everything the page was sent: the protos of every element and block, recursively."""
-    parts = [str(node.proto)] if getattr(node, "proto", None) is not None else []
-    for child in getattr(node, "children", {}).values():
-        parts.append(_page_text(child))
-    return "\n".join(parts)
 
 
 def test_sign_in_needs_a_valid_token(study) -> None:
@@ -112,16 +80,16 @@ def test_a_click_commits_the_grade_and_shows_the_next_answer(study) -> None:
 
 def test_the_bars_actions_apply_once_each_in_the_order_they_were_made(study) -> None:
     at = _signed_in(study.tokens["ann"])
-    shown = _shown(at)
+    shown = shown_answer(at)
     later = [{"seq": 2, "kind": "grade", "grade": "D", **shown}, {"seq": 3, "kind": "next", "grade": None, **shown}]
     _send(at, [*later, {"seq": 1, "kind": "grade", "grade": "A", **shown}])  # merged into one message, any order
     assert [e[1] for e in _events(study.path)] == ["A", "D"]  # both kept, the later one current
-    assert _bar(at)["applied"] == {"apptest": 3}
+    assert bar_data(at)["applied"] == {"apptest": 3}
     assert at.session_state["pos"] == 1
     _send(at, [*later, {"seq": 1, "kind": "grade", "grade": "A", **shown}])  # sent again before the confirmation
     assert [e[1] for e in _events(study.path)] == ["A", "D"]
     assert at.session_state["pos"] == 1
-    moved = {**_shown(at), "answer": shown["answer"]}  # a claim that answer 2's place holds answer 1
+    moved = {**shown_answer(at), "answer": shown["answer"]}  # a claim that answer 2's place holds answer 1
     _send(at, [{"seq": 4, "kind": "grade", "grade": "B", **moved}])
     assert [e[1] for e in _events(study.path)] == ["A", "D"]
     assert [e.value for e in at.error] == ["Not saved: the study changed since this page was drawn; reload the page."]
@@ -132,7 +100,7 @@ def test_changing_a_grade_keeps_the_old_one_in_history(study) -> None:
     _grade(at, "A")
     _act(at, "back")
     assert at.session_state["pos"] == 0
-    assert _bar(at)["grade"] == "A"  # the current grade is marked
+    assert bar_data(at)["grade"] == "A"  # the current grade is marked
     assert at.text_input(key="comment_0").value == ""
     at.text_input(key="comment_0").input("missed the second panel")
     _grade(at, "C")
@@ -200,7 +168,7 @@ def test_the_annotator_screen_never_names_a_model_and_shows_answers_as_text(stud
     at = _signed_in(study.tokens["ann"])
     seen_hostile = False
     for pos in range(N):
-        page = _page_text(at._tree)
+        page = page_text(at._tree)
         for model in MODELS:
             assert model not in page, f"model name {model} on screen {pos}"
         if any(t.value == HOSTILE for t in at.text):
