@@ -135,6 +135,8 @@ class ModelAdapter(abc.ABC):
     default_checkpoint: ClassVar[str | None] = None
     #: adapter-specific ``LoadOptions.options`` keys and what they mean (shown by ``owleval models``)
     option_help: ClassVar[Mapping[str, str]] = {}
+    #: False when ``--checkpoint`` names a served model rather than files: provenance never reads it from disk
+    checkpoint_is_local: ClassVar[bool] = True
 
     def __init__(self, options: LoadOptions):
         self.options = options
