@@ -187,6 +187,7 @@ class OpenAICompatAdapter(ModelAdapter):
     name = "openai"
     description = "any OpenAI-compatible chat-completions server (vLLM, SGLang, TGI, hosted APIs)"
     default_checkpoint = None
+    checkpoint_is_local = False  # --checkpoint is the served model's name, even if a folder of that name is here
     option_help = {
         "base_url": "API root, e.g. http://localhost:8000/v1 (required; --base-url)",
         "concurrency": "requests in flight at once (default 8; --concurrency)",
