@@ -137,6 +137,8 @@ class ModelAdapter(abc.ABC):
     option_help: ClassVar[Mapping[str, str]] = {}
     #: the value each ``option_help`` key takes when not given ("required" when it must be); ``owleval models NAME``
     option_defaults: ClassVar[Mapping[str, str]] = {}
+    #: False when ``--checkpoint`` names a served model rather than files: provenance never reads it from disk
+    checkpoint_is_local: ClassVar[bool] = True
 
     def __init__(self, options: LoadOptions):
         self.options = options

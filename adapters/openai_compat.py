@@ -28,6 +28,8 @@ import httpx
 
 from owleval.adapters.base import AdapterError, Completion, Conversation, GenerationConfig, LoadOptions, ModelAdapter
 from owleval.adapters.options import number_option
+from owleval.imagefiles import ImageRefused, open_image
+from owleval.redact import redact, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +45,15 @@ _R = TypeVar("_R")
 
 def image_data_url(path: Path) -> str:
     """A ``data:`` URL whose mime type comes from the file's content (``cases/49.jpg`` is a PNG)."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:  # over the pixel budget: refused before decoding
             fmt = img.format or ""
             if fmt in _SENT_AS_IS:
                 return f"data:{_SENT_AS_IS[fmt]};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
             buf = io.BytesIO()
             img.convert("RGB").save(buf, format="PNG")
+    except ImageRefused as exc:
+        raise AdapterError(str(exc)) from None
     except OSError as exc:
         raise AdapterError(f"cannot read image {path}: {exc}") from exc
     return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
@@ -116,7 +118,12 @@ def public_url(url: str) -> str:
 
 
 def server_message(response: httpx.Response) -> str:
-    """The server's own error message (OpenAI, vLLM and TGI each nest it differently), else the body's start."""
+    """The server's own error message (OpenAI, vLLM and TGI each nest it differently), else the body's start;
+    redacted, since a server or proxy may echo the request's headers."""
+    return redact(_server_text(response))
+
+
+def _server_text(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -180,6 +187,7 @@ class OpenAICompatAdapter(ModelAdapter):
     name = "openai"
     description = "any OpenAI-compatible chat-completions server (vLLM, SGLang, TGI, hosted APIs)"
     default_checkpoint = None
+    checkpoint_is_local = False  # --checkpoint is the served model's name, even if a folder of that name is here
     option_help = {
         "base_url": "API root, e.g. http://localhost:8000/v1 (required; --base-url)",
         "concurrency": "requests in flight at once (default 8; --concurrency)",
@@ -238,6 +246,7 @@ class OpenAICompatAdapter(ModelAdapter):
         base_url = normalize_base_url(opts["base_url"])
         key_env = _key_env(opts)
         key = os.environ.get(key_env, "")
+        register_secret(key)  # whatever comes back from the server is redacted before it is stored or printed
         timeout = number_option(opts, "timeout", 120.0, minimum=0.001)
         concurrency = _concurrency(opts)
         _response_format(opts)  # a bad value is refused before connecting
@@ -274,7 +283,7 @@ class OpenAICompatAdapter(ModelAdapter):
         try:
             response = client.get("/models")
         except httpx.HTTPError as exc:
-            raise AdapterError(f"cannot reach the server at {where}: {exc.__class__.__name__}: {exc}") from None
+            raise AdapterError(redact(f"cannot reach the server at {where}: {exc.__class__.__name__}: {exc}")) from None
         if response.status_code in (401, 403):
             hint = "" if has_key else f" (the environment variable {key_env} is not set)"
             raise AdapterError(f"{where} refused the API key{hint}: {server_message(response)}")
@@ -375,7 +384,7 @@ class OpenAICompatAdapter(ModelAdapter):
             try:
                 response = self.client.post("/chat/completions", json=body)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
-                problem = f"{exc.__class__.__name__}: {exc}"
+                problem = redact(f"{exc.__class__.__name__}: {exc}")
             else:
                 if response.status_code == 200:
                     return self._answer(response, what)
@@ -413,12 +422,13 @@ class OpenAICompatAdapter(ModelAdapter):
             text = choice["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
             raise AdapterError(
-                f"the server's answer to {what} is not a chat completion: {response.text[:300]}"
+                f"the server's answer to {what} is not a chat completion: {redact(response.text[:300])}"
             ) from None
         if text is None:
             text = ""
         if not isinstance(text, str):
-            raise AdapterError(f"the server's answer to {what} has non-text content: {str(text)[:300]}")
+            raise AdapterError(f"the server's answer to {what} has non-text content: {redact(str(text)[:300])}")
+        text = redact(text)  # a reply that echoes the request (a proxy's, a misbehaving server's) keeps no key
         reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         usage = {k: v for k, v in reported.items() if k in ("prompt_tokens", "completion_tokens", "total_tokens") and isinstance(v, int)}
         finish = str(choice.get("finish_reason") or "unknown")

@@ -3,8 +3,8 @@
 Three ways side by side, each on its own copy of the same study (four annotators already half done):
   store    the server-side work of a click alone: commit the grade, reload the queue, build the next screen
   apptest  the whole Streamlit rerun a click causes (streamlit.testing AppTest: callback, commit, render)
-  browser  a real click in headless Chromium until the next answer's buttons are on screen and its image has
-           loaded, timed inside the page (needs chromium on PATH; skipped otherwise)
+  browser  a real click on the grade bar in headless Chromium until the next answer, the bar redrawn for it and
+           its image are on screen, timed inside the page (needs chromium on PATH; skipped otherwise)
 
 Usage: python bench/bench_grading.py [--clicks 100] [--browser-clicks 40] [--no-browser]
 Target: p95 < 150 ms per click.
@@ -29,6 +29,7 @@ from owleval.grading.store import Store
 from owleval.grading.study import create_study
 from owleval.paths import default_data_dir
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.grading_helpers: what the grade bar sends
 ANNOTATORS = ("ann", "bob", "cy", "dee", "eve")
 APP = Path(__file__).resolve().parent.parent / "owleval" / "rate.py"
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
@@ -78,12 +79,13 @@ def bench_apptest(db: Path, token: str, clicks: int) -> list[float]:
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     at.text_input(key="sign_in_token").input(token)
     at.button(key="sign_in_submit").click().run()
+    from tests.grading_helpers import bar_action
+
     times = []
     for i in range(clicks):
         pos = at.session_state["pos"]
-        button = at.button(key=f"grade_{'ABCD'[i % 4]}_{pos}")
         start = time.perf_counter()
-        button.click().run()
+        bar_action(at, "grade", "ABCD"[i % 4])  # what the grade bar sends for a click
         times.append(time.perf_counter() - start)
         assert not at.exception and at.session_state["pos"] != pos
     return times
@@ -91,8 +93,10 @@ def bench_apptest(db: Path, token: str, clicks: int) -> list[float]:
 
 _CLICK_UNTIL_SHOWN_JS = """({index, grade}) => new Promise((resolve) => {
   const t0 = performance.now();
+  const bar = [...document.querySelectorAll('*')].find(e => e.shadowRoot && e.shadowRoot.querySelector('.bar'))
+    .shadowRoot.querySelector('.bar');
   const shown = () => {
-    const next = document.querySelector(`.st-key-grade_D_${index + 1} button`);
+    const next = document.querySelector(`[class*="st-key-shown_${index + 1}_"]`) && bar.dataset.index === String(index + 1);
     const img = document.querySelector('[data-testid="stImage"] img');
     return next && img && img.complete && img.naturalWidth > 0 && !document.querySelector('[data-stale="true"]');
   };
@@ -105,7 +109,7 @@ _CLICK_UNTIL_SHOWN_JS = """({index, grade}) => new Promise((resolve) => {
   const observer = new MutationObserver(check);
   observer.observe(document.body, {subtree: true, childList: true, attributes: true});
   requestAnimationFrame(check);
-  document.querySelector(`.st-key-grade_${grade}_${index} button`).click();
+  bar.querySelector(`button.grade[data-grade="${grade}"]`).click();
 })"""
 
 
@@ -144,7 +148,8 @@ def bench_browser(db: Path, token: str, clicks: int) -> list[float]:
             for i in range(clicks):
                 # the order is the annotator's own: read the current place from the heading
                 number = int(page.get_by_role("heading", name="Answer ").first.inner_text().split()[1])
-                page.locator(f".st-key-grade_D_{number - 1} button").wait_for()
+                page.locator(f'[class*="st-key-shown_{number - 1}_"]').wait_for()
+                page.get_by_role("button", name="D —").wait_for()
                 # timed inside the page (no round trips to playwright): the click, until the next answer's
                 # grade buttons are on screen and its image has loaded
                 elapsed = page.evaluate(_CLICK_UNTIL_SHOWN_JS, {"index": number - 1, "grade": "ABCD"[i % 4]})

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from owleval.errors import InputFileError, OwlEvalError, Problem
-from owleval.fileio import atomic_write_text, write_temp_beside
+from owleval.fileio import write_temp_beside
 from owleval.questions import Question
 
 REQUIRED_FIELDS: dict[str, type] = {

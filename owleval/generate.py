@@ -196,7 +196,7 @@ def run_generation(
         "adapter": model,
         "model_id": model_id,
         "checkpoint": load_options.checkpoint or adapter.default_checkpoint,
-        "checkpoint_fingerprint": checkpoint_fingerprint(load_options.checkpoint),
+        "checkpoint_fingerprint": checkpoint_fingerprint(load_options.checkpoint, local=adapter.checkpoint_is_local),
         "generation": config.to_dict(),
         "seed": config.seed,
         "batch_size": _batch_size(load_options, adapter) or "auto",

@@ -47,14 +47,18 @@ def git_commit() -> str | None:
         return None
 
 
-def checkpoint_fingerprint(checkpoint: str | None) -> dict[str, Any] | None:
+def checkpoint_fingerprint(checkpoint: str | None, local: bool = True) -> dict[str, Any] | None:
     """A hash of a local checkpoint's config and weight index (or weight file names and sizes).
 
     Hashing the config and index rather than the weights keeps this instant for 14 GB checkpoints while still
-    telling two checkpoints apart. Hub ids are not resolved (no network): only the id is recorded.
+    telling two checkpoints apart. Hub ids are not resolved (no network): only the id is recorded. A served
+    model's name (``local=False``: the adapter runs nothing here) is only a name and is never looked up on disk,
+    even when a file or folder of that name happens to be in the working directory.
     """
     if not checkpoint:
         return None
+    if not local:
+        return {"kind": "served", "name": checkpoint}
     path = Path(checkpoint).expanduser()
     if path.is_file():
         h = hashlib.sha256()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from owleval.errors import InputFileError, OwlEvalError, Problem
+from owleval.imagefiles import case_image_path, open_image, plain_name_problem
 from owleval.paths import default_data_dir
 
 if TYPE_CHECKING:
@@ -70,6 +71,9 @@ def _parse_row(row: object, path: Path, line: int) -> tuple[dict, list[Problem]]
             problems.append(Problem(path, line, field, f"must be {kind.__name__}, got {type(row[field]).__name__}"))
     if problems:
         return {}, problems
+    name_problem = plain_name_problem(row["image"])
+    if name_problem:
+        problems.append(Problem(path, line, "image", name_problem))
     abilities = tuple(a.strip() for a in row["ability"].split(",") if a.strip())
     bad = [a for a in abilities if a not in ABILITIES]
     if bad:
@@ -147,16 +151,16 @@ def questions_by_id(data_dir: Path | None = None) -> dict[int, Question]:
 
 
 def load_image(path: Path) -> Image.Image:
-    """Open an image by its content, whatever its extension says (cases/49.jpg is a PNG), as RGB."""
-    from PIL import Image
-
-    with Image.open(path) as img:
+    """Open an image by its content, whatever its extension says (cases/49.jpg is a PNG), as RGB; an image over
+    the pixel budget is refused before it is decoded (:mod:`owleval.imagefiles`)."""
+    with open_image(path) as img:
         img.load()
         return img.convert("RGB")
 
 
 def image_path(question: Question, data_dir: Path | None = None) -> Path:
-    return (data_dir or default_data_dir()) / "cases" / question.image
+    """The question's image file, refused when it would leave ``data_dir/cases`` (a symlink included)."""
+    return case_image_path(data_dir or default_data_dir(), question.image)
 
 
 def questions_frame(data_dir: Path | None = None) -> pd.DataFrame:

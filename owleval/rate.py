@@ -13,13 +13,15 @@ import os
 import sqlite3
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import streamlit as st
 
 from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
-from owleval.grading import access, export
+from owleval.grading import access, export, gradebar
 from owleval.grading import queue as gq
 from owleval.grading.default_study import (
     admin_token_path,
@@ -29,43 +31,17 @@ from owleval.grading.default_study import (
 from owleval.grading.images import screen_image
 from owleval.grading.store import Store
 from owleval.grading.study import AUTH_NAME, FLAGS, MAX_NAME_LEN
-from owleval.questions import GRADES
 
 DB_ENV, DATA_ENV = "OWLEVAL_RATE_DB", "OWLEVAL_RATE_DATA"
-SHORTCUTS = {"A": "1", "B": "2", "C": "3", "D": "4"}  # a-d come from the script below
+T = TypeVar("T")
 DONE = -1
 
-# Keys a-d click the grade buttons. Streamlit's own shortcuts take one key per button (1-4 here) and reserve
-# "c"; this listener runs first (capture phase), and ignores keys typed into the comment box.
-_LETTER_KEYS_JS = """<script>
-(function () {
-  const w = window.parent, doc = w.document;
-  if (w.__owlevalKeyHandler) w.removeEventListener("keydown", w.__owlevalKeyHandler, true);
-  w.__owlevalKeyHandler = function (e) {
-    if (e.ctrlKey || e.metaKey || e.altKey || e.shiftKey || e.repeat) return;
-    const grade = {a: "A", b: "B", c: "C", d: "D"}[(e.key || "").toLowerCase()];
-    const t = e.target;
-    const typing = t && (t.isContentEditable || ["TEXTAREA", "SELECT"].includes(t.tagName) ||
-      (t.tagName === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(t.type)));
-    if (!grade || typing) return;
-    const button = doc.querySelector('[class*="st-key-grade_' + grade + '_"] button');
-    if (!button || button.disabled) return;
-    e.preventDefault();
-    e.stopImmediatePropagation();
-    button.click();
-  };
-  w.addEventListener("keydown", w.__owlevalKeyHandler, true);
-})();
-</script>"""
-
-# Streamlit cuts a button label that is wider than the button with an ellipsis ("... has obvi..."); the rubric text
-# of each grade button wraps instead, so the whole meaning of every grade stays readable on narrow screens.
-_GRADE_BUTTON_CSS = """<style>
-[class*="st-key-grade_"] button [data-testid="stMarkdownContainer"],
-[class*="st-key-grade_"] button [data-testid="stMarkdownContainer"] p {
-  white-space: normal; overflow: visible; text-overflow: clip; text-align: left;
-}
+# The answer's own box scrolls, and the image is capped, so the grade bar above them is never below the fold.
+_LAYOUT_CSS = """<style>
+[data-testid="stMainBlockContainer"] { padding-top: 3rem; }
+[data-testid="stImage"] img { max-height: 48vh; object-fit: contain; }
 </style>"""
+ANSWER_BOX_HEIGHT = 440  # px: below the heading and the grade bar, fits a 1280x800 window
 
 
 def _settings() -> tuple[str | None, str | None]:
@@ -92,8 +68,9 @@ def _open_store(db: str) -> Store:
 
 @st.cache_resource(show_spinner=False, max_entries=128)
 def _screen_image(path: str) -> bytes:
-    """Prepared once per image file, not on every rerun (see :mod:`owleval.grading.images`)."""
-    return screen_image(Path(path))
+    """Prepared once per image file, not on every rerun (see :mod:`owleval.grading.images`); a file outside the
+    data folder's cases/ or over the pixel budget is refused with an OSError, as an unreadable one is."""
+    return screen_image(Path(path), _open()[2])
 
 
 def _open() -> tuple[Store, dict[str, str], Path, bool]:
@@ -103,6 +80,33 @@ def _open() -> tuple[Store, dict[str, str], Path, bool]:
     store = _open_store(_default_db(str(default_db_path())) if default else db)
     meta = store.meta()
     return store, meta, Path(data or meta["data_dir"]), default
+
+
+@st.cache_resource(show_spinner=False)
+def _throttle() -> access.Throttle:
+    """One per server: wrong tokens counted across every session of it."""
+    return access.Throttle()
+
+
+def _attempt_keys() -> tuple[str, list[str]]:
+    """The throttle keys of this attempt: this browser session, and the client's address when known."""
+    session = "session:" + st.session_state.setdefault("throttle_id", uuid.uuid4().hex)
+    address = st.context.ip_address
+    return session, [session] + ([f"address:{address}"] if address else [])
+
+
+def _check_token(check: Callable[[str], T], token: str) -> tuple[T | None, str | None]:
+    """``check(token)`` unless this session or address is waiting after wrong tokens; ``(result, refusal)``."""
+    session, keys = _attempt_keys()
+    wait = _throttle().wait_seconds(keys)
+    if wait > 0:
+        return None, f"Too many wrong tokens. Try again in {wait:.0f} seconds."
+    result = check(token)
+    if result:
+        _throttle().succeeded([session])
+    else:
+        _throttle().failed(keys)
+    return result, None
 
 
 def _sign_in(store: Store, meta: dict[str, str], default: bool) -> None:
@@ -119,29 +123,60 @@ def _sign_in(store: Store, meta: dict[str, str], default: bool) -> None:
     if not submitted:
         return
     try:
-        who = access.sign_in_with_name(store, secret) if by_name else access.sign_in_with_token(store, secret)
+        if by_name:
+            who, refusal = access.sign_in_with_name(store, secret), None
+        else:
+            who, refusal = _check_token(lambda token: access.sign_in_with_token(store, token), secret)
     except OwlEvalError as exc:
         st.error(str(exc))
         return
     if who is None:
-        st.error("That token is not valid for this study.")
+        st.error(refusal or "That token is not valid for this study.")
         return
     st.session_state.annotator = who
     st.session_state.pos = None
     st.rerun()
 
 
-def _on_grade(store: Store, annotator_id: int, answer_id: int, index: int, grade: str, request_id: str) -> None:
-    """A grade button's callback: the toast that confirms a grade is set only once its event is committed."""
+def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.QueueItem]) -> list[gq.QueueItem]:
+    """Apply the grade bar's new actions once each, in the order its window made them, before anything is drawn.
+
+    A grade goes to the answer the window showed when it was made (checked against the queue), with that answer's
+    comment and flags; Back/Next move from that answer. ``ss.bar_applied`` (window -> last sequence applied) goes
+    back to the bar as the confirmation. Returns the queue as it is after the grades.
+    """
     ss = st.session_state
-    flags = [f for f in FLAGS if ss.get(f"flag_{f}_{index}")]
-    try:
-        event = gq.record_grade(store, annotator_id, answer_id, grade, ss.get(f"comment_{index}", ""), flags, request_id)
-    except (OwlEvalError, sqlite3.Error) as exc:
-        ss.flash = ("error", f"Not saved: {exc}")
-        return
-    ss.flash = ("ok", f"Saved grade {event.grade} for answer {index + 1}.")
-    ss.advance_from = index
+    window, actions = gradebar.pending_actions(ss.get(gradebar.BAR_KEY))
+    if window is None:
+        return items
+    applied: dict[str, int] = ss.setdefault("bar_applied", {})
+    for action in actions:
+        if action.seq <= applied.get(window, 0):
+            continue
+        applied[window] = action.seq  # answered now, whatever the outcome: a refused action is not retried
+        item = items[action.index] if 0 <= action.index < len(items) else None
+        if item is None or item.answer_id != action.answer:
+            ss.flash = ("error", "Not saved: the study changed since this page was drawn; reload the page.")
+            continue
+        if action.kind == "back":
+            ss.pos = max(action.index - 1, 0)
+        elif action.kind == "next":
+            ss.pos = action.index + 1
+        else:
+            flags = [f for f in FLAGS if ss.get(f"flag_{f}_{action.index}")]
+            try:
+                event = gq.record_grade(store, who.annotator_id, item.answer_id, action.grade or "",
+                                        ss.get(f"comment_{action.index}", ""), flags,
+                                        window=window, seq=action.seq, seen=action.seen)
+            except (OwlEvalError, sqlite3.Error) as exc:
+                ss.flash = ("error", f"Answer {action.index + 1}: {exc}" if isinstance(exc, gq.StaleViewError) else f"Not saved: {exc}")
+                ss.pos = action.index
+                continue
+            items = gq.load_queue(store, who.annotator_id)
+            ss.flash = ("ok", f"Saved grade {event.grade} for answer {action.index + 1}.")
+            nxt = gq.next_ungraded(items, action.index)
+            ss.pos = DONE if nxt is None else nxt
+    return items
 
 
 def _go(pos: int) -> None:
@@ -152,13 +187,11 @@ def _grading(store: Store, data_dir: Path) -> None:
     ss = st.session_state
     who: access.Annotator = ss.annotator
     items = gq.load_queue(store, who.annotator_id)
-    total, graded = len(items), sum(i.grade is not None for i in items)
     if not items:
         st.info("Nothing is assigned to you in this study yet.")
         return
-    if ss.get("advance_from") is not None:
-        nxt = gq.next_ungraded(items, ss.pop("advance_from"))
-        ss.pos = DONE if nxt is None else nxt
+    items = _apply_bar_actions(store, who, items)
+    total, graded = len(items), sum(i.grade is not None for i in items)
     if ss.get("pos") is None:  # just signed in: resume at the first ungraded answer
         first = gq.next_ungraded(items)
         ss.pos = DONE if first is None else first
@@ -181,24 +214,32 @@ def _grading(store: Store, data_dir: Path) -> None:
 
 
 def _answer_view(store: Store, screen: gq.AnswerScreen, total: int, who: access.Annotator) -> None:
-    index = screen.item.index
+    """Heading, grade bar, then the image (left) and the text in its own scrolling box (right).
+
+    The box's key names the answer on screen (place, answer id, latest grade event seen): the grade bar reads it to
+    tag each action with what the person was looking at.
+    """
+    index, current = screen.item.index, screen.current
     st.subheader(f"Answer {index + 1} of {total}")
-    left, right = st.columns([1, 1], gap="large")
-    with right:  # written first so the text and the grade buttons reach the browser before the image
-        if screen.earlier:
-            st.markdown("**The dialogue so far** (earlier questions and this assistant's answers)")
-            for number, turn in enumerate(screen.earlier, 1):
-                with st.container(border=True):
-                    st.caption(f"Question {number}")
-                    st.text(turn.question)
-                    st.caption(f"Answer {number}")
-                    st.text(turn.answer if turn.answer is not None else "(no answer)")
-        st.markdown("**Question**")
-        st.text(screen.question)
-        st.markdown("**Answer to grade**")
-        with st.container(border=True, key="answer_box"):
-            st.text(screen.answer, width="stretch")
-        _grade_controls(store, screen, who)
+    gradebar.mount(index, current.grade if current else None, st.session_state.get("bar_applied", {}))
+    st.html(_LAYOUT_CSS)
+    left, right = st.columns([2, 3], gap="large")
+    seen = current.event_id if current else 0
+    with right:  # written first so the text reaches the browser before the image
+        with st.container(height=ANSWER_BOX_HEIGHT, key=f"{gradebar.SHOWN_KEY_PREFIX}{index}_{screen.item.answer_id}_{seen}"):
+            if screen.earlier:
+                st.markdown("**The dialogue so far** (earlier questions and this assistant's answers)")
+                for number, turn in enumerate(screen.earlier, 1):
+                    with st.container(border=True):
+                        st.caption(f"Question {number}")
+                        st.text(turn.question)
+                        st.caption(f"Answer {number}")
+                        st.text(turn.answer if turn.answer is not None else "(no answer)")
+            st.markdown("**Question**")
+            st.text(screen.question)
+            st.markdown("**Answer to grade**")
+            with st.container(border=True, key="answer_box"):
+                st.text(screen.answer, width="stretch")
     with left:
         try:
             picture = _screen_image(str(screen.image_path))
@@ -207,9 +248,11 @@ def _answer_view(store: Store, screen: gq.AnswerScreen, total: int, who: access.
         else:
             st.image(picture, width="stretch")
             st.caption("Hover the image and use the expand button at its top right to see it full size.")
+        _comment_and_history(screen)
 
 
-def _grade_controls(store: Store, screen: gq.AnswerScreen, who: access.Annotator) -> None:
+def _comment_and_history(screen: gq.AnswerScreen) -> None:
+    """The comment and flags sent with the next grade of this answer, and its earlier grades."""
     index, current = screen.item.index, screen.current
     st.text_input("Comment (optional)", value=current.comment if current else "", key=f"comment_{index}")
     cols = st.columns(len(FLAGS))
@@ -218,28 +261,11 @@ def _grade_controls(store: Store, screen: gq.AnswerScreen, who: access.Annotator
     if current:
         changes = len(screen.history) - 1
         st.caption(f"Your grade: {current.grade}" + (f" (changed {changes} time{'s' if changes > 1 else ''})" if changes else ""))
-    render_id = uuid.uuid4().hex  # a double click (or a key pressed twice) on one screen records one grade
-    for grade, meaning in GRADES.items():
-        st.button(
-            f"{grade} — {meaning}",
-            key=f"grade_{grade}_{index}",
-            type="primary" if current and current.grade == grade else "secondary",
-            width="stretch",
-            shortcut=SHORTCUTS[grade],
-            on_click=_on_grade,
-            args=(store, who.annotator_id, screen.item.answer_id, index, grade, f"{render_id}:{grade}"),
-        )
-    st.html(_GRADE_BUTTON_CSS)
-    st.caption("Keys: 1-4 or a-d grade, ← back, → next.")
-    back, nxt = st.columns(2)
-    back.button("← Back", key="nav_back", disabled=index == 0, on_click=_go, args=(index - 1,), shortcut="Left", width="stretch")
-    nxt.button("Next →", key="nav_next", on_click=_go, args=(index + 1,), shortcut="Right", width="stretch")
     if len(screen.history) > 1:
         with st.expander("History of your grades for this answer"):
             for event in reversed(screen.history):
                 flags = ", ".join(FLAGS[f] for f in event.flags)
                 st.text(f"{event.created_at[:19].replace('T', ' ')} UTC  {event.grade}  {event.comment}  {flags}".rstrip())
-    st.html(_LETTER_KEYS_JS, unsafe_allow_javascript=True)
 
 
 def _admin(store: Store, meta: dict[str, str]) -> None:
@@ -252,11 +278,19 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
         if meta["auth"] == AUTH_NAME:
             st.caption(f"The admin token of this local study is in `{admin_token_path(store.path)}`")
         if submitted:
-            if access.is_admin(store, token):
+            ok, refusal = _check_token(lambda t: access.is_admin(store, t), token)
+            if ok:
                 ss.is_admin = True
                 st.rerun()
-            st.error("That is not this study's admin token.")
+            st.error(refusal or "That is not this study's admin token.")
         return
+    exposed = os.environ.get(access.EXPOSED_ENV)
+    if exposed and meta["auth"] == AUTH_NAME:
+        st.warning(
+            f"This study signs annotators in by name alone and is served on {exposed} (--allow-name-sign-in): anyone "
+            "who can reach this page can sign in under another annotator's name, see their comments and change their "
+            "grades. For grading on a network, create a token study (`owleval study create --annotators ...`)."
+        )
     per_cell = export.progress_frame(store)
     st.subheader("Per annotator")
     st.dataframe(export.progress_by(per_cell, "annotator"), hide_index=True)
@@ -297,7 +331,7 @@ def main() -> None:
     if "annotator" in ss:
         st.sidebar.text(f"Signed in as {ss.annotator.name}")
     if ("annotator" in ss or ss.get("is_admin")) and st.sidebar.button("Sign out", key="sign_out"):
-        for key in ("annotator", "pos", "advance_from", "is_admin"):  # the admin view too: it names models
+        for key in ("annotator", "pos", "is_admin"):  # the admin view too: it names models
             ss.pop(key, None)
         st.rerun()
     if page == "Admin":

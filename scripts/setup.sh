@@ -23,5 +23,11 @@ fi
 # torch first and pinned: this version resolves to the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test]"
+# ppi_py, the reference the PPI equality test checks against, in its own folder (git-ignored): --no-deps, because
+# a full install brings its own numpy/pandas/scipy (~650 MB); the test appends .ppi_py to sys.path *after* the
+# project's own paths, so ppi-python's top-level `tests` package cannot shadow ours. Importing ppi_py needs numba
+# (with llvmlite) and statsmodels (with patsy) at import time, even for the mean: those four come along, also
+# --no-deps, on top of the venv's numpy/scipy/pandas/scikit-learn (~275 MB in all).
+.venv/bin/python -m pip install -q --no-deps --target .ppi_py "ppi-python==0.2.3" numba llvmlite statsmodels patsy
 .venv/bin/owleval --help >/dev/null
 echo "ok: run the tests with .venv/bin/python -m pytest"

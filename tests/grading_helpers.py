@@ -90,3 +90,46 @@ def grade_everything(db: str, annotator: str, worker: str, start_file: str, regr
             requests += 1
     store.close()
     return requests
+
+
+def page_text(node) -> str:
+    """Everything an AppTest page was sent: the protos of every element and block, recursively."""
+    parts = [str(node.proto)] if getattr(node, "proto", None) is not None else []
+    for child in getattr(node, "children", {}).values():
+        parts.append(page_text(child))
+    return "\n".join(parts)
+
+
+def bar_data(at) -> dict:
+    """What the grade bar was given in an AppTest run: the answer's place, its current grade, the actions applied."""
+    return json.loads(at.get("bidi_component")[0].proto.json)
+
+
+def shown_answer(at) -> dict:
+    """The answer on screen as the grade bar reads it: from the key of the box around it."""
+    import re
+
+    index, answer, seen = map(int, re.search(r"-shown_(\d+)_(\d+)_(\d+)", page_text(at._tree)).groups())
+    return {"index": index, "answer": answer, "seen": seen}
+
+
+def send_bar_state(at, pending: list[dict], window: str = "apptest") -> None:
+    """The grade bar's state as the browser sends it (its widget value), and the AppTest run that follows."""
+    states = at._tree.get_widget_states()
+    state = states.widgets.add()
+    state.id = at.get("bidi_component")[0].proto.id
+    state.json_value = json.dumps({"actions": {"window": window, "attempt": len(pending), "pending": pending}})
+    at._run(states)
+
+
+def bar_action(at, kind: str, grade: str | None = None) -> int:
+    """Do in an AppTest what the grade bar does for a key or click: tag the action with the answer on screen,
+    number it in this window, send it with every action not yet confirmed. Returns the answer's place."""
+    shown = shown_answer(at)
+    sent: list[dict] = at.__dict__.setdefault("_bar_actions", [])
+    applied = bar_data(at)["applied"].get("apptest", 0)
+    sent[:] = [a for a in sent if a["seq"] > applied]
+    seq = at.__dict__["_bar_seq"] = at.__dict__.get("_bar_seq", 0) + 1
+    sent.append({"seq": seq, "kind": kind, "grade": grade, **shown})
+    send_bar_state(at, sent)
+    return shown["index"]

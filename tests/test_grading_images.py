@@ -7,12 +7,20 @@ from pathlib import Path
 
 from PIL import Image
 
-from owleval.grading.images import MAX_WIDTH, screen_image
+from owleval.grading.images import MAX_WIDTH
+from owleval.grading.images import screen_image as _screen_image
 
 
 def _save(path: Path, size: tuple[int, int], fmt: str, mode: str = "RGB") -> Path:
+    """An image in ``<data folder>/cases/`` (the data folder is ``path``'s parent), where screen_image looks."""
+    path = path.parent / "cases" / path.name
+    path.parent.mkdir(exist_ok=True)
     Image.new(mode, size, color="green").save(path, format=fmt)
     return path
+
+
+def screen_image(path: Path) -> bytes:
+    return _screen_image(path, path.parent.parent)
 
 
 def _open(data: bytes) -> Image.Image:

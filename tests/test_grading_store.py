@@ -174,3 +174,62 @@ def test_export_csv_holds_every_current_grade(tmp_path: Path, study) -> None:
     assert list(frame.columns) == EXPORT_COLUMNS
     assert sorted(frame["annotator"]) == ["ann"] * 3 + ["bob"] * 3
     assert set(frame["comment"]) == {'said "ann", with a comma\nand a line break', 'said "bob", with a comma\nand a line break'}
+
+
+def _as_schema_1(path: Path) -> None:
+    """Turn a study file back into what owleval wrote before schema 2 (no window columns on grade events)."""
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DROP INDEX grade_events_window_seq")
+        conn.execute("ALTER TABLE grade_events DROP COLUMN window_seq")
+        conn.execute("ALTER TABLE grade_events DROP COLUMN window_id")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.close()
+
+
+def test_a_schema_1_study_opens_migrated_with_its_grades(tmp_path: Path, owl_data: Path) -> None:
+    created = make_study(tmp_path, owl_data)
+    store = Store(created.path)
+    ann = _ann(store)
+    first, second = load_queue(store, ann)[:2]
+    record_grade(store, ann, first.answer_id, "C", "before the upgrade", request_id="r1")
+    store.close()
+    _as_schema_1(created.path)
+    columns = [r[1] for r in sqlite3.connect(created.path).execute("PRAGMA table_info(grade_events)")]
+    assert "window_id" not in columns
+
+    store = Store(created.path)  # migrates
+    assert store.meta()["schema_version"] == str(SCHEMA_VERSION) == "2"
+    assert [i.grade for i in load_queue(store, ann)[:2]] == ["C", None]
+    record_grade(store, ann, second.answer_id, "A", window="w1", seq=1, seen=0)
+    record_grade(store, ann, second.answer_id, "A", window="w1", seq=1, seen=0)  # delivered twice: one event
+    rows = store.conn.execute("SELECT grade, comment, window_id, window_seq FROM grade_events ORDER BY event_id").fetchall()
+    assert [tuple(r) for r in rows] == [("C", "before the upgrade", None, None), ("A", "", "w1", 1)]
+    store.close()
+
+
+def test_a_grade_from_an_older_view_in_another_window_is_refused_naming_the_grade(study) -> None:
+    from owleval.grading.queue import StaleViewError
+
+    _, store = study
+    ann = _ann(store)
+    item = load_queue(store, ann)[0]
+    first = record_grade(store, ann, item.answer_id, "B", window="tab1", seq=1, seen=0)
+    with pytest.raises(StaleViewError, match="graded B in another window") as refused:
+        record_grade(store, ann, item.answer_id, "D", window="tab2", seq=1, seen=0)
+    assert refused.value.replaced == first
+    record_grade(store, ann, item.answer_id, "C", window="tab1", seq=2, seen=0)  # its own later action: fine
+    later = record_grade(store, ann, item.answer_id, "D", window="tab2", seq=2, seen=store.conn.execute(
+        "SELECT MAX(event_id) FROM grade_events").fetchone()[0])  # after seeing the C: replaces it
+    assert load_queue(store, ann)[0].grade == "D" == later.grade
+    assert [r[0] for r in store.conn.execute("SELECT grade FROM grade_events ORDER BY event_id")] == ["B", "C", "D"]
+
+
+def test_one_window_repeating_its_current_grade_adds_nothing(study) -> None:
+    _, store = study
+    ann = _ann(store)
+    item = load_queue(store, ann)[0]
+    first = record_grade(store, ann, item.answer_id, "B", window="tab1", seq=1, seen=0)
+    assert record_grade(store, ann, item.answer_id, "B", window="tab1", seq=2, seen=0) == first  # a double click
+    record_grade(store, ann, item.answer_id, "B", "now with a comment", window="tab1", seq=3, seen=0)
+    assert store.conn.execute("SELECT COUNT(*) FROM grade_events").fetchone()[0] == 2

@@ -11,7 +11,7 @@ from owleval.grading.export import current_grades_frame
 from owleval.grading.queue import load_queue
 from owleval.grading.store import Store
 from owleval.questions import questions_by_id
-from tests.grading_helpers import HOSTILE, MODELS, QIDS, make_study
+from tests.grading_helpers import HOSTILE, MODELS, QIDS, bar_action, bar_data, make_study, page_text, send_bar_state, shown_answer
 
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
 N = len(MODELS) * len(QIDS)
@@ -33,10 +33,18 @@ def _signed_in(token: str) -> AppTest:
 
 
 def _grade(at: AppTest, grade: str) -> int:
-    pos = at.session_state["pos"]
-    at.button(key=f"grade_{grade}_{pos}").click().run()
+    return _act(at, "grade", grade)
+
+
+def _act(at: AppTest, kind: str, grade: str | None = None) -> int:
+    index = bar_action(at, kind, grade)
     assert not at.exception, at.exception
-    return pos
+    return index
+
+
+def _send(at: AppTest, pending: list[dict]) -> None:
+    send_bar_state(at, pending)
+    assert not at.exception, at.exception
 
 
 def _events(db: Path) -> list[tuple]:
@@ -45,14 +53,6 @@ def _events(db: Path) -> list[tuple]:
         return [tuple(r) for r in store.conn.execute("SELECT n.name, e.grade, e.comment, e.flags FROM grade_events e JOIN annotators n USING (annotator_id) ORDER BY event_id")]
     finally:
         store.close()
-
-
-def _page_text(node) -> str:
-    """Everything the page was sent: the protos of every element and block, recursively."""
-    parts = [str(node.proto)] if getattr(node, "proto", None) is not None else []
-    for child in getattr(node, "children", {}).values():
-        parts.append(_page_text(child))
-    return "\n".join(parts)
 
 
 def test_sign_in_needs_a_valid_token(study) -> None:
@@ -78,19 +78,36 @@ def test_a_click_commits_the_grade_and_shows_the_next_answer(study) -> None:
     assert [t.value for t in at.toast] == ["Saved grade C for answer 1."]
 
 
+def test_the_bars_actions_apply_once_each_in_the_order_they_were_made(study) -> None:
+    at = _signed_in(study.tokens["ann"])
+    shown = shown_answer(at)
+    later = [{"seq": 2, "kind": "grade", "grade": "D", **shown}, {"seq": 3, "kind": "next", "grade": None, **shown}]
+    _send(at, [*later, {"seq": 1, "kind": "grade", "grade": "A", **shown}])  # merged into one message, any order
+    assert [e[1] for e in _events(study.path)] == ["A", "D"]  # both kept, the later one current
+    assert bar_data(at)["applied"] == {"apptest": 3}
+    assert at.session_state["pos"] == 1
+    _send(at, [*later, {"seq": 1, "kind": "grade", "grade": "A", **shown}])  # sent again before the confirmation
+    assert [e[1] for e in _events(study.path)] == ["A", "D"]
+    assert at.session_state["pos"] == 1
+    moved = {**shown_answer(at), "answer": shown["answer"]}  # a claim that answer 2's place holds answer 1
+    _send(at, [{"seq": 4, "kind": "grade", "grade": "B", **moved}])
+    assert [e[1] for e in _events(study.path)] == ["A", "D"]
+    assert [e.value for e in at.error] == ["Not saved: the study changed since this page was drawn; reload the page."]
+
+
 def test_changing_a_grade_keeps_the_old_one_in_history(study) -> None:
     at = _signed_in(study.tokens["bob"])
     _grade(at, "A")
-    at.button(key="nav_back").click().run()
+    _act(at, "back")
     assert at.session_state["pos"] == 0
-    assert at.button(key="grade_A_0").proto.type == "primary"  # the current grade is marked
+    assert bar_data(at)["grade"] == "A"  # the current grade is marked
     assert at.text_input(key="comment_0").value == ""
     at.text_input(key="comment_0").input("missed the second panel")
     _grade(at, "C")
     assert [e[1] for e in _events(study.path)] == ["A", "C"]
     frame = current_grades_frame(study.path)
     assert frame[["annotator", "grade", "comment"]].values.tolist() == [["bob", "C", "missed the second panel"]]
-    at.button(key="nav_back").click().run()
+    _act(at, "back")
     assert any("changed 1 time" in c.value for c in at.caption)
     history = [t.value for t in at.expander[0].text]
     assert len(history) == 2 and "C  missed the second panel" in history[0] and history[1].endswith(" A")
@@ -100,7 +117,7 @@ def test_each_annotator_resumes_at_their_first_ungraded_answer(study) -> None:
     at = _signed_in(study.tokens["ann"])
     for _ in range(3):
         _grade(at, "B")
-    at.button(key="nav_next").click().run()  # looking at an answer is not grading it
+    _act(at, "next")  # looking at an answer is not grading it
     assert at.session_state["pos"] == 4
     again = _signed_in(study.tokens["ann"])  # a new session, as after a server restart
     assert again.session_state["pos"] == 3
@@ -123,7 +140,7 @@ def test_next_on_the_last_answer_does_not_claim_all_are_graded(study) -> None:
     _grade(at, "A")
     at.session_state["pos"] = N - 1
     at.run()
-    at.button(key="nav_next").click().run()
+    _act(at, "next")
     assert not at.success
     assert [i.value for i in at.info] == [f"That was the last answer in your queue; {N - 1} are still ungraded."]
     at.button(key="nav_first_ungraded").click().run()
@@ -151,13 +168,13 @@ def test_the_annotator_screen_never_names_a_model_and_shows_answers_as_text(stud
     at = _signed_in(study.tokens["ann"])
     seen_hostile = False
     for pos in range(N):
-        page = _page_text(at._tree)
+        page = page_text(at._tree)
         for model in MODELS:
             assert model not in page, f"model name {model} on screen {pos}"
         if any(t.value == HOSTILE for t in at.text):
             seen_hostile = True
             assert not any("<script>" in m.value for m in at.markdown), "the answer went through Markdown"
-        at.button(key="nav_next").click().run()
+        _act(at, "next")
     assert seen_hostile
 
 

@@ -48,9 +48,18 @@ def test_writes_every_file_with_counts_from_the_grades(report_dir, grades_csv):
     names = {p.name for p in report_dir.iterdir()}
     assert names == {
         "report.md", "report.html", "report_meta.json", "summary.csv", "summary_single_turn.csv", "summary_multi_turn.csv",
-        "by_ability.csv", "pairwise.csv", "leaderboard.csv", "agreement.csv",
+        "by_ability.csv", "pairwise.csv", "leaderboard.csv", "agreement.csv", "scores.csv",
     }  # fmt: skip
     summary = pd.read_csv(report_dir / "summary.csv")
+    # scores.csv without a judge: the summary table's estimates and intervals, source human, ranked by interval
+    scores = pd.read_csv(report_dir / "scores.csv").set_index(["metric", "model"])
+    for row in summary.itertuples():
+        for metric in ("mean_score", "acceptable"):
+            quoted = scores.loc[(metric, row.model)]
+            assert quoted.source == "human" and quoted.n_human == row.n_answers and pd.isna(quoted.n_judge)
+            assert (quoted.estimate, quoted.ci_low, quoted.ci_high) == (getattr(row, metric), getattr(row, f"{metric}_ci_low"), getattr(row, f"{metric}_ci_high"))
+            above = summary[summary[f"{metric}_ci_low"] > getattr(row, f"{metric}_ci_high")]
+            assert quoted["rank"] == 1 + len(above)
     assert list(summary.columns[:6]) == ["model", "n", "A", "B", "C", "D"]
     grades = pd.read_csv(grades_csv)
     # the lower median per answer, counted independently of the package

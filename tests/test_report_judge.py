@@ -119,10 +119,10 @@ def test_writes_the_judge_tables(report_dir, inputs):
     assert int(confusion.total.sum()) == len(both)
     assert confusion.loc["B", "judge_A"] == int(((both.h == 2) & (both.j == 3)).sum())
     ppi = pd.read_csv(report_dir / "ppi.csv")
-    assert list(ppi.columns[:11]) == [
-        "model", "metric", "estimate", "ci_low", "ci_high", "n_human", "n_judge", "human_only_estimate", "human_only_ci_low",
-        "human_only_ci_high", "judge_only_estimate",
+    assert list(ppi.columns[:9]) == [
+        "model", "metric", "estimate", "ci_low", "ci_high", "sample_ci_low", "sample_ci_high", "n_human", "n_judge",
     ]  # fmt: skip
+    assert {"ppi_py_estimate", "ppi_py_ci_low", "ppi_py_ci_high", "human_only_estimate", "judge_only_estimate", "n_stand_in"} <= set(ppi.columns)
     assert len(ppi) == 2 * len(MODELS) and ppi.estimate.notna().all()
     for row in ppi.itertuples():
         assert row.n_judge == (judge.model_id == row.model).sum() == 80  # 82 answers, 2 unparsed
@@ -181,7 +181,6 @@ def _judge_with(tmp_path: Path, inputs, edit) -> Path:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda lines: lines.__setitem__(4, lines[4].replace(",m-", ",m-unknown-", 1)), "grades.csv:5 [model_id]: error: model 'm-unknown-"),
         (lambda lines: lines.__setitem__(6, lines[6].replace(",A,", ",E,").replace(",B,", ",E,").replace(",C,", ",E,").replace(",D,", ",E,")),
          "grades.csv:7 [grade]: error: 'E' is not a grade"),
         (lambda lines: lines.__setitem__(3, lines[3].replace("judge:gpt-test", "judge:other")), "holds one judge's grades, this one has 2"),
@@ -194,6 +193,20 @@ def test_bad_judge_input_fails_clearly_and_writes_nothing(inputs, tmp_path, edit
     assert result.exit_code == 1, result.output
     assert message in " ".join(result.output.split()), result.output
     assert not out.exists()
+
+
+def test_a_model_only_the_judge_graded_gets_a_judge_row_without_interval_or_rank(inputs, tmp_path):
+    folder = _judge_with(tmp_path, inputs, lambda lines: lines.__setitem__(4, lines[4].replace(",m-", ",m-unknown-", 1)))
+    out = tmp_path / "r"
+    result = invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(out), "--bootstrap", "50", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out / "scores.csv")
+    assert list(scores.columns) == ["model", "metric", "estimate", "ci_low", "ci_high", "source", "n_human", "n_judge", "rank", "note"]
+    alone = scores[scores.model.str.startswith("m-unknown-")]
+    assert len(alone) == 2 and (alone.source == "judge").all() and (alone.n_human == 0).all() and (alone.n_judge == 1).all()
+    assert alone.ci_low.isna().all() and alone["rank"].isna().all() and alone.note.str.contains("no human grade").all()
+    people = scores[scores.source == "ppi"]
+    assert len(people) == 2 * len(MODELS) and people["rank"].notna().all() and people.ci_low.notna().all()
 
 
 def test_missing_judge_file_and_bad_meta_fail_clearly(inputs, tmp_path):
@@ -275,6 +288,7 @@ def test_a_model_with_one_human_grade_gets_no_ppi_and_the_reason(inputs, tmp_pat
     result = invoke("--grades", str(csv), "--judge", str(inputs["judge"]), "--out", str(out), "--bootstrap", "20", "--format", "md,csv")
     assert result.exit_code == 0, result.output
     ppi = pd.read_csv(out / "ppi.csv").set_index(["model", "metric"])
-    assert ppi.loc[("m-low", "mean_score"), ["estimate", "ci_low", "ci_high"]].isna().all()
+    assert ppi.loc[("m-low", "mean_score"), ["ci_low", "ci_high", "sample_ci_low", "sample_ci_high"]].isna().all()
     assert ppi.loc[("m-mid", "mean_score"), ["estimate", "ci_low", "ci_high"]].notna().all()
-    assert "m-low (mean_score): only 1 human-graded answer(s) with a judge grade: PPI needs 2 or more." in (out / "report.md").read_text()
+    text = " ".join((out / "report.md").read_text().split())
+    assert "m-low (mean_score): too few: 1 human-graded answer(s); an interval needs 10 or more to hold its level." in text

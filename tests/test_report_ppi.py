@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from owleval.report.ppi import classical_mean, power_tuning_lambda, ppi_mean, ppi_table
+from owleval.questions import load_questions
+from owleval.report.estimands import ppi_table
+from owleval.report.ppi import classical_mean, power_tuning_lambda, ppi_mean
+from owleval.report.tables import question_info
+
+from tests.report_helpers import data_dir
 
 # One model of OwlEval: 20 human-graded answers (Y, with the judge's grade Yhat) and 62 judged only.
 Y = np.array([3, 2, 2, 0, 1, 3, 3, 2, 1, 0, 2, 3, 1, 2, 0, 3, 2, 1, 2, 3], float)
@@ -36,8 +43,26 @@ def test_equals_values_recorded_from_ppi_py(metric):
     assert 0.0 <= got.lam <= 1.0
 
 
+def _import_ppi_py():
+    """ppi_py from .ppi_py/ (scripts/setup.sh), appended to the path so its top-level `tests` cannot shadow ours."""
+    import sys
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parent.parent / ".ppi_py"
+    if target.is_dir() and str(target) not in sys.path:
+        sys.path.append(str(target))
+    return pytest.importorskip("ppi_py", reason="ppi_py not installed: run scripts/setup.sh (it installs it into .ppi_py/)")
+
+
+def test_ppi_py_does_not_shadow_our_tests_package():
+    _import_ppi_py()
+    import tests.report_helpers
+
+    assert Path(tests.report_helpers.__file__).resolve().parent == Path(__file__).resolve().parent
+
+
 def test_equals_ppi_py_on_random_data():
-    ppi_py = pytest.importorskip("ppi_py")
+    ppi_py = _import_ppi_py()
     rng = np.random.default_rng(0)
     for _ in range(100):
         n, big_n = int(rng.integers(2, 40)), int(rng.integers(1, 400))
@@ -89,28 +114,54 @@ def _values(rows):
     return pd.DataFrame(rows, columns=["model_id", "question_id", "mean_score", "acceptable"])
 
 
-def test_ppi_table_sets_and_reasons():
+@pytest.fixture(scope="module")
+def info():
+    return question_info(load_questions(data_dir()))
+
+
+def _table(human, judge, models, info, missing=None):
+    return ppi_table(human, judge, models, info, summary_questions=human["question_id"].tolist(), n_boot=200, seed=0, missing=missing)
+
+
+def test_ppi_table_sets_and_reasons(info):
     human = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), Y, strict=True)] + [("few", 1, 3.0, 1.0)]
                     + [("m", 21, 3.0, 1.0)])  # fmt: skip
     judge = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), YHAT, strict=True)]
-                    + [("m", q, s, float(s >= 2)) for q, s in zip(range(22, 84), YU, strict=True)]
+                    + [("m", q, s, float(s >= 2)) for q, s in zip(range(22, 83), YU[:61], strict=True)]
                     + [("few", q, 2.0, 1.0) for q in range(1, 10)])  # fmt: skip
-    table = ppi_table(human, judge, ["m", "few"]).set_index(["model", "metric"])
+    table = _table(human, judge, ["m", "few"], info).set_index(["model", "metric"])
     row = table.loc[("m", "mean_score")]
-    assert (row.n_human, row.n_judge, row.n_human_without_judge) == (20, 82, 1)  # q21 has no judge grade
-    assert (row.estimate, row.ci_low, row.ci_high) == pytest.approx(RECORDED["score"][:3], rel=1e-12)
-    assert row.human_only_estimate == pytest.approx(Y.mean())
-    assert row.judge_only_estimate == pytest.approx(np.r_[YHAT, YU].mean())
-    acc = table.loc[("m", "acceptable")]
-    assert acc.estimate == pytest.approx(RECORDED["acceptable"][0], rel=1e-12)
+    # q21 has a human grade and no judge grade: it stays in the human sample with the stand-in judge value 1.5
+    assert (row.n_human, row.n_judge, row.n_answers, row.n_stand_in) == (21, 81, 82, 1)
+    assert "stand-in judge value 1.5" in row.note
+    # ppi_py's i.i.d. PPI++ on the 20 answers with both grades against the 61 judged only
+    expected = ppi_mean(Y, YHAT, YU[:61])
+    assert (row.ppi_py_estimate, row.ppi_py_ci_low, row.ppi_py_ci_high) == pytest.approx((expected.estimate, expected.ci_low, expected.ci_high), rel=1e-12)
+    assert row.human_only_estimate == pytest.approx(np.r_[Y, 3.0].mean())
+    assert row.judge_only_estimate == pytest.approx(np.r_[YHAT, YU[:61]].mean())
+    assert row.ci_low <= row.sample_ci_low <= row.estimate <= row.sample_ci_high <= row.ci_high
     few = table.loc[("few", "mean_score")]
-    assert np.isnan(few.estimate) and np.isnan(few.ci_low) and "PPI needs 2 or more" in few.note
-    assert few.n_human == 1 and few.judge_only_estimate == 2.0
+    assert np.isnan(few.ci_low) and np.isnan(few.sample_ci_low) and "too few: 1 human-graded answer" in few.note
+    assert few.n_human == 1 and few.judge_only_estimate == 2.0 and few.n_answers == 9
 
 
-def test_no_unlabelled_answers_gives_the_human_only_estimate():
+def test_every_answer_graded_is_the_human_mean_with_no_sampling_interval(info):
     human = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), Y, strict=True)])
     judge = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), YHAT, strict=True)])
-    row = ppi_table(human, judge, ["m"]).set_index("metric").loc["mean_score"]
-    assert row.estimate == row.human_only_estimate and row.ci_low == row.human_only_ci_low
-    assert "every judged answer has a human grade" in row.note
+    row = _table(human, judge, ["m"], info).set_index("metric").loc["mean_score"]
+    assert row.estimate == pytest.approx(row.human_only_estimate) and row.ci_low == row.human_only_ci_low
+    assert row.sample_ci_low == row.sample_ci_high == row.estimate
+    assert "all graded" in row.note
+
+
+def test_ppi_py_columns_equal_ppi_py(info):
+    ppi_py = _import_ppi_py()
+    human = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), Y, strict=True)])
+    judge = _values([("m", q, s, float(s >= 2)) for q, s in zip(range(1, 21), YHAT, strict=True)]
+                    + [("m", q, s, float(s >= 2)) for q, s in zip(range(21, 83), YU, strict=True)])  # fmt: skip
+    table = _table(human, judge, ["m"], info).set_index("metric")
+    for metric, (y, yhat, yu) in {"mean_score": (Y, YHAT, YU), "acceptable": ((Y >= 2) * 1.0, (YHAT >= 2) * 1.0, (YU >= 2) * 1.0)}.items():
+        low, high = ppi_py.ppi_mean_ci(y, yhat, yu, alpha=0.05)
+        point = float(np.squeeze(ppi_py.ppi_mean_pointestimate(y, yhat, yu)))
+        row = table.loc[metric]
+        assert (row.ppi_py_estimate, row.ppi_py_ci_low, row.ppi_py_ci_high) == pytest.approx((point, float(np.squeeze(low)), float(np.squeeze(high))), rel=1e-12)

@@ -128,7 +128,7 @@ def test_bootstrap_is_seeded(known, questions):
     two = build_score_tables(units, questions, n_boot=200, seed=7)["summary"]
     other = build_score_tables(units, questions, n_boot=200, seed=8)["summary"]
     pd.testing.assert_frame_equal(one, two)
-    assert not one["acceptable_ci_low"].equals(other["acceptable_ci_low"])
+    assert not one["mean_score_ci_low"].equals(other["mean_score_ci_low"])
 
 
 def test_pairwise_counts_and_tests(known, questions):

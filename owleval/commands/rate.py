@@ -6,6 +6,7 @@ holds is the server's, so stopping it frees the port instead of leaving an orpha
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ def streamlit_command(port: int, address: str, db: Path | None, data: Path | Non
     prompt, and a server must not wait on a terminal to start."""
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address", address,
            "--server.headless", str(headless).lower(), "--server.showEmailPrompt", "false",
-           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", "--"]
+           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", "--client.showErrorDetails", "none", "--"]
     if db is not None:
         cmd += ["--db", str(db.resolve())]
     if data is not None:
@@ -39,12 +40,56 @@ def streamlit_command(port: int, address: str, db: Path | None, data: Path | Non
     return cmd
 
 
+def is_loopback(address: str) -> bool:
+    """Whether only this machine can reach ``address`` (127.0.0.0/8, ::1, localhost); 0.0.0.0 is everyone."""
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may be reachable from anywhere
+
+
+def study_auth(db: Path | None) -> str:
+    """How the study's annotators sign in; the default study (no --db) signs in by name."""
+    from owleval.grading.store import Store
+    from owleval.grading.study import AUTH_NAME
+
+    if db is None:
+        return AUTH_NAME
+    store = Store(db)
+    try:
+        return store.meta()["auth"]
+    finally:
+        store.close()
+
+
+def check_exposure(db: Path | None, address: str, port: int, allow_name_sign_in: bool) -> str | None:
+    """Refuse to serve a name sign-in study beyond this machine unless allowed; the warning to print when allowed."""
+    from owleval.errors import OwlEvalError
+    from owleval.grading.study import AUTH_NAME
+
+    if is_loopback(address) or study_auth(db) != AUTH_NAME:
+        return None
+    which = str(db) if db is not None else "the default study"
+    risk = (f"{which} signs annotators in by name alone: anyone who can reach {address}:{port} could sign in under "
+            "another annotator's name, see their comments and change their grades")
+    if not allow_name_sign_in:
+        raise OwlEvalError(
+            f"{risk}. To grade with others on a network, create a token study (owleval study create --annotators "
+            "NAME,... gives each annotator a token) and serve that; or serve this one on 127.0.0.1; or pass "
+            "--allow-name-sign-in to accept the risk"
+        )
+    return f"warning: {risk} (--allow-name-sign-in)"
+
+
 def rate(
     db: Annotated[Path | None, typer.Option("--db", help="Study file; default: the local study of the six published answer sets.")] = None,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on.")] = 8501,
-    address: Annotated[str, typer.Option("--address", help="Address to listen on (0.0.0.0 to let others on the network in).")] = "127.0.0.1",
+    address: Annotated[str, typer.Option("--address", help="Address to listen on; 0.0.0.0 lets others on the network in (token studies only, see --allow-name-sign-in).")] = "127.0.0.1",
     data: Annotated[Path | None, typer.Option("--data", help="Data-set folder holding the images (default: the study's).")] = None,
     headless: Annotated[bool, typer.Option("--headless/--open-browser", help="Do not open a browser window (servers, containers); implied when there is no display or stdin is not a terminal.")] = False,
+    allow_name_sign_in: Annotated[bool, typer.Option("--allow-name-sign-in", help="Serve a study whose annotators sign in by name on a non-loopback --address (anyone who reaches it can grade as anyone).")] = False,
 ) -> None:
     """Serve the blind A-D grading app and open it in the browser.
 
@@ -54,11 +99,16 @@ def rate(
     Example: owleval rate --db grades.sqlite --port 8501
     """
     from owleval.errors import OwlEvalError
+    from owleval.grading.access import EXPOSED_ENV
 
     if db is not None and not db.is_file():
         raise OwlEvalError(f"{db}: no such study; create one with `owleval study create`")
     if data is not None and not data.is_dir():
         raise OwlEvalError(f"--data {data}: no such folder")
+    warning = check_exposure(db, address, port, allow_name_sign_in)
+    if warning:
+        typer.echo(warning, err=True)
+        os.environ[EXPOSED_ENV] = f"{address}:{port}"  # the admin page shows it too
     cmd = streamlit_command(port, address, db, data, serve_headless(headless))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -73,7 +73,8 @@ def report_command(
     frame = read_grades(grades, questions, models=models, models_origin=str(answers))
     judged = None
     if judge is not None:
-        judged = read_judge(judge, questions, models=set(frame["model_id"]), models_origin=f"{grades} (the models people graded)")
+        # a model only the judge graded is allowed: scores.csv lists it with source "judge", no interval and no rank
+        judged = read_judge(judge, questions, models=models, models_origin=str(answers))
     from_db = is_sqlite(grades)
     sampling = sampling_info(grades, from_db, frame) if judged is not None or from_db else None
     report = build_report(
@@ -81,9 +82,10 @@ def report_command(
     )
     written = write_folder(target, render_files(report, chosen), overwrite=overwrite)
     console = Console()
-    table = Table(title=f"OwlEval: {report.meta['n_answers']} answers, data set {report.meta['dataset_version']} ({combine})")
-    for col in ("model", "n", "A", "B", "C", "D", "acceptable [95% CI]", "mean [95% CI]"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+    console.print(scores_terminal_table(report.tables["scores"]))
+    table = Table(title=f"Human grades: {report.meta['n_answers']} answers, data set {report.meta['dataset_version']} ({combine})")
+    _model_column(table, report.tables["summary"]["model"])
+    _columns(table, ("n", "A", "B", "C", "D", "acceptable [95% CI]", "mean [95% CI]"))
     for r in score_rows(report.tables["summary"]):
         table.add_row(Text(str(r["model"])), str(r["n"]), *(str(r[g]) for g in "ABCD"), r["acceptable_text"], r["mean_text"])
     console.print(table)
@@ -92,27 +94,48 @@ def report_command(
     console.print(Text(f"wrote {len(written)} files to {target}"))
 
 
-def ppi_terminal_table(ppi: pd.DataFrame) -> Table:
-    """The PPI estimates beside the human-only and judge-only ones, for the terminal."""
+def _model_column(table: Table, names: pd.Series) -> None:
+    """A model column that shows names whole, never cut to "mplug-ow…": on one line up to 24 characters, folded
+    onto more lines beyond that or in a narrow terminal."""
+    width = max([len("model"), *(len(str(n)) for n in names)])
+    table.add_column("model", justify="left", min_width=min(width, 24), overflow="fold")
+
+
+def _columns(table: Table, names: Sequence[str], left: Sequence[str] = ()) -> None:
+    """Columns whose text folds onto more lines rather than ending in "…": no number is ever cut."""
+    for col in names:
+        table.add_column(col, justify="left" if col in left else "right", overflow="fold")
+
+
+def scores_terminal_table(scores: pd.DataFrame) -> Table:
+    """scores.csv for the terminal: the numbers to quote, first."""
     from rich.table import Table
     from rich.text import Text
 
-    from owleval.report.render import ci, num, pct
+    from owleval.report.render import scores_rows
 
-    table = Table(title="Human-anchored scores (PPI++ with the judge; 95% CLT intervals)")
-    for col in ("model", "metric", "n human", "n judge", "human only [95% CI]", "PPI [95% CI]", "judge only"):
-        table.add_column(col, justify="left" if col in ("model", "metric") else "right")
-    for r in ppi.to_dict("records"):
-        fmt = pct if r["metric"] == "acceptable" else num
-        table.add_row(
-            Text(str(r["model"])),
-            r["metric"],
-            str(r["n_human"]),
-            str(r["n_judge"]),
-            f"{fmt(r['human_only_estimate'])} {ci(r['human_only_ci_low'], r['human_only_ci_high'], fmt)}",
-            f"{fmt(r['estimate'])} {ci(r['ci_low'], r['ci_high'], fmt)}",
-            fmt(r["judge_only_estimate"]),
-        )
+    table = Table(title="Scores to quote (scores.csv; 95% CI)")
+    _columns(table, ("rank",))
+    _model_column(table, scores["model"])
+    _columns(table, ("metric", "estimate [95% CI]", "source", "n human", "n judge"), left=("metric", "source"))
+    for r in scores_rows(scores):
+        table.add_row(r["rank_text"], Text(str(r["model"])), r["metric"], r["text"], r["source"], str(r["n_human"]), r["n_judge_text"])
+    return table
+
+
+def ppi_terminal_table(ppi: pd.DataFrame) -> Table:
+    """The two estimands beside the human-only and judge-only estimates, for the terminal."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from owleval.report.render import ppi_rows
+
+    table = Table(title="Human-anchored scores (PPI; 95% CI)")
+    _model_column(table, ppi["model"])
+    _columns(table, ("metric", "n human", "n answers", "questions like these", "these answers", "human only", "judge only"), left=("metric",))
+    for r in ppi_rows(ppi):
+        table.add_row(Text(str(r["model"])), r["metric"], str(r["n_human"]), str(r["n_answers"]), r["ppi_text"], r["sample_text"],
+                      r["human_text"], r["judge_text"])  # fmt: skip
     return table
 
 

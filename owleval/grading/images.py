@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from owleval.imagefiles import CASES, confined, open_image
+
 #: st.image shrinks wider images to this (streamlit's MAXIMUM_CONTENT_WIDTH); its full-screen view shows the same
 MAX_WIDTH = 2 * 730
 
@@ -24,13 +26,16 @@ def display_format(image: Image.Image) -> str:
     return "PNG" if image.mode in ("RGBA", "LA", "P") else "JPEG"
 
 
-def screen_image(path: Path) -> bytes:
-    """The file's bytes when st.image would send them as they are, else the image as st.image would send it."""
-    data = Path(path).read_bytes()
-    with Image.open(io.BytesIO(data)) as image:
+def screen_image(path: Path, data_dir: Path) -> bytes:
+    """The file's bytes when st.image would send them as they are, else the image as st.image would send it.
+
+    The file must lie inside ``data_dir/cases`` and keep to the pixel budget, else :class:`ImageRefused`
+    (an ``OSError``, like a missing file)."""
+    path = confined(Path(path), Path(data_dir) / CASES)
+    with open_image(path) as image:
         fmt = display_format(image)
         if image.format == fmt and image.width <= MAX_WIDTH:
-            return data
+            return path.read_bytes()
         image.thumbnail((MAX_WIDTH, image.height))  # keeps the aspect ratio; never enlarges
         out = io.BytesIO()
         (image.convert("RGB") if fmt == "JPEG" else image).save(out, format=fmt, quality=90)

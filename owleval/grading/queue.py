@@ -128,6 +128,17 @@ def answer_screen(store: Store, annotator_id: int, item: QueueItem, data_dir: Pa
     )
 
 
+class StaleViewError(OwlEvalError):
+    """A grade made on a view of an answer that is older than a grade given since in another window."""
+
+    def __init__(self, replaced: GradeEvent):
+        self.replaced = replaced
+        super().__init__(
+            f"Not saved: this answer was graded {replaced.grade} in another window after this one showed it. "
+            f"Grade it again here to replace that {replaced.grade}."
+        )
+
+
 def record_grade(
     store: Store,
     annotator_id: int,
@@ -136,8 +147,18 @@ def record_grade(
     comment: str = "",
     flags: tuple[str, ...] | list[str] = (),
     request_id: str | None = None,
+    *,
+    window: str | None = None,
+    seq: int | None = None,
+    seen: int | None = None,
 ) -> GradeEvent:
-    """Append a grade event and return it once committed. A repeated ``request_id`` returns the first event."""
+    """Append a grade event and return it once committed. A repeated ``request_id`` returns the first event.
+
+    From the grading app: ``window`` and ``seq`` name the action (a repeated pair returns its first event, and a
+    window repeating its own current grade, as a double click does, adds nothing); ``seen`` is the latest event id
+    the window showed for this answer (0: none): if a grade was given since in another window, the grade is refused
+    with :class:`StaleViewError` rather than silently replacing it.
+    """
     if grade not in GRADES:
         raise OwlEvalError(f"grade must be one of {', '.join(GRADES)}, got {grade!r}")
     unknown = [f for f in flags if f not in FLAGS]
@@ -149,9 +170,14 @@ def record_grade(
     flag_text = ",".join(f for f in FLAGS if f in flags)
     with store.write() as conn:
         if request_id is not None:
-            seen = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM grade_events WHERE request_id = ?", (request_id,)).fetchone()
-            if seen is not None:
-                return GradeEvent.from_row(seen)
+            seen_request = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM grade_events WHERE request_id = ?", (request_id,)).fetchone()
+            if seen_request is not None:
+                return GradeEvent.from_row(seen_request)
+        if window is not None and seq is not None:
+            done = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM grade_events WHERE window_id = ? AND window_seq = ?",
+                                (window, seq)).fetchone()
+            if done is not None:
+                return GradeEvent.from_row(done)
         allowed = conn.execute(
             "SELECT 1 FROM answers a JOIN assignments s ON s.model_id = a.model_id AND s.question_id = a.question_id "
             "WHERE a.answer_id = ? AND a.active = 1 AND s.annotator_id = ?",
@@ -159,9 +185,21 @@ def record_grade(
         ).fetchone()
         if allowed is None:
             raise OwlEvalError("this answer is not in your queue any more (the study was changed); reload the page")
+        latest = conn.execute(
+            f"SELECT {_EVENT_COLUMNS}, window_id FROM grade_events WHERE annotator_id = ? AND answer_id = ? "
+            "ORDER BY event_id DESC LIMIT 1",
+            (annotator_id, answer_id),
+        ).fetchone()
+        if latest is not None and window is not None:
+            current = GradeEvent.from_row(tuple(latest)[:5])
+            if latest["window_id"] != window and seen is not None and current.event_id > seen:
+                raise StaleViewError(current)
+            if latest["window_id"] == window and (current.grade, current.comment, current.flags) == (grade, comment, tuple(f for f in flag_text.split(",") if f)):
+                return current  # the same grade again from the same window (a double click): nothing new
         now = utc_now()
         cur = conn.execute(
-            "INSERT INTO grade_events(annotator_id, answer_id, grade, comment, flags, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (annotator_id, answer_id, grade, comment, flag_text, now, request_id),
+            "INSERT INTO grade_events(annotator_id, answer_id, grade, comment, flags, created_at, request_id, window_id, window_seq) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (annotator_id, answer_id, grade, comment, flag_text, now, request_id, window, seq),
         )
     return GradeEvent.from_row((cur.lastrowid, grade, comment, flag_text, now))  # only now committed

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from owleval.errors import OwlEvalError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA_V1 = """
@@ -82,7 +82,15 @@ WHERE e.event_id = (
 """
 
 #: schema version -> SQL that brings a database from that version to the next one
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    # 2: the browser window (a random id per page load) and that window's sequence number of the action that made
+    # a grade, so each window's actions apply once and in the order they were made (see owleval.grading.gradebar)
+    1: """
+    ALTER TABLE grade_events ADD COLUMN window_id TEXT;
+    ALTER TABLE grade_events ADD COLUMN window_seq INTEGER;
+    CREATE UNIQUE INDEX grade_events_window_seq ON grade_events(window_id, window_seq) WHERE window_id IS NOT NULL;
+    """,
+}
 
 
 def utc_now() -> str:
@@ -111,8 +119,9 @@ def initialise(conn: sqlite3.Connection, meta: dict[str, str]) -> None:
     if str(mode).lower() != "wal":
         raise OwlEvalError(f"cannot switch the database to WAL mode (got {mode!r}); is it on a network drive?")
     with write_transaction(conn):
-        for statement in _split_sql(_SCHEMA_V1):
-            conn.execute(statement)
+        for script in [_SCHEMA_V1, *(MIGRATIONS[v] for v in range(1, SCHEMA_VERSION))]:
+            for statement in _split_sql(script):
+                conn.execute(statement)
         rows = {**meta, "schema_version": str(SCHEMA_VERSION)}
         conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", sorted(rows.items()))
 

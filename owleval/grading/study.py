@@ -21,6 +21,7 @@ from owleval.answers import (
     canonical_model_name,
     read_answer_file,
 )
+from owleval.csvio import FORMULA_STARTS
 from owleval.errors import InputFileError, OwlEvalError
 from owleval.fileio import temp_file_beside
 from owleval.grading import assign, sample
@@ -66,10 +67,13 @@ def read_study_answers(sources: Sequence[Path], questions: Sequence[Question]) -
 
 
 def check_name(name: str) -> str:
-    """The name with its whitespace collapsed, so "Ann  Lee" and "Ann Lee" are one annotator."""
+    """The name with its whitespace collapsed, so "Ann  Lee" and "Ann Lee" are one annotator. A name may not begin
+    like a spreadsheet formula (``=``, ``+``, ``-``, ``@``): names go into every grades CSV."""
     clean = " ".join(name.split())
     if not clean or len(clean) > MAX_NAME_LEN or any(not ch.isprintable() for ch in clean):
         raise OwlEvalError(f"annotator name must be 1-{MAX_NAME_LEN} printable characters, got {name!r}")
+    if clean.startswith(FORMULA_STARTS):
+        raise OwlEvalError(f"annotator name may not begin with = + - or @ (spreadsheets run such cells as formulas), got {name!r}")
     return clean
 
 

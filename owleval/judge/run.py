@@ -1,7 +1,10 @@
 """The judge runner: asks a judge model to grade every answer of some answer files, resumably.
 
 Each answer's prompt (see ``prompt``) is asked ``samples`` times; a reply that is not the JSON object asked for
-is asked again up to ``parse_retries`` times and then recorded as unparsed. All requests of a batch of answers
+is asked again up to ``parse_retries`` times and then recorded as unparsed. A re-ask shows the judge only its
+latest bad reply, cut to :data:`REASK_REPLY_CHARS`, so retries never grow the request past the judge's context; a
+request the judge refuses as too long for its context is recorded as unparsed with that reason (a final outcome:
+asking again would be refused again), not as a failed request. All requests of a batch of answers
 are appended to raw.jsonl and synced together; grades.csv and meta.json are rewritten from the log at the end
 of every run, interrupted or not. A re-run asks only for the answers the log has no complete judgement of
 (failed ones included; unparsed ones too when asked to retry them), and refuses to continue a folder made with another judge, prompt or settings.
@@ -34,6 +37,7 @@ from owleval.manifest import load_manifest
 from owleval.paths import default_data_dir
 from owleval.provenance import dumps, git_commit, now_iso, package_versions
 from owleval.questions import Question, image_path, load_questions
+from owleval.redact import redact
 
 RAW, GRADES, META = "raw.jsonl", "grades.csv", "meta.json"
 #: ``-o KEY=VALUE`` settings that belong to the judge run; every other key goes to the adapter
@@ -193,38 +197,75 @@ def ask(adapter: ModelAdapter, requests: Sequence[tuple[Conversation, Generation
     return results
 
 
+#: characters of an unparsable reply shown back to the judge when it is asked again (about 250 tokens)
+REASK_REPLY_CHARS = 1000
+#: how servers word a request that does not fit the model's context (vLLM, SGLang, TGI, OpenAI, llama.cpp)
+_CONTEXT_REFUSAL = re.compile(
+    r"context[ _-]?length|context window|maximum model length|max_model_len|model_max_length|"
+    r"maximum (?:input|sequence) length|prompt is too long|too many (?:input )?tokens|exceed(?:s|ed)? the context|"
+    r"tokens \+ `?max_new_tokens`? must be <=",
+    re.IGNORECASE,
+)
+
+
+def cut_reply(text: str, limit: int = REASK_REPLY_CHARS) -> str:
+    """The start of an unparsable reply, enough to show the judge what it said without repeating all of it."""
+    return text if len(text) <= limit else text[:limit].rstrip() + " [...]"
+
+
+def is_context_refusal(error: str) -> bool:
+    """Whether a request's error says it does not fit the judge's context (an HTTP 400 of vLLM and the like)."""
+    return bool(_CONTEXT_REFUSAL.search(error))
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One request to make: an answer, its sample, the attempt, and the bad reply of the attempt before (cut)."""
+
+    item: Item
+    sample: int
+    attempt: int = 0
+    bad_reply: str | None = None
+
+
 def judge_batch(adapter: ModelAdapter, batch: Sequence[Item], settings: JudgeSettings) -> list[dict[str, Any]]:
     """Ask the judge about each answer of ``batch`` (every sample, with parse retries); the log records, grouped
-    by answer."""
+    by answer. A re-ask carries only the previous bad reply, cut, so every attempt's request is about as long as
+    the first one."""
     ids = {item.key: uuid.uuid4().hex[:16] for item in batch}
     records: dict[tuple[str, int], list[dict[str, Any]]] = {item.key: [] for item in batch}
-    pending: list[tuple[Item, int, tuple[str, ...]]] = [(item, k, ()) for item in batch for k in range(settings.samples)]
+    pending = [_Ask(item, k) for item in batch for k in range(settings.samples)]
     while pending:
         requests = [
-            (judge_conversation(item.prompt, item.image, f"{item.answer.model_id} q{item.answer.question_id} sample {k}", bad), settings.config(k))
-            for item, k, bad in pending
+            (judge_conversation(a.item.prompt, a.item.image, f"{a.item.answer.model_id} q{a.item.answer.question_id} sample {a.sample}",
+                                () if a.bad_reply is None else (a.bad_reply,)), settings.config(a.sample))
+            for a in pending
         ]
         replies = ask(adapter, requests)
-        retry: list[tuple[Item, int, tuple[str, ...]]] = []
-        for (item, k, bad), (_, config), reply in zip(pending, requests, replies, strict=True):
+        retry: list[_Ask] = []
+        for a, (_, config), reply in zip(pending, requests, replies, strict=True):
+            item = a.item
             record: dict[str, Any] = {
                 "judgement": ids[item.key], "model_id": item.answer.model_id, "question_id": item.answer.question_id,
                 "answer_sha256": item.answer_sha256, "prompt_sha256": sha256_text(item.prompt),
-                "samples": settings.samples, "sample": k, "attempt": len(bad),
+                "samples": settings.samples, "sample": a.sample, "attempt": a.attempt,
                 "temperature": config.temperature if config.do_sample else 0.0, "seed": config.seed,
-                "status": PARSED, "final": True, "grade": None, "reason": None, "error": None, "reply": reply.text,
+                "status": PARSED, "final": True, "grade": None, "reason": None, "error": None, "reply": redact(reply.text) if reply.text else reply.text,
                 "seconds": round(reply.seconds, 4), "usage": reply.usage, "finish_reason": reply.finish_reason, "at": now_iso(),
             }
-            if reply.error is not None:
-                record.update(status=FAILED, error=reply.error)
+            if reply.error is not None and is_context_refusal(reply.error):
+                # the judge cannot read this request whole: asking again (now or in a re-run) is refused again
+                record.update(status=UNPARSED, error=f"context length exceeded: {redact(reply.error)}")
+            elif reply.error is not None:
+                record.update(status=FAILED, error=redact(reply.error))
             else:
                 try:
                     verdict = parse_reply(reply.text or "")
                     record.update(grade=verdict.grade, reason=verdict.reason)
                 except ReplyError as exc:
-                    record.update(status=UNPARSED, error=str(exc), final=len(bad) >= settings.parse_retries)
+                    record.update(status=UNPARSED, error=str(exc), final=a.attempt >= settings.parse_retries)
                     if not record["final"]:
-                        retry.append((item, k, (*bad, reply.text or "")))
+                        retry.append(_Ask(item, a.sample, a.attempt + 1, cut_reply(reply.text or "")))
             records[item.key].append(record)
         pending = retry
     return [r for item in batch for r in sorted(records[item.key], key=lambda r: (r["sample"], r["attempt"]))]
@@ -387,7 +428,7 @@ def run_judge(
             try:
                 meta["provenance"] = adapter.provenance()
             except Exception as exc:  # provenance must never hide the real outcome
-                meta["provenance"] = {"error": repr(exc)}
+                meta["provenance"] = {"error": redact(repr(exc))}
             atomic_write_text(meta_path, dumps(meta))
         adapter.close()
     return JudgeResult(out, asked, resumed, requests, meta["counts"], warnings)

@@ -21,7 +21,7 @@ from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
 from owleval.fileio import temp_dir_beside
 from owleval.questions import Question
-from owleval.report import agreement, combine, compare, correlation, ppi, tables
+from owleval.report import agreement, combine, compare, correlation, estimands, ppi, scores, tables
 from owleval.report.stats import CI_LEVEL
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 FORMATS = ("md", "html", "csv")
 #: CSV tables in the order the report presents them
 CSV_TABLES = (
-    "agreement", "summary", "summary_single_turn", "summary_multi_turn", "by_ability", "pairwise", "leaderboard", "correlation",
+    "scores", "agreement", "summary", "summary_single_turn", "summary_multi_turn", "by_ability", "pairwise", "leaderboard", "correlation",
     "judge_agreement", "judge_confusion", "ppi",
 )  # fmt: skip
 
@@ -106,6 +106,7 @@ def build_report(
         legacy_corpus = correlation.legacy_corpus(legacy, models)
     coverage = worst = None
     judge_meta = None
+    judge_only = None
     if judge is not None:
         from owleval.report import judge as judging
 
@@ -114,7 +115,11 @@ def build_report(
             raise OwlEvalError(f"{judge.path}: the judge graded none of the answers people graded; nothing anchors its grades")
         out["judge_agreement"] = judging.agreement_table(pairs, info, models, n_boot=n_boot, seed=seed)
         out["judge_confusion"] = judging.confusion_table(pairs)
-        out["ppi"] = ppi.ppi_table(ppi.human_values(grades, rule), ppi.judge_values(judge.grades), models)
+        out["ppi"] = estimands.ppi_table(
+            ppi.human_values(grades, rule), ppi.judge_values(judge.grades), models, info,
+            summary_questions=units["question_id"].tolist(), n_boot=n_boot, seed=seed, missing=judge.missing,
+        )  # fmt: skip
+        judge_only = scores.judge_only_models(ppi.judge_values(judge.grades), models)
         coverage = judging.coverage_table(grades, judge, models)
         worst = judging.disagreements(pairs)
         judge_meta = {
@@ -131,7 +136,14 @@ def build_report(
             "comparison_rule": "humans: each answer's lower-median grade (whatever --combine is); judge: its one grade",
             "ppi_rule": ppi.HUMAN_VALUE_RULES[rule],
             "ppi_alpha": ppi.PPI_ALPHA,
+            "estimands": estimands.ESTIMANDS,
+            "lambda_rule": estimands.LAMBDA_RULE,
+            "stand_in_rule": estimands.STAND_IN_RULE,
+            "min_n_interval": estimands.MIN_N_INTERVAL,
+            "sampling_design": "each model's human-graded answers are taken as a simple random sample of its answers (equal "
+            "probabilities, without replacement); a stratified `study create --sample` draw is analysed as such, not weighted by stratum",
         }
+    out["scores"] = scores.scores_table(out["summary"], out.get("ppi"), judge_only)
     ratings_per_answer = grades.groupby(["model_id", "question_id"]).size()
     meta = {
         "title": "OwlEval report",

@@ -93,14 +93,8 @@ def classical_mean(y: np.ndarray, *, alpha: float = 0.05) -> MeanEstimate:
     return MeanEstimate(mean, mean - half, mean + half, 0.0)
 
 
-PPI_COLUMNS = (
-    "model", "metric", "estimate", "ci_low", "ci_high", "n_human", "n_judge",
-    "human_only_estimate", "human_only_ci_low", "human_only_ci_high", "judge_only_estimate",
-    "lambda", "n_human_without_judge", "note",
-)  # fmt: skip
 PPI_METRICS = ("mean_score", "acceptable")
 PPI_ALPHA = 0.05
-#: --combine rule -> the human value Y of an answer
 HUMAN_VALUE_RULES = {
     "median": "Y = per answer, the lower-median human grade (its score, or 1 when A or B)",
     "all": "Y = per answer, the mean over its human ratings (of the score, or of 1 for A or B)",
@@ -132,35 +126,3 @@ def judge_values(judge: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def ppi_table(human: pd.DataFrame, judge: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
-    """One row per model and metric: the PPI++ estimate beside the human-only and judge-only ones.
-
-    ``human``/``judge``: per-answer values (:func:`human_values`, :func:`judge_values`). Labelled set: the model's
-    human-graded answers that the judge graded too; unlabelled: its judge-graded answers without a human grade.
-    """
-    keys = ["model_id", "question_id"]
-    both = human.merge(judge, on=keys, how="left", suffixes=("", "_judge"), indicator=True)
-    judged_only = judge.merge(human[keys], on=keys, how="left", indicator=True)
-    rows = []
-    for model in models:
-        mine = both[both["model_id"] == model]
-        labelled = mine[mine["_merge"] == "both"]
-        unlabelled = judged_only[(judged_only["model_id"] == model) & (judged_only["_merge"] == "left_only")]
-        all_judged = judge[judge["model_id"] == model]
-        n, big_n = len(labelled), len(unlabelled)
-        dropped = int((mine["_merge"] == "left_only").sum())
-        for metric in PPI_METRICS:
-            y = labelled[metric].to_numpy(dtype=float)
-            yhat = labelled[f"{metric}_judge"].to_numpy(dtype=float)
-            yu = unlabelled[metric].to_numpy(dtype=float)
-            human_only = classical_mean(y, alpha=PPI_ALPHA)
-            judge_only = float(all_judged[metric].mean()) if len(all_judged) else float("nan")
-            if n < 2:
-                est, note = MeanEstimate(float("nan"), float("nan"), float("nan")), f"only {n} human-graded answer(s) with a judge grade: PPI needs 2 or more"
-            elif big_n == 0:
-                est, note = human_only, "every judged answer has a human grade: PPI is the human-only estimate"
-            else:
-                est, note = ppi_mean(y, yhat, yu, alpha=PPI_ALPHA), ""
-            rows.append((model, metric, est.estimate, est.ci_low, est.ci_high, n, len(all_judged), human_only.estimate,
-                         human_only.ci_low, human_only.ci_high, judge_only, est.lam, dropped, note))  # fmt: skip
-    return pd.DataFrame(rows, columns=list(PPI_COLUMNS))

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from owleval.questions import ABILITIES, GRADES
-from owleval.report.tables import GRADE_LETTERS
+from owleval.report.estimands import ALL_GRADED
+from owleval.report.tables import GRADE_LETTERS, TOO_FEW
 
 if TYPE_CHECKING:
     import jinja2
@@ -84,6 +85,10 @@ def ci(low: Any, high: Any, fmt: Any = pct) -> str:
     return "–" if _missing(low) or _missing(high) else f"[{fmt(low)}, {fmt(high)}]"
 
 
+def _is_too_few(row: dict[str, Any]) -> bool:
+    return isinstance(row.get("note"), str) and TOO_FEW in row["note"]
+
+
 def score_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Table rows with display strings: counts with shares, acceptable and mean with their CIs."""
     rows = []
@@ -93,7 +98,7 @@ def score_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
                 **r,
                 "grades": {g: f"{r[g]} ({pct(r[f'share_{g}'], 0)})" for g in GRADE_LETTERS},
                 "acceptable_text": f"{pct(r['acceptable'])} {ci(r['acceptable_ci_low'], r['acceptable_ci_high'])}",
-                "mean_text": f"{num(r['mean_score'])} {ci(r['mean_score_ci_low'], r['mean_score_ci_high'], num)}",
+                "mean_text": f"{num(r['mean_score'])} {TOO_FEW if _is_too_few(r) else ci(r['mean_score_ci_low'], r['mean_score_ci_high'], num)}",
             }
         )
     return rows
@@ -191,6 +196,7 @@ def _context(report: Report) -> dict[str, Any]:
         "letters": GRADE_LETTERS,
         "agreement_all": [r for r in agreement_rows if r["annotators"] == "all"],
         "agreement_pairs": [r for r in agreement_rows if r["annotators"] != "all"],
+        "scores": scores_rows(t["scores"]) if "scores" in t else [],
         "summary": score_rows(t["summary"]),
         "summary_chart": stacked_chart(t["summary"], "All questions"),
         "single": score_rows(t["summary_single_turn"]),
@@ -226,26 +232,43 @@ JUDGE_MEASURE_LABELS = {
 PPI_SCALES = {"mean_score": (num, 0.0, 3.0), "acceptable": (pct, 0.0, 1.0)}
 
 
-def _clip_ci(low: Any, high: Any, lo: float, hi: float) -> tuple[Any, Any]:
-    """A CLT interval can cross the end of the scale (a share above 100%): shown clipped, the CSV keeps it."""
-    if _missing(low) or _missing(high):
-        return low, high
-    return max(float(low), lo), min(float(high), hi)
+def _interval_text(estimate: Any, low: Any, high: Any, fmt: Any, note: Any = "") -> str:
+    """"value [low, high]"; "value (too few)" when a note says so and there is no interval. The bounds are shown as
+    the CSVs hold them: every interval is built inside its scale (a share in [0, 1], a mean score in [0, 3])."""
+    if (_missing(low) or _missing(high)) and isinstance(note, str) and "too few" in note:
+        return f"{fmt(estimate)} ({TOO_FEW})"
+    return f"{fmt(estimate)} {ci(low, high, fmt)}"
+
+
+def scores_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """scores.csv rows with display strings: the estimate with its CI, n and rank."""
+    rows = []
+    for r in table.to_dict("records"):
+        fmt = PPI_SCALES[r["metric"]][0]
+        text = f"{fmt(r['estimate'])} (judge only)" if r["source"] == "judge" else _interval_text(r["estimate"], r["ci_low"], r["ci_high"], fmt, r["note"])
+        rows.append({**r, "text": text,
+                     "rank_text": "–" if _missing(r["rank"]) else str(int(r["rank"])),
+                     "n_judge_text": "–" if _missing(r["n_judge"]) else str(int(r["n_judge"])),
+                     "note": r["note"] if isinstance(r["note"], str) else ""})  # fmt: skip
+    return rows
 
 
 def ppi_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """ppi.csv rows with display strings for the human-only, PPI and judge-only estimates."""
+    """ppi.csv rows with display strings for the headline, "these answers", human-only and judge-only estimates."""
     rows = []
     for r in table.to_dict("records"):
-        fmt, lo, hi = PPI_SCALES[r["metric"]]
+        fmt = PPI_SCALES[r["metric"]][0]
+        note = r["note"] if isinstance(r["note"], str) else ""
+        sample = ALL_GRADED if ALL_GRADED in note else ci(r["sample_ci_low"], r["sample_ci_high"], fmt)
         rows.append(
             {
                 **r,
-                "human_text": f"{fmt(r['human_only_estimate'])} {ci(*_clip_ci(r['human_only_ci_low'], r['human_only_ci_high'], lo, hi), fmt)}",
-                "ppi_text": f"{fmt(r['estimate'])} {ci(*_clip_ci(r['ci_low'], r['ci_high'], lo, hi), fmt)}",
+                "human_text": _interval_text(r["human_only_estimate"], r["human_only_ci_low"], r["human_only_ci_high"], fmt, "too few"),
+                "ppi_text": _interval_text(r["estimate"], r["ci_low"], r["ci_high"], fmt, note),
+                "sample_text": "–" if "too few" in note else sample,
                 "judge_text": fmt(r["judge_only_estimate"]),
                 "lambda_text": num(r["lambda"]),
-                "note": r["note"] if isinstance(r["note"], str) else "",
+                "note": note,
             }
         )
     return rows

@@ -180,3 +180,46 @@ def weighted_kendall_tau_b(x: np.ndarray, y: np.ndarray, weights: np.ndarray) ->
         denom = np.sqrt(pairs_x * pairs_y)
         tau = np.where(denom > 0, numer / np.where(denom > 0, denom, 1.0), np.nan)
     return tau if weights.ndim > 1 else tau[0]
+
+
+#: a mean over fewer observations than this gets its value and "too few", not an interval
+MIN_N_MEAN_INTERVAL = 5
+
+
+def wilson_interval(successes: np.ndarray, n: np.ndarray, level: float = CI_LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson's score interval for a share: inside [0, 1] by construction and never of zero width when n > 0.
+
+    ``n`` may be an effective sample size (n / design effect), so it need not be whole. NaN where n is 0.
+    """
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.asarray(successes, dtype=np.float64) / n
+        centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n)
+        half = z / (1.0 + z * z / n) * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n))
+        low, high = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    bad = ~(n > 0)
+    return np.where(bad, np.nan, low), np.where(bad, np.nan, high)
+
+
+def clustered_wilson(share: np.ndarray, n: np.ndarray, boot_replicates: np.ndarray, level: float = CI_LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson's interval for shares of clustered observations, at the effective sample size n / design effect.
+
+    The design effect is the image bootstrap's variance of the share over the binomial one p(1 - p)/n, at least 1
+    (clustering never makes a share more precise than independent answers would). Where the share is 0 or 1 the
+    bootstrap varies not at all and the design effect is taken as 1: plain Wilson, e.g. 0 of 7 -> [0%, 35%].
+    ``boot_replicates``: (n_boot, k) replicates of the share; with none there is no interval (NaN).
+    """
+    share, n = np.asarray(share, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    if boot_replicates.shape[0] == 0:
+        return np.full(share.shape, np.nan), np.full(share.shape, np.nan)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        boot_var = np.nanvar(boot_replicates, axis=0, ddof=1)
+        binomial = share * (1.0 - share) / n
+        deff = np.where(binomial > 0, np.maximum(boot_var / np.where(binomial > 0, binomial, 1.0), 1.0), 1.0)
+    deff = np.where(np.isfinite(deff), deff, 1.0)
+    n_eff = n / deff
+    return wilson_interval(share * n_eff, n_eff, level)

@@ -1,5 +1,10 @@
 """Score tables: per model the A/B/C/D counts and shares, the acceptable share (A+B) and the mean score
-(A=3 ... D=0), each with a 95% bootstrap CI that resamples images.
+(A=3 ... D=0), each with a 95% CI that accounts for questions on one image not being independent.
+
+The mean score's CI is the percentile bootstrap over images. The acceptable share's CI is Wilson's score interval
+at the effective sample size (n over the image bootstrap's design effect), so it lies in [0, 1] and is never of zero
+width: 0 of 7 is about [0%, 35%], not [0%, 0%]. A mean over fewer than 5 observations, or over equal grades only,
+gets its value and the note "too few" instead of an interval.
 
 One function builds one table; the same columns serve the whole set, the single-turn and multi-turn sets and
 each ability, so every table reads the same way.
@@ -14,7 +19,7 @@ import pandas as pd
 
 from owleval.questions import ABILITIES, Question
 from owleval.report.grades import GRADE_SCORES
-from owleval.report.stats import bootstrap_counts, cluster_sums, percentile_ci, ratio_bootstrap
+from owleval.report.stats import MIN_N_MEAN_INTERVAL, bootstrap_counts, cluster_sums, clustered_wilson, percentile_ci, ratio_bootstrap
 
 GRADE_LETTERS = tuple(GRADE_SCORES)  # A, B, C, D
 #: acceptable = grade A or B
@@ -23,8 +28,10 @@ TABLE_COLUMNS = (
     ["model", "n", *GRADE_LETTERS]
     + [f"share_{g}" for g in GRADE_LETTERS]
     + ["acceptable", "acceptable_ci_low", "acceptable_ci_high", "mean_score", "mean_score_ci_low", "mean_score_ci_high"]
-    + ["n_answers", "n_images"]
+    + ["n_answers", "n_images", "note"]
 )
+#: the note of a mean score without an interval
+TOO_FEW = "too few"
 _LETTER_INDEX = {GRADE_SCORES[g]: j for j, g in enumerate(GRADE_LETTERS)}  # score -> column of its letter
 #: table name -> category a question must hold (None: all questions)
 SUBSETS: dict[str, str | None] = {"summary": None, "summary_single_turn": "single_turn", "summary_multi_turn": "multi_turn"}
@@ -64,8 +71,17 @@ def score_table(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], 
     letter_counts = cluster_sums(col, letter, ones, n_mod, len(GRADE_LETTERS)).astype(np.int64)
     n = count_m.sum(axis=0)
     counts = bootstrap_counts(n_img, n_boot, rng)
-    acc_lo, acc_hi = percentile_ci(ratio_bootstrap(counts, accept_m, count_m))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = accept_m.sum(axis=0) / n
+    acc_lo, acc_hi = clustered_wilson(share, n, ratio_bootstrap(counts, accept_m, count_m))
     mean_lo, mean_hi = percentile_ci(ratio_bootstrap(counts, score_m, count_m))
+    constant = (letter_counts == n[:, None]).any(axis=1)  # every observation has one grade: no spread to measure
+    too_few = (n > 0) & ((n < MIN_N_MEAN_INTERVAL) | constant)
+    mean_lo, mean_hi = np.where(too_few, np.nan, mean_lo), np.where(too_few, np.nan, mean_hi)
+    notes = [
+        f"mean score: {TOO_FEW} (n={k}{', all one grade' if c and k >= MIN_N_MEAN_INTERVAL else ''})" if t else ""
+        for k, c, t in zip(n.astype(int), constant, too_few, strict=True)
+    ]
     answers = units.drop_duplicates(["model_id", "question_id"]).groupby("model_id").size()
     with np.errstate(invalid="ignore", divide="ignore"):
         table = pd.DataFrame(
@@ -82,6 +98,7 @@ def score_table(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], 
                 "mean_score_ci_high": mean_hi,
                 "n_answers": answers.reindex(list(models), fill_value=0).to_numpy(dtype=np.int64),
                 "n_images": (count_m > 0).sum(axis=0).astype(np.int64),
+                "note": notes,
             }
         )
     return table[list(TABLE_COLUMNS)]

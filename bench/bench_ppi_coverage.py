@@ -1,0 +1,181 @@
+"""Coverage study of the report's human-anchored intervals, seeded and reproducible.
+
+A simulated model answers OwlEval's 82 questions, grouped on the data set's own images: answer i gets the human
+grade Y_i = clip(round(mu + u_image + e_i), 0, 3) with u ~ N(0, 0.5^2) shared by the questions on one image and
+e ~ N(0, 0.8^2); mu is set so the acceptable share (A or B, Y >= 2) is near 0.5 or 0.85. A judge grades every
+answer:
+
+  good         the human grade 80% of the time, else one grade off (either way)
+  lenient      one grade kinder half the time, else the human grade
+  random       a uniform grade, unrelated to Y
+  adversarial  3 - Y 80% of the time, else a uniform grade
+
+People grade a simple random sample of n answers (without replacement). Each repetition draws new questions
+(new image and answer effects), a new judge and a new sample. Both metrics (mean_score 0-3, acceptable share) are
+scored against their own targets:
+
+  headline   "questions like these": the model's expected grade over new questions (computed once from 2e6 draws)
+  sample     "these answers": the mean human grade over this repetition's 82 answers
+  ppi_py     ppi_py's i.i.d. PPI++ interval (our equal re-implementation), against the 82 answers' mean
+  human      the report's human-only interval (image bootstrap of the n graded answers), against the headline target
+
+Printed: coverage of the 95% intervals (with its Monte-Carlo standard error in the header), mean width, and the
+share of rows the report shows without an interval (n below estimands.MIN_N_INTERVAL). Intervals are computed at
+every n here, so the table also shows why small n gets no interval.
+
+Not covered yet: active sampling designs and soft (probability) judge scores (issue 17 items 3-4).
+
+Run: .venv/bin/python bench/bench_ppi_coverage.py            (~2 min on 2 busy cores: 150 repetitions a cell, 300 resamples)
+     .venv/bin/python bench/bench_ppi_coverage.py --full     (2,000 repetitions a cell, 1,000 resamples)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from owleval.questions import load_questions  # noqa: E402
+from owleval.report import estimands as est  # noqa: E402
+from owleval.report.ppi import MeanEstimate, ppi_mean  # noqa: E402
+from owleval.report.stats import bootstrap_counts  # noqa: E402
+from owleval.report.tables import question_info  # noqa: E402
+from tests.report_helpers import data_dir  # noqa: E402
+
+JUDGES = ("good", "lenient", "random", "adversarial")
+SHARES = (0.5, 0.85)
+NS = (5, 10, 20, 40, 82)  # 82: every answer graded (the headline is then the summary table's interval)
+METRICS = ("mean_score", "acceptable")
+SD_IMAGE, SD_ANSWER = 0.5, 0.8
+NO_INTERVAL = MeanEstimate(np.nan, np.nan, np.nan)
+
+
+def grades(mu: float, images: np.ndarray, n_images: int, rng: np.random.Generator) -> np.ndarray:
+    latent = mu + rng.normal(0.0, SD_IMAGE, n_images)[images] + rng.normal(0.0, SD_ANSWER, images.size)
+    return np.clip(np.rint(latent), 0, 3)
+
+
+def judge(kind: str, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    uniform = rng.integers(0, 4, y.size).astype(float)
+    if kind == "good":
+        off = rng.choice([-1.0, 1.0], y.size)
+        return np.where(rng.random(y.size) < 0.8, y, np.clip(y + off, 0, 3))
+    if kind == "lenient":
+        return np.where(rng.random(y.size) < 0.5, np.minimum(y + 1, 3), y)
+    if kind == "random":
+        return uniform
+    return np.where(rng.random(y.size) < 0.8, 3 - y, uniform)
+
+
+def mu_for_share(share: float) -> float:
+    """mu whose acceptable share (Y >= 2) is ``share`` (bisection on the normal model)."""
+    from statistics import NormalDist
+
+    sd = float(np.hypot(SD_IMAGE, SD_ANSWER))
+    # Y >= 2 <=> latent >= 1.5
+    return 1.5 - sd * NormalDist().inv_cdf(1.0 - share)
+
+
+def targets(mu: float) -> dict[str, float]:
+    rng = np.random.default_rng(12345)
+    latent = mu + rng.normal(0.0, SD_IMAGE, 2_000_000) + rng.normal(0.0, SD_ANSWER, 2_000_000)
+    y = np.clip(np.rint(latent), 0, 3)
+    return {"mean_score": float(y.mean()), "acceptable": float((y >= 2).mean())}
+
+
+def simulate(reps: int, n_boot: int, seed: int) -> pd.DataFrame:
+    info = question_info(load_questions(data_dir()))
+    images, names = pd.factorize(info["image"].to_numpy())
+    n_images = len(names)
+    rows = []
+    for s_index, share in enumerate(SHARES):
+        mu = mu_for_share(share)
+        truth = targets(mu)
+        rng = np.random.default_rng([seed, s_index])
+        for _ in range(reps):
+            y_all = grades(mu, images, n_images, rng)
+            counts = bootstrap_counts(n_images, n_boot, rng)
+            for kind in JUDGES:
+                f_all = judge(kind, y_all, rng)
+                for n in NS:
+                    picked = np.zeros(y_all.size, dtype=bool)
+                    picked[rng.choice(y_all.size, n, replace=False)] = True
+                    for metric in METRICS:
+                        y, f = (y_all, f_all) if metric == "mean_score" else ((y_all >= 2) * 1.0, (f_all >= 2) * 1.0)
+                        finite = float(y.mean())
+                        pop = est.Population(f, np.where(picked, y, np.nan), images)
+                        lam = est.tuned_lambda(y[picked], f[picked])
+                        point, s_lo, s_hi = est.sample_interval(pop, lam, metric)
+                        h_lo, h_hi = est.headline_interval(pop, lam, est.bootstrap_estimates(pop, counts), metric)
+                        ref = ppi_mean(y[picked], f[picked], f[~picked]) if n < y.size else NO_INTERVAL
+                        human_pop = est.Population(f * 0.0, pop.y, images)
+                        u_lo, u_hi = est.human_only_interval(human_pop, est.bootstrap_estimates(human_pop, counts), metric)
+                        rows.append((kind, share, n, metric, truth[metric], finite, point, h_lo, h_hi, s_lo, s_hi,
+                                     ref.ci_low, ref.ci_high, u_lo, u_hi))  # fmt: skip
+    return pd.DataFrame(rows, columns=["judge", "share", "n", "metric", "super", "finite", "estimate", "h_lo", "h_hi", "s_lo", "s_hi",
+                                       "p_lo", "p_hi", "u_lo", "u_hi"])  # fmt: skip
+
+
+def summarise(sim: pd.DataFrame) -> pd.DataFrame:
+    def covers(lo: pd.Series, hi: pd.Series, target: pd.Series) -> pd.Series:
+        return ((lo <= target + 1e-12) & (target <= hi + 1e-12)).astype(float)
+
+    sim = sim.assign(
+        h_cov=covers(sim.h_lo, sim.h_hi, sim["super"]),
+        s_cov=covers(sim.s_lo, sim.s_hi, sim.finite),
+        p_cov=covers(sim.p_lo, sim.p_hi, sim.finite),
+        u_cov=covers(sim.u_lo, sim.u_hi, sim["super"]),
+        h_w=sim.h_hi - sim.h_lo,
+        s_w=sim.s_hi - sim.s_lo,
+        p_w=sim.p_hi - sim.p_lo,
+        u_w=sim.u_hi - sim.u_lo,
+        zero_w=((sim.s_hi - sim.s_lo) <= 1e-12).astype(float),
+    )
+    table = sim.groupby(["metric", "judge", "share", "n"], sort=False).agg(
+        headline_cov=("h_cov", "mean"), headline_w=("h_w", "mean"), sample_cov=("s_cov", "mean"), sample_w=("s_w", "mean"),
+        ppi_py_cov=("p_cov", "mean"), ppi_py_w=("p_w", "mean"), human_cov=("u_cov", "mean"), human_w=("u_w", "mean"),
+        sample_zero_width=("zero_w", "mean"),
+    )  # fmt: skip
+    table["no_interval"] = [1.0 if n < est.MIN_N_INTERVAL else 0.0 for n in table.index.get_level_values("n")]
+    return table.reset_index()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--full", action="store_true", help="2,000 repetitions a cell and 1,000 bootstrap resamples")
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--bootstrap", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--csv", type=Path, default=None, help="also write the table here")
+    args = parser.parse_args()
+    reps = args.reps or (2000 if args.full else 150)
+    n_boot = args.bootstrap or (1000 if args.full else 300)
+    start = time.perf_counter()
+    table = summarise(simulate(reps, n_boot, args.seed))
+    mc_se = float(np.sqrt(0.95 * 0.05 / reps))
+    print(f"{reps} repetitions a cell, {n_boot} image-bootstrap resamples, seed {args.seed}; Monte-Carlo s.e. of a coverage near 0.95: "
+          f"{mc_se:.3f}; {time.perf_counter() - start:.0f} s")  # fmt: skip
+    print(f"Rows with n < {est.MIN_N_INTERVAL} get no interval in the report ('no_interval'); their coverage is shown anyway.")
+    with pd.option_context("display.width", 200, "display.max_rows", 500, "display.float_format", "{:.3f}".format):
+        print(table.to_string(index=False))
+    held = table[table.n >= est.MIN_N_INTERVAL]
+    print(f"\nat n >= {est.MIN_N_INTERVAL}: lowest headline coverage {held.headline_cov.min():.3f}, lowest sample coverage {held.sample_cov.min():.3f}, "
+          f"lowest ppi_py coverage {held.ppi_py_cov.min():.3f}")  # fmt: skip
+    for metric in METRICS:
+        good = table[(table.judge == "good") & (table.metric == metric)].set_index(["share", "n"])
+        for share in SHARES:
+            ratio = good.loc[(share, 20), "headline_w"] / good.loc[(share, 82), "headline_w"]
+            print(f"good judge, {metric}, share {share}: headline width at n=20 / all 82 graded = {ratio:.2f}")
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+
+
+if __name__ == "__main__":
+    main()

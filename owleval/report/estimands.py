@@ -1,0 +1,270 @@
+"""Human-anchored scores with two named estimands, from a judge that grades every answer and people who grade a
+random sample of them.
+
+Per model, the population is its N answers (every answer the judge graded, failed to grade, or people graded); the
+judge value f_i is its grade (or, where its reply could not be parsed or failed, a fixed stand-in: the scale's
+midpoint, so those answers stay in the human sample and the estimator stays unbiased); Y_i is the human value on
+the n answers people graded. The estimate is the difference (regression) estimator
+
+    theta = lam * mean over all N of f + mean over the n graded of (Y - lam * f),
+
+with lam = Cov(Y, f) / Var(f) on the graded answers, clipped to [0, 1]: the lam that minimises this estimator's
+variance (not PPI++'s lam, which carries a (1 + n/N) factor for an unlabelled set disjoint from the labelled one).
+
+*These answers* (``sample_ci_*``): the uncertainty that comes only from grading a simple random sample of the N
+answers: variance (1 - n/N) s_r^2 / n with s_r^2 the sample variance of the residuals Y - lam * f (n - 2 degrees
+of freedom: lam is fitted on the same answers), a t quantile with n - 2 degrees of freedom, and s_r^2 floored at 1 / (n + 1) (one grade step squared over n + 1: the variance
+the sample would have with one more answer one grade off), because at n = 10 a good judge matches every sampled
+answer often enough that a zero variance would otherwise claim certainty. Zero when every answer is graded.
+
+*Questions like these* (``ci_*``, the headline): also the uncertainty of having these 82 questions rather than
+others: the image bootstrap of the whole estimator (questions on one image are resampled together, lam re-tuned in
+every replicate, the summary table's draws), widened in quadrature by what the t quantile and the floor add to the
+sampling part at small n. A mean score takes the bootstrap's percentile ends; a share takes Wilson's score interval
+at the effective sample size p(1 - p) / variance. With every answer graded it is the summary table's interval.
+
+Below ``MIN_N_INTERVAL`` graded answers neither interval holds its level (measured by bench/bench_ppi_coverage.py):
+the row keeps its estimate, gets a note and no interval.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+from owleval.report.ppi import PPI_ALPHA, PPI_METRICS, ppi_mean
+from owleval.report.stats import MIN_N_MEAN_INTERVAL, bootstrap_counts, clustered_wilson, percentile_ci, wilson_interval
+
+#: fewest human-graded answers for which a model gets an interval (bench/bench_ppi_coverage.py measures why)
+MIN_N_INTERVAL = 10
+#: metric -> (lowest, highest) value of its scale; intervals are clipped to it
+SCALES = {"mean_score": (0.0, 3.0), "acceptable": (0.0, 1.0)}
+#: the judge value of an answer the judge could not grade: the scale's midpoint
+STAND_IN = {metric: (low + high) / 2.0 for metric, (low, high) in SCALES.items()}
+#: the variance floor's grade step, per metric
+FLOOR_STEP = {"mean_score": 1.0, "acceptable": 1.0}
+ALL_GRADED = "all graded"
+PPI_COLUMNS = (
+    "model", "metric", "estimate", "ci_low", "ci_high", "sample_ci_low", "sample_ci_high", "n_human", "n_judge", "n_answers",
+    "n_stand_in", "lambda", "human_only_estimate", "human_only_ci_low", "human_only_ci_high", "judge_only_estimate",
+    "ppi_py_estimate", "ppi_py_ci_low", "ppi_py_ci_high", "ppi_py_lambda", "note",
+)  # fmt: skip
+ESTIMANDS = {
+    "headline": "questions like these: the mean grade this study's people would give the model's answers to questions like "
+    "OwlEval's; image bootstrap of the whole estimator (lam re-tuned per replicate) plus the uncertainty of grading only a sample",
+    "sample": "these answers: the mean grade people would give these N answers of the model; only the uncertainty of grading a "
+    "simple random sample of them (finite-population difference estimator, factor 1 - n/N)",
+    "ppi_py": "ppi_py's i.i.d. PPI++ (ppi_mean_ci, alpha 0.05, power tuning) on the human-graded answers the judge graded vs "
+    "the judge-only ones, kept so the reference implementation stays checkable",
+}
+LAMBDA_RULE = "lam = Cov(Y, f) / Var(f) on the human-graded answers, clipped to [0, 1] (variance-minimising for the difference estimator)"
+STAND_IN_RULE = "an answer the judge could not grade keeps the scale's midpoint as its judge value (1.5 for mean_score, 0.5 for acceptable)"
+
+
+@dataclass(frozen=True)
+class Population:
+    """One model's answers: judge value f (stand-ins included), human value y (NaN where ungraded), image code."""
+
+    f: np.ndarray
+    y: np.ndarray
+    image: np.ndarray
+
+    @property
+    def graded(self) -> np.ndarray:
+        return ~np.isnan(self.y)
+
+
+def tuned_lambda(y: np.ndarray, f: np.ndarray) -> float:
+    """Cov(Y, f) / Var(f) over the graded answers, clipped to [0, 1]; 0 when f does not vary."""
+    if y.size < 2:
+        return 0.0
+    var = float(np.var(f))
+    if var <= 0.0:
+        return 0.0
+    return float(np.clip(np.mean((y - y.mean()) * (f - f.mean())) / var, 0.0, 1.0))
+
+
+def difference_estimate(pop: Population, lam: float) -> float:
+    graded = pop.graded
+    return float(lam * pop.f.mean() + np.mean(pop.y[graded] - lam * pop.f[graded]))
+
+
+def sampling_variance(pop: Population, lam: float, metric: str, *, floor: bool = True) -> float:
+    """(1 - n/N) s_r^2 / n, s_r^2 the residuals' sample variance with n - 2 degrees of freedom (lam is fitted on the
+    same answers, as in a regression estimator), floored at step^2 / (n + 1) unless ``floor=False``."""
+    graded = pop.graded
+    n, big_n = int(graded.sum()), pop.f.size
+    resid = pop.y[graded] - lam * pop.f[graded]
+    s2 = float(np.var(resid, ddof=2)) if n > 2 else 0.0
+    if floor:
+        s2 = max(s2, FLOOR_STEP[metric] ** 2 / (n + 1))
+    return (1.0 - n / big_n) * s2 / n
+
+
+@functools.lru_cache(maxsize=256)
+def _t(alpha: float, dof: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(1.0 - alpha / 2.0, dof))
+
+
+def sample_interval(pop: Population, lam: float, metric: str, alpha: float = PPI_ALPHA) -> tuple[float, float, float]:
+    """(estimate, low, high) of the "these answers" interval, clipped to the scale."""
+    n = int(pop.graded.sum())
+    est = difference_estimate(pop, lam)
+    half = _t(alpha, max(n - 2, 1)) * np.sqrt(sampling_variance(pop, lam, metric))
+    low, high = SCALES[metric]
+    return est, float(np.clip(est - half, low, high)), float(np.clip(est + half, low, high))
+
+
+def bootstrap_estimates(pop: Population, counts: np.ndarray) -> np.ndarray:
+    """The whole estimator (lam re-tuned) on every image-bootstrap replicate: (n_boot,), NaN where no graded answer is drawn."""
+    w = counts[:, pop.image]  # (B, N): how often each answer is drawn
+    graded = pop.graded
+    wg, f, fg, yg = w[:, graded], pop.f, pop.f[graded], pop.y[graded]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tot_u, tot_s = w.sum(axis=1), wg.sum(axis=1)
+        mean_fu = (w @ f) / tot_u
+        my, mf = (wg @ yg) / tot_s, (wg @ fg) / tot_s
+        cov = (wg @ (yg * fg)) / tot_s - my * mf
+        var = (wg @ (fg * fg)) / tot_s - mf * mf
+        lam = np.where(var > 1e-12, np.clip(cov / np.where(var > 1e-12, var, 1.0), 0.0, 1.0), 0.0)
+        return np.where(tot_s > 0, lam * mean_fu + my - lam * mf, np.nan)
+
+
+def headline_interval(pop: Population, lam: float, replicates: np.ndarray, metric: str, alpha: float = PPI_ALPHA) -> tuple[float, float]:
+    """The "questions like these" interval: bootstrap spread widened by the small-n correction of the sampling part."""
+    est = difference_estimate(pop, lam)
+    n, big_n = int(pop.graded.sum()), pop.f.size
+    z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+    if n < big_n:
+        honest = _t(alpha, max(n - 2, 1)) ** 2 * sampling_variance(pop, lam, metric)
+        raw = z**2 * sampling_variance(pop, lam, metric, floor=False)
+        extra = max(honest - raw, 0.0) / z**2  # a variance
+    else:
+        extra = 0.0
+    low_end, high_end = SCALES[metric]
+    if replicates.size == 0:
+        return float("nan"), float("nan")
+    if metric == "acceptable":
+        p = float(np.clip(est, 0.0, 1.0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            total = float(np.nanvar(replicates, ddof=1)) + extra
+        if 0.0 < p < 1.0 and total > 0.0:
+            n_eff = min(p * (1.0 - p) / total, float(big_n))  # never more precise than all N graded, as the summary table
+            lo, hi = wilson_interval(np.array([p * n_eff]), np.array([n_eff]))
+        else:  # a share of 0 or 1 in the sample: Wilson at the number of graded answers
+            lo, hi = clustered_wilson(np.array([p]), np.array([float(n)]), replicates[:, None])
+        return float(lo[0]), float(hi[0])
+    b_lo, b_hi = percentile_ci(replicates)
+    down = np.sqrt(max(est - float(b_lo), 0.0) ** 2 + z**2 * extra)
+    up = np.sqrt(max(float(b_hi) - est, 0.0) ** 2 + z**2 * extra)
+    return float(np.clip(est - down, low_end, high_end)), float(np.clip(est + up, low_end, high_end))
+
+
+def human_only_interval(pop: Population, replicates: np.ndarray, metric: str) -> tuple[float, float]:
+    """The human mean's interval as the summary table gives it: percentile bootstrap (means), clustered Wilson (shares)."""
+    n = int(pop.graded.sum())
+    if n == 0 or replicates.size == 0:
+        return float("nan"), float("nan")
+    if metric == "acceptable":
+        share = float(np.mean(pop.y[pop.graded]))
+        lo, hi = clustered_wilson(np.array([share]), np.array([float(n)]), replicates[:, None])
+        return float(lo[0]), float(hi[0])
+    lo, hi = percentile_ci(replicates)
+    return float(lo), float(hi)
+
+
+def image_codes(info: pd.DataFrame, first: Sequence[int], every: Sequence[int]) -> tuple[dict[int, int], int]:
+    """question id -> image code: the images of ``first`` (the summary table's units, in its order) get the codes the
+    summary table's bootstrap uses; images only in ``every`` come after them."""
+    codes, names = pd.factorize(info.loc[list(first), "image"].to_numpy())
+    known = {name: k for k, name in enumerate(names)}
+    for image in info.loc[list(every), "image"]:
+        known.setdefault(image, len(known))
+    return {int(q): known[info.loc[q, "image"]] for q in every}, len(names)
+
+
+def ppi_table(
+    human: pd.DataFrame,
+    judge: pd.DataFrame,
+    models: Sequence[str],
+    info: pd.DataFrame,
+    *,
+    summary_questions: Sequence[int],
+    n_boot: int,
+    seed: int,
+    missing: pd.DataFrame | None = None,
+    alpha: float = PPI_ALPHA,
+) -> pd.DataFrame:
+    """One row per model and metric: the headline estimate and interval, the "these answers" one, the human-only and
+    judge-only ones, and ppi_py's i.i.d. PPI++.
+
+    ``human``/``judge``: per-answer values (:func:`ppi.human_values`, :func:`ppi.judge_values`); ``missing``: answers
+    the judge could not grade (model_id, question_id); ``summary_questions``: the question ids of the summary table's
+    units in its order, so the bootstrap draws are the summary table's (seed ``[seed, 0]``).
+    """
+    keys = ["model_id", "question_id"]
+    every_q = sorted({*map(int, info.index)})
+    code_of, _ = image_codes(info, summary_questions, every_q)
+    n_images = len(set(code_of.values()))
+    counts = bootstrap_counts(n_images, n_boot, np.random.default_rng([seed, 0]))
+    judged_keys = judge[keys]
+    extra = missing[keys] if missing is not None and len(missing) else judged_keys.iloc[:0]
+    rows = []
+    for model in models:
+        mine_h = human[human["model_id"] == model].set_index("question_id")
+        mine_j = judge[judge["model_id"] == model].set_index("question_id")
+        answers = sorted({*mine_h.index, *mine_j.index, *extra.loc[extra["model_id"] == model, "question_id"]})
+        in_judge = np.array([q in mine_j.index for q in answers], dtype=bool)
+        for metric in PPI_METRICS:
+            f = np.array([mine_j.at[q, metric] if q in mine_j.index else STAND_IN[metric] for q in answers], dtype=float)
+            y = np.array([mine_h.at[q, metric] if q in mine_h.index else np.nan for q in answers], dtype=float)
+            pop = Population(f, y, np.array([code_of[int(q)] for q in answers], dtype=np.int64))
+            rows.append(_row(model, metric, pop, in_judge, counts, alpha))
+    return pd.DataFrame(rows, columns=list(PPI_COLUMNS))
+
+
+def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts: np.ndarray, alpha: float) -> tuple:
+    graded = pop.graded
+    n, big_n = int(graded.sum()), pop.f.size
+    n_stand_in = int((graded & ~in_judge).sum())
+    judge_only = float(pop.f[in_judge].mean()) if in_judge.any() else float("nan")
+    labelled = graded & in_judge
+    ref = (np.nan, np.nan, np.nan, np.nan)
+    if labelled.sum() >= 2 and (in_judge & ~graded).any():
+        got = ppi_mean(pop.y[labelled], pop.f[labelled], pop.f[in_judge & ~graded], alpha=alpha)
+        ref = (got.estimate, got.ci_low, got.ci_high, got.lam)
+    nan = float("nan")
+    human_est = float(np.mean(pop.y[graded])) if n else nan
+    human_lo, human_hi = human_only_interval(pop, bootstrap_estimates(Population(pop.f * 0.0, pop.y, pop.image), counts), metric) if n >= 1 else (nan, nan)
+    if metric == "mean_score" and (n < MIN_N_MEAN_INTERVAL or np.unique(pop.y[graded]).size == 1):
+        human_lo = human_hi = nan
+    if n == 0:
+        return (model, metric, nan, nan, nan, nan, nan, 0, int(in_judge.sum()), big_n, 0, nan, nan, nan, nan, judge_only, *ref,
+                "no human grade: nothing anchors the judge")  # fmt: skip
+    lam = tuned_lambda(pop.y[graded], pop.f[graded])
+    est = difference_estimate(pop, lam)
+    notes = []
+    if n_stand_in:
+        notes.append(f"{n_stand_in} human-graded answer(s) without a judge grade keep the stand-in judge value {STAND_IN[metric]:g}")
+    if n < MIN_N_INTERVAL:
+        low = high = s_low = s_high = nan
+        notes.insert(0, f"too few: {n} human-graded answer(s); an interval needs {MIN_N_INTERVAL} or more to hold its level")
+    else:
+        if n == big_n:
+            s_low = s_high = est
+            notes.insert(0, f"{ALL_GRADED}: the estimate is the human mean, with no sampling uncertainty")
+        else:
+            _, s_low, s_high = sample_interval(pop, lam, metric, alpha)
+        low, high = headline_interval(pop, lam, bootstrap_estimates(pop, counts), metric, alpha)
+    return (model, metric, est, low, high, s_low, s_high, n, int(in_judge.sum()), big_n, n_stand_in, lam, human_est, human_lo,
+            human_hi, judge_only, *ref, "; ".join(notes))  # fmt: skip
+

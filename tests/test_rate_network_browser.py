@@ -1,0 +1,175 @@
+"""`owleval rate` on a network address, driven by headless Chromium.
+
+A name sign-in study lets anyone who reaches the page sign in as "ann" and change her grades, so `owleval rate`
+refuses to serve one beyond this machine; with --allow-name-sign-in it serves it and the admin page says so. A
+token study is served, and a browser guessing tokens is slowed down, in a new session from the same address too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from owleval.grading.store import Store
+from tests.grading_helpers import make_study
+from tests.test_rate_browser import CHROMIUM, CHROMIUM_ARGS
+
+OWLEVAL = Path(sys.executable).parent / "owleval"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Chromium on PATH (apt-get install chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        return sock.getsockname()[1]
+
+
+def _network_address() -> str | None:
+    """An address of this machine that is not loopback (what another machine on the network would use)."""
+    try:
+        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=5).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return next((a for a in out if "." in a and not a.startswith("127.")), None)
+
+
+class Rate:
+    """`owleval rate ... --address 0.0.0.0` as the real command (it becomes the streamlit server)."""
+
+    def __init__(self, tmp: Path, *args: str):
+        self.port = _free_port()
+        self.log = tmp / f"rate-{self.port}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OWLEVAL_RATE_")} | {"HOME": str(tmp)}
+        cmd = [str(OWLEVAL), "rate", "--headless", "--address", "0.0.0.0", "--port", str(self.port), *args]
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/"
+
+    def wait_served(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with urllib.request.urlopen(self.url() + "_stcore/health", timeout=1) as reply:
+                    if reply.read() == b"ok":
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the app did not start:\n{self.output()[-3000:]}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _page(browser, url: str):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(20_000)
+    page.goto(url)
+    return page
+
+
+def _events(db: Path) -> list[tuple]:
+    store = Store(db)
+    try:
+        return [tuple(r) for r in store.conn.execute("SELECT annotator_id, grade FROM grade_events ORDER BY event_id")]
+    finally:
+        store.close()
+
+
+def test_name_sign_in_is_refused_on_the_network_and_warned_about_when_allowed(tmp_path: Path, owl_data: Path, browser) -> None:
+    study = make_study(tmp_path, owl_data, ("ann",), qids=(1,), auth="name", name="named.sqlite")
+    refused = Rate(tmp_path, "--db", str(study.path))
+    try:
+        assert refused.proc.wait(timeout=60) != 0, "a name sign-in study was served on 0.0.0.0"
+    except subprocess.TimeoutExpired:
+        refused.stop()
+        pytest.fail(f"a name sign-in study was served on 0.0.0.0:\n{refused.output()[-2000:]}")
+    assert "--allow-name-sign-in" in refused.output()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(refused.url(), timeout=2)
+
+    allowed = Rate(tmp_path, "--db", str(study.path), "--allow-name-sign-in")
+    try:
+        allowed.wait_served()
+        assert "warning:" in allowed.output() and "signs annotators in by name alone" in allowed.output()
+        # what the warning is about: a second browser signing in as "ann" grades as ann
+        for _ in range(2):
+            page = _page(browser, allowed.url())
+            page.get_by_label("Your name").fill("ann")
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_text("Answer to grade").wait_for()
+            page.locator("[class*=\"st-key-grade_B_\"] button").first.click()
+            page.get_by_text("Saved grade B").wait_for()
+            page.context.close()
+        assert len({who for who, _ in _events(study.path)}) == 1, "both browsers graded as the same annotator"
+        admin = _page(browser, allowed.url())
+        admin.locator('[data-testid="stSidebar"]').get_by_text("Admin", exact=True).click()
+        admin.get_by_label("Admin token").fill(study.admin_token)
+        admin.get_by_role("button", name="Open").click()
+        admin.get_by_text("Study progress").wait_for()
+        admin.get_by_text("can sign in under another annotator's name").wait_for()
+        assert f"0.0.0.0:{allowed.port}" in admin.content()
+    finally:
+        allowed.stop()
+
+
+def test_a_token_study_on_the_network_slows_down_guessing(tmp_path: Path, owl_data: Path, browser) -> None:
+    host = _network_address()
+    if host is None:
+        pytest.skip("this machine has no non-loopback address")
+    study = make_study(tmp_path, owl_data, ("ann", "bob"), qids=(1,))
+    served = Rate(tmp_path, "--db", str(study.path))
+    try:
+        served.wait_served()
+        assert "warning" not in served.output()
+        page = _page(browser, served.url(host))
+        wrong = "owl_0123456789ab_" + "A" * 32
+        seen = []
+        for _ in range(6):  # each guess from a fresh session (a reload): only the address ties them together
+            page.goto(served.url(host))
+            page.get_by_label("Your sign-in token").fill(wrong)
+            page.get_by_role("button", name="Sign in").click()
+            alert = page.locator('[data-testid="stAlert"]')
+            alert.wait_for()
+            seen.append(alert.inner_text())
+        assert seen[0] == "That token is not valid for this study." and "Too many wrong tokens" in seen[-1], seen
+        # a new browser from the same address waits as well, even with a right token
+        other = _page(browser, served.url(host))
+        other.get_by_label("Your sign-in token").fill(study.tokens["bob"])
+        other.get_by_role("button", name="Sign in").click()
+        other.get_by_text("Too many wrong tokens").wait_for()
+        # someone else (here: this machine itself, on loopback) is not locked out
+        local = _page(browser, served.url())
+        local.get_by_label("Your sign-in token").fill(study.tokens["ann"])
+        local.get_by_role("button", name="Sign in").click()
+        local.get_by_text("Answer to grade").wait_for()
+    finally:
+        served.stop()

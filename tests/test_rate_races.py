@@ -1,0 +1,92 @@
+"""Issue 15 in a real browser: a grade applies to the answer on screen when it was made, in the order made.
+
+Each sequence of the issue's table is driven at its speed a few times (bench/bench_grading_races.py runs 20+
+rounds each and prints the counts); every grade recorded is compared with what the screen showed at the moment of
+the action. Also: two windows of one annotator, and the grade bar above the fold for the longest published answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import grading_races as race
+from tests.grading_helpers import make_study
+from tests.test_rate_browser import CHROMIUM, CHROMIUM_ARGS, Server
+
+ROUNDS = 2
+SIGN_INS = [f"s{i}" for i in range(len(race.SEQUENCES) + 2)]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Chromium on PATH (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, owl_data: Path) -> Iterator[tuple[Server, object]]:
+    tmp = tmp_path_factory.mktemp("races")
+    created = make_study(tmp, owl_data, SIGN_INS, seed=5)
+    server = Server(created.path, tmp)
+    server.start()
+    yield server, created
+    server.proc.kill()
+    server.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _open(browser, server: Server, token: str, viewport=(1280, 800)):
+    page = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page()
+    page.set_default_timeout(30_000)
+    page.goto(server.url)
+    page.get_by_label("Your sign-in token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Answer to grade").wait_for()
+    race.install(page)
+    return page
+
+
+@pytest.mark.parametrize("sequence", list(race.SEQUENCES))
+def test_every_grade_lands_on_the_answer_on_screen_in_the_order_made(served, browser, sequence: str) -> None:
+    server, created = served
+    name = SIGN_INS[list(race.SEQUENCES).index(sequence)]
+    page = _open(browser, server, created.tokens[name])
+    who = race.annotator_id(server.db, name)
+    tally = race.Tally()
+    for _ in range(ROUNDS):
+        tally.add(race.run_round(page, server.db, who, race.SEQUENCES[sequence]))
+    page.context.close()
+    assert tally.failures == 0, tally.line(sequence) + "\n" + "\n".join(tally.details)
+    assert tally.actions >= ROUNDS
+
+
+def test_a_second_window_does_not_silently_replace_a_newer_grade(served, browser) -> None:
+    server, created = served
+    name = SIGN_INS[-2]
+    who = race.annotator_id(server.db, name)
+    first, second = (_open(browser, server, created.tokens[name]) for _ in range(2))
+    assert race.wait_ready(first) == race.wait_ready(second) == 1
+    first.keyboard.press("b")
+    race.wait_ready(first, 2)
+    assert race.grade_events(server.db, who)[-1][1:] == (1, "B")
+    second.keyboard.press("d")  # its view of answer 1 is older than the B
+    second.get_by_text("graded B in another window").wait_for()
+    race.settle(second, server.db, who)
+    assert [e[1:] for e in race.grade_events(server.db, who)] == [(1, "B")]
+    assert race.heading(second) == 1
+    second.keyboard.press("d")  # asked and answered: now it replaces the B
+    race.wait_ready(second, 2)
+    assert [e[1:] for e in race.grade_events(server.db, who)] == [(1, "B"), (1, "D")]
+    for page in (first, second):
+        page.context.close()
