@@ -41,9 +41,11 @@ def import_(
 ) -> None:
     """Add grades given elsewhere (another tool, a spreadsheet, a second study) as grade events.
 
-    The whole file is checked first and every problem named by line; nothing is written unless all rows pass.
-    Each grade keeps its graded_at; an answer not yet in that annotator's queue is added to it; in a sampled
-    study, a grade for an answer outside the draw is refused. Rows equal to the current grade are skipped.
+    The whole file is checked first, every problem named by line; nothing is written unless all rows pass.
+
+    Each grade keeps its graded_at; an answer not yet in that annotator's queue is added to it.
+
+    In a sampled study, a grade for an answer outside the draw is refused. Rows equal to the current grade are skipped.
 
     Example: owleval grades import other-grades.csv --db grades.sqlite
     """
