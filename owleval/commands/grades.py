@@ -49,7 +49,7 @@ def export(
 
 @grades_app.command("import")
 def import_(
-    source: Annotated[Path, typer.Argument(help="CSV in the export's columns (annotator, model_id, question_id, grade; comment, graded_at, flags optional).")],
+    source: Annotated[Path, typer.Argument(help="CSV in the export's columns (annotator, model_id, question_id, grade; comment, graded_at, flags optional); for a pairwise study, votes.csv.")],
     db: Annotated[Path, typer.Option("--db", help="The study file (SQLite) to add the grades to.")],
     create_annotators: Annotated[bool, typer.Option("--create-annotators", help="Add annotators the study does not know (with an empty queue) instead of refusing their rows.")] = False,
     data: Annotated[Path | None, typer.Option("--data", help="Data-set folder (default: the study's).")] = None,
