@@ -44,8 +44,8 @@ def judge(
     recorded as unparsed: never guessed. Re-running the same command resumes (and asks again about failed
     requests); add --retry-unparsed to ask again about the unparsed answers only. Stop any time with Ctrl-C.
 
-    With --pairwise the judge compares two answers instead (the pairs of --pairs all / --against / --pairs-per-question
-    / --sample, as `owleval study create --pairwise`), each pair in both orders, and writes votes.csv.
+    With --pairwise the judge compares two answers instead, each pair in both orders, and writes votes.csv; the
+    pairs are chosen as in `owleval study create --pairwise` (--pairs all, --against, --pairs-per-question, --sample).
 
     Example:
       owleval judge --answers answers/ --judge openai --checkpoint gpt-4o --base-url https://api.openai.com/v1 --concurrency 16
