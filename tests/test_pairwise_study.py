@@ -274,3 +274,26 @@ def test_import_refuses_pairs_the_study_does_not_compare_and_writes_nothing(tmp_
     result = runner.invoke(app, ["grades", "import", str(path), "--db", str(db)])
     assert result.exit_code != 0 and f"{path}:3 [question_id]" in result.output and "not in its pair design" in result.output
     assert Store(db).conn.execute("SELECT COUNT(*) FROM vote_events").fetchone()[0] == 0
+
+
+def test_cli_pair_flags_need_pairwise_and_sample_draws_per_model_pair(tmp_path: Path, owl_data: Path) -> None:
+    answers = tmp_path / "answers"
+    write_answer_files(answers, owl_data, MODELS, QIDS)
+    plain = runner.invoke(app, ["study", "create", "--db", str(tmp_path / "x.sqlite"), "--answers", str(answers), "--against", MODELS[0]])
+    assert plain.exit_code != 0 and "add --pairwise" in plain.output and not (tmp_path / "x.sqlite").exists()
+    db = _cli_study(tmp_path, owl_data, "s.sqlite", "--against", MODELS[0], "--sample", "2")
+    store = Store(db)
+    items = store.conn.execute("SELECT model_a, model_b, COUNT(*) FROM pair_items GROUP BY model_a, model_b").fetchall()
+    assert sorted(r[2] for r in items) == [2, 2] and all(MODELS[0] in (r[0], r[1]) for r in items)
+    store.close()
+
+
+def test_the_votes_reader_refuses_a_second_vote_on_the_same_pair(tmp_path: Path) -> None:
+    path = tmp_path / "votes.csv"
+    row = "ann,6,m1,m2,m1,model_a,,"
+    path.write_text(",".join(VOTE_COLUMNS) + f"\n{row}\n{row}\n", encoding="utf-8")
+    with pytest.raises(InputFileError, match=r"votes.csv:3: error: a second vote by 'ann' on question 6 m1 vs m2 \(first on line 2\)"):
+        read_votes(path)
+    path.write_text("annotator,question_id,model_a\n", encoding="utf-8")
+    with pytest.raises(InputFileError, match=r"votes.csv:1 \[model_b\]: error: missing column"):
+        read_votes(path)
