@@ -148,6 +148,7 @@ def test_unparsed_and_identical_pairs_never_become_judge_votes_and_runs_resume(t
         assert result.exit_code == 0, result.output
         assert "5 pairs asked this run (14 requests, both orders)" in result.output, result.output
         assert "4 voted, 1 unparsed" in result.output and "1 identical" in result.output
+        assert "question 3 alpha-7b vs bravo-7b" in " ".join(result.output.split())
         rows = {int(r["question_id"]): r for r in read_csv(out / "votes.csv")}
         assert set(rows) == {1, 2, 4, 5, 6}, "the unparsed pair has no vote"
         assert rows[2]["winner"] == "tie" and "identical" in rows[2]["reason"]

@@ -211,10 +211,12 @@ def _cli_study(tmp_path: Path, owl_data: Path, name: str, *extra: str) -> Path:
 
 def test_cli_create_status_export_and_import_round_trip(tmp_path: Path, owl_data: Path) -> None:
     db = _cli_study(tmp_path, owl_data, "a.sqlite", "--pairs-per-question", "2", "--seed", "3")
+    added = runner.invoke(app, ["study", "add-annotator", "--db", str(db), "cy"])
+    assert added.exit_code == 0 and "added cy with 8 pairs to vote on" in added.output, added.output
     status = runner.invoke(app, ["study", "status", "--db", str(db)])
     assert status.exit_code == 0 and "2 model pairs per question" in status.output and "Per model pair" in status.output
     store = Store(db)
-    for name in ("ann", "bob"):
+    for name in ("ann", "bob"):  # cy votes on nothing
         who = _ann(store, name)
         for n, item in enumerate(load_pair_queue(store, who)):
             record_vote(store, who, item.pair_id, ("left", "right", "tie", "both_bad")[n % 4], f'=SUM({n}) reason, "quoted"\nline two')

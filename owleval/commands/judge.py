@@ -112,8 +112,10 @@ def _judge_pairwise(judge_model, answers, load_options, settings, out, models, o
         highlight=False,
     )
     if counts["unparsed"]:
-        warn(f"{counts['unparsed']} pairs have no vote: a reply could not be read (listed in meta.json, replies in raw.jsonl); "
-             "add --retry-unparsed to ask about them again")
+        named = ", ".join(f"question {p['question_id']} {p['model_a']} vs {p['model_b']}" for p in result.unparsed[:5])
+        more = f" and {len(result.unparsed) - 5} more" if len(result.unparsed) > 5 else ""
+        warn(f"{counts['unparsed']} pairs have no vote: a reply named neither answer or could not be read ({named}{more}; "
+             "listed in meta.json, replies in raw.jsonl); add --retry-unparsed to ask about them again")
     if counts["failed"]:
         warn(f"{counts['failed']} pairs failed (requests refused or unanswered; see raw.jsonl): run the same command again to retry them")
         raise typer.Exit(1)

@@ -95,10 +95,15 @@ def add_annotator(db: DbOption, name: Annotated[str, typer.Argument(help="The an
     store = Store(db)
     name = check_name(name)  # as stored, to count what they got
     token = add(store, name)
+    from owleval.pairwise.study import is_pairwise
+
+    pairwise = is_pairwise(store.meta())
+    table = "pair_assignments" if pairwise else "assignments"
     assigned = store.conn.execute(
-        "SELECT COUNT(*) FROM assignments s JOIN annotators n ON n.annotator_id = s.annotator_id WHERE n.name = ?", (name,)
+        f"SELECT COUNT(*) FROM {table} s JOIN annotators n ON n.annotator_id = s.annotator_id WHERE n.name = ?", (name,)
     ).fetchone()[0]
-    console.print(f"added {escape(name)} with {assigned} answers to grade", highlight=False)
+    what = "pairs to vote on" if pairwise else "answers to grade"
+    console.print(f"added {escape(name)} with {assigned} {what}", highlight=False)
     print_tokens(None, {name: token} if token else {})
 
 

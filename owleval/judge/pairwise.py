@@ -235,6 +235,7 @@ class PairJudgeResult:
     counts: dict[str, int]  # over the selected pairs: judged / unparsed / failed
     consistency: dict[str, Any]
     warnings: list[str]
+    unparsed: list[dict[str, Any]]  # the pairs whose replies named neither answer (or could not be read)
 
 
 def run_pairwise_judge(
@@ -362,4 +363,5 @@ def run_pairwise_judge(
                 meta["provenance"] = {"error": redact(repr(exc))}
             atomic_write_text(meta_path, dumps(meta))
         adapter.close()
-    return PairJudgeResult(out, asked, resumed, len(identical), requests, meta["counts"], meta["position_consistency"], warnings)
+    return PairJudgeResult(out, asked, resumed, len(identical), requests, meta["counts"], meta["position_consistency"], warnings,
+                           meta["unparsed"])
