@@ -238,6 +238,10 @@ def test_cli_create_status_export_and_import_round_trip(tmp_path: Path, owl_data
     assert a.equals(b)
     again = runner.invoke(app, ["grades", "import", str(out), "--db", str(twin)])
     assert "imported 0 votes" in again.output and "16 already there" in again.output
+    untimed = tmp_path / "untimed.csv"
+    untimed.write_text(out.read_text(encoding="utf-8").replace(rows[0]["voted_at"], ""), encoding="utf-8")
+    third = runner.invoke(app, ["grades", "import", str(untimed), "--db", str(twin)])
+    assert "imported 0 votes" in third.output and "16 already there" in third.output, "a row without a time equal to the vote"
 
 
 def test_the_votes_reader_names_file_line_and_field(tmp_path: Path) -> None:

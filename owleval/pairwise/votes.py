@@ -38,7 +38,8 @@ class Vote:
     left: str
     winner: str
     reason: str
-    voted_at: str
+    voted_at: str  # the file's time, or the time of reading when it has none
+    timed: bool = True  # False: the file gave no voted_at
 
 
 def current_votes_frame(store: Store) -> pd.DataFrame:
@@ -162,7 +163,8 @@ def _check(rec: dict[str, str], path: Path, line: int, models: Collection[str] |
             problem("voted_at", f"{get['voted_at']!r} is not an ISO 8601 time (e.g. 2024-05-01T09:30:00+00:00)")
     if len(problems) > before:
         return None
-    return Vote(line, get["annotator"], int(qid), a, b, get["left"], get["winner"], get["reason"], get["voted_at"] or utc_now())
+    return Vote(line, get["annotator"], int(qid), a, b, get["left"], get["winner"], get["reason"], get["voted_at"] or utc_now(),
+                bool(get["voted_at"]))
 
 
 @dataclass
@@ -221,7 +223,8 @@ def import_votes(store: Store, path: Path, *, create_annotators: bool = False) -
             who, pair_id = ids[v.annotator], items[(v.question_id, v.model_a, v.model_b)][0]
             current = conn.execute("SELECT left_model, winner, reason, created_at FROM vote_events WHERE annotator_id = ? AND pair_id = ? "
                                    "ORDER BY event_id DESC LIMIT 1", (who, pair_id)).fetchone()
-            if current is not None and tuple(current) == (v.left, v.winner, v.reason, v.voted_at):
+            same = current is not None and tuple(current)[:3] == (v.left, v.winner, v.reason)
+            if same and (not v.timed or current["created_at"] == v.voted_at):  # a row without a time: the same vote
                 summary.unchanged += 1
                 continue
             if current is not None and _instant(current["created_at"]) > _instant(v.voted_at):
