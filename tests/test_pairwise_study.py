@@ -303,3 +303,26 @@ def test_the_votes_reader_refuses_a_second_vote_on_the_same_pair(tmp_path: Path)
     path.write_text("annotator,question_id,model_a\n", encoding="utf-8")
     with pytest.raises(InputFileError, match=r"votes.csv:1 \[model_b\]: error: missing column"):
         read_votes(path)
+
+
+def test_concurrent_voters_each_vote_once_per_request(tmp_path: Path, owl_data: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ("ann", "bob", "cy", "dee")
+    _, store = _pair_study(tmp_path, owl_data, annotators=names)
+
+    def vote_all(name: str) -> int:
+        who = _ann(store, name)
+        queue = load_pair_queue(store, who)
+        for item in queue:
+            for _ in range(2):  # every request delivered twice
+                record_vote(store, who, item.pair_id, "right", request_id=f"{name}-{item.pair_id}")
+        return len(queue)
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        counts = list(pool.map(vote_all, names))
+    assert counts == [12] * 4
+    assert store.conn.execute("SELECT COUNT(*) FROM vote_events").fetchone()[0] == 48
+    frame = current_votes_frame(store)
+    assert len(frame) == 48 and all(frame["left"] != frame.apply(lambda r: r[r["winner"]], axis=1)), "right is never the left model"
+    store.close()
