@@ -185,7 +185,7 @@ def _answer_view(store: Store, screen: gq.AnswerScreen, total: int, who: access.
     tag each action with what the person was looking at.
     """
     index, current = screen.item.index, screen.current
-    st.subheader(f"Answer {index + 1} of {total}")
+    heading = st.container()  # filled last: once it names this answer, the text below is this answer's too
     gradebar.mount(index, current.grade if current else None, st.session_state.get("bar_applied", {}))
     st.html(_LAYOUT_CSS)
     left, right = st.columns([2, 3], gap="large")
@@ -214,6 +214,7 @@ def _answer_view(store: Store, screen: gq.AnswerScreen, total: int, who: access.
             st.image(picture, width="stretch")
             st.caption("Hover the image and use the expand button at its top right to see it full size.")
         _comment_and_history(screen)
+    heading.subheader(f"Answer {index + 1} of {total}")
 
 
 def _comment_and_history(screen: gq.AnswerScreen) -> None:
