@@ -3,7 +3,8 @@
 Why SQLite and why this shape: several annotators grade at once from one server (or several), and the server
 may be killed at any moment. WAL mode lets readers and one writer work side by side; a busy timeout makes a
 writer wait instead of failing; every grade is an append-only event (triggers refuse UPDATE and DELETE), and
-the current grade is simply the latest event of an annotator for an answer. A grade is tied to the exact answer
+the current grade is simply the latest event of an annotator for an answer. Events from the grading app carry
+the browser window and its action number (schema 2), so a window's actions apply once and in the order made. A grade is tied to the exact answer
 text it was given for (``answers.answer_sha256``): refreshing a study with a changed answer adds a new answer
 row, so old grades stay in history without silently carrying over.
 """
