@@ -14,13 +14,15 @@ variance (not PPI++'s lam, which carries a (1 + n/N) factor for an unlabelled se
 *These answers* (``sample_ci_*``): the uncertainty that comes only from grading a simple random sample of the N
 answers: variance (1 - n/N) s_r^2 / n with s_r^2 the sample variance of the residuals Y - lam * f (n - 2 degrees
 of freedom: lam is fitted on the same answers), a t quantile with n - 2 degrees of freedom, and s_r^2 floored at 1 / (n + 1) (one grade step squared over n + 1: the variance
-the sample would have with one more answer one grade off), because at n = 10 a good judge matches every sampled
+the sample would have with one more answer one grade off) and never below the delete-one jackknife variance (which counts fitting lam on the same
+answers), because at n = 10 a good judge matches every sampled
 answer often enough that a zero variance would otherwise claim certainty. Zero when every answer is graded.
 
 *Questions like these* (``ci_*``, the headline): also the uncertainty of having these 82 questions rather than
 others: the image bootstrap of the whole estimator (questions on one image are resampled together, lam re-tuned in
-every replicate, the summary table's draws), widened in quadrature by what the t quantile and the floor add to the
-sampling part at small n. A mean score takes the bootstrap's percentile ends; a share takes Wilson's score interval
+every replicate, the summary table's draws; its spread moved out by the few-clusters factor t_{G-1}/z sqrt(G/(G-1))
+for G images, as the summary table does), widened in quadrature by what the t quantile, the floor and the jackknife
+add to the sampling part at small n. A mean score takes the bootstrap's percentile ends; a share takes Wilson's score interval
 at the effective sample size p(1 - p) / variance. With every answer graded it is the summary table's interval.
 
 Below ``MIN_N_INTERVAL`` graded answers neither interval holds its level (measured by bench/bench_ppi_coverage.py):
@@ -39,7 +41,15 @@ import numpy as np
 import pandas as pd
 
 from owleval.report.ppi import PPI_ALPHA, PPI_METRICS, ppi_mean
-from owleval.report.stats import MIN_N_MEAN_INTERVAL, bootstrap_counts, clustered_wilson, percentile_ci, wilson_interval
+from owleval.report.stats import (
+    MIN_N_MEAN_INTERVAL,
+    bootstrap_counts,
+    clustered_wilson,
+    few_clusters_factor,
+    percentile_ci,
+    widen_around,
+    wilson_interval,
+)
 
 #: fewest human-graded answers for which a model gets an interval (bench/bench_ppi_coverage.py measures why)
 MIN_N_INTERVAL = 10
@@ -102,9 +112,31 @@ def sampling_variance(pop: Population, lam: float, metric: str, *, floor: bool =
     n, big_n = int(graded.sum()), pop.f.size
     resid = pop.y[graded] - lam * pop.f[graded]
     s2 = float(np.var(resid, ddof=2)) if n > 2 else 0.0
-    if floor:
-        s2 = max(s2, FLOOR_STEP[metric] ** 2 / (n + 1))
-    return (1.0 - n / big_n) * s2 / n
+    if not floor:
+        return (1.0 - n / big_n) * s2 / n
+    s2 = max(s2, FLOOR_STEP[metric] ** 2 / (n + 1))
+    return max((1.0 - n / big_n) * s2 / n, jackknife_variance(pop))
+
+
+def jackknife_variance(pop: Population) -> float:
+    """Delete-one jackknife variance of the estimator over the graded answers, lam re-fitted each time, times 1 - n/N.
+
+    It counts what fitting lam on the same answers adds, which the residual formula leaves out; the larger of the
+    two is used (measured in bench/bench_ppi_coverage.py)."""
+    graded = np.flatnonzero(pop.graded)
+    n, big_n = graded.size, pop.f.size
+    if n < 3 or n == big_n:
+        return 0.0
+    y, f = pop.y[graded], pop.f[graded]
+    keep = ~np.eye(n, dtype=bool)
+    ys, fs = np.where(keep, y[None, :], 0.0), np.where(keep, f[None, :], 0.0)
+    my, mf = ys.sum(axis=1) / (n - 1), fs.sum(axis=1) / (n - 1)
+    cov = (ys * fs).sum(axis=1) / (n - 1) - my * mf
+    var = (fs * fs).sum(axis=1) / (n - 1) - mf * mf
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lam = np.where(var > 1e-12, np.clip(cov / np.where(var > 1e-12, var, 1.0), 0.0, 1.0), 0.0)
+    theta = lam * pop.f.mean() + my - lam * mf
+    return float((1.0 - n / big_n) * (n - 1) / n * np.sum((theta - theta.mean()) ** 2))
 
 
 @functools.lru_cache(maxsize=256)
@@ -152,20 +184,21 @@ def headline_interval(pop: Population, lam: float, replicates: np.ndarray, metri
     low_end, high_end = SCALES[metric]
     if replicates.size == 0:
         return float("nan"), float("nan")
+    factor = float(few_clusters_factor(np.unique(pop.image).size))
     if metric == "acceptable":
         p = float(np.clip(est, 0.0, 1.0))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            total = float(np.nanvar(replicates, ddof=1)) + extra
+            total = float(np.nanvar(replicates, ddof=1)) * factor**2 + extra
         if 0.0 < p < 1.0 and total > 0.0:
             n_eff = min(p * (1.0 - p) / total, float(big_n))  # never more precise than all N graded, as the summary table
             lo, hi = wilson_interval(np.array([p * n_eff]), np.array([n_eff]))
         else:  # a share of 0 or 1 in the sample: Wilson at the number of graded answers
-            lo, hi = clustered_wilson(np.array([p]), np.array([float(n)]), replicates[:, None])
+            lo, hi = clustered_wilson(np.array([p]), np.array([float(n)]), replicates[:, None], var_factor=factor**2)
         return float(lo[0]), float(hi[0])
     b_lo, b_hi = percentile_ci(replicates)
-    down = np.sqrt(max(est - float(b_lo), 0.0) ** 2 + z**2 * extra)
-    up = np.sqrt(max(float(b_hi) - est, 0.0) ** 2 + z**2 * extra)
+    down = np.sqrt((max(est - float(b_lo), 0.0) * factor) ** 2 + z**2 * extra)
+    up = np.sqrt((max(float(b_hi) - est, 0.0) * factor) ** 2 + z**2 * extra)
     return float(np.clip(est - down, low_end, high_end)), float(np.clip(est + up, low_end, high_end))
 
 
@@ -174,11 +207,12 @@ def human_only_interval(pop: Population, replicates: np.ndarray, metric: str) ->
     n = int(pop.graded.sum())
     if n == 0 or replicates.size == 0:
         return float("nan"), float("nan")
+    factor = few_clusters_factor(np.unique(pop.image[pop.graded]).size)
+    mean = float(np.mean(pop.y[pop.graded]))
     if metric == "acceptable":
-        share = float(np.mean(pop.y[pop.graded]))
-        lo, hi = clustered_wilson(np.array([share]), np.array([float(n)]), replicates[:, None])
+        lo, hi = clustered_wilson(np.array([mean]), np.array([float(n)]), replicates[:, None], var_factor=factor**2)
         return float(lo[0]), float(hi[0])
-    lo, hi = percentile_ci(replicates)
+    lo, hi = widen_around(np.array(mean), *percentile_ci(replicates), factor, *SCALES[metric])
     return float(lo), float(hi)
 
 
