@@ -191,9 +191,16 @@ def test_these_answers_interval_matches_the_finite_population_formula():
     assert sampling_variance(pop, lam, "mean_score") == pytest.approx(max(plain, jack, (1 - n / big_n) / (n + 1) / n))
     est, low, high = sample_interval(pop, lam, "mean_score")
     assert est == pytest.approx(lam * f.mean() + resid.mean())
-    from scipy.stats import t
+    from scipy.stats import binomtest, t
 
-    assert high - est == pytest.approx(t.ppf(0.975, n - 2) * np.sqrt(max(plain, jack, (1 - n / big_n) / (n + 1) / n)))
+    from owleval.report.stats import bounded_score_interval
+
+    inflated = (t.ppf(0.975, n - 2) / 1.959963984540054) ** 2 * max(plain, jack, (1 - n / big_n) / (n + 1) / n)
+    expected = bounded_score_interval(np.array(est), np.array(inflated), 0.0, 3.0)
+    assert (low, high) == pytest.approx((float(expected[0]), float(expected[1])))
+    # the score-type interval of a 0/1 mean with the binomial variance is Wilson's
+    wilson = bounded_score_interval(np.array(0.3), np.array(0.3 * 0.7 / 20), 0.0, 1.0)
+    assert (float(wilson[0]), float(wilson[1])) == pytest.approx(tuple(binomtest(6, 20).proportion_ci(0.95, method="wilson")))
     # narrower than ppi_py's i.i.d. interval, which ignores that 20 of the 82 answers are graded (fpc) -- the point
     ref = ppi_mean(Y, YHAT, YU)
     assert high - low < ref.ci_high - ref.ci_low

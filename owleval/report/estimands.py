@@ -13,7 +13,8 @@ variance (not PPI++'s lam, which carries a (1 + n/N) factor for an unlabelled se
 
 *These answers* (``sample_ci_*``): the uncertainty that comes only from grading a simple random sample of the N
 answers: variance (1 - n/N) s_r^2 / n with s_r^2 the sample variance of the residuals Y - lam * f (n - 2 degrees
-of freedom: lam is fitted on the same answers), a t quantile with n - 2 degrees of freedom, and s_r^2 floored at 1 / (n + 1) (one grade step squared over n + 1: the variance
+of freedom: lam is fitted on the same answers), inflated by (t_{n-2}/z)^2 and shown as a score-type interval
+(see the headline), and s_r^2 floored at 1 / (n + 1) (one grade step squared over n + 1: the variance
 the sample would have with one more answer one grade off) and never below the delete-one jackknife variance (which counts fitting lam on the same
 answers), because at n = 10 a good judge matches every sampled
 answer often enough that a zero variance would otherwise claim certainty. Zero when every answer is graded.
@@ -21,9 +22,9 @@ answer often enough that a zero variance would otherwise claim certainty. Zero w
 *Questions like these* (``ci_*``, the headline): also the uncertainty of having these 82 questions rather than
 others: the image bootstrap of the whole estimator (questions on one image are resampled together, lam re-tuned in
 every replicate, the summary table's draws; its spread moved out by the few-clusters factor t_{G-1}/z sqrt(G/(G-1))
-for G images, as the summary table does), widened in quadrature by what the t quantile, the floor and the jackknife
-add to the sampling part at small n. A mean score takes the bootstrap's percentile ends; a share takes Wilson's score interval
-at the effective sample size p(1 - p) / variance. With every answer graded it is the summary table's interval.
+for G images, as the summary table does), plus what the t quantile, the floor and the jackknife add to the sampling
+part at small n, as a score-type interval at the effective sample size p(1 - p) / variance on the scale mapped to
+[0, 1] (Wilson's, for a share). With every answer graded it is the summary table's interval.
 
 Below ``MIN_N_INTERVAL`` graded answers neither interval holds its level (measured by bench/bench_ppi_coverage.py):
 the row keeps its estimate, gets a note and no interval.
@@ -43,11 +44,11 @@ import pandas as pd
 from owleval.report.ppi import PPI_ALPHA, PPI_METRICS, ppi_mean
 from owleval.report.stats import (
     MIN_N_MEAN_INTERVAL,
+    boot_variance,
+    bounded_score_interval,
     bootstrap_counts,
     clustered_wilson,
     few_clusters_factor,
-    percentile_ci,
-    widen_around,
     wilson_interval,
 )
 
@@ -147,12 +148,19 @@ def _t(alpha: float, dof: int) -> float:
 
 
 def sample_interval(pop: Population, lam: float, metric: str, alpha: float = PPI_ALPHA) -> tuple[float, float, float]:
-    """(estimate, low, high) of the "these answers" interval, clipped to the scale."""
+    """(estimate, low, high) of the "these answers" interval: a score-type interval (:func:`stats.bounded_score_interval`)
+    at the t-inflated sampling variance; a t interval clipped to the scale where the estimate sits at an end of it."""
     n = int(pop.graded.sum())
     est = difference_estimate(pop, lam)
-    half = _t(alpha, max(n - 2, 1)) * np.sqrt(sampling_variance(pop, lam, metric))
+    t = _t(alpha, max(n - 2, 1))
+    variance = sampling_variance(pop, lam, metric)
     low, high = SCALES[metric]
-    return est, float(np.clip(est - half, low, high)), float(np.clip(est + half, low, high))
+    z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+    lo, hi = bounded_score_interval(np.array(est), np.array(variance * (t / z) ** 2), low, high, 1.0 - alpha)
+    if np.isnan(lo):
+        half = t * np.sqrt(variance)
+        return est, float(np.clip(est - half, low, high)), float(np.clip(est + half, low, high))
+    return est, float(lo), float(hi)
 
 
 def bootstrap_estimates(pop: Population, counts: np.ndarray) -> np.ndarray:
@@ -196,10 +204,12 @@ def headline_interval(pop: Population, lam: float, replicates: np.ndarray, metri
         else:  # a share of 0 or 1 in the sample: Wilson at the number of graded answers
             lo, hi = clustered_wilson(np.array([p]), np.array([float(n)]), replicates[:, None], var_factor=factor**2)
         return float(lo[0]), float(hi[0])
-    b_lo, b_hi = percentile_ci(replicates)
-    down = np.sqrt((max(est - float(b_lo), 0.0) * factor) ** 2 + z**2 * extra)
-    up = np.sqrt((max(float(b_hi) - est, 0.0) * factor) ** 2 + z**2 * extra)
-    return float(np.clip(est - down, low_end, high_end)), float(np.clip(est + up, low_end, high_end))
+    total = float(boot_variance(replicates[:, None])[0]) * factor**2 + extra
+    lo, hi = bounded_score_interval(np.array(est), np.array(total), low_end, high_end, 1.0 - alpha)
+    if np.isnan(lo):  # the estimate at an end of the scale: a normal interval, clipped
+        half = z * np.sqrt(total)
+        return float(np.clip(est - half, low_end, high_end)), float(np.clip(est + half, low_end, high_end))
+    return float(lo), float(hi)
 
 
 def human_only_interval(pop: Population, replicates: np.ndarray, metric: str) -> tuple[float, float]:
@@ -212,8 +222,8 @@ def human_only_interval(pop: Population, replicates: np.ndarray, metric: str) ->
     if metric == "acceptable":
         lo, hi = clustered_wilson(np.array([mean]), np.array([float(n)]), replicates[:, None], var_factor=factor**2)
         return float(lo[0]), float(hi[0])
-    lo, hi = widen_around(np.array(mean), *percentile_ci(replicates), factor, *SCALES[metric])
-    return float(lo), float(hi)
+    lo, hi = bounded_score_interval(np.array(mean), boot_variance(replicates[:, None]) * factor**2, *SCALES[metric])
+    return float(lo[0]), float(hi[0])
 
 
 def image_codes(info: pd.DataFrame, first: Sequence[int], every: Sequence[int]) -> tuple[dict[int, int], int]:

@@ -219,6 +219,36 @@ def few_clusters_factor(n_clusters: np.ndarray, level: float = CI_LEVEL) -> np.n
         return np.where(g >= 2, t.ppf(0.5 + level / 2.0, np.maximum(g - 1, 1)) / z * np.sqrt(g / np.maximum(g - 1, 1)), np.nan)
 
 
+def boot_variance(replicates: np.ndarray) -> np.ndarray:
+    """Variance of bootstrap replicates along axis 0 (NaN replicates ignored; NaN with fewer than two)."""
+    replicates = np.asarray(replicates, dtype=np.float64)
+    if replicates.shape[0] < 2:
+        return np.full(replicates.shape[1:], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanvar(replicates, axis=0, ddof=1)
+
+
+def bounded_score_interval(
+    estimate: np.ndarray, variance: np.ndarray, lowest: float, highest: float, level: float = CI_LEVEL
+) -> tuple[np.ndarray, np.ndarray]:
+    """A score-type (Wilson) interval for a mean of values in [lowest, highest] with the given variance.
+
+    On the scale mapped to [0, 1], a mean p with variance v is treated as a share at the effective sample size
+    p(1 - p) / v: the interval has the normal width where p is central and leans away from the end of the scale
+    where p is near it, as Wilson's does for a share -- which a symmetric interval does not, and under-covers for
+    (a model whose grades are mostly A). NaN where p is at an end or the variance is not positive.
+    """
+    span = highest - lowest
+    p = (np.asarray(estimate, dtype=np.float64) - lowest) / span
+    v = np.asarray(variance, dtype=np.float64) / span**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (p > 0.0) & (p < 1.0) & (v > 0.0)
+        n_eff = np.where(ok, p * (1.0 - p) / np.where(ok, v, 1.0), np.nan)
+        low, high = wilson_interval(np.clip(p, 0.0, 1.0) * n_eff, n_eff, level)
+    return np.where(ok, lowest + span * low, np.nan), np.where(ok, lowest + span * high, np.nan)
+
+
 def widen_around(estimate: np.ndarray, low: np.ndarray, high: np.ndarray, factor: np.ndarray, lowest: float, highest: float) -> tuple[np.ndarray, np.ndarray]:
     """Each end ``factor`` times as far from ``estimate``, kept inside [lowest, highest]."""
     return np.clip(estimate - (estimate - low) * factor, lowest, highest), np.clip(estimate + (high - estimate) * factor, lowest, highest)
