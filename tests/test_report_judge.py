@@ -209,6 +209,22 @@ def test_a_model_only_the_judge_graded_gets_a_judge_row_without_interval_or_rank
     assert len(people) == 2 * len(MODELS) and people["rank"].notna().all() and people.ci_low.notna().all()
 
 
+def test_a_judge_file_from_another_data_set_version_is_refused(inputs, tmp_path):
+    from owleval.manifest import load_manifest
+
+    folder = _judge_with(tmp_path, inputs, lambda lines: None)
+    meta = {"counts": {"judged": 3}, "dataset": {"name": "owleval_82q", "version": "0123456789abcdef"}}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    out = tmp_path / "r"
+    result = invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(out))
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and "meta.json [dataset.version]" in text and "0123456789abcdef" in text, result.output
+    assert load_manifest().digest in text and not out.exists()
+    meta["dataset"]["version"] = load_manifest().digest  # the same version: accepted
+    (folder / "meta.json").write_text(json.dumps(meta))
+    assert invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(out), "--bootstrap", "20", "--format", "csv").exit_code == 0
+
+
 def test_missing_judge_file_and_bad_meta_fail_clearly(inputs, tmp_path):
     result = invoke("--grades", str(inputs["humans"]), "--judge", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"))
     assert result.exit_code == 1 and "no such file" in result.output

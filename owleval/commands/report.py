@@ -74,7 +74,9 @@ def report_command(
     judged = None
     if judge is not None:
         # a model only the judge graded is allowed: scores.csv lists it with source "judge", no interval and no rank
-        judged = read_judge(judge, questions, models=models, models_origin=str(answers))
+        from owleval.report.build import dataset_version
+
+        judged = read_judge(judge, questions, models=models, models_origin=str(answers), dataset_version=dataset_version())
     from_db = is_sqlite(grades)
     sampling = sampling_info(grades, from_db, frame) if judged is not None or from_db else None
     report = build_report(

@@ -67,8 +67,13 @@ def resolve_judge_path(path: Path) -> Path:
     return path
 
 
-def read_judge(path: Path, questions: Sequence[Question], *, models: Collection[str], models_origin: str) -> JudgeInput:
-    """The judge's grades (one annotator, models among ``models``) and its meta.json when one sits beside it."""
+def read_judge(
+    path: Path, questions: Sequence[Question], *, models: Collection[str] | None, models_origin: str, dataset_version: str | None = None
+) -> JudgeInput:
+    """The judge's grades (one annotator, models among ``models``) and its meta.json when one sits beside it.
+
+    ``dataset_version``: the data set the report uses; a meta.json that names another version is refused (the judge
+    graded other questions or images, so its grades cannot be paired with these)."""
     path = resolve_judge_path(path)
     frame = read_grades(path, questions, models=models, models_origin=models_origin)
     annotators = sorted(frame["annotator"].unique())
@@ -78,11 +83,11 @@ def read_judge(path: Path, questions: Sequence[Question], *, models: Collection[
     judge = JudgeInput(path, frame, annotators[0])
     meta_path = path.with_name(JUDGE_META)
     if meta_path.is_file():
-        _read_meta(judge, meta_path, {q.question_id for q in questions})
+        _read_meta(judge, meta_path, {q.question_id for q in questions}, dataset_version)
     return judge
 
 
-def _read_meta(judge: JudgeInput, meta_path: Path, qids: Collection[int]) -> None:
+def _read_meta(judge: JudgeInput, meta_path: Path, qids: Collection[int], dataset_version: str | None = None) -> None:
     try:
         doc = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -90,6 +95,12 @@ def _read_meta(judge: JudgeInput, meta_path: Path, qids: Collection[int]) -> Non
     if not isinstance(doc, dict):
         raise InputFileError([Problem(meta_path, None, None, "must be a JSON object")])
     problems: list[Problem] = []
+    dataset = doc.get("dataset")
+    judged_version = dataset.get("version") if isinstance(dataset, dict) else None
+    if dataset_version not in (None, "unknown") and isinstance(judged_version, str) and judged_version != dataset_version:
+        problems.append(Problem(meta_path, None, "dataset.version",
+                                f"the judge graded data-set version {judged_version}, this report uses {dataset_version}: "
+                                "judge the answers again on this data set"))  # fmt: skip
     counts = doc.get("counts")
     if counts is not None:
         if not isinstance(counts, dict) or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in counts.values()):
