@@ -169,6 +169,8 @@ def main() -> None:
     shares = tuple(float(x) for x in args.shares.split(","))
     ns = tuple(int(x) for x in args.ns.split(","))
     table = summarise(simulate(reps, n_boot, args.seed, judges, shares, ns))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
     mc_se = float(np.sqrt(0.95 * 0.05 / reps))
     print(f"{reps} repetitions a cell, {n_boot} image-bootstrap resamples, seed {args.seed}; Monte-Carlo s.e. of a coverage near 0.95: "
           f"{mc_se:.3f}; {time.perf_counter() - start:.0f} s")  # fmt: skip
@@ -180,11 +182,9 @@ def main() -> None:
           f"lowest ppi_py coverage {held.ppi_py_cov.min():.3f}")  # fmt: skip
     for metric in METRICS:
         good = table[(table.judge == "good") & (table.metric == metric)].set_index(["share", "n"])
-        for share in SHARES if {20, 82} <= set(ns) and "good" in judges else ():
+        for share in shares if {20, 82} <= set(ns) and "good" in judges else ():
             ratio = good.loc[(share, 20), "headline_w"] / good.loc[(share, 82), "headline_w"]
             print(f"good judge, {metric}, share {share}: headline width at n=20 / all 82 graded = {ratio:.2f}")
-    if args.csv:
-        table.to_csv(args.csv, index=False)
 
 
 if __name__ == "__main__":
