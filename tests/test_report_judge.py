@@ -209,6 +209,32 @@ def test_a_model_only_the_judge_graded_gets_a_judge_row_without_interval_or_rank
     assert len(people) == 2 * len(MODELS) and people["rank"].notna().all() and people.ci_low.notna().all()
 
 
+def test_soft_judge_scores_feed_ppi_and_bad_ones_are_named(inputs, tmp_path):
+    judge = pd.read_csv(inputs["judge"] / "grades.csv")
+    score = judge.grade.map({"A": 3.0, "B": 2.0, "C": 1.0, "D": 0.0})
+    rng = np.random.default_rng(0)
+    judge["judge_score"] = np.clip(score + rng.uniform(-0.4, 0.4, len(judge)), 0, 3).round(3)
+    judge["p_acceptable"] = np.clip((score >= 2) * 0.8 + rng.uniform(0, 0.2, len(judge)), 0, 1).round(3)
+    judge.loc[judge.index[:3], "judge_score"] = np.nan  # an empty cell: the letter stands
+    folder = tmp_path / "soft"
+    folder.mkdir()
+    judge.to_csv(folder / "grades.csv", index=False)
+    out = tmp_path / "r"
+    result = invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(out), "--bootstrap", "50", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    ppi = pd.read_csv(out / "ppi.csv").set_index(["model", "metric"])
+    used = judge.judge_score.fillna(score)
+    for model in MODELS:
+        mine = judge.model_id == model
+        assert ppi.loc[(model, "mean_score"), "judge_only_estimate"] == pytest.approx(used[mine].mean())
+        assert ppi.loc[(model, "acceptable"), "judge_only_estimate"] == pytest.approx(judge.p_acceptable[mine].mean())
+    assert json.loads((out / "report_meta.json").read_text())["judge"]["soft_scores"] == len(judge) - 3
+    judge.loc[judge.index[5], "p_acceptable"] = 1.5
+    judge.to_csv(folder / "grades.csv", index=False)
+    bad = invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(tmp_path / "bad"))
+    assert bad.exit_code == 1 and "grades.csv:7 [p_acceptable]" in " ".join(bad.output.split()), bad.output
+
+
 def test_a_judge_file_from_another_data_set_version_is_refused(inputs, tmp_path):
     from owleval.manifest import load_manifest
 

@@ -136,6 +136,7 @@ def build_report(
             "comparison_rule": "humans: each answer's lower-median grade (whatever --combine is); judge: its one grade",
             "ppi_rule": ppi.HUMAN_VALUE_RULES[rule],
             "ppi_alpha": ppi.PPI_ALPHA,
+            "soft_scores": int(judge.grades["judge_score"].notna().sum()) if "judge_score" in judge.grades.columns else 0,
             "estimands": estimands.ESTIMANDS,
             "lambda_rule": estimands.LAMBDA_RULE,
             "stand_in_rule": estimands.STAND_IN_RULE,

@@ -80,11 +80,48 @@ def read_judge(
     if len(annotators) != 1:
         found = f"this one has {len(annotators)}: {', '.join(annotators)}"
         raise InputFileError([Problem(path, None, "annotator", f"a judge file holds one judge's grades, {found}")])
-    judge = JudgeInput(path, frame, annotators[0])
+    judge = JudgeInput(path, _with_soft_scores(frame, path), annotators[0])
     meta_path = path.with_name(JUDGE_META)
     if meta_path.is_file():
         _read_meta(judge, meta_path, {q.question_id for q in questions}, dataset_version)
     return judge
+
+
+#: optional soft-score columns of a judge's grades.csv -> the highest value (the lowest is 0)
+SOFT_COLUMNS = {"judge_score": 3.0, "p_acceptable": 1.0}
+
+
+def _with_soft_scores(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Add ``judge_score`` (the expected score 0-3 under the judge's grade distribution) and ``p_acceptable`` (its
+    probability of A or B) where grades.csv has them; NaN where a cell is empty (the letter then stands)."""
+    from owleval.report.grades import _csv_records
+
+    soft: dict[int, dict[str, float]] = {}
+    problems: list[Problem] = []
+    for line, rec in _csv_records(path):
+        values = {}
+        for column, highest in SOFT_COLUMNS.items():
+            text = str(rec.get(column) or "").strip()
+            if not text:
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                value = float("nan")
+            if not 0.0 <= value <= highest:  # NaN fails too
+                problems.append(Problem(path, line, column, f"must be a number from 0 to {highest:g}, got {text!r}"))
+                continue
+            values[column] = value
+        if values and line is not None:
+            soft[line] = values
+    if problems:
+        raise InputFileError(problems)
+    if not soft:
+        return frame
+    out = frame.copy()
+    for column in SOFT_COLUMNS:
+        out[column] = [soft.get(int(line), {}).get(column, np.nan) if line is not None else np.nan for line in frame["source_line"]]
+    return out
 
 
 def _read_meta(judge: JudgeInput, meta_path: Path, qids: Collection[int], dataset_version: str | None = None) -> None:
