@@ -173,6 +173,25 @@ def summarise(sim: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """The README's summary: per judge and share, the lowest coverage at n >= MIN_N_INTERVAL over both metrics, and
+    the mean_score widths at n = 20 beside all 82 graded."""
+    held = table[table.n >= est.MIN_N_INTERVAL]
+    lines = [
+        "| judge | share | lowest coverage at n ≥ 10: questions like these / these answers / ppi_py i.i.d. | mean_score width at n = 20: questions like these / these answers / human only | all 82 graded |",
+        "|---|---:|---|---|---:|",
+    ]
+    for (kind, share), part in held.groupby(["judge", "share"], sort=False):
+        at20 = table[(table.judge == kind) & (table.share == share) & (table.n == 20) & (table.metric == "mean_score")]
+        at82 = table[(table.judge == kind) & (table.share == share) & (table.n == 82) & (table.metric == "mean_score")]
+        part = part[part.n < 82]
+        cov = f"{part.headline_cov.min():.3f} / {part.sample_cov.min():.3f} / {part.ppi_py_cov.min():.3f}"
+        width = "–" if at20.empty else f"{at20.headline_w.iloc[0]:.2f} / {at20.sample_w.iloc[0]:.2f} / {at20.human_w.iloc[0]:.2f}"
+        full = "–" if at82.empty else f"{at82.headline_w.iloc[0]:.2f}"
+        lines.append(f"| {kind} | {share:g} | {cov} | {width} | {full} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--full", action="store_true", help="2,000 repetitions a cell and 1,000 bootstrap resamples")
@@ -183,7 +202,11 @@ def main() -> None:
     parser.add_argument("--judges", default=",".join(JUDGES), help="a subset, comma-separated")
     parser.add_argument("--shares", default=",".join(map(str, SHARES)), help="a subset, comma-separated")
     parser.add_argument("--ns", default=",".join(map(str, NS)), help="a subset, comma-separated")
+    parser.add_argument("--markdown", nargs="*", type=Path, default=None, help="print the README summary of these CSVs (from --csv) and stop")
     args = parser.parse_args()
+    if args.markdown is not None:
+        print(markdown(pd.concat([pd.read_csv(p) for p in args.markdown], ignore_index=True)))
+        return
     reps = args.reps or (2000 if args.full else 150)
     n_boot = args.bootstrap or (1000 if args.full else 300)
     start = time.perf_counter()
