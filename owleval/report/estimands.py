@@ -74,8 +74,8 @@ ESTIMANDS = {
     "ppi_py": "ppi_py's i.i.d. PPI++ (ppi_mean_ci, alpha 0.05, power tuning) on the human-graded answers the judge graded vs "
     "the judge-only ones, kept so the reference implementation stays checkable",
 }
-LAMBDA_RULE = "lam = Cov(Y, f) / Var(f) on the human-graded answers, clipped to [0, 1] (variance-minimising for the difference estimator)"
-STAND_IN_RULE = "an answer the judge could not grade keeps the scale's midpoint as its judge value (1.5 for mean_score, 0.5 for acceptable)"
+LAMBDA_RULE = "λ = Cov(Y, f) / Var(f) on the human-graded answers, clipped to [0, 1]: the variance-minimising λ of the difference estimator"
+STAND_IN_RULE = "an answer the judge could not grade keeps the midpoint of the scale as its judge value (1.5 for mean_score, 0.5 for acceptable)"
 
 
 @dataclass(frozen=True)
@@ -257,9 +257,12 @@ def ppi_table(
     """
     keys = ["model_id", "question_id"]
     every_q = sorted({*map(int, info.index)})
-    code_of, _ = image_codes(info, summary_questions, every_q)
+    code_of, n_summary_images = image_codes(info, summary_questions, every_q)
     n_images = len(set(code_of.values()))
+    # the summary table's draws for the human-only column (its images only); the headline draws every image of the
+    # data set, which is the same draw when people graded answers on every image
     counts = bootstrap_counts(n_images, n_boot, np.random.default_rng([seed, 0]))
+    summary_counts = bootstrap_counts(n_summary_images, n_boot, np.random.default_rng([seed, 0]))
     judged_keys = judge[keys]
     extra = missing[keys] if missing is not None and len(missing) else judged_keys.iloc[:0]
     rows = []
@@ -272,11 +275,11 @@ def ppi_table(
             f = np.array([mine_j.at[q, metric] if q in mine_j.index else STAND_IN[metric] for q in answers], dtype=float)
             y = np.array([mine_h.at[q, metric] if q in mine_h.index else np.nan for q in answers], dtype=float)
             pop = Population(f, y, np.array([code_of[int(q)] for q in answers], dtype=np.int64))
-            rows.append(_row(model, metric, pop, in_judge, counts, alpha))
+            rows.append(_row(model, metric, pop, in_judge, counts, summary_counts, alpha))
     return pd.DataFrame(rows, columns=list(PPI_COLUMNS))
 
 
-def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts: np.ndarray, alpha: float) -> tuple:
+def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts: np.ndarray, summary_counts: np.ndarray, alpha: float) -> tuple:
     graded = pop.graded
     n, big_n = int(graded.sum()), pop.f.size
     n_stand_in = int((graded & ~in_judge).sum())
@@ -288,7 +291,8 @@ def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts:
         ref = (got.estimate, got.ci_low, got.ci_high, got.lam)
     nan = float("nan")
     human_est = float(np.mean(pop.y[graded])) if n else nan
-    human_lo, human_hi = human_only_interval(pop, bootstrap_estimates(Population(pop.f * 0.0, pop.y, pop.image), counts), metric) if n >= 1 else (nan, nan)
+    graded_only = Population(pop.f[graded] * 0.0, pop.y[graded], pop.image[graded])  # images the summary table draws
+    human_lo, human_hi = human_only_interval(graded_only, bootstrap_estimates(graded_only, summary_counts), metric) if n >= 1 else (nan, nan)
     if metric == "mean_score" and (n < MIN_N_MEAN_INTERVAL or np.unique(pop.y[graded]).size == 1):
         human_lo = human_hi = nan
     if n == 0:
