@@ -256,15 +256,14 @@ def ppi_table(
     units in its order, so the bootstrap draws are the summary table's (seed ``[seed, 0]``).
     """
     keys = ["model_id", "question_id"]
-    every_q = sorted({*map(int, info.index)})
+    extra = missing[keys] if missing is not None and len(missing) else judge[keys].iloc[:0]
+    every_q = sorted({*map(int, human["question_id"]), *map(int, judge["question_id"]), *map(int, extra["question_id"])})
     code_of, n_summary_images = image_codes(info, summary_questions, every_q)
     n_images = len(set(code_of.values()))
-    # the summary table's draws for the human-only column (its images only); the headline draws every image of the
-    # data set, which is the same draw when people graded answers on every image
+    # the summary table's draws for the human-only column (its images only); the headline draws every image with an
+    # answer, which is the same draw when people graded answers on every such image
     counts = bootstrap_counts(n_images, n_boot, np.random.default_rng([seed, 0]))
     summary_counts = bootstrap_counts(n_summary_images, n_boot, np.random.default_rng([seed, 0]))
-    judged_keys = judge[keys]
-    extra = missing[keys] if missing is not None and len(missing) else judged_keys.iloc[:0]
     rows = []
     for model in models:
         mine_h = human[human["model_id"] == model].set_index("question_id")
