@@ -312,6 +312,8 @@ def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts:
         else:
             _, s_low, s_high = sample_interval(pop, lam, metric, alpha)
         low, high = headline_interval(pop, lam, bootstrap_estimates(pop, counts), metric, alpha)
+        if counts.shape[0] == 0:
+            notes.insert(0, "no headline interval without bootstrap resamples (--bootstrap 0)")
     return (model, metric, est, low, high, s_low, s_high, n, int(in_judge.sum()), big_n, n_stand_in, lam, human_est, human_lo,
             human_hi, judge_only, *ref, "; ".join(notes))  # fmt: skip
 
