@@ -18,7 +18,6 @@ mean with their defaults (``lam=None``, ``lam_optim_mode="overall"``, no weights
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
