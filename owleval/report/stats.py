@@ -249,11 +249,6 @@ def bounded_score_interval(
     return np.where(ok, lowest + span * low, np.nan), np.where(ok, lowest + span * high, np.nan)
 
 
-def widen_around(estimate: np.ndarray, low: np.ndarray, high: np.ndarray, factor: np.ndarray, lowest: float, highest: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each end ``factor`` times as far from ``estimate``, kept inside [lowest, highest]."""
-    return np.clip(estimate - (estimate - low) * factor, lowest, highest), np.clip(estimate + (high - estimate) * factor, lowest, highest)
-
-
 def clustered_wilson(
     share: np.ndarray, n: np.ndarray, boot_replicates: np.ndarray, level: float = CI_LEVEL, var_factor: np.ndarray | float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
