@@ -235,6 +235,44 @@ def test_soft_judge_scores_feed_ppi_and_bad_ones_are_named(inputs, tmp_path):
     assert bad.exit_code == 1 and "grades.csv:7 [p_acceptable]" in " ".join(bad.output.split()), bad.output
 
 
+def test_a_judge_that_graded_other_answer_texts_is_refused(inputs, tmp_path):
+    import hashlib
+
+    from owleval.questions import load_questions
+
+    from tests.judge_helpers import write_answer_sets
+
+    answers = tmp_path / "answers"
+    write_answer_sets(answers, load_questions(data_dir()), {m: (lambda qid: "x") for m in MODELS})
+    texts = {json.loads(line)["model_id"] + str(json.loads(line)["question_id"]): json.loads(line)["answer"]
+             for m in MODELS for line in (answers / f"{m}.jsonl").read_text().splitlines()}  # fmt: skip
+    folder = _judge_with(tmp_path, inputs, lambda lines: None)
+    judged = pd.read_csv(folder / "grades.csv")
+
+    def log(edited: str | None) -> None:
+        records = []
+        for k, r in enumerate(judged.itertuples()):
+            text = texts[f"{r.model_id}{r.question_id}"]
+            if edited and k == 7:
+                text = edited
+            records.append({"judgement": f"j{k}", "model_id": r.model_id, "question_id": int(r.question_id), "sample": 0, "samples": 1,
+                            "final": True, "status": "parsed", "grade": r.grade, "reason": "", "at": "2024-02-01T00:00:00Z",
+                            "answer_sha256": hashlib.sha256(text.encode()).hexdigest()})  # fmt: skip
+        (folder / "raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    log(edited="the answer as it was when the judge read it")
+    out = tmp_path / "r"
+    bad = invoke("--grades", str(inputs["humans"]), "--answers", str(answers), "--judge", str(folder), "--out", str(out))
+    row = judged.iloc[7]
+    text = " ".join(bad.output.split())
+    assert bad.exit_code == 1 and "raw.jsonl [answer_sha256]" in text and f"model '{row.model_id}' question {row.question_id}" in text, bad.output
+    assert not out.exists()
+    log(edited=None)
+    ok = invoke("--grades", str(inputs["humans"]), "--answers", str(answers), "--judge", str(folder), "--out", str(out), "--bootstrap", "20",
+                "--format", "csv")  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+
+
 def test_a_judge_file_from_another_data_set_version_is_refused(inputs, tmp_path):
     from owleval.manifest import load_manifest
 

@@ -170,6 +170,28 @@ def _read_meta(judge: JudgeInput, meta_path: Path, qids: Collection[int], datase
     judge.settings = {str(k): v for k, v in doc.items() if isinstance(v, (str, int, float, bool)) and k not in ("unparsed", "failed")}
 
 
+def check_answer_texts(judge: JudgeInput, answers: dict[str, dict[int, str]], answers_origin: str) -> None:
+    """Refuse a judge whose raw.jsonl shows it graded other texts than the answer files hold now (the answers were
+    regenerated or edited after judging): its grades would anchor PPI to answers nobody is scoring."""
+    import hashlib
+
+    from owleval.judge.log import judgements, read_log
+
+    raw = judge.path.with_name("raw.jsonl")
+    if not raw.is_file():
+        return
+    problems = []
+    for (model, qid), j in judgements(read_log(raw)).items():
+        text = answers.get(model, {}).get(qid)
+        if text is None or j.status != "parsed":
+            continue
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != j.answer_sha256:
+            problems.append(Problem(raw, None, "answer_sha256", f"model {model!r} question {qid}: the judge graded another text of this "
+                                    f"answer than {answers_origin} holds now; judge the changed answers again"))  # fmt: skip
+    if problems:
+        raise InputFileError(problems)
+
+
 def pair_answers(human: pd.DataFrame, judge: pd.DataFrame) -> pd.DataFrame:
     """Answers that have both: model_id, question_id, human (lower-median score), judge (score), reason."""
     people = combine.lower_median_scores(human)[["model_id", "question_id", "score"]].rename(columns={"score": "human"})
