@@ -9,15 +9,26 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from owleval.report.stats import bootstrap_counts, bradley_terry, holm, percentile_ci, ratio_bootstrap, sign_test_p, wilcoxon_p
+from owleval.report.stats import (
+    bootstrap_counts,
+    bradley_terry,
+    holm,
+    percentile_ci,
+    ratio_bootstrap,
+    sign_test_pvalues,
+    signed_rank_pvalues,
+)
 
 PAIRWISE_COLUMNS = (
     "model_a", "model_b", "n", "wins", "ties", "losses", "mean_diff", "mean_diff_ci_low", "mean_diff_ci_high",
     "sign_test_p", "sign_test_p_holm", "wilcoxon_p",
 )  # fmt: skip
-LEADERBOARD_COLUMNS = ("rank", "model", "strength", "strength_ci_low", "strength_ci_high", "win_rate", "n_comparisons")
+LEADERBOARD_COLUMNS = ("rank", "model", "strength", "strength_ci_low", "strength_ci_high", "win_rate", "n_comparisons", "note")
 #: virtual tied games added to every pair of the Bradley-Terry fit
 BT_PRIOR = 1.0
+#: a model compared on fewer answers than this (against all others together) is shown but not ranked: its
+#: strength is mostly the prior's virtual ties
+MIN_COMPARISONS = 5
 
 
 def score_matrix(scores: pd.DataFrame, models: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -47,27 +58,28 @@ def pairwise_table(scores: pd.DataFrame, info: pd.DataFrame, models: Sequence[st
     counts = bootstrap_counts(onehot.shape[0], n_boot, np.random.default_rng([seed, 100]))
     boot = ratio_bootstrap(counts, onehot @ np.where(valid, diff, 0.0), onehot @ valid.astype(float))
     low, high = percentile_ci(boot)
-    rows = []
-    for k, (i, j) in enumerate(pairs):
-        d = diff[valid[:, k], k]
-        wins, losses = int((d > 0).sum()), int((d < 0).sum())
-        rows.append(
-            {
-                "model_a": models[i],
-                "model_b": models[j],
-                "n": int(d.size),
-                "wins": wins,
-                "ties": int(d.size - wins - losses),
-                "losses": losses,
-                "mean_diff": float(d.mean()) if d.size else np.nan,
-                "mean_diff_ci_low": low[k],
-                "mean_diff_ci_high": high[k],
-                "sign_test_p": sign_test_p(wins, losses),
-                "wilcoxon_p": wilcoxon_p(d),
-            }
-        )
-    table = pd.DataFrame(rows)
-    table["sign_test_p_holm"] = holm(table["sign_test_p"].to_numpy())
+    wins = (valid & (diff > 0)).sum(axis=0)
+    losses = (valid & (diff < 0)).sum(axis=0)
+    n = valid.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_diff = np.where(n > 0, np.where(valid, diff, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+    sign_p = sign_test_pvalues(wins, losses)
+    table = pd.DataFrame(
+        {
+            "model_a": [models[i] for i in a_idx],
+            "model_b": [models[j] for j in b_idx],
+            "n": n,
+            "wins": wins,
+            "ties": n - wins - losses,
+            "losses": losses,
+            "mean_diff": mean_diff,
+            "mean_diff_ci_low": low,
+            "mean_diff_ci_high": high,
+            "sign_test_p": sign_p,
+            "sign_test_p_holm": holm(sign_p),
+            "wilcoxon_p": signed_rank_pvalues(diff),
+        }
+    )
     return table[list(PAIRWISE_COLUMNS)]
 
 
@@ -83,7 +95,12 @@ def win_matrices(x: np.ndarray) -> np.ndarray:
 
 
 def leaderboard_table(scores: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], *, n_boot: int, seed: int) -> pd.DataFrame:
-    """Bradley-Terry strengths (log scale, mean 0) with bootstrap CIs over images, best first."""
+    """Bradley-Terry strengths (log scale, mean 0) with bootstrap CIs over images, best first.
+
+    A model with no comparison at all (no question shared with another graded model) is left out of the fit:
+    it would only add virtual ties. It and any model with fewer than :data:`MIN_COMPARISONS` comparisons get
+    no rank and a note; the ranked models come first, numbered 1, 2, ... by strength.
+    """
     qids, x = score_matrix(scores, models)
     m = len(models)
     if m < 2 or len(qids) == 0:
@@ -92,12 +109,27 @@ def leaderboard_table(scores: pd.DataFrame, info: pd.DataFrame, models: Sequence
     onehot = _image_onehot(qids, info)
     per_img = onehot @ per_q  # (images, m*m)
     wins = per_img.sum(axis=0).reshape(m, m)
-    strength = bradley_terry(wins, prior=BT_PRIOR)
-    counts = bootstrap_counts(onehot.shape[0], n_boot, np.random.default_rng([seed, 101]))
-    low, high = percentile_ci(bradley_terry((counts @ per_img).reshape(n_boot, m, m), prior=BT_PRIOR))
     games = wins + wins.T
+    n_comparisons = games.sum(axis=1).round().astype(np.int64)
+    fitted = np.flatnonzero(n_comparisons > 0)
+    strength = np.full(m, np.nan)
+    low = np.full(m, np.nan)
+    high = np.full(m, np.nan)
+    if fitted.size >= 2:
+        keep = (fitted[:, None] * m + fitted[None, :]).ravel()  # the fitted models' cells of the m*m layout
+        k = fitted.size
+        strength[fitted] = bradley_terry(wins[np.ix_(fitted, fitted)], prior=BT_PRIOR)
+        counts = bootstrap_counts(onehot.shape[0], n_boot, np.random.default_rng([seed, 101]))
+        replicates = bradley_terry((counts @ per_img[:, keep]).reshape(n_boot, k, k), prior=BT_PRIOR, start=strength[fitted])
+        low[fitted], high[fitted] = percentile_ci(replicates)
     with np.errstate(invalid="ignore", divide="ignore"):
         win_rate = wins.sum(axis=1) / games.sum(axis=1)
+    ranked = ~np.isnan(strength) & (n_comparisons >= MIN_COMPARISONS)
+    note = np.where(
+        n_comparisons == 0,
+        "no comparisons: not ranked",
+        np.where(ranked, "", f"too few comparisons (fewer than {MIN_COMPARISONS}): not ranked"),
+    )
     table = pd.DataFrame(
         {
             "model": list(models),
@@ -105,8 +137,12 @@ def leaderboard_table(scores: pd.DataFrame, info: pd.DataFrame, models: Sequence
             "strength_ci_low": low,
             "strength_ci_high": high,
             "win_rate": win_rate,
-            "n_comparisons": games.sum(axis=1).round().astype(np.int64),
+            "n_comparisons": n_comparisons,
+            "note": note,
+            "_ranked": ranked,
         }
-    ).sort_values(["strength", "model"], ascending=[False, True], kind="stable")
-    table.insert(0, "rank", np.arange(1, m + 1))
+    ).sort_values(["_ranked", "strength", "model"], ascending=[False, False, True], kind="stable", na_position="last")
+    rank = pd.array(np.arange(1, m + 1), dtype="Int64")
+    rank[~table["_ranked"].to_numpy()] = pd.NA
+    table.insert(0, "rank", rank)
     return table[list(LEADERBOARD_COLUMNS)].reset_index(drop=True)
