@@ -35,6 +35,9 @@ def percentile_ci(samples: np.ndarray, level: float = CI_LEVEL, axis: int = 0) -
         shape = samples.shape[:axis % samples.ndim] + samples.shape[axis % samples.ndim + 1 :]
         return np.full(shape, np.nan), np.full(shape, np.nan)
     tail = (1.0 - level) / 2.0 * 100.0
+    if not np.isnan(samples).any():  # np.nanpercentile works column by column in Python; thousands of columns add up
+        low, high = np.percentile(samples, [tail, 100.0 - tail], axis=axis)
+        return low, high
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, which is what we want
         low, high = np.nanpercentile(samples, [tail, 100.0 - tail], axis=axis)
@@ -189,29 +192,38 @@ def bradley_terry(
 
     w = np.asarray(wins, dtype=float)
     m = w.shape[-1]
-    w = w + prior / 2.0 * (1.0 - np.eye(m))
-    games = w + np.swapaxes(w, -1, -2)
-    total_wins = w.sum(axis=-1)
-    theta = np.zeros(w.shape[:-1]) if start is None else np.broadcast_to(np.asarray(start, dtype=float), w.shape[:-1]).copy()
+    batch = w.shape[:-2]
+    a, b = np.triu_indices(m, k=1)  # each pair once: P(b beats a) = 1 - P(a beats b)
+    games = (w[..., a, b] + w[..., b, a] + prior).reshape(-1, a.size)
+    total_wins = (w.sum(axis=-1) + prior / 2.0 * (m - 1)).reshape(-1, m)
+    signed = np.zeros((a.size, m))  # pair -> +1 at its first model, -1 at its second
+    signed[np.arange(a.size), a] = 1.0
+    signed[np.arange(a.size), b] = -1.0
+    both = np.abs(signed)
+    # expected wins = games @ (second model's column) + (games * P(a beats b)) @ signed
+    base = games @ np.maximum(-signed, 0.0)
+    theta = np.zeros((games.shape[0], m)) if start is None else np.broadcast_to(np.asarray(start, dtype=float), (*batch, m)).reshape(-1, m).copy()
     theta -= theta.mean(axis=-1, keepdims=True)
     if theta.size == 0:
-        return theta
+        return theta.reshape(*batch, m)
+    layout = np.empty(m * m, dtype=np.int64)  # Hessian cell -> column of [-weight, diagonal] (one gather per step)
+    layout[a * m + b] = layout[b * m + a] = np.arange(a.size)
+    layout[np.arange(m) * (m + 1)] = a.size + np.arange(m)
     for _ in range(max_iter):
-        p = expit(theta[..., :, None] - theta[..., None, :])  # P(i beats j)
-        gradient = total_wins - (games * p).sum(axis=-1)
+        p = expit(theta[:, a] - theta[:, b])
+        gradient = total_wins - base - (games * p) @ signed
         weight = games * p * (1.0 - p)
-        # the negative Hessian is a graph Laplacian (null space: a common shift); adding 1/m to every entry fixes
-        # the shift, and the step sums to 0 because the gradient does
-        hessian = -weight + 1.0 / m
-        idx = np.arange(m)
-        hessian[..., idx, idx] += weight.sum(axis=-1)
+        # the negative Hessian is the Laplacian of the pair weights (null space: a common shift); adding 1/m to
+        # every entry fixes the shift, and the step sums to 0 because the gradient does
+        hessian = np.take(np.concatenate([-weight, weight @ both], axis=1), layout, axis=1).reshape(-1, m, m)
+        hessian += 1.0 / m
         step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
         size = np.abs(step).max(axis=-1, keepdims=True)
         theta += step * np.minimum(1.0, MAX_NEWTON_STEP / np.maximum(size, 1e-300))  # a far start cannot overshoot
         theta -= theta.mean(axis=-1, keepdims=True)
         if size.max() < tol:
             break
-    return theta
+    return theta.reshape(*batch, m)
 
 
 #: largest change of any log-strength in one Newton step (the likelihood is concave; this only tames far starts)
