@@ -146,3 +146,59 @@ def leaderboard_table(scores: pd.DataFrame, info: pd.DataFrame, models: Sequence
     rank[~table["_ranked"].to_numpy()] = pd.NA
     table.insert(0, "rank", rank)
     return table[list(LEADERBOARD_COLUMNS)].reset_index(drop=True)
+
+
+#: up to this many pairs (every pair of 8 models) report.md/html list them all; beyond, only the ones that matter
+MAX_LISTED_PAIRS = 28
+#: family-wise level of the Holm-adjusted sign tests that call a pair's difference significant
+SIGNIFICANCE_LEVEL = 0.05
+
+
+def listed_pairs(pairwise: pd.DataFrame, leaderboard: pd.DataFrame) -> tuple[pd.DataFrame, dict | None]:
+    """The pairwise rows report.md/html show, and (with many models) what they leave out.
+
+    With at most :data:`MAX_LISTED_PAIRS` pairs: every row as in pairwise.csv, and no summary. With more: the
+    pairs of adjacent ranks on the leaderboard, the better-ranked model as model A, and a summary with the count
+    of significant pairs and, per ranked model, how many models it is significantly better / worse than
+    (Holm-adjusted sign test at :data:`SIGNIFICANCE_LEVEL`). pairwise.csv keeps every pair either way.
+    """
+    if len(pairwise) <= MAX_LISTED_PAIRS:
+        return pairwise, None
+    significant = pairwise["sign_test_p_holm"].to_numpy() < SIGNIFICANCE_LEVEL
+    a_better = pairwise["wins"].to_numpy() > pairwise["losses"].to_numpy()
+    better = pd.concat([pairwise.loc[significant & a_better, "model_a"], pairwise.loc[significant & ~a_better, "model_b"]]).value_counts()
+    worse = pd.concat([pairwise.loc[significant & a_better, "model_b"], pairwise.loc[significant & ~a_better, "model_a"]]).value_counts()
+    ranked = leaderboard[leaderboard["rank"].notna()]
+    by_pair = {(r["model_a"], r["model_b"]): r for r in pairwise.to_dict("records")}
+    rows = []
+    for upper, lower in zip(ranked["model"].iloc[:-1], ranked["model"].iloc[1:], strict=True):
+        if (upper, lower) in by_pair:
+            rows.append(by_pair[(upper, lower)])
+        elif (lower, upper) in by_pair:
+            rows.append(_flipped(by_pair[(lower, upper)]))
+    per_model = [
+        {"rank": r["rank"], "model": r["model"], "better_than": int(better.get(r["model"], 0)), "worse_than": int(worse.get(r["model"], 0))}
+        for r in ranked.to_dict("records")
+    ]
+    summary = {
+        "n_pairs": int(len(pairwise)),
+        "n_significant": int(significant.sum()),
+        "n_adjacent_significant": int(sum(r["sign_test_p_holm"] < SIGNIFICANCE_LEVEL for r in rows)),
+        "level": SIGNIFICANCE_LEVEL,
+        "per_model": per_model,
+    }
+    return pd.DataFrame(rows, columns=pairwise.columns), summary
+
+
+def _flipped(row: dict) -> dict:
+    """A pairwise row seen from model B's side (p-values are symmetric)."""
+    return {
+        **row,
+        "model_a": row["model_b"],
+        "model_b": row["model_a"],
+        "wins": row["losses"],
+        "losses": row["wins"],
+        "mean_diff": -row["mean_diff"],
+        "mean_diff_ci_low": -row["mean_diff_ci_high"],
+        "mean_diff_ci_high": -row["mean_diff_ci_low"],
+    }
