@@ -221,7 +221,7 @@ def bradley_terry(
         size = np.abs(step).max(axis=-1, keepdims=True)
         theta += step * np.minimum(1.0, MAX_NEWTON_STEP / np.maximum(size, 1e-300))  # a far start cannot overshoot
         theta -= theta.mean(axis=-1, keepdims=True)
-        if size.max() < tol:
+        if size.max() < np.sqrt(tol):  # Newton's error squares each step: the next step would be about tol
             break
     return theta.reshape(*batch, m)
 
