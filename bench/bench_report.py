@@ -228,7 +228,7 @@ def scale_case(questions, data: Path, n_models: int, per_model: int, budget: flo
     replicates = (counts @ per_img).reshape(N_BOOT, n_models, n_models)
     t0 = time.process_time()
     point = bradley_terry(wins, prior=compare.BT_PRIOR)
-    new_fit = bradley_terry(replicates, prior=compare.BT_PRIOR, start=point)
+    new_fit = bradley_terry(replicates, prior=compare.BT_PRIOR, start=point, tol=compare.BT_BOOTSTRAP_TOL)
     t_newton = time.process_time() - t0
     t0 = time.process_time()
     mm_bradley_terry(wins)

@@ -14,7 +14,7 @@ from scipy.stats import PermutationMethod, binomtest, wilcoxon
 from owleval.csvio import unquote_frame
 from owleval.questions import load_questions
 from owleval.report.build import build_report, render_files
-from owleval.report.compare import MAX_LISTED_PAIRS, MIN_COMPARISONS, leaderboard_table, listed_pairs, pairwise_table
+from owleval.report.compare import BT_BOOTSTRAP_TOL, MAX_LISTED_PAIRS, MIN_COMPARISONS, leaderboard_table, listed_pairs, pairwise_table
 from owleval.report.grades import validate_records
 from owleval.report.stats import SIGNED_RANK_EXACT_MAX, bradley_terry, sign_test_pvalues, signed_rank_pvalues
 from owleval.report.tables import question_info
@@ -113,6 +113,22 @@ def test_bradley_terry_with_prior_maximises_the_likelihood_and_warm_start_change
     np.testing.assert_allclose(warm, cold, atol=1e-9)
     np.testing.assert_allclose(far, cold, atol=1e-9)
     assert cold[7] == pytest.approx(_bt_likelihood_optimum(replicates[7], prior=1.0), abs=1e-6)
+
+
+def test_bootstrap_replicates_budget_keeps_the_fit_to_1e_4(questions):
+    """The leaderboard fits replicates to BT_BOOTSTRAP_TOL from the full-data fit: within 1e-4 of a full fit."""
+    rng = np.random.default_rng(8)
+    truth = np.linspace(-1.0, 1.0, 12)
+    p = 1.0 / (1.0 + np.exp(-(truth[:, None] - truth[None, :])))
+    wins = rng.binomial(80, np.triu(p, 1)).astype(float)
+    wins = wins + np.tril(80.0 - wins.T, -1)
+    np.fill_diagonal(wins, 0.0)
+    point = bradley_terry(wins, prior=1.0)
+    replicates = rng.poisson(wins[None], size=(300, 12, 12)).astype(float)
+    replicates[:, np.arange(12), np.arange(12)] = 0.0
+    budget = bradley_terry(replicates, prior=1.0, start=point, tol=BT_BOOTSTRAP_TOL)
+    exact = bradley_terry(replicates, prior=1.0, tol=1e-14)
+    assert np.abs(budget - exact).max() < 1e-4
 
 
 def test_many_models_pairwise_equals_scipy_per_pair(questions):
