@@ -153,6 +153,7 @@ def run_generation(
 
     adapter = adapter or adapter_cls.load(load_options)
     model_id = model_id or (old_meta or {}).get("model_id") or adapter.default_model_id()
+    # a resumed file keeps what its earlier runs reported (e.g. a server's token usage) in previous_runs
     meta = start_meta({
         "adapter": model,
         "model_id": model_id,
@@ -165,7 +166,6 @@ def run_generation(
         "dtype": load_options.dtype,
         "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower()},
     }, old_meta, carried=("started_at", "finished_at", "status", "answers_written", "provenance"))
-    # a resumed file keeps what its earlier runs reported (e.g. a server's token usage) in previous_runs
     _check_resumable(old_meta, meta, out)
     if done and model_id not in {a.model_id for a in done.values()}:
         raise OwlEvalError(f"{out} holds answers of another model_id; pass --overwrite or choose another --out")

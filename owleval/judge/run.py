@@ -8,6 +8,7 @@ asking again would be refused again), not as a failed request. All requests of a
 are appended to raw.jsonl and synced together; grades.csv and meta.json are rewritten from the log at the end
 of every run, interrupted or not. A re-run asks only for the answers the log has no complete judgement of
 (failed ones included; unparsed ones too when asked to retry them), and refuses to continue a folder made with another judge, prompt or settings.
+The resumable machinery (meta.json, the synced log, batches with progress) is :mod:`owleval.runner`'s.
 """
 
 from __future__ import annotations
