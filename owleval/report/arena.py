@@ -37,7 +37,7 @@ ADJACENT_COLUMNS = (
 AGREEMENT_COLUMNS = ("comparison", "measure", "value", "ci_low", "ci_high", "n", "note")
 #: a vote's category for agreement: model_a won, tie (a tie or both bad), model_b won
 CATEGORY = {"model_a": 0, "tie": 1, "both_bad": 1, "model_b": 2}
-TIE_RULE = "a tie and a \"both bad\" vote count half a win for each model; \"both bad\" votes are also counted apart"
+TIE_RULE = "a tie and a “both bad” vote count half a win for each model; “both bad” votes are also counted apart"
 PPI_RULE = (
     "logistic regression without intercept on x = e_a - e_b (reference-coded), y = 1 when model_a wins; labelled rows: one per "
     "human vote on a pair the judge also voted on, with the judge's verdict as the prediction; unlabelled rows: the judge's "
@@ -110,6 +110,7 @@ def bt_ranking(votes: pd.DataFrame, models: Sequence[str], info: pd.DataFrame, *
         {"model": list(models), "source": source, "strength": strength, "ci_low": low, "ci_high": high, "rank": _ranks(low, high),
          "n_votes": _votes_per_model(votes, models)}  # fmt: skip
     )
+    table["rank"] = table["rank"].astype("Int64")
     return table, boot
 
 
@@ -297,6 +298,7 @@ def ppi_ranking(human: pd.DataFrame, judge: pd.DataFrame, models: Sequence[str],
         {"model": list(models), "source": "ppi", "strength": strength, "ci_low": low, "ci_high": high, "rank": _ranks(low, high),
          "n_votes": rows["labelled_models"] + rows["unlabelled_models"], "ref_coef": full, "ref_ci_low": ref_low, "ref_ci_high": ref_high}  # fmt: skip
     )
+    table["rank"] = table["rank"].astype("Int64")
     return table, info
 
 
