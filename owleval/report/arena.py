@@ -43,7 +43,7 @@ PPI_RULE = (
     "human vote on a pair the judge also voted on, with the judge's verdict as the prediction; unlabelled rows: the judge's "
     "verdicts on pairs no person voted on; a tie or both-bad outcome is two rows y = 1 and y = 0 of weight 1/2 (on the labelled "
     "rows the split of the human and the judge outcome is aligned: a tie by both is rows (1, 1) and (0, 0)); PPI++ with "
-    "power tuning (lam clipped to [0, 1]), CLT intervals treating rows as independent (they do not resample images); no prior"
+    "power tuning (lam clipped to [0, 1] and tuned for the reference-coded coefficients, so another reference moves the estimates slightly), CLT intervals treating rows as independent (they do not resample images); no prior"
 )
 
 
