@@ -123,3 +123,12 @@ def test_accurate_judge_narrows_the_intervals_and_keeps_the_order():
     assert width["ppi"] < 0.8 * width["human"]
     ppi = arena[arena["source"] == "ppi"]
     assert ppi.sort_values("strength")["model"].tolist() == ["m1", "m2", "m3", "m4"]
+
+
+def test_too_few_human_votes_give_no_ppi_ranking_and_say_why():
+    human, judge = fixed_votes()
+    info = question_info(load_questions(data_dir()))
+    result = build_arena(human.head(5), judge, info, n_boot=0, seed=0)
+    assert "ppi" not in set(result.tables["arena"]["source"])
+    assert "needs at least 10 human votes on pairs the judge voted on" in result.meta["ppi"]["skipped"]
+    assert "there are 5 and" in result.meta["ppi"]["skipped"]

@@ -27,6 +27,8 @@ MIN_PAIR_VOTES = 10
 #: an agreement measure over fewer pairs than this gets its value and "too few", no interval
 MIN_AGREEMENT_N = 10
 PPI_ALPHA = 0.05
+#: the PPI ranking needs at least this many human votes on judged pairs (and two per strength estimated)
+MIN_PPI_LABELLED = 10
 SOURCES = ("human", "judge", "ppi")
 ARENA_COLUMNS = ("model", "source", "strength", "ci_low", "ci_high", "rank", "n_votes", "ref_coef", "ref_ci_low", "ref_ci_high")
 PAIR_COLUMNS = ("source", "model_a", "model_b", "n_votes", "a_wins", "b_wins", "ties", "both_bad", "a_win_rate", "ci_low", "ci_high", "too_few")
@@ -116,8 +118,7 @@ def bt_ranking(votes: pd.DataFrame, models: Sequence[str], info: pd.DataFrame, *
 
 def pair_table(votes: pd.DataFrame, models: Sequence[str], info: pd.DataFrame, *, source: str, n_boot: int, seed: int) -> pd.DataFrame:
     """Per pair with votes: counts, model_a's win rate (ties half) with a clustered Wilson interval, a too-few flag."""
-    grouped = votes.groupby(["model_a", "model_b"], sort=True)
-    keys = list(grouped.groups)
+    keys = sorted(set(zip(votes["model_a"], votes["model_b"], strict=True)))
     if not keys:
         return pd.DataFrame(columns=list(PAIR_COLUMNS))
     pair_code = {k: i for i, k in enumerate(keys)}
@@ -130,11 +131,13 @@ def pair_table(votes: pd.DataFrame, models: Sequence[str], info: pd.DataFrame, *
     n = denom.sum(axis=0)
     rate = numer.sum(axis=0) / n
     low, high = clustered_wilson(rate, n, ratio_bootstrap(counts, numer, denom))
+    tally = pd.crosstab([votes["model_a"], votes["model_b"]], votes["winner"]).reindex(columns=list(CATEGORY), fill_value=0)
+    tally = tally.reindex(pd.MultiIndex.from_tuples(keys), fill_value=0)
     rows = []
     for k, (a, b) in enumerate(keys):
-        w = grouped.get_group((a, b))["winner"].value_counts()
-        rows.append({"source": source, "model_a": a, "model_b": b, "n_votes": int(n[k]), "a_wins": int(w.get("model_a", 0)),
-                     "b_wins": int(w.get("model_b", 0)), "ties": int(w.get("tie", 0)), "both_bad": int(w.get("both_bad", 0)),
+        w = tally.iloc[k]
+        rows.append({"source": source, "model_a": a, "model_b": b, "n_votes": int(n[k]), "a_wins": int(w["model_a"]),
+                     "b_wins": int(w["model_b"]), "ties": int(w["tie"]), "both_bad": int(w["both_bad"]),
                      "a_win_rate": rate[k], "ci_low": low[k], "ci_high": high[k], "too_few": bool(n[k] < MIN_PAIR_VOTES)})  # fmt: skip
     return pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
 
@@ -145,15 +148,15 @@ def adjacent_table(ranking: pd.DataFrame, boot: np.ndarray, pairs: pd.DataFrame,
     order = np.argsort(-ranking["strength"].to_numpy(), kind="stable")
     models = ranking["model"].to_numpy()
     strength = ranking["strength"].to_numpy()
+    by_pair = {(r["model_a"], r["model_b"]): r for r in pairs.to_dict("records")}
     rows = []
     for hi, lo in zip(order[:-1], order[1:], strict=True):
         d = boot[:, hi] - boot[:, lo] if boot.shape[0] else np.empty(0)
         dlow, dhigh = percentile_ci(d[:, None]) if d.size else (np.array([np.nan]), np.array([np.nan]))
         p = min(1.0, 2.0 * min(float(np.mean(d <= 0)), float(np.mean(d >= 0)))) if d.size else np.nan
         a, b = sorted((models[hi], models[lo]))
-        match = pairs[(pairs["model_a"] == a) & (pairs["model_b"] == b)]
-        if len(match):
-            r = match.iloc[0]
+        r = by_pair.get((a, b))
+        if r is not None:
             hi_wins, lo_wins = (int(r["a_wins"]), int(r["b_wins"])) if a == models[hi] else (int(r["b_wins"]), int(r["a_wins"]))
             n_votes, ties = int(r["n_votes"]), int(r["ties"] + r["both_bad"])
         else:
@@ -267,14 +270,19 @@ def ppi_ranking(human: pd.DataFrame, judge: pd.DataFrame, models: Sequence[str],
     rows = ppi_rows(human, judge, models, reference)
     info: dict[str, Any] = {"reference": reference, "n_labelled_votes": int(rows["n_labelled_votes"]),
                             "n_unlabelled_votes": int(rows["n_unlabelled_votes"]), "alpha": PPI_ALPHA, "rule": PPI_RULE}  # fmt: skip
-    if rows["n_labelled_votes"] < 2 or rows["n_unlabelled_votes"] < 2:
-        info["skipped"] = "needs at least two human votes on pairs the judge voted on and two judge votes on pairs no person voted on"
+    info["n_human_votes_unjudged"] = int(len(human) - rows["n_labelled_votes"])
+    need = max(MIN_PPI_LABELLED, 2 * (len(models) - 1))
+    if rows["n_labelled_votes"] < need or rows["n_unlabelled_votes"] < 2:
+        info["skipped"] = (f"needs at least {need} human votes on pairs the judge voted on (two per strength estimated, at least "
+                           f"{MIN_PPI_LABELLED}) and two judge votes on pairs no person voted on; there are {info['n_labelled_votes']} and "
+                           f"{info['n_unlabelled_votes']}")  # fmt: skip
         return None, info
     try:
         est = ppi_logistic(rows["x"], rows["y"], rows["yhat"], rows["x_unlabeled"], rows["yhat_unlabeled"],
                            w=rows["w"], w_unlabeled=rows["w_unlabeled"], alpha=PPI_ALPHA)  # fmt: skip
     except np.linalg.LinAlgError:
-        info["skipped"] = "the votes do not connect every model to the reference (singular design)"
+        info["skipped"] = ("no finite estimate: the rows leave some strength undetermined (a model that never won or never lost, "
+                           "or not connected to the others by votes); with no prior PPI cannot rank such votes")
         return None, info
     info["lambda"] = est.lam
     info["converged"] = est.converged

@@ -32,6 +32,11 @@ class LogisticEstimate:
     converged: bool  # False: no finite optimum (e.g. a model that never lost), coefficients unreliable
 
 
+#: a coefficient beyond FINITE log-odds means no finite optimum (separable rows); beyond DIVERGED the fit stops
+FINITE = 25.0
+DIVERGED = 60.0
+
+
 def _expit(x: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -x))
 
@@ -70,8 +75,10 @@ def _fit(data: tuple[np.ndarray, ...], lam: float, start: np.ndarray, max_iter: 
                 break
             t /= 2.0
         theta, loss = candidate, new_loss
+        if np.max(np.abs(theta), initial=0.0) > DIVERGED:
+            return theta, False
         if np.max(np.abs(t * step)) < 1e-10:
-            return theta, bool(np.all(np.abs(theta) < 25.0))
+            return theta, bool(np.all(np.abs(theta) < FINITE))
     return theta, False
 
 
