@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from owleval.questions import Question
+    from owleval.report.build import Report
 
 
 def default_reports_dir() -> Path:
@@ -117,7 +118,10 @@ def report_command(
     console.print(Text(f"wrote {len(written)} files to {target}"))
 
 
-def _add_votes(report, questions, votes, judge_votes, against, models, answers, *, rule, bootstrap, seed):  # type: ignore[no-untyped-def]
+def _add_votes(
+    report: Report | None, questions: Sequence[Question], votes: Path, judge_votes: Path | None, against: str | None,
+    models: set[str] | None, answers: Path | None, *, rule: str, bootstrap: int, seed: int,
+) -> Report:  # fmt: skip
     """Read --votes / --judge-votes (checked against --answers when given) and add their tables to ``report``."""
     from owleval.report.build import add_votes
     from owleval.report.votes import read_judge_votes, read_votes
@@ -136,7 +140,10 @@ def _add_votes(report, questions, votes, judge_votes, against, models, answers, 
                      seed=seed)  # fmt: skip
 
 
-def _votes_report(votes, judge_votes, against, *, answers, data, target, formats, bootstrap, seed, overwrite):  # type: ignore[no-untyped-def]
+def _votes_report(
+    votes: Path, judge_votes: Path | None, against: str | None, *, answers: Path | None, data: Path | None, target: Path,
+    formats: list[str], bootstrap: int, seed: int, overwrite: bool,
+) -> None:  # fmt: skip
     """`owleval report --votes` without --grades: the pairwise-vote sections alone."""
     from rich.console import Console
     from rich.text import Text
