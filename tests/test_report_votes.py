@@ -86,6 +86,9 @@ def test_judge_votes_hold_one_judge_and_read_position_consistency(tmp_path, ques
     (folder / "meta.json").write_text(json.dumps({"position_consistency": 0.625}), encoding="utf-8")
     judged = read_judge_votes(folder, questions)
     assert judged.annotator == "judge:x" and judged.position_consistency == 0.625 and len(judged.votes) == 2
+    (folder / "meta.json").write_text(json.dumps({"position_consistency": {"pairs": 40, "agree": 30, "rate": 0.75, "ci95": [0.6, 0.86]}}))
+    judged = read_judge_votes(folder, questions)
+    assert (judged.position_consistency, judged.consistency_pairs, judged.consistency_ci) == (0.75, 40, (0.6, 0.86))
     (folder / "votes.csv").write_text(HEADER + "judge:x,1,m1,m2,m1,model_a,,\njudge:y,2,m1,m2,m2,tie,,\n", encoding="utf-8")
     with pytest.raises(InputFileError, match="holds one judge's votes; this one has 2"):
         read_judge_votes(folder, questions)
@@ -175,7 +178,8 @@ def vote_files(tmp_path_factory, questions):
     human = truth[np.random.default_rng(2).random(len(truth)) < 0.4]
     write_votes(human, root / "votes.csv")
     write_votes(judge_votes_from(truth, accuracy=0.85, seed=9), root / "judge" / "votes.csv")
-    (root / "judge" / "meta.json").write_text(json.dumps({"position_consistency": 0.8}), encoding="utf-8")
+    meta = {"position_consistency": {"pairs": 200, "agree": 160, "rate": 0.8, "ci95": [0.74, 0.85]}}  # as `judge --pairwise` writes
+    (root / "judge" / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     write_grades_csv(synthetic_grades(questions, sorted(strengths), ["g1", "g2"]), root / "grades.csv")
     return root
 
@@ -192,7 +196,7 @@ def test_report_from_votes_alone(vote_files, tmp_path, monkeypatch):
     assert arena.groupby("source")["strength"].mean().abs().max() < 1e-9
     assert arena[arena["source"] != "ppi"]["ref_coef"].isna().all() and arena[arena["source"] == "ppi"]["ref_coef"].notna().all()
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert "These strengths have no prior" in md and "position consistency 80.0%" in md
+    assert "These strengths have no prior" in md and "position consistency 80.0% [74.0%, 85.0%] (n = 200)" in md
     assert "judge vs human votes" in (out / "arena_agreement.csv").read_text(encoding="utf-8")
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Human-anchored ranking (PPI)" in html and "scores.csv" not in {p.name for p in out.iterdir()}

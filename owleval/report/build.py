@@ -210,6 +210,8 @@ def add_votes(
                 "source": str(judge_votes.path), "annotator": judge_votes.annotator,
                 "meta_file": str(judge_votes.meta_path) if judge_votes.meta_path else None,
                 "position_consistency": judge_votes.position_consistency,
+                "position_consistency_pairs": judge_votes.consistency_pairs,
+                "position_consistency_ci": list(judge_votes.consistency_ci) if judge_votes.consistency_ci else None,
             },
             "against": against,
         }

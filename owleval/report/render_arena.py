@@ -79,6 +79,10 @@ def arena_context(report: Report) -> dict[str, Any] | None:
     consistency = None
     if judge is not None and judge.get("position_consistency") is not None:
         consistency = pct(judge["position_consistency"])
+        if judge.get("position_consistency_ci"):
+            consistency += " " + ci(*judge["position_consistency_ci"], pct)
+        if judge.get("position_consistency_pairs") is not None:
+            consistency += f" (n = {judge['position_consistency_pairs']})"
     return {
         "meta": meta,
         "sources": sources,

@@ -45,6 +45,8 @@ class JudgeVotes:
     annotator: str
     meta_path: Path | None = None
     position_consistency: float | None = None
+    consistency_pairs: int | None = None  # the pairs with both orders parsed, which the rate is over
+    consistency_ci: tuple[float, float] | None = None
     meta: dict[str, Any] | None = None
 
 
@@ -197,7 +199,11 @@ def read_judge_votes(path: Path, questions: Sequence[Question], *, models: Colle
         judge.meta_path, judge.meta = meta_path, meta
         for key in CONSISTENCY_KEYS:
             value = meta.get(key)
-            if isinstance(value, dict):  # {"rate": ..., "n": ...}
+            if isinstance(value, dict):  # {"rate": ..., "pairs": ..., "ci95": [low, high]}, as `owleval judge --pairwise` writes
+                pairs, ci95 = value.get("pairs"), value.get("ci95")
+                judge.consistency_pairs = pairs if isinstance(pairs, int) and not isinstance(pairs, bool) else None
+                if isinstance(ci95, list) and len(ci95) == 2 and all(isinstance(v, (int, float)) for v in ci95):
+                    judge.consistency_ci = (float(ci95[0]), float(ci95[1]))
                 value = value.get("rate")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 if not 0.0 <= float(value) <= 1.0:
