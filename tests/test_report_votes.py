@@ -226,3 +226,25 @@ def test_report_bad_votes_fail_before_writing(vote_files, tmp_path, monkeypatch)
     assert code != 0 and "--grades" in output and "--votes" in output
     code, output = _run(["report", "--votes", str(vote_files / "votes.csv"), "--against", "nope", "--out", str(out)])
     assert code != 0 and "--against 'nope'" in " ".join(output.split()) and not out.exists()
+
+
+def test_missing_vote_files_fail_at_once(vote_files, tmp_path, monkeypatch):
+    monkeypatch.setenv("OWLEVAL_DATA", str(data_dir()))
+    out = tmp_path / "r"
+    code, output = _run(["report", "--grades", str(vote_files / "grades.csv"), "--votes", str(tmp_path / "nope.csv"), "--out", str(out)])
+    assert code == 1 and "nope.csv: no such file" in " ".join(output.split()) and not out.exists()
+    code, output = _run(["report", "--votes", str(vote_files / "votes.csv"), "--judge-votes", str(tmp_path / "gone"), "--out", str(out)])
+    assert code == 1 and "--judge-votes" in output and "no such file" in " ".join(output.split()) and not out.exists()
+
+
+def test_untrusted_model_names_stay_inert(questions, tmp_path, monkeypatch):
+    monkeypatch.setenv("OWLEVAL_DATA", str(data_dir()))
+    names = {"<img src=x onerror=alert(1)>": 0.0, "=HYPERLINK(1)": 1.0, "plain": 0.5}
+    votes = synthetic_votes([q.question_id for q in questions][:20], names, ["ann"], seed=4)
+    path = write_votes(votes, tmp_path / "votes.csv")
+    out = tmp_path / "r"
+    code, output = _run(["report", "--votes", str(path), "--out", str(out), "--bootstrap", "50"])
+    assert code == 0, output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "\n=HYPERLINK" not in (out / "arena.csv").read_text(encoding="utf-8")  # formula-quoted by csvio

@@ -80,6 +80,12 @@ def report_command(
         raise OwlEvalError("--judge-votes needs --votes: the judge's votes are compared with people's")
     target = out if out is not None else default_reports_dir() / (grades or votes).stem
     check_out_dir(target, overwrite)
+    if votes is not None and not votes.is_file():
+        raise OwlEvalError(f"--votes {votes}: no such file (give the votes.csv that `owleval grades export` wrote for a pairwise study)")
+    if judge_votes is not None:
+        from owleval.report.votes import resolve_judge_votes
+
+        resolve_judge_votes(judge_votes)  # a missing file fails before any work
     if grades is None:
         _votes_report(votes, judge_votes, against, answers=answers, data=data, target=target, formats=chosen, bootstrap=bootstrap, seed=seed,
                       overwrite=overwrite)  # fmt: skip
@@ -126,10 +132,6 @@ def _add_votes(
     from owleval.report.build import add_votes
     from owleval.report.votes import read_judge_votes, read_votes
 
-    if judge_votes is not None:
-        from owleval.report.votes import resolve_judge_votes
-
-        resolve_judge_votes(judge_votes)  # a missing file fails before any work
     human = read_votes(votes, questions, models=models, models_origin=str(answers))
     judged = read_judge_votes(judge_votes, questions, models=models, models_origin=str(answers)) if judge_votes is not None else None
     if against is not None:
