@@ -224,6 +224,8 @@ def test_report_bad_votes_fail_before_writing(vote_files, tmp_path, monkeypatch)
     assert code != 0 and f"{bad}:2 [winner]" in " ".join(output.split()) and not out.exists()
     code, output = _run(["report", "--out", str(out)])
     assert code != 0 and "--grades" in output and "--votes" in output
+    code, output = _run(["report", "--votes", str(vote_files / "votes.csv"), "--judge", str(vote_files / "judge"), "--out", str(out)])
+    assert code != 0 and "give --grades too" in output and not out.exists()
     code, output = _run(["report", "--votes", str(vote_files / "votes.csv"), "--against", "nope", "--out", str(out)])
     assert code != 0 and "--against 'nope'" in " ".join(output.split()) and not out.exists()
 

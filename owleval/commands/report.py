@@ -76,6 +76,8 @@ def report_command(
     check_rule(combine)
     if grades is None and votes is None:
         raise OwlEvalError("give --grades (A-D grades) or --votes (pairwise votes), or both")
+    if grades is None and (judge is not None or legacy is not None):
+        raise OwlEvalError("--judge and --legacy compare with A-D grades: give --grades too")
     if judge_votes is not None and votes is None:
         raise OwlEvalError("--judge-votes needs --votes: the judge's votes are compared with people's")
     target = out if out is not None else default_reports_dir() / (grades or votes).stem
