@@ -250,3 +250,12 @@ def test_untrusted_model_names_stay_inert(questions, tmp_path, monkeypatch):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "\n=HYPERLINK" not in (out / "arena.csv").read_text(encoding="utf-8")  # formula-quoted by csvio
+
+
+def test_a_model_only_the_judge_voted_on_gets_no_human_row(info):
+    cols = ["annotator", "question_id", "model_a", "model_b", "left", "winner", "reason", "voted_at"]
+    human = _with_outcome(pd.DataFrame([("ann", q, "a", "b", "a", "model_a", "", "") for q in range(1, 6)], columns=cols))
+    judge = _with_outcome(pd.DataFrame([("judge:j", q, "a", "c", "a", "model_b", "", "") for q in range(1, 6)], columns=cols))
+    arena = build_arena(human, judge, info, n_boot=20, seed=0).tables["arena"]
+    assert sorted(arena[arena["source"] == "human"]["model"]) == ["a", "b"]
+    assert sorted(arena[arena["source"] == "judge"]["model"]) == ["a", "c"]

@@ -322,8 +322,9 @@ def build_arena(
     for source, votes in (("human", human), ("judge", judge)):
         if votes is None:
             continue
-        ranking, boot = bt_ranking(votes, models, info, source=source, n_boot=n_boot, seed=seed)
-        pair = pair_table(votes, models, info, source=source, n_boot=n_boot, seed=seed)
+        voted = vote_models(votes)  # a model this source never voted on gets no row, rather than the prior's 0
+        ranking, boot = bt_ranking(votes, voted, info, source=source, n_boot=n_boot, seed=seed)
+        pair = pair_table(votes, voted, info, source=source, n_boot=n_boot, seed=seed)
         rankings.append(ranking)
         pairs.append(pair)
         adjacent.append(adjacent_table(ranking, boot, pair, source=source))
