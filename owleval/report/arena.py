@@ -153,7 +153,8 @@ def adjacent_table(ranking: pd.DataFrame, boot: np.ndarray, pairs: pd.DataFrame,
     for hi, lo in zip(order[:-1], order[1:], strict=True):
         d = boot[:, hi] - boot[:, lo] if boot.shape[0] else np.empty(0)
         dlow, dhigh = percentile_ci(d[:, None]) if d.size else (np.array([np.nan]), np.array([np.nan]))
-        p = min(1.0, 2.0 * min(float(np.mean(d <= 0)), float(np.mean(d >= 0)))) if d.size else np.nan
+        # two-sided bootstrap p of "no difference", (count + 1) / (B + 1) so that it is never 0
+        p = min(1.0, 2.0 * (min(int((d <= 0).sum()), int((d >= 0).sum())) + 1) / (d.size + 1)) if d.size else np.nan
         a, b = sorted((models[hi], models[lo]))
         r = by_pair.get((a, b))
         if r is not None:
