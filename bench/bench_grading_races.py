@@ -6,7 +6,7 @@ answers whose last action was not the grade kept, rounds that showed a "Not save
 case (a grade from an older view: refused with a message naming the grade it would replace, or silently kept).
 The sequences and the check are those of tests/test_rate_races.py (tests/grading_races.py).
 
-Usage: python bench/bench_grading_races.py [--rounds 20] [--app owleval/rate.py] [--only NAME]
+Usage: python bench/bench_grading_races.py [--rounds 20] [--app owleval/rate.py] [--only NAME] [--height 800]
 ``--app`` runs another copy of the app (e.g. an older rate.py saved as .../rate.py) for a side-by-side count.
 Timings vary with machine load; the counts are what matter.
 """
@@ -27,8 +27,11 @@ from tests import test_rate_browser as browser_tests  # noqa: E402
 from tests.grading_helpers import make_study  # noqa: E402
 
 
+HEIGHT = 800  # px; --height: the app before issue 16 had its grade buttons below a 1280x800 window's fold
+
+
 def _open(browser, url: str, token: str):
-    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page = browser.new_context(viewport={"width": 1280, "height": HEIGHT}).new_page()
     page.set_default_timeout(30_000)
     page.goto(url)
     page.get_by_label("Your sign-in token").fill(token)
@@ -65,7 +68,10 @@ def main() -> None:
     parser.add_argument("--app", type=Path, default=None)
     parser.add_argument("--only", default=None, help="run only the sequences whose name contains this")
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--height", type=int, default=800, help="window height in px (width 1280)")
     args = parser.parse_args()
+    global HEIGHT
+    HEIGHT = args.height
     if args.app:
         browser_tests.APP = args.app.resolve()
     from playwright.sync_api import sync_playwright

@@ -19,6 +19,7 @@ from typing import Any
 
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.fileio import write_temp_beside
+from owleval.imagefiles import plain_name_problem
 from owleval.questions import Question
 
 REQUIRED_FIELDS: dict[str, type] = {
@@ -95,9 +96,9 @@ class AnswerFile:
 
 def _check_image(name: str, question: Question, path: Path, line: int) -> tuple[str, list[Problem]]:
     """Return the normalised image name and the problems of ``name`` for ``question``."""
-    pure = PurePosixPath(name.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts or len(pure.parts) != 1 or name.startswith("~"):
+    if plain_name_problem(name):  # the same rule as questions.jsonl's names
         return name, [Problem(path, line, "image", f"image name {name!r} leaves the data folder")]
+    pure = PurePosixPath(name)
     if name == question.image:
         return name, []
     expected = PurePosixPath(question.image)

@@ -158,6 +158,13 @@ def load_image(path: Path) -> Image.Image:
         return img.convert("RGB")
 
 
+def _checked_bytes(path: Path) -> bytes:
+    """The file's bytes, once its header shows it keeps to the pixel budget (the dataset decodes it later)."""
+    with open_image(path):
+        pass
+    return path.read_bytes()
+
+
 def image_path(question: Question, data_dir: Path | None = None) -> Path:
     """The question's image file, refused when it would leave ``data_dir/cases`` (a symlink included)."""
     return case_image_path(data_dir or default_data_dir(), question.image)
@@ -208,7 +215,7 @@ def questions_dataset(data_dir: Path | None = None) -> datasets.Dataset:
     # The image bytes go in as they are and are decoded lazily by PIL, which goes by content (49.jpg is a PNG).
     records = {
         "question_id": frame["question_id"].tolist(),
-        "image": [{"bytes": Path(p).read_bytes(), "path": Path(p).name} for p in frame["image_path"]],
+        "image": [{"bytes": _checked_bytes(Path(p)), "path": Path(p).name} for p in frame["image_path"]],
         "image_file": frame["image"].tolist(),
         "question": frame["question"].tolist(),
         "abilities": frame["abilities"].tolist(),

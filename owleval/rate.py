@@ -3,7 +3,9 @@
 Screens only; every read and write goes through :mod:`owleval.grading`. Blind by construction: the model
 name of an answer stays on the server (widget keys use the annotator's own shuffled position), answers are
 shown with ``st.text`` so HTML, Markdown and scripts in them stay inert, and a grade is confirmed only after
-its commit. Without ``--db`` the local default study of the six published answer sets is opened.
+its commit. Grades, Back and Next come from one grade bar (:mod:`owleval.grading.gradebar`), whose actions name
+the answer on screen and are applied in the order made, before the page is drawn. Without ``--db`` the local
+default study of the six published answer sets is opened.
 """
 
 from __future__ import annotations
@@ -150,13 +152,14 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.Queue
     if window is None:
         return items
     applied: dict[str, int] = ss.setdefault("bar_applied", {})
+    flash: list[tuple[str, str]] = ss.setdefault("flash", [])
     for action in actions:
         if action.seq <= applied.get(window, 0):
             continue
         applied[window] = action.seq  # answered now, whatever the outcome: a refused action is not retried
         item = items[action.index] if 0 <= action.index < len(items) else None
         if item is None or item.answer_id != action.answer:
-            ss.flash = ("error", "Not saved: the study changed since this page was drawn; reload the page.")
+            flash.append(("error", "Not saved: the study changed since this page was drawn; reload the page."))
             continue
         if action.kind == "back":
             ss.pos = max(action.index - 1, 0)
@@ -169,11 +172,11 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.Queue
                                         ss.get(f"comment_{action.index}", ""), flags,
                                         window=window, seq=action.seq, seen=action.seen)
             except (OwlEvalError, sqlite3.Error) as exc:
-                ss.flash = ("error", f"Answer {action.index + 1}: {exc}" if isinstance(exc, gq.StaleViewError) else f"Not saved: {exc}")
+                flash.append(("error", f"Answer {action.index + 1}: {exc}" if isinstance(exc, gq.StaleViewError) else f"Not saved: {exc}"))
                 ss.pos = action.index
                 continue
             items = gq.load_queue(store, who.annotator_id)
-            ss.flash = ("ok", f"Saved grade {event.grade} for answer {action.index + 1}.")
+            flash.append(("ok", f"Saved grade {event.grade} for answer {action.index + 1}."))
             nxt = gq.next_ungraded(items, action.index)
             ss.pos = DONE if nxt is None else nxt
     return items
@@ -195,11 +198,11 @@ def _grading(store: Store, data_dir: Path) -> None:
     if ss.get("pos") is None:  # just signed in: resume at the first ungraded answer
         first = gq.next_ungraded(items)
         ss.pos = DONE if first is None else first
-    kind, message = ss.pop("flash", (None, None))
-    if kind == "ok":
-        st.toast(message)
-    elif kind == "error":
-        st.error(message)
+    for kind, message in ss.pop("flash", []):
+        if kind == "ok":
+            st.toast(message)
+        else:
+            st.error(message)
     st.progress(graded / total, text=f"{graded} of {total} graded")
     if ss.pos == DONE or ss.pos >= total:  # finished, or "Next" on the last answer
         first = gq.next_ungraded(items)
@@ -220,7 +223,7 @@ def _answer_view(store: Store, screen: gq.AnswerScreen, total: int, who: access.
     tag each action with what the person was looking at.
     """
     index, current = screen.item.index, screen.current
-    st.subheader(f"Answer {index + 1} of {total}")
+    heading = st.container()  # filled last: once it names this answer, the text below is this answer's too
     gradebar.mount(index, current.grade if current else None, st.session_state.get("bar_applied", {}))
     st.html(_LAYOUT_CSS)
     left, right = st.columns([2, 3], gap="large")
@@ -249,6 +252,7 @@ def _answer_view(store: Store, screen: gq.AnswerScreen, total: int, who: access.
             st.image(picture, width="stretch")
             st.caption("Hover the image and use the expand button at its top right to see it full size.")
         _comment_and_history(screen)
+    heading.subheader(f"Answer {index + 1} of {total}")
 
 
 def _comment_and_history(screen: gq.AnswerScreen) -> None:

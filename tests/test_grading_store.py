@@ -180,6 +180,8 @@ def _as_schema_1(path: Path) -> None:
     """Turn a study file back into what owleval wrote before schema 2 (no window columns on grade events)."""
     conn = sqlite3.connect(path)
     with conn:
+        for table in ("vote_events", "pair_assignments", "pair_items"):  # schema 3's pairwise tables
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("DROP INDEX grade_events_window_seq")
         conn.execute("ALTER TABLE grade_events DROP COLUMN window_seq")
         conn.execute("ALTER TABLE grade_events DROP COLUMN window_id")
@@ -199,7 +201,7 @@ def test_a_schema_1_study_opens_migrated_with_its_grades(tmp_path: Path, owl_dat
     assert "window_id" not in columns
 
     store = Store(created.path)  # migrates
-    assert store.meta()["schema_version"] == str(SCHEMA_VERSION) == "2"
+    assert store.meta()["schema_version"] == str(SCHEMA_VERSION) == "3"
     assert [i.grade for i in load_queue(store, ann)[:2]] == ["C", None]
     record_grade(store, ann, second.answer_id, "A", window="w1", seq=1, seen=0)
     record_grade(store, ann, second.answer_id, "A", window="w1", seq=1, seen=0)  # delivered twice: one event

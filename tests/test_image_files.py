@@ -177,3 +177,12 @@ def test_judge_and_generate_refuse_a_bomb_in_one_line(command: str, tmp_path: Pa
     assert result.exit_code != 0, result.output
     assert isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output and questions[0].image in result.output and "bomb" in result.output
+
+
+def test_questions_dataset_refuses_a_bomb_before_decoding(data: Path, bomb: Path) -> None:
+    from owleval.questions import questions_dataset
+
+    name = load_questions(data)[0].image
+    shutil.copyfile(bomb, data / "cases" / name)
+    with pytest.raises(ImageRefused, match=name):
+        questions_dataset(data)

@@ -90,3 +90,22 @@ def test_a_second_window_does_not_silently_replace_a_newer_grade(served, browser
     assert [e[1:] for e in race.grade_events(server.db, who)] == [(1, "B"), (1, "D")]
     for page in (first, second):
         page.context.close()
+
+
+def test_a_double_click_and_a_held_key_record_one_event_each(served, browser) -> None:
+    server, created = served
+    name = SIGN_INS[-1]
+    who = race.annotator_id(server.db, name)
+    page = _open(browser, server, created.tokens[name])
+    race.wait_ready(page, 1)
+    page.mouse.dblclick(*race.button_centre(page, "B —"))
+    race.settle(page, server.db, who)
+    race.wait_ready(page, 2)
+    for _ in range(10):  # held: a key pressed again before its release comes with repeat set
+        page.keyboard.down("c")
+        page.wait_for_timeout(33)
+    page.keyboard.up("c")
+    race.settle(page, server.db, who)
+    assert [e[1:] for e in race.grade_events(server.db, who)] == [(1, "B"), (2, "C")]
+    assert race.heading(page) == 3
+    page.context.close()

@@ -18,23 +18,38 @@ grades_app = typer.Typer(help="Export the grades of a study, or import grades in
 @grades_app.command("export")
 def export(
     db: Annotated[Path | None, typer.Option("--db", help="The study file (SQLite); default: the local default study.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path("grades.csv"),
+    out: Annotated[Path | None, typer.Option("--out", help="CSV file to write (default grades.csv; votes.csv for a pairwise study).")] = None,
 ) -> None:
     """One row per current grade: annotator, model_id, question_id, grade, comment, graded_at, flags.
+
+    A pairwise study writes its current votes instead: annotator, question_id, model_a, model_b, left, winner,
+    reason, voted_at (winner: model_a, model_b, tie or both_bad; left: the model shown on the left).
 
     Example: owleval grades export --db grades.sqlite --out grades.csv
     """
     from owleval.grading.default_study import default_db_path
     from owleval.grading.export import write_grades_csv
+    from owleval.grading.store import Store
+    from owleval.pairwise.study import is_pairwise
+    from owleval.pairwise.votes import write_votes_csv
 
     db = db or default_db_path()
+    store = Store(db)
+    try:
+        if is_pairwise(store.meta()):
+            out = out or Path("votes.csv")
+            console.print(f"wrote {write_votes_csv(store, out)} votes to {out}", highlight=False)
+            return
+    finally:
+        store.close()
+    out = out or Path("grades.csv")
     rows = write_grades_csv(db, out)
     console.print(f"wrote {rows} grades to {out}", highlight=False)
 
 
 @grades_app.command("import")
 def import_(
-    source: Annotated[Path, typer.Argument(help="CSV in the export's columns (annotator, model_id, question_id, grade; comment, graded_at, flags optional).")],
+    source: Annotated[Path, typer.Argument(help="CSV in the export's columns (annotator, model_id, question_id, grade; comment, graded_at, flags optional); for a pairwise study, votes.csv.")],
     db: Annotated[Path, typer.Option("--db", help="The study file (SQLite) to add the grades to.")],
     create_annotators: Annotated[bool, typer.Option("--create-annotators", help="Add annotators the study does not know (with an empty queue) instead of refusing their rows.")] = False,
     data: Annotated[Path | None, typer.Option("--data", help="Data-set folder (default: the study's).")] = None,
@@ -52,11 +67,37 @@ def import_(
     from owleval.commands.study import print_tokens
     from owleval.grading.importer import import_grades
 
+    if _import_votes(db, source, create_annotators):
+        return
     summary = import_grades(db, source, create_annotators=create_annotators, data_dir=data)
     created = f"; added annotators {', '.join(summary.created)}" if summary.created else ""
     console.print(escape(f"imported {counted(summary.imported, 'grade')} into {db} ({summary.unchanged} already there, "
                          f"{summary.assignments_added} answers added to queues{created})"), highlight=False)
     print_tokens(None, {name: token for name, token in summary.created.items() if token})
+
+
+def _import_votes(db: Path, source: Path, create_annotators: bool) -> bool:
+    """``grades import`` into a pairwise study: votes.csv rows as vote events (False: not a pairwise study)."""
+    from owleval.commands.study import print_tokens
+    from owleval.errors import OwlEvalError
+    from owleval.grading.store import Store
+    from owleval.pairwise.study import is_pairwise
+    from owleval.pairwise.votes import import_votes
+
+    store = Store(db)
+    try:
+        if not is_pairwise(store.meta()):
+            return False
+        if not Path(source).exists():
+            raise OwlEvalError(f"{source}: no such file")
+        summary = import_votes(store, source, create_annotators=create_annotators)
+    finally:
+        store.close()
+    created = f"; added annotators {', '.join(summary.created)}" if summary.created else ""
+    console.print(escape(f"imported {counted(summary.imported, 'vote')} into {db} ({summary.unchanged} already there, "
+                         f"{summary.assignments_added} pairs added to queues{created})"), highlight=False)
+    print_tokens(None, {name: token for name, token in summary.created.items() if token})
+    return True
 
 
 def register(app: typer.Typer) -> None:

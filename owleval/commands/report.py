@@ -26,13 +26,6 @@ def default_reports_dir() -> Path:
     return (root / "reports") if root is not None else Path.cwd() / "reports"
 
 
-def answer_models(answers: Path, questions: Sequence[Question]) -> set[str]:
-    """The model names held by the answer files under ``answers`` (validated)."""
-    from owleval.report.legacy import load_model_answers
-
-    return set(load_model_answers(answers, questions))
-
-
 def report_command(
     grades: Annotated[
         Optional[Path], typer.Option("--grades", help="grades CSV (annotator, model_id, question_id, grade, ...) or grading database (.sqlite)")
@@ -69,7 +62,7 @@ def report_command(
     from owleval.report.build import build_report, check_out_dir, parse_formats, render_files, write_folder
     from owleval.report.combine import check_rule
     from owleval.report.grades import is_sqlite, read_grades
-    from owleval.report.judge import read_judge, resolve_judge_path, sampling_info
+    from owleval.report.judge import check_answer_texts, read_judge, resolve_judge_path, sampling_info
     from owleval.report.render import score_rows
 
     chosen = parse_formats(formats)
@@ -97,12 +90,19 @@ def report_command(
     if judge is not None:
         resolve_judge_path(judge)  # a missing file fails before any work
     questions = load_questions(data)
-    models = answer_models(answers, questions) if answers is not None else None
+    from owleval.report.legacy import load_model_answers
+
+    answer_texts = load_model_answers(answers, questions) if answers is not None else None
+    models = set(answer_texts) if answer_texts is not None else None
     frame = read_grades(grades, questions, models=models, models_origin=str(answers))
     judged = None
     if judge is not None:
         # a model only the judge graded is allowed: scores.csv lists it with source "judge", no interval and no rank
-        judged = read_judge(judge, questions, models=models, models_origin=str(answers))
+        from owleval.report.build import dataset_version
+
+        judged = read_judge(judge, questions, models=models, models_origin=str(answers), dataset_version=dataset_version())
+        if answer_texts is not None:
+            check_answer_texts(judged, answer_texts, str(answers))
     from_db = is_sqlite(grades)
     sampling = sampling_info(grades, from_db, frame) if judged is not None or from_db else None
     report = build_report(
@@ -156,7 +156,9 @@ def _votes_report(
     from owleval.report.build import render_files, write_folder
 
     questions = load_questions(data)
-    models = answer_models(answers, questions) if answers is not None else None
+    from owleval.report.legacy import load_model_answers
+
+    models = set(load_model_answers(answers, questions)) if answers is not None else None
     report = _add_votes(None, questions, votes, judge_votes, against, models, answers, rule="median", bootstrap=bootstrap, seed=seed)
     written = write_folder(target, render_files(report, formats), overwrite=overwrite)
     console = Console()

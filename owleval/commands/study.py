@@ -35,19 +35,40 @@ def create(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment, each annotator's order and the --sample draw.")] = 0,
     sample_size: Annotated[
         int | None,
-        typer.Option("--sample", min=1, help="Grade only K answers per model: a uniform random sample, stratified by turn type (for --judge reports)."),
+        typer.Option("--sample", min=1, help="Grade only K answers per model (pairwise: K items per model pair): a uniform random sample, stratified by turn type (for --judge reports)."),
     ] = None,
+    pairwise: Annotated[bool, typer.Option("--pairwise", help="A pairwise study: people vote which of two answers is better.")] = False,
+    pairs: Annotated[str | None, typer.Option("--pairs", help="Pairwise: 'all' (every pair of models on every question; the default).")] = None,
+    against: Annotated[str | None, typer.Option("--against", help="Pairwise: each model against this baseline model.")] = None,
+    pairs_per_question: Annotated[int | None, typer.Option("--pairs-per-question", min=1, help="Pairwise: K model pairs per question, every model pair about equally often.")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
 ) -> None:
     """Load validated answer files into a new study and print the admin token and annotator tokens once.
 
     Example: owleval study create --db grades.sqlite --answers answers/ --annotators ann,bob,cy --overlap 2
     Sampled: owleval study create --db sample.sqlite --answers answers/ --annotators ann,bob --sample 20 --seed 7
+    Pairwise: owleval study create --pairwise --against base-7b --db pairs.sqlite --answers answers/ --annotators ann,bob --sample 20
     """
+    from owleval.errors import OwlEvalError
     from owleval.grading.study import create_study
+    from owleval.pairwise.pairs import design_from_flags
 
     names = [n for n in (part.strip() for part in annotators.split(",")) if n]
-    created = create_study(db, answers, annotators=names, overlap=overlap, seed=seed, data_dir=data, sample_size=sample_size)
+    design = None
+    if pairwise:
+        design = design_from_flags(pairs, against, pairs_per_question, sample_size, seed)
+        sample_size = None
+    elif pairs is not None or against is not None or pairs_per_question is not None:
+        raise OwlEvalError("--pairs, --against and --pairs-per-question choose the pairs of a --pairwise study; add --pairwise")
+    created = create_study(db, answers, annotators=names, overlap=overlap, seed=seed, data_dir=data, sample_size=sample_size,
+                           pairwise=design)
+    if created.pairs is not None:
+        console.print(escape(f"created pairwise study {db}: {created.pairs['asked']} pair items to vote on "
+                             f"({created.pairs['design']}), {created.pairs['identical']} identical pairs recorded as ties "
+                             f"and not asked; models {', '.join(created.models)}; {len(names)} annotators"),
+                      highlight=False, soft_wrap=True)
+        print_tokens(created.admin_token, created.tokens)
+        return
     total = sum(created.models.values())
     console.print(escape(f"created {db}: {total} answers of {len(created.models)} models ({', '.join(created.models)}), "
                          f"{len(names)} annotators"), highlight=False)
@@ -74,10 +95,15 @@ def add_annotator(db: DbOption, name: Annotated[str, typer.Argument(help="The an
     store = Store(db)
     name = check_name(name)  # as stored, to count what they got
     token = add(store, name)
+    from owleval.pairwise.study import is_pairwise
+
+    pairwise = is_pairwise(store.meta())
+    table = "pair_assignments" if pairwise else "assignments"
     assigned = store.conn.execute(
-        "SELECT COUNT(*) FROM assignments s JOIN annotators n ON n.annotator_id = s.annotator_id WHERE n.name = ?", (name,)
+        f"SELECT COUNT(*) FROM {table} s JOIN annotators n ON n.annotator_id = s.annotator_id WHERE n.name = ?", (name,)
     ).fetchone()[0]
-    console.print(f"added {escape(name)} with {assigned} answers to grade", highlight=False)
+    what = "pairs to vote on" if pairwise else "answers to grade"
+    console.print(f"added {escape(name)} with {assigned} {what}", highlight=False)
     print_tokens(None, {name: token} if token else {})
 
 
@@ -91,6 +117,10 @@ def refresh(
     from owleval.grading.study import refresh_study
 
     s = refresh_study(Store(db), answers)
+    if s.pairs is not None:
+        p = s.pairs
+        console.print(f"pair items: kept {p.kept}, added {p.added}, changed {p.changed} (their votes stay in history), "
+                      f"retired {p.retired}; {p.identical} identical pairs are ties, not asked", highlight=False)
     console.print(f"kept {s.kept}, changed {s.changed}, added {s.added}, retired {s.retired}, restored {s.restored}; "
                   f"{s.grades_set_aside} grades belonged to changed answers and stay in history only", highlight=False)
 
@@ -103,6 +133,8 @@ def status(db: DbOption) -> None:
     from owleval.grading.store import Store
 
     store = Store(db)
+    if _pairwise_status(store):
+        return
     progress = progress_frame(store)
     _print_design(read_design(store.meta()))
     for column, title in (("annotator", "Per annotator"), ("model_id", "Per model")):
@@ -113,6 +145,30 @@ def status(db: DbOption) -> None:
         for row in frame.itertuples(index=False):
             table.add_row(escape(str(row[0])), str(row[1]), str(row[2]), f"{row[3]:.1f}")
         console.print(table)
+
+
+def _pairwise_status(store) -> bool:
+    """``study status`` of a pairwise study: voted / assigned per annotator and per model pair (False: not one)."""
+    import pandas as pd
+
+    from owleval.grading.export import progress_by
+    from owleval.pairwise import study as pairwise_study
+
+    meta = store.meta()
+    if not pairwise_study.is_pairwise(meta):
+        return False
+    console.print(escape(f"pairs: {pairwise_study.read_design(meta).describe()}; "
+                         f"{pairwise_study.identical_count(store.conn)} identical pairs are ties, not asked"), highlight=False, soft_wrap=True)
+    progress = pd.DataFrame(pairwise_study.progress_rows(store.conn), columns=["annotator", "model pair", "graded", "assigned"])
+    for column, title in (("annotator", "Per annotator"), ("model pair", "Per model pair")):
+        frame = progress_by(progress, column)
+        table = Table(title=title)
+        for name in (column, "voted", "assigned", "done %"):
+            table.add_column(name, justify="left" if name == column else "right")
+        for row in frame.itertuples(index=False):
+            table.add_row(escape(str(row[0])), str(row[1]), str(row[2]), f"{row[3]:.1f}")
+        console.print(table)
+    return True
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,6 @@ from owleval.grading.store import Store
 from owleval.grading.study import AUTH_NAME, check_name, enrol_annotator
 from owleval.grading.tokens import hash_secret, split_token, verify_secret
 
-
 #: set by ``owleval rate --allow-name-sign-in`` to the address a name sign-in study is served on (admin page warns)
 EXPOSED_ENV = "OWLEVAL_RATE_NAME_SIGN_IN_ON"
 
@@ -81,8 +80,9 @@ class Throttle:
     """Wrong sign-in attempts counted per key (a browser session, a client address).
 
     The first ``free - 1`` failures of a key cost nothing; the ``free``-th and each later one lock the key for
-    ``first_wait`` seconds, doubling up to ``max_wait``. A key's count is forgotten ``forget_after`` seconds after its last failure, and
-    at most ``max_keys`` keys are kept (the oldest go first), so the table cannot grow without bound.
+    ``first_wait`` seconds, doubling up to ``max_wait``. A key's count is forgotten ``forget_after`` seconds after
+    its last failure, and at most ``max_keys`` keys are kept (the oldest go first), so the table stays bounded.
+    Kept in memory: a restart forgets it.
     """
 
     def __init__(self, free: int = 5, first_wait: float = 30.0, max_wait: float = 900.0, forget_after: float = 3600.0,

@@ -66,8 +66,9 @@ function send() {
   if (!G.view || G.pending.length === 0) return;
   G.attempt += 1;
   G.view.setStateValue("actions", { window: G.window, attempt: G.attempt, pending: G.pending.slice() });
-  // not confirmed yet: send the whole list again, less often each time
-  G.timer = setTimeout(send, Math.min(5000, 700 * G.attempt));
+  // Not confirmed yet (a lost message, a reconnect): send the whole list again, less often each time. Not sooner:
+  // with fast reruns a new value stops the run that is applying the list.
+  G.timer = setTimeout(send, Math.min(10000, 2500 * G.attempt));
 }
 
 function act(kind, grade) {
@@ -153,10 +154,9 @@ export default function (component) {
   bar.querySelector("button.back").disabled = data.index === 0;
   bar.dataset.index = String(data.index);
   if (data.notice) notice(data.notice, "error");
-  if (G.pending.length) send();
   if (!G.installed) {
     G.installed = true;
-    document.addEventListener("keydown", onKey, true);
+    window.addEventListener("keydown", onKey, true);  // capture on window: before any handler of the page
   }
 }
 """

@@ -3,7 +3,8 @@
 Why SQLite and why this shape: several annotators grade at once from one server (or several), and the server
 may be killed at any moment. WAL mode lets readers and one writer work side by side; a busy timeout makes a
 writer wait instead of failing; every grade is an append-only event (triggers refuse UPDATE and DELETE), and
-the current grade is simply the latest event of an annotator for an answer. A grade is tied to the exact answer
+the current grade is simply the latest event of an annotator for an answer. Events from the grading app carry
+the browser window and its action number (schema 2), so a window's actions apply once and in the order made. A grade is tied to the exact answer
 text it was given for (``answers.answer_sha256``): refreshing a study with a changed answer adds a new answer
 row, so old grades stay in history without silently carrying over.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from owleval.errors import OwlEvalError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA_V1 = """
@@ -89,6 +90,53 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE grade_events ADD COLUMN window_id TEXT;
     ALTER TABLE grade_events ADD COLUMN window_seq INTEGER;
     CREATE UNIQUE INDEX grade_events_window_seq ON grade_events(window_id, window_seq) WHERE window_id IS NOT NULL;
+    """,
+    # 3: pairwise studies (owleval.pairwise.study). New tables only: an A-D study gains them empty and reads as before.
+    # A pair item ties a question to the exact answer texts compared (answer ids); an annotator's queue holds items by
+    # (question, model pair) with the side each model is shown on; votes are append-only events, like grades.
+    2: """
+    CREATE TABLE pair_items (
+        pair_id INTEGER PRIMARY KEY,
+        question_id INTEGER NOT NULL REFERENCES questions(question_id),
+        model_a TEXT NOT NULL,
+        model_b TEXT NOT NULL,
+        answer_a INTEGER NOT NULL REFERENCES answers(answer_id),
+        answer_b INTEGER NOT NULL REFERENCES answers(answer_id),
+        identical INTEGER NOT NULL DEFAULT 0 CHECK (identical IN (0, 1)),  -- same text: a tie, not asked
+        active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+        added_at TEXT NOT NULL,
+        retired_at TEXT,
+        CHECK (model_a < model_b)
+    );
+    CREATE UNIQUE INDEX pair_items_one_active ON pair_items(question_id, model_a, model_b) WHERE active = 1;
+    CREATE TABLE pair_assignments (
+        annotator_id INTEGER NOT NULL REFERENCES annotators(annotator_id),
+        question_id INTEGER NOT NULL,
+        model_a TEXT NOT NULL,
+        model_b TEXT NOT NULL,
+        left_model TEXT NOT NULL CHECK (left_model IN (model_a, model_b)),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (annotator_id, question_id, model_a, model_b),
+        UNIQUE (annotator_id, position)
+    );
+    CREATE TABLE vote_events (
+        event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        annotator_id INTEGER NOT NULL REFERENCES annotators(annotator_id),
+        pair_id INTEGER NOT NULL REFERENCES pair_items(pair_id),
+        left_model TEXT NOT NULL,
+        winner TEXT NOT NULL CHECK (winner IN ('model_a', 'model_b', 'tie', 'both_bad')),
+        reason TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        request_id TEXT UNIQUE,
+        window_id TEXT,
+        window_seq INTEGER
+    );
+    CREATE INDEX vote_events_by_pair ON vote_events(annotator_id, pair_id, event_id);
+    CREATE UNIQUE INDEX vote_events_window_seq ON vote_events(window_id, window_seq) WHERE window_id IS NOT NULL;
+    CREATE TRIGGER vote_events_no_update BEFORE UPDATE ON vote_events
+    BEGIN SELECT RAISE(ABORT, 'vote events are append-only'); END;
+    CREATE TRIGGER vote_events_no_delete BEFORE DELETE ON vote_events
+    BEGIN SELECT RAISE(ABORT, 'vote events are append-only'); END;
     """,
 }
 

@@ -27,6 +27,9 @@ from owleval.fileio import temp_file_beside
 from owleval.grading import assign, sample
 from owleval.grading.store import Store, initialise, open_connection, utc_now, write_transaction
 from owleval.grading.tokens import new_token
+from owleval.pairwise import pairs
+from owleval.pairwise import study as pairwise_study
+from owleval.pairwise.pairs import PairDesign
 from owleval.paths import default_data_dir
 from owleval.questions import Question, load_questions
 
@@ -44,6 +47,7 @@ class CreatedStudy:
     tokens: dict[str, str] = field(default_factory=dict)
     models: dict[str, int] = field(default_factory=dict)  # model -> number of answers
     sample_design: dict | None = None  # how the answers to grade were drawn (``--sample``); None: all of them
+    pairs: dict | None = None  # a pairwise study: its design and items (see owleval.pairwise)
 
 
 def answer_sha256(text: str) -> str:
@@ -136,11 +140,13 @@ def create_study(
     data_dir: Path | None = None,
     auth: str = AUTH_TOKEN,
     sample_size: int | None = None,
+    pairwise: PairDesign | None = None,
 ) -> CreatedStudy:
     """Build a new study file; refuses to touch an existing one.
 
     ``sample_size``: grade only that many answers per model, drawn at random and stratified by turn type (see
-    :mod:`owleval.grading.sample`); None grades all of them.
+    :mod:`owleval.grading.sample`); None grades all of them. ``pairwise``: a pairwise study whose items are the
+    design's (question, model A, model B) pairs (its own ``sample`` draws per model pair; see :mod:`owleval.pairwise`).
     """
     db_path = Path(db_path)
     if db_path.is_dir():
@@ -158,6 +164,8 @@ def create_study(
     if overlap is not None and not 1 <= overlap <= len(names):
         raise OwlEvalError(f"--overlap must be between 1 and the number of annotators ({len(names)}), got {overlap}")
     design = None
+    if pairwise is not None and sample_size is not None:
+        raise OwlEvalError("a pairwise study takes its --sample in the pair design (items per model pair)")
     if sample_size is not None:
         slots = [(m, a.question_id) for m, (_, answers) in by_model.items() for a in answers]
         design = sample.draw_sample(slots, questions, sample_size, seed)
@@ -175,6 +183,9 @@ def create_study(
     }
     if design is not None:
         meta[sample.META_KEY] = json.dumps(design, sort_keys=True)
+    if pairwise is not None:
+        meta.update({pairwise_study.MODE_KEY: pairwise_study.PAIRWISE, pairs.META_KEY: pairwise.to_json()})
+    pair_info = None
     try:
         fd, tmp = temp_file_beside(db_path, suffix=".creating")
     except OSError as exc:
@@ -188,12 +199,20 @@ def create_study(
             with write_transaction(conn):
                 _insert_questions(conn, questions)
                 _insert_answers(conn, by_model)
-                plan = assign.spread(gradable_slots(conn, meta), names, overlap, seed)
+                if pairwise is not None:
+                    synced = pairwise_study.sync_pair_items(conn, pairwise, questions)
+                    asked = pairwise_study.askable_items(conn)
+                    pair_info = {"design": pairwise.describe(), "asked": len(asked), "identical": synced.identical}
+                    pair_plan = pairwise_study.deal(asked, names, overlap, seed)
+                plan = assign.spread(gradable_slots(conn, meta), names, overlap, seed) if pairwise is None else {}
                 for name in names:
                     annotator_id, token = _insert_annotator(conn, name, auth == AUTH_TOKEN)
                     if token:
                         tokens[name] = token
-                    assign.append_assignments(conn, annotator_id, assign.shuffled(plan[name], name, seed))
+                    if pairwise is not None:
+                        pairwise_study.append_pair_assignments(conn, annotator_id, name, pair_plan[name], seed)
+                    else:
+                        assign.append_assignments(conn, annotator_id, assign.shuffled(plan[name], name, seed))
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
@@ -205,7 +224,7 @@ def create_study(
         for suffix in ("", "-wal", "-shm"):
             Path(str(tmp) + suffix).unlink(missing_ok=True)
     models = {m: len(a) for m, (_, a) in sorted(by_model.items())}
-    return CreatedStudy(db_path, admin_token, tokens, models, design)
+    return CreatedStudy(db_path, admin_token, tokens, models, design, pair_info)
 
 
 def enrol_annotator(conn: sqlite3.Connection, name: str, meta: dict[str, str]) -> tuple[int, str | None]:
@@ -215,6 +234,9 @@ def enrol_annotator(conn: sqlite3.Connection, name: str, meta: dict[str, str]) -
     answer; with ``--overlap K`` it is taken from the others' ungraded work, so each answer keeps K annotators.
     """
     annotator_id, token = _insert_annotator(conn, name, meta["auth"] == AUTH_TOKEN)
+    if pairwise_study.is_pairwise(meta):
+        pairwise_study.enrol(conn, annotator_id, name, meta)
+        return annotator_id, token
     slots = gradable_slots(conn, meta) if meta["overlap"] == "all" else assign.take_share(conn, annotator_id)
     assign.append_assignments(conn, annotator_id, assign.shuffled(slots, name, int(meta["seed"])))
     return annotator_id, token
@@ -245,6 +267,7 @@ class RefreshSummary:
     retired: int = 0
     restored: int = 0
     grades_set_aside: int = 0  # current grades that belonged to a changed answer text
+    pairs: pairwise_study.PairSync | None = None  # a pairwise study: what happened to its pair items
 
 
 def refresh_study(store: Store, sources: Sequence[Path]) -> RefreshSummary:
@@ -297,7 +320,12 @@ def refresh_study(store: Store, sources: Sequence[Path]) -> RefreshSummary:
                 if held is None:
                     summary.added += old is None
                     new_slots.append((model, qid))
-        _assign_new_slots(conn, _sampled_new_slots(conn, new_slots, meta, questions), meta)
+        if pairwise_study.is_pairwise(meta):  # the pair items follow the answers; new ones join the queues
+            synced = pairwise_study.sync_pair_items(conn, pairwise_study.read_design(meta), questions)
+            pairwise_study.assign_new_items(conn, synced.new_to_queue or [], meta)
+            summary.pairs = synced
+        else:
+            _assign_new_slots(conn, _sampled_new_slots(conn, new_slots, meta, questions), meta)
         conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
     return summary
 

@@ -76,3 +76,38 @@ def median_grade(grades: Sequence[str]) -> str:
         raise ValueError("no grades")
     scores = sorted(GRADE_SCORES[g] for g in grades)
     return SCORE_GRADES[scores[(len(scores) - 1) // 2]]
+
+
+#: what a pairwise judge may name as the better answer
+PAIR_WINNERS = ("first", "second", "tie", "both_bad")
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    winner: str  # first, second, tie or both_bad
+    reason: str
+
+
+def parse_pair_reply(text: str) -> PairVerdict:
+    """The winner and reason in a pairwise judge's reply ``{"winner": "first"|"second"|"tie"|"both_bad", "reason"}``;
+    raises :class:`ReplyError` when the reply names neither answer (nor a tie / both bad) or several winners."""
+    fenced = [obj for block in _FENCE.findall(text) for obj in _objects(block)]
+    candidates = [obj for obj in (fenced or _objects(text)) if "winner" in obj]
+    if not candidates:
+        raise ReplyError("no JSON object with a \"winner\" in the reply")
+    verdicts, problems = [], []
+    for obj in candidates:
+        winner, reason = obj.get("winner"), obj.get("reason")
+        token = winner.strip().lower().replace(" ", "_").replace("-", "_") if isinstance(winner, str) else None
+        if token not in PAIR_WINNERS:
+            problems.append(f"winner {winner!r} names neither answer (expected one of {', '.join(PAIR_WINNERS)})")
+        elif not isinstance(reason, str):
+            problems.append("the object has no \"reason\" string")
+        else:
+            verdicts.append(PairVerdict(token, reason.strip()))
+    if not verdicts:
+        raise ReplyError(problems[0])
+    if len({v.winner for v in verdicts}) > 1:
+        raise ReplyError(f"the reply names several winners ({', '.join(v.winner for v in verdicts)})")
+    return verdicts[0]
+

@@ -17,6 +17,7 @@ from owleval.answers import Answer
 from owleval.questions import GRADES, Question
 
 TEMPLATE = "judge_v1.j2"
+PAIRWISE_TEMPLATE = "judge_pairwise_v1.j2"
 #: shown in the judge's view of a later turn when the model's answer to an earlier turn is not in its file
 MISSING_EARLIER_ANSWER = "(no answer to this turn in the answers file)"
 
@@ -60,17 +61,41 @@ def render_prompt(question: Question, answer: Answer, own_answers: Mapping[int, 
     ).strip()
 
 
+@dataclass(frozen=True)
+class PairSide:
+    """One answer of a pair as the pairwise judge sees it: its own assistant's earlier turns, then the answer."""
+
+    history: tuple[EarlierTurn, ...]
+    answer: str
+
+
+def pair_side(question: Question, answer: Answer, own_answers: Mapping[int, Answer], questions: Mapping[int, Question]) -> PairSide:
+    """``answer`` with the dialogue's earlier questions and the *same* model's earlier answers."""
+    history = tuple(
+        EarlierTurn(questions[qid].question, own_answers[qid].answer if qid in own_answers else MISSING_EARLIER_ANSWER)
+        for qid in question.earlier_turns
+    )
+    return PairSide(history, answer.answer)
+
+
+def render_pairwise_prompt(question: Question, first: PairSide, second: PairSide, template: str = PAIRWISE_TEMPLATE) -> str:
+    """The pairwise judge's prompt for one order of a pair (no model ids: only the two sides' texts)."""
+    return _environment().get_template(template).render(question=question.question, first=first, second=second).strip()
+
+
 def retry_request(template: str = TEMPLATE) -> str:
     """What the judge is told after a reply that is not the JSON object asked for."""
-    module = _environment().get_template(template).make_module({"grades": GRADES, "history": [], "question": "", "answer": ""})
+    empty = PairSide((), "")
+    module = _environment().get_template(template).make_module(
+        {"grades": GRADES, "history": [], "question": "", "answer": "", "first": empty, "second": empty})
     return str(module.retry_request()).strip()  # type: ignore[attr-defined]
 
 
-def judge_conversation(prompt: str, image: Path, key: str, bad_replies: tuple[str, ...] = ()) -> Conversation:
+def judge_conversation(prompt: str, image: Path, key: str, bad_replies: tuple[str, ...] = (), template: str = TEMPLATE) -> Conversation:
     """The prompt as one user turn holding the image; after unparsable replies, each is followed by a request to
     answer again in the JSON form, so a greedy judge does not just repeat itself."""
     turns = [Turn(prompt, (ImageRef(image),), answer=bad_replies[0] if bad_replies else None)]
     for i, _ in enumerate(bad_replies):
         later = bad_replies[i + 1] if i + 1 < len(bad_replies) else None
-        turns.append(Turn(retry_request(), (), answer=later))
+        turns.append(Turn(retry_request(template), (), answer=later))
     return Conversation(tuple(turns), key=key)

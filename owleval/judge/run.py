@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from owleval.adapters.base import AdapterError, Completion, Conversation, GenerationConfig, LoadOptions, ModelAdapter
 from owleval.adapters.options import number_option
@@ -218,56 +218,85 @@ def is_context_refusal(error: str) -> bool:
     return bool(_CONTEXT_REFUSAL.search(error))
 
 
-@dataclass(frozen=True)
-class _Ask:
-    """One request to make: an answer, its sample, the attempt, and the bad reply of the attempt before (cut)."""
+J = TypeVar("J")
 
-    item: Item
-    sample: int
-    attempt: int = 0
-    bad_reply: str | None = None
+
+@dataclass(frozen=True)
+class Attempt(Generic[J]):
+    """One request's outcome: ``status`` parsed (``parsed`` holds what the parser made of the reply), unparsed or
+    failed; ``final`` is False for an unparsable reply that is asked again."""
+
+    job: J
+    attempt: int
+    config: GenerationConfig
+    reply: Completion
+    status: str
+    parsed: Any = None
+    error: str | None = None
+    final: bool = True
+
+
+def ask_until_parsed(
+    adapter: ModelAdapter,
+    jobs: Sequence[J],
+    settings: JudgeSettings,
+    conversation: Callable[[J, tuple[str, ...]], Conversation],
+    config: Callable[[J], GenerationConfig],
+    parse: Callable[[str], Any],
+) -> list[Attempt[J]]:
+    """Ask about every job, asking again (up to ``settings.parse_retries`` times) when ``parse`` raises
+    :class:`ReplyError`; returns every attempt. A re-ask carries only the previous bad reply, cut, so every attempt's
+    request is about as long as the first one. Shared by the A-D judge and the pairwise judge."""
+    pending: list[tuple[J, int, str | None]] = [(job, 0, None) for job in jobs]
+    attempts: list[Attempt[J]] = []
+    while pending:
+        requests = [(conversation(job, () if bad is None else (bad,)), config(job)) for job, _, bad in pending]
+        replies = ask(adapter, requests)
+        retry: list[tuple[J, int, str | None]] = []
+        for (job, attempt, _), (_, cfg), reply in zip(pending, requests, replies, strict=True):
+            if reply.error is not None and is_context_refusal(reply.error):
+                # the judge cannot read this request whole: asking again (now or in a re-run) is refused again
+                attempts.append(Attempt(job, attempt, cfg, reply, UNPARSED, error=f"context length exceeded: {redact(reply.error)}"))
+            elif reply.error is not None:
+                attempts.append(Attempt(job, attempt, cfg, reply, FAILED, error=redact(reply.error)))
+            else:
+                try:
+                    attempts.append(Attempt(job, attempt, cfg, reply, PARSED, parsed=parse(reply.text or "")))
+                except ReplyError as exc:
+                    final = attempt >= settings.parse_retries
+                    attempts.append(Attempt(job, attempt, cfg, reply, UNPARSED, error=str(exc), final=final))
+                    if not final:
+                        retry.append((job, attempt + 1, cut_reply(reply.text or "")))
+        pending = retry
+    return attempts
 
 
 def judge_batch(adapter: ModelAdapter, batch: Sequence[Item], settings: JudgeSettings) -> list[dict[str, Any]]:
     """Ask the judge about each answer of ``batch`` (every sample, with parse retries); the log records, grouped
-    by answer. A re-ask carries only the previous bad reply, cut, so every attempt's request is about as long as
-    the first one."""
+    by answer."""
     ids = {item.key: uuid.uuid4().hex[:16] for item in batch}
     records: dict[tuple[str, int], list[dict[str, Any]]] = {item.key: [] for item in batch}
-    pending = [_Ask(item, k) for item in batch for k in range(settings.samples)]
-    while pending:
-        requests = [
-            (judge_conversation(a.item.prompt, a.item.image, f"{a.item.answer.model_id} q{a.item.answer.question_id} sample {a.sample}",
-                                () if a.bad_reply is None else (a.bad_reply,)), settings.config(a.sample))
-            for a in pending
-        ]
-        replies = ask(adapter, requests)
-        retry: list[_Ask] = []
-        for a, (_, config), reply in zip(pending, requests, replies, strict=True):
-            item = a.item
-            record: dict[str, Any] = {
-                "judgement": ids[item.key], "model_id": item.answer.model_id, "question_id": item.answer.question_id,
-                "answer_sha256": item.answer_sha256, "prompt_sha256": sha256_text(item.prompt),
-                "samples": settings.samples, "sample": a.sample, "attempt": a.attempt,
-                "temperature": config.temperature if config.do_sample else 0.0, "seed": config.seed,
-                "status": PARSED, "final": True, "grade": None, "reason": None, "error": None, "reply": redact(reply.text) if reply.text else reply.text,
-                "seconds": round(reply.seconds, 4), "usage": reply.usage, "finish_reason": reply.finish_reason, "at": now_iso(),
-            }
-            if reply.error is not None and is_context_refusal(reply.error):
-                # the judge cannot read this request whole: asking again (now or in a re-run) is refused again
-                record.update(status=UNPARSED, error=f"context length exceeded: {redact(reply.error)}")
-            elif reply.error is not None:
-                record.update(status=FAILED, error=redact(reply.error))
-            else:
-                try:
-                    verdict = parse_reply(reply.text or "")
-                    record.update(grade=verdict.grade, reason=verdict.reason)
-                except ReplyError as exc:
-                    record.update(status=UNPARSED, error=str(exc), final=a.attempt >= settings.parse_retries)
-                    if not record["final"]:
-                        retry.append(_Ask(item, a.sample, a.attempt + 1, cut_reply(reply.text or "")))
-            records[item.key].append(record)
-        pending = retry
+    jobs = [(item, k) for item in batch for k in range(settings.samples)]
+    attempts = ask_until_parsed(
+        adapter, jobs, settings,
+        conversation=lambda job, bad: judge_conversation(job[0].prompt, job[0].image,
+                                                         f"{job[0].answer.model_id} q{job[0].answer.question_id} sample {job[1]}", bad),
+        config=lambda job: settings.config(job[1]),
+        parse=parse_reply,
+    )
+    for a in attempts:
+        item, sample = a.job
+        reply, config = a.reply, a.config
+        records[item.key].append({
+            "judgement": ids[item.key], "model_id": item.answer.model_id, "question_id": item.answer.question_id,
+            "answer_sha256": item.answer_sha256, "prompt_sha256": sha256_text(item.prompt),
+            "samples": settings.samples, "sample": sample, "attempt": a.attempt,
+            "temperature": config.temperature if config.do_sample else 0.0, "seed": config.seed,
+            "status": a.status, "final": a.final, "grade": a.parsed.grade if a.parsed else None,
+            "reason": a.parsed.reason if a.parsed else None, "error": a.error,
+            "reply": redact(reply.text) if reply.text else reply.text,
+            "seconds": round(reply.seconds, 4), "usage": reply.usage, "finish_reason": reply.finish_reason, "at": now_iso(),
+        })
     return [r for item in batch for r in sorted(records[item.key], key=lambda r: (r["sample"], r["attempt"]))]
 
 

@@ -138,12 +138,15 @@ def build_report(
             "comparison_rule": "humans: each answer's lower-median grade (whatever --combine is); judge: its one grade",
             "ppi_rule": ppi.HUMAN_VALUE_RULES[rule],
             "ppi_alpha": ppi.PPI_ALPHA,
+            "soft_scores": int(judge.grades["judge_score"].notna().sum()) if "judge_score" in judge.grades.columns else 0,
             "estimands": estimands.ESTIMANDS,
             "lambda_rule": estimands.LAMBDA_RULE,
             "stand_in_rule": estimands.STAND_IN_RULE,
             "min_n_interval": estimands.MIN_N_INTERVAL,
             "sampling_design": "each model's human-graded answers are taken as a simple random sample of its answers (equal "
-            "probabilities, without replacement); a stratified `study create --sample` draw is analysed as such, not weighted by stratum",
+            "probabilities, without replacement). `study create --sample` stratifies by turn type with proportional allocation, "
+            "which is self-weighting up to rounding: it is analysed as a simple random sample, not weighted by stratum, whose "
+            "variance is at least the stratified one",
         }
     out["scores"] = scores.scores_table(out["summary"], out.get("ppi"), judge_only)
     ratings_per_answer = grades.groupby(["model_id", "question_id"]).size()

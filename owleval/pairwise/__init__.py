@@ -1,0 +1,1 @@
+"""Pairwise mode: which answers are compared (pairs), pairwise studies and their votes (study, votes)."""
