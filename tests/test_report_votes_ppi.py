@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from owleval.questions import load_questions
-from owleval.report.arena import build_arena
+from owleval.report.arena import build_arena, ppi_rows
 from owleval.report.ppi_logistic import ppi_logistic
 from owleval.report.tables import question_info
 from owleval.report.votes import OUTCOME_SCORE
@@ -26,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # ppi-python 0.2.3 on fixed_rows(): ppi_logistic_pointestimate(x, y, yhat, x_u, yhat_u, w=w, w_unlabeled=w_u) and
 # ppi_logistic_ci(..., alpha=0.05, w=w, w_unlabeled=w_u). test_equals_ppi_py_itself recomputes them with the library.
-RECORDED_COEF = [0.9009674156364083, 0.7591097810508225]
-RECORDED_LOW = [0.5284612470647885, 0.34033790985049467]
-RECORDED_HIGH = [1.3255671130974902, 1.1818653772112195]
+RECORDED_COEF = [0.8792300715810936, 0.757649248368933]
+RECORDED_LOW = [0.39285436905969096, 0.2509127935050032]
+RECORDED_HIGH = [1.4235493693501122, 1.2683611593313513]
 
 
 def _estimate(rows: dict[str, np.ndarray]):
@@ -42,13 +43,18 @@ def test_rows_follow_the_issue():
     n_lab, n_unl = int(rows["n_labelled_votes"]), int(rows["n_unlabelled_votes"])
     # every human vote lands on a judged pair; the unlabelled rows are the judged pairs nobody voted on
     assert n_lab == len(human) and n_unl == len(judge) - len(human)
-    assert rows["x"].shape == (2 * n_lab, len(STRENGTHS) - 1)  # reference (alpha) dropped; a vote is two rows
-    assert np.all(rows["w"] == 0.5) and np.all(rows["w_unlabeled"] == 0.5)
+    # a decisive vote is one row of weight 1; a vote with a tie (human's or judge's) two rows of weight 1/2
+    judged = human.merge(judge[["question_id", "model_a", "model_b", "outcome"]], on=["question_id", "model_a", "model_b"], suffixes=("", "_j"))
+    ties = int(((judged["outcome"] == 0.5) | (judged["outcome_j"] == 0.5)).sum())
+    assert 0 < ties < n_lab
+    assert rows["x"].shape == (n_lab + ties, len(STRENGTHS) - 1)  # reference (alpha) dropped
+    assert sorted(set(rows["w"])) == [0.5, 1.0] and rows["w"].sum() == pytest.approx(n_lab)
+    assert rows["w_unlabeled"].sum() == pytest.approx(n_unl)
     # x = e_a - e_b: each row sums to 0 or, with the reference in the pair, to -1 / +1
     assert set(np.abs(rows["x"]).sum(axis=1)) <= {1.0, 2.0}
-    # a win is y = 1 twice, a loss 0 twice, a tie once each: the weighted mean of y per vote is the outcome
-    y_mean = 0.5 * (rows["y"][:n_lab] + rows["y"][n_lab:])
-    assert np.allclose(y_mean, human["outcome"].to_numpy())
+    # per vote, the weighted mean of y is the person's outcome and of yhat the judge's
+    assert np.sum(rows["w"] * rows["y"]) == pytest.approx(judged["outcome"].sum())
+    assert np.sum(rows["w"] * rows["yhat"]) == pytest.approx(judged["outcome_j"].sum())
 
 
 def test_equals_values_recorded_from_ppi_py():
@@ -132,3 +138,34 @@ def test_too_few_human_votes_give_no_ppi_ranking_and_say_why():
     assert "ppi" not in set(result.tables["arena"]["source"])
     assert "needs at least 10 human votes on pairs the judge voted on" in result.meta["ppi"]["skipped"]
     assert "there are 5 and" in result.meta["ppi"]["skipped"]
+
+
+def test_a_useless_judge_gives_about_the_plain_logistic_interval():
+    """A judge that answers at random carries no information: lam goes to about 0 and the PPI interval is about the
+    Wald interval of the plain logistic fit to the people's votes (each vote one observation: counting a vote twice
+    would shrink it by sqrt 2)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(31)
+    models = ["a", "b", "c", "d"]
+    beta = {"a": 0.0, "b": 0.5, "c": 1.0, "d": 1.5}
+    pairs = [(x, y) for i, x in enumerate(models) for y in models[i + 1 :]]
+    k = rng.integers(0, len(pairs), 1600)
+    a, b = np.array([pairs[i][0] for i in k]), np.array([pairs[i][1] for i in k])
+    won = rng.random(k.size) < 1.0 / (1.0 + np.exp(-(np.vectorize(beta.get)(a) - np.vectorize(beta.get)(b))))
+    cols = {"question_id": np.arange(k.size), "model_a": a, "model_b": b}
+    judge = pd.DataFrame({**cols, "winner": np.where(rng.random(k.size) < 0.5, "model_a", "model_b")})
+    people = rng.random(k.size) < 0.3
+    human = pd.DataFrame({c: v[people] for c, v in cols.items()} | {"winner": np.where(won[people], "model_a", "model_b")})
+    for frame in (human, judge):
+        frame["outcome"] = frame["winner"].map(OUTCOME_SCORE)
+    rows = ppi_rows(human, judge, models, "a")
+    est = _estimate(rows)
+    # the plain fit from the votes themselves, one row per vote
+    x = np.array([[float(m == va) - float(m == vb) for m in models[1:]] for va, vb in zip(human["model_a"], human["model_b"], strict=True)])
+    y = won[people].astype(float)
+    plain = LogisticRegression(C=np.inf, fit_intercept=False, tol=1e-10, max_iter=1000).fit(x, y).coef_.ravel()
+    mu = 1.0 / (1.0 + np.exp(-(x @ plain)))
+    wald_half = 1.96 * np.sqrt(np.diag(np.linalg.inv((x.T * (mu * (1 - mu))) @ x)))
+    assert est.lam < 0.2
+    assert (est.ci_high - est.ci_low) / 2 == pytest.approx(wald_half, rel=0.15)

@@ -41,11 +41,13 @@ AGREEMENT_COLUMNS = ("comparison", "measure", "value", "ci_low", "ci_high", "n",
 CATEGORY = {"model_a": 0, "tie": 1, "both_bad": 1, "model_b": 2}
 TIE_RULE = "a tie and a “both bad” vote count half a win for each model; “both bad” votes are also counted apart"
 PPI_RULE = (
-    "logistic regression without intercept on x = e_a - e_b (reference-coded), y = 1 when model_a wins; labelled rows: one per "
-    "human vote on a pair the judge also voted on, with the judge's verdict as the prediction; unlabelled rows: the judge's "
-    "verdicts on pairs no person voted on; a tie or both-bad outcome is two rows y = 1 and y = 0 of weight 1/2 (on the labelled "
-    "rows the split of the human and the judge outcome is aligned: a tie by both is rows (1, 1) and (0, 0)); PPI++ with "
-    "power tuning (lam clipped to [0, 1] and tuned for the reference-coded coefficients, so another reference moves the estimates slightly), CLT intervals treating rows as independent (they do not resample images); no prior"
+    "logistic regression without intercept on x = e_a − e_b (reference-coded), y = 1 when model_a wins; labelled rows: one per "
+    "human vote on a pair the judge also voted on, with the judge’s verdict as the prediction; unlabelled rows: the judge’s "
+    "verdicts on pairs no person voted on; a vote is one row of weight 1, or, when its outcome (the person’s or the judge’s) "
+    "is a tie or both bad, two rows y = 1 and y = 0 of weight 1/2 (the two outcomes split in step: a tie by both is rows "
+    "(1, 1) and (0, 0)); PPI++ with power tuning (λ clipped to [0, 1] and tuned for the reference-coded coefficients, so "
+    "another reference moves the estimates slightly); CLT intervals over rows taken as independent (they do not resample "
+    "images); no prior"
 )
 
 
@@ -230,9 +232,16 @@ def grades_agreement(human: pd.DataFrame, answer_scores: pd.DataFrame, info: pd.
                           comparison="A-D grades vs human votes", n_boot=n_boot, seed=seed)  # fmt: skip
 
 
-def _split(outcome: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(y of the first row, y of the second row) for each outcome: a win 1/1, a loss 0/0, a tie 1/0."""
-    return np.where(outcome > 0.25, 1.0, 0.0), np.where(outcome > 0.75, 1.0, 0.0)
+def _rows(x: np.ndarray, outcomes: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """One row of weight 1 per vote whose outcomes are all decisive; two rows of weight 1/2 (y = 1 then y = 0) per
+    vote with a tie among them, the outcomes split in step: a decisive one stays 1/1 or 0/0, a tie becomes 1 then 0."""
+    tie = np.zeros(len(x), dtype=bool)
+    for o in outcomes:
+        tie |= (o > 0.0) & (o < 1.0)
+    first = [np.where(o >= 0.5, 1.0, 0.0) for o in outcomes]
+    second = [np.where(o[tie] > 0.5, 1.0, 0.0) for o in outcomes]
+    w = np.r_[np.where(tie, 0.5, 1.0), np.full(int(tie.sum()), 0.5)]
+    return np.vstack([x, x[tie]]), [np.r_[f, t] for f, t in zip(first, second, strict=True)], w
 
 
 def _design(votes: pd.DataFrame, models: Sequence[str], reference: str) -> np.ndarray:
@@ -249,18 +258,15 @@ def _design(votes: pd.DataFrame, models: Sequence[str], reference: str) -> np.nd
 
 
 def ppi_rows(human: pd.DataFrame, judge: pd.DataFrame, models: Sequence[str], reference: str) -> dict[str, np.ndarray]:
-    """The labelled and unlabelled rows of the PPI Bradley-Terry regression (see PPI_RULE), two rows per vote."""
+    """The labelled and unlabelled rows of the PPI Bradley-Terry regression (see PPI_RULE)."""
     labelled = human.merge(judge[[*PAIR_KEY, "outcome"]], on=PAIR_KEY, suffixes=("", "_judge"))
     unvoted = judge.merge(human[PAIR_KEY].drop_duplicates(), on=PAIR_KEY, how="left", indicator=True)
     unlabelled = unvoted[unvoted["_merge"] == "left_only"]
-    x = _design(labelled, models, reference)
-    y1, y2 = _split(labelled["outcome"].to_numpy(dtype=float))
-    h1, h2 = _split(labelled["outcome_judge"].to_numpy(dtype=float))
-    xu = _design(unlabelled, models, reference)
-    u1, u2 = _split(unlabelled["outcome"].to_numpy(dtype=float))
+    x, (y, yhat), w = _rows(_design(labelled, models, reference), [labelled["outcome"].to_numpy(dtype=float),
+                                                                    labelled["outcome_judge"].to_numpy(dtype=float)])  # fmt: skip
+    xu, (yhat_u,), w_u = _rows(_design(unlabelled, models, reference), [unlabelled["outcome"].to_numpy(dtype=float)])
     return {
-        "x": np.vstack([x, x]), "y": np.r_[y1, y2], "yhat": np.r_[h1, h2], "w": np.full(2 * len(x), 0.5),
-        "x_unlabeled": np.vstack([xu, xu]), "yhat_unlabeled": np.r_[u1, u2], "w_unlabeled": np.full(2 * len(xu), 0.5),
+        "x": x, "y": y, "yhat": yhat, "w": w, "x_unlabeled": xu, "yhat_unlabeled": yhat_u, "w_unlabeled": w_u,
         "n_labelled_votes": np.array(len(labelled)), "n_unlabelled_votes": np.array(len(unlabelled)),
         "labelled_models": _votes_per_model(labelled, models), "unlabelled_models": _votes_per_model(unlabelled, models),
     }  # fmt: skip
