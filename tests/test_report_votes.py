@@ -259,3 +259,12 @@ def test_a_model_only_the_judge_voted_on_gets_no_human_row(info):
     arena = build_arena(human, judge, info, n_boot=20, seed=0).tables["arena"]
     assert sorted(arena[arena["source"] == "human"]["model"]) == ["a", "b"]
     assert sorted(arena[arena["source"] == "judge"]["model"]) == ["a", "c"]
+
+
+def test_a_model_with_too_few_votes_is_not_ranked(info):
+    cols = ["annotator", "question_id", "model_a", "model_b", "left", "winner", "reason", "voted_at"]
+    rows = [("ann", q, "a", "b", "a", "model_a" if q % 3 else "model_b", "", "") for q in range(1, 31)]
+    rows += [("ann", q, "a", "c", "a", "model_b", "", "") for q in range(1, 4)]  # c: 3 votes, fewer than 5
+    arena = build_arena(_with_outcome(pd.DataFrame(rows, columns=cols)), None, info, n_boot=100, seed=0).tables["arena"].set_index("model")
+    assert pd.isna(arena.loc["c", "rank"]) and arena.loc["c", "n_votes"] == 3
+    assert arena.loc["a", "rank"] == 1 and not pd.isna(arena.loc["b", "rank"])

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from owleval.report.compare import BT_PRIOR
+from owleval.report.compare import BT_BOOTSTRAP_TOL, BT_PRIOR, MIN_COMPARISONS
 from owleval.report.ppi_logistic import ppi_logistic
-from owleval.report.stats import CI_LEVEL, bootstrap_counts, bradley_terry, clustered_wilson, holm, percentile_ci, ratio_bootstrap, sign_test_p
+from owleval.report.stats import CI_LEVEL, bootstrap_counts, bradley_terry, clustered_wilson, holm, percentile_ci, ratio_bootstrap, sign_test_pvalues
 
 #: a pair of models with fewer votes than this is flagged "too few" in the win-rate table
 MIN_PAIR_VOTES = 10
@@ -90,9 +90,12 @@ def per_image_wins(votes: pd.DataFrame, models: Sequence[str], info: pd.DataFram
     return out
 
 
-def _ranks(low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """1 + the number of models whose interval lies strictly above this one's; NaN without an interval."""
+def _ranks(low: np.ndarray, high: np.ndarray, enough: np.ndarray | None = None) -> np.ndarray:
+    """1 + the number of ranked models whose interval lies strictly above this one's; NaN without an interval or,
+    where ``enough`` is False, with too few votes (as the A-D leaderboard, fewer than MIN_COMPARISONS)."""
     valid = np.isfinite(low) & np.isfinite(high)
+    if enough is not None:
+        valid &= enough
     above = (low[None, :] > high[:, None]) & valid[None, :]
     return np.where(valid, 1 + above.sum(axis=1), np.nan)
 
@@ -108,11 +111,12 @@ def bt_ranking(votes: pd.DataFrame, models: Sequence[str], info: pd.DataFrame, *
     per_img = per_image_wins(votes, models, info)
     strength = bradley_terry(per_img.sum(axis=0).reshape(m, m), prior=BT_PRIOR)
     counts = bootstrap_counts(per_img.shape[0], n_boot, np.random.default_rng([seed, 300, SOURCES.index(source)]))
-    boot = bradley_terry((counts @ per_img).reshape(n_boot, m, m), prior=BT_PRIOR)
+    boot = bradley_terry((counts @ per_img).reshape(n_boot, m, m), prior=BT_PRIOR, start=strength, tol=BT_BOOTSTRAP_TOL)
     low, high = percentile_ci(boot)
+    n_votes = _votes_per_model(votes, models)
     table = pd.DataFrame(
-        {"model": list(models), "source": source, "strength": strength, "ci_low": low, "ci_high": high, "rank": _ranks(low, high),
-         "n_votes": _votes_per_model(votes, models)}  # fmt: skip
+        {"model": list(models), "source": source, "strength": strength, "ci_low": low, "ci_high": high,
+         "rank": _ranks(low, high, n_votes >= MIN_COMPARISONS), "n_votes": n_votes}  # fmt: skip
     )
     table["rank"] = table["rank"].astype("Int64")
     return table, boot
@@ -166,9 +170,10 @@ def adjacent_table(ranking: pd.DataFrame, boot: np.ndarray, pairs: pd.DataFrame,
             hi_wins = lo_wins = n_votes = ties = 0
         rows.append({"source": source, "model_higher": models[hi], "model_lower": models[lo], "strength_diff": strength[hi] - strength[lo],
                      "diff_ci_low": float(dlow[0]), "diff_ci_high": float(dhigh[0]), "p_bootstrap": p, "n_votes": n_votes,
-                     "higher_wins": hi_wins, "lower_wins": lo_wins, "ties": ties,
-                     "sign_test_p": sign_test_p(hi_wins, lo_wins) if n_votes else np.nan})  # fmt: skip
-    table = pd.DataFrame(rows, columns=[c for c in ADJACENT_COLUMNS if c != "p_holm"])
+                     "higher_wins": hi_wins, "lower_wins": lo_wins, "ties": ties})  # fmt: skip
+    table = pd.DataFrame(rows, columns=[c for c in ADJACENT_COLUMNS if c not in ("p_holm", "sign_test_p")])
+    sign_p = sign_test_pvalues(table["higher_wins"].to_numpy(dtype=np.int64), table["lower_wins"].to_numpy(dtype=np.int64))
+    table["sign_test_p"] = np.where(table["n_votes"].to_numpy() > 0, sign_p, np.nan)
     p = table["p_bootstrap"].to_numpy(dtype=float)
     table["p_holm"] = holm(p) if np.isfinite(p).all() else np.full(p.size, np.nan)
     return table[list(ADJACENT_COLUMNS)]
@@ -310,7 +315,8 @@ def ppi_ranking(human: pd.DataFrame, judge: pd.DataFrame, models: Sequence[str],
         low = high = np.full(m, np.nan)
         info["note"] = "no finite estimate (a model that never lost or never won on these rows): strengths unreliable, no intervals"
     table = pd.DataFrame(
-        {"model": list(models), "source": "ppi", "strength": strength, "ci_low": low, "ci_high": high, "rank": _ranks(low, high),
+        {"model": list(models), "source": "ppi", "strength": strength, "ci_low": low, "ci_high": high,
+         "rank": _ranks(low, high, rows["labelled_models"] + rows["unlabelled_models"] >= MIN_COMPARISONS),
          "n_votes": rows["labelled_models"] + rows["unlabelled_models"], "ref_coef": full, "ref_ci_low": ref_low, "ref_ci_high": ref_high}  # fmt: skip
     )
     table["rank"] = table["rank"].astype("Int64")
@@ -324,7 +330,7 @@ def build_arena(
     """Every vote table: arena (rankings per source), arena_pairs, arena_adjacent, arena_agreement."""
     models = vote_models(human, judge)
     rankings, pairs, adjacent, agreement = [], [], [], []
-    meta: dict[str, Any] = {"models": models, "min_pair_votes": MIN_PAIR_VOTES, "min_agreement_n": MIN_AGREEMENT_N, "tie_rule": TIE_RULE,
+    meta: dict[str, Any] = {"models": models, "min_pair_votes": MIN_PAIR_VOTES, "min_agreement_n": MIN_AGREEMENT_N, "min_comparisons": MIN_COMPARISONS, "tie_rule": TIE_RULE,
                             "bt_prior": BT_PRIOR, "ci_level": CI_LEVEL, "sources": []}  # fmt: skip
     for source, votes in (("human", human), ("judge", judge)):
         if votes is None:
