@@ -217,6 +217,7 @@ def _context(report: Report) -> dict[str, Any]:
         "legacy_corpus": report.legacy_corpus.to_dict("records") if report.legacy_corpus is not None else None,
         "legacy_metrics": [c for c in (report.legacy_corpus.columns if report.legacy_corpus is not None else []) if c not in ("model", "n")],
         "judge": judge_context(report),
+        "arena": _arena_context(report),
         "sampling": report.meta.get("sampling"),
         "comments": comments.head(MAX_COMMENTS).to_dict("records"),
         "comments_total": int(len(comments)),
@@ -224,6 +225,12 @@ def _context(report: Report) -> dict[str, Any]:
         "num": num,
         "pct": pct,
     }
+
+
+def _arena_context(report: Report) -> dict[str, Any] | None:
+    from owleval.report.render_arena import arena_context
+
+    return arena_context(report)
 
 
 #: how each judge-agreement measure is shown
@@ -339,6 +346,12 @@ def render_documents(report: Report, formats: Collection[str]) -> dict[str, str]
     wanted = [DOCUMENTS[f] for f in formats if f in DOCUMENTS]
     if not wanted:
         return {}
+    if report.meta.get("votes_only"):  # `report --votes` without --grades: the pairwise-vote sections alone
+        from owleval.report.render_arena import votes_only_context
+
+        context = votes_only_context(report)
+        wanted = [(name, "arena_report" + template.removeprefix("report")) for name, template in wanted]
+        return {name: _environment().get_template(template).render(**context) for name, template in wanted}
     context = _context(report)
     return {name: _environment().get_template(template).render(**context) for name, template in wanted}
 
