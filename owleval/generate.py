@@ -27,7 +27,7 @@ from owleval.provenance import checkpoint_fingerprint, dumps, git_commit, now_is
 from owleval.questions import Question, image_path, load_questions
 
 #: settings that must be equal for a re-run to continue an existing answers file
-_RESUME_KEYS = ("adapter", "model_id", "checkpoint", "generation")
+_RESUME_KEYS = ("adapter", "model_id", "checkpoint", "generation", "answer_settings")
 
 
 @dataclass
@@ -198,6 +198,7 @@ def run_generation(
         "checkpoint": load_options.checkpoint or adapter.default_checkpoint,
         "checkpoint_fingerprint": checkpoint_fingerprint(load_options.checkpoint, local=adapter.checkpoint_is_local),
         "generation": config.to_dict(),
+        "answer_settings": adapter.answer_settings() or None,  # None (not {}) for adapters without any: older files match
         "seed": config.seed,
         "batch_size": _batch_size(load_options, adapter) or "auto",
         "device": load_options.device,
