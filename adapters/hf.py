@@ -185,7 +185,10 @@ def _pixel_options(options: Mapping[str, str], image_processor: Any, source: str
     if options.get("max_pixels"):
         if "max_pixels" not in hints:
             raise AdapterError(f"option max_pixels: the image processor of {source!r} ({name}) has no pixel budget")
-        call["max_pixels"] = number_option(options, "max_pixels", 0, minimum=1)
+        budget = number_option(options, "max_pixels", 0, minimum=1)
+        # Qwen-style processors keep their pixel bounds in ``size`` (shortest_edge = min_pixels, longest = max)
+        least = getattr(getattr(image_processor, "size", None), "shortest_edge", None) or 1
+        call["size"] = {"shortest_edge": min(least, budget), "longest_edge": budget}
     if options.get("image_size"):
         size = getattr(image_processor, "size", None)
         if "max_pixels" in hints or getattr(size, "longest_edge", None) is None:
