@@ -289,6 +289,7 @@ def _check_resumable(old: dict[str, Any] | None, new: dict[str, Any], out: Path)
         ("judge", old.get("adapter"), new["adapter"]),
         ("checkpoint", old.get("checkpoint"), new["checkpoint"]),
         ("prompt template", (old.get("prompt_template") or {}).get("sha256"), new["prompt_template"]["sha256"]),
+        ("judge settings", old.get("answer_settings"), new["answer_settings"]),  # e.g. the hf judge's system prompt
         *((key, (old.get("settings") or {}).get(key), new["settings"][key]) for key in _RESUME_SETTINGS),
     ]
     for what, before, now in pairs:
@@ -352,6 +353,7 @@ def run_judge(
             "annotator": f"judge:{checkpoint}",
             "prompt_template": {"name": TEMPLATE, "sha256": template_sha256()},
             "settings": settings.to_dict(),
+            "answer_settings": adapter.answer_settings() or None,
             "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower() and k != "base_url"},
             "answers": [{"file": str(path), "model_id": m, "answers": len(a)} for m, (path, a) in sets.items()],
             "limit": limit,
