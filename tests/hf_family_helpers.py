@@ -86,7 +86,7 @@ def _text(vocab: int, tokenizer: Any, **overrides: Any) -> dict[str, Any]:
     return values
 
 
-def _llava(tokenizer_only: bool = False):
+def _llava():
     from transformers import CLIPImageProcessorPil, CLIPVisionConfig, LlavaConfig, LlavaProcessor
 
     tok = train_tokenizer(["<unk>", "<s>", "</s>", "<image>", "<pad>"], "<s>", "</s>", "<pad>", "<unk>")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from owleval.adapters.base import AdapterError, Conversation, GenerationConfig, ImageRef, LoadOptions, Turn
+from owleval.adapters.base import AdapterError, Conversation, ImageRef, LoadOptions, Turn
 from owleval.adapters.hf import TESTED_FAMILIES, HFAdapter, supported_families
 from owleval.cli import app
 from owleval.testing.conformance import AdapterConformance, ConformanceTarget
