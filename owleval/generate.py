@@ -25,7 +25,7 @@ from owleval.questions import Question, image_path, load_questions
 from owleval.runner import ProgressCallback, ResumableRun, read_meta, refuse_changes, repair_torn_tail, start_meta
 
 #: settings that must be equal for a re-run to continue an existing answers file
-_RESUME_KEYS = ("adapter", "model_id", "checkpoint", "generation")
+_RESUME_KEYS = ("adapter", "model_id", "checkpoint", "generation", "answer_settings")
 
 
 @dataclass
@@ -160,6 +160,7 @@ def run_generation(
         "checkpoint": load_options.checkpoint or adapter.default_checkpoint,
         "checkpoint_fingerprint": checkpoint_fingerprint(load_options.checkpoint, local=adapter.checkpoint_is_local),
         "generation": config.to_dict(),
+        "answer_settings": adapter.answer_settings() or None,  # None (not {}) for adapters without any: older files match
         "seed": config.seed,
         "batch_size": _batch_size(load_options, adapter) or "auto",
         "device": load_options.device,

@@ -320,6 +320,7 @@ def _check_resumable(old: dict[str, Any] | None, new: dict[str, Any], out: Path)
             ("judge", old.get("adapter"), new["adapter"]),
             ("checkpoint", old.get("checkpoint"), new["checkpoint"]),
             ("prompt template", (old.get("prompt_template") or {}).get("sha256"), new["prompt_template"]["sha256"]),
+            ("judge settings", old.get("answer_settings"), new.get("answer_settings")),  # e.g. the hf judge's system prompt
             *((key, (old.get("settings") or {}).get(key), new["settings"][key]) for key in _RESUME_SETTINGS),
         ],
         lambda what, before, now: f"{out} was judged with {what} {before!r}, this run has {now!r}; pass --overwrite to judge again "
@@ -337,6 +338,7 @@ def judge_meta(judge: str, checkpoint: str, adapter: ModelAdapter, load_options:
         "annotator": f"judge:{checkpoint}",
         "prompt_template": {"name": template, "sha256": template_sha256(template)},
         "settings": settings.to_dict(),
+        "answer_settings": adapter.answer_settings() or None,
         "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower() and k != "base_url"},
         "answers": [{"file": str(path), "model_id": m, "answers": len(a)} for m, (path, a) in sets.items()],
     }
