@@ -153,7 +153,6 @@ export default function (component) {
   }
   bar.querySelector("button.back").disabled = data.index === 0;
   bar.dataset.index = String(data.index);
-  if (data.notice) notice(data.notice, "error");
   if (!G.installed) {
     G.installed = true;
     window.addEventListener("keydown", onKey, true);  // capture on window: before any handler of the page
@@ -189,7 +188,7 @@ def _js() -> str:
 _component = None
 
 
-def mount(index: int, grade: str | None, applied: Mapping[str, int], notice: str = "") -> None:
+def mount(index: int, grade: str | None, applied: Mapping[str, int]) -> None:
     """Draw the bar for the answer at ``index`` (its current ``grade``); ``applied`` maps window ids to the last
     sequence number applied, which tells each window which of its actions are confirmed."""
     global _component
@@ -197,7 +196,7 @@ def mount(index: int, grade: str | None, applied: Mapping[str, int], notice: str
 
     if _component is None:
         _component = st.components.v2.component("owleval_gradebar", js=_js(), css=_CSS)
-    _component(key=BAR_KEY, data={"index": index, "grade": grade, "applied": dict(applied), "notice": notice},
+    _component(key=BAR_KEY, data={"index": index, "grade": grade, "applied": dict(applied)},
                on_actions_change=lambda: None, width="stretch")
 
 
