@@ -17,6 +17,7 @@ from the study. Held keys (``repeat``) and the second click of a double click ar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -179,8 +180,6 @@ button.grade.current { background: var(--st-primary-color, #ff4b4b); border-colo
 
 
 def _js() -> str:
-    import json
-
     constants = f"const GRADES = {json.dumps(GRADES)};\nconst STALE = {json.dumps(STALE_SCREEN_MESSAGE)};\n"
     return constants + _JS
 
