@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=12)
+    parser.add_argument("--out", default=None, help="also write the JSON here after each family (a cut-off run keeps what it did)")
     args = parser.parse_args()
     data = Path(args.data) if args.data else ROOT.parent / "shared" / "owleval_82q"
     questions = [q for q in load_questions(data) if not q.earlier_turns][: args.questions]
@@ -86,6 +87,8 @@ def main() -> None:
                     result["families"][family][dtype] = run_family(family, checkpoint, args.device, dtype, conversations, config)
                 except Exception as exc:
                     result["families"][family][dtype] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+                if args.out:
+                    Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
 
