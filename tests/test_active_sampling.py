@@ -124,3 +124,151 @@ def test_design_flags_are_checked(tmp_path, owl_data):
         assert not (tmp_path / "x.sqlite").exists()
     ok = runner.invoke(app, base + ["--sample", "20", "--design", "active", "--judgements", str(judge)])
     assert ok.exit_code == 0 and "active sample" in " ".join(ok.output.split()), ok.output
+
+
+# --- the estimator ------------------------------------------------------------------------------------------------
+
+from owleval.report.estimands import (  # noqa: E402
+    Population,
+    bootstrap_estimates,
+    difference_estimate,
+    headline_interval,
+    pop_lambda,
+    sample_interval,
+    sampling_variance,
+)
+
+
+def _population(rng: np.random.Generator, big_n: int = 60):
+    """A finite population: judge score f in 0..3, human grade y near it; a judge uncertainty u per answer."""
+    f = rng.integers(0, 4, big_n).astype(float)
+    u = np.where(f >= 2, rng.choice([0.2, 0.5], big_n), 0.05)  # unsure on the good answers: the draw favours them
+    y = np.clip(f + np.where(rng.random(big_n) < u, rng.choice([-1.0, 1.0], big_n), 0.0), 0, 3)
+    return f, y, u
+
+
+def test_equal_probabilities_give_the_uniform_estimator_exactly():
+    rng = np.random.default_rng(3)
+    f, y_all, _ = _population(rng)
+    y = np.where(rng.random(f.size) < 0.35, y_all, np.nan)
+    image = np.arange(f.size) // 2
+    n = int((~np.isnan(y)).sum())
+    plain = Population(f, y, image)
+    weighted = Population(f, y, image, np.full(f.size, n / f.size))
+    lam = pop_lambda(plain)
+    assert pop_lambda(weighted) == pytest.approx(lam, abs=1e-12)
+    assert difference_estimate(weighted, lam) == pytest.approx(difference_estimate(plain, lam), abs=1e-12)
+    for metric in ("mean_score", "acceptable"):
+        for floor in (True, False):
+            assert sampling_variance(weighted, lam, "mean_score", floor=floor) == pytest.approx(
+                sampling_variance(plain, lam, "mean_score", floor=floor), rel=1e-9)
+    assert sample_interval(weighted, lam, "mean_score") == pytest.approx(sample_interval(plain, lam, "mean_score"), abs=1e-9)
+    counts = rng.multinomial(image.max() + 1, np.full(image.max() + 1, 1 / (image.max() + 1)), size=200).astype(float)
+    reps_w, reps_p = bootstrap_estimates(weighted, counts), bootstrap_estimates(plain, counts)
+    assert np.allclose(reps_w, reps_p, equal_nan=True)
+    assert headline_interval(weighted, lam, reps_w, "mean_score") == pytest.approx(headline_interval(plain, lam, reps_p, "mean_score"))
+
+
+def test_weighted_estimator_is_unbiased_and_its_variance_matches_under_poisson_sampling():
+    """Active draws of a fixed population: the estimate's mean is the population mean (within Monte-Carlo error;
+    lam and the ratio form leave an O(1/n) bias), and the variance formula (unfloored) tracks the real variance."""
+    rng = np.random.default_rng(11)
+    f, y_all, u = _population(rng, 80)
+    pi = np.array(inclusion_probabilities(list(u), 25))
+    image = np.arange(f.size)
+    estimates, variances = [], []
+    for _ in range(3000):
+        drawn = rng.random(f.size) < pi
+        if drawn.sum() < 5:
+            continue
+        pop = Population(f, np.where(drawn, y_all, np.nan), image, pi)
+        lam = pop_lambda(pop)
+        estimates.append(difference_estimate(pop, lam))
+        variances.append(sampling_variance(pop, lam, "mean_score", floor=False))
+    estimates = np.array(estimates)
+    se = estimates.std() / math.sqrt(estimates.size)
+    assert abs(estimates.mean() - y_all.mean()) < 4 * se + 0.005, (estimates.mean(), y_all.mean(), se)
+    assert 0.75 < np.mean(variances) / estimates.var() < 1.35, (np.mean(variances), estimates.var())
+    # the plain (unweighted) mean of the graded answers is biased under this design: the weights matter
+    plain = [np.mean(y_all[rng.random(f.size) < pi]) for _ in range(2000)]
+    assert abs(np.mean(plain) - y_all.mean()) > 8 * np.std(plain) / math.sqrt(2000)
+
+
+# --- the report on an active study ----------------------------------------------------------------------------------
+
+import json  # noqa: E402
+import sqlite3  # noqa: E402
+
+from owleval.grading.queue import load_queue, record_grade  # noqa: E402
+
+
+def _graded_active_study(tmp_path: Path, owl_data: Path):
+    study = _active_study(tmp_path, owl_data, name="graded.sqlite")
+    judge = pd.read_csv(tmp_path / "judge-graded.sqlite" / "grades.csv")
+    store = Store(study.path)
+    try:
+        who = store.conn.execute("SELECT annotator_id FROM annotators WHERE name = 'ann'").fetchone()[0]
+        for item in load_queue(store, who):  # the human agrees with the judge's letter, one step down every third answer
+            letter = judge.set_index(["model_id", "question_id"]).at[(item.model_id, item.question_id), "grade"]
+            record_grade(store, who, item.answer_id, {"B": "C", "C": "D"}[letter] if item.question_id % 3 == 0 else letter, "")
+    finally:
+        store.close()
+    return study, tmp_path / "judge-graded.sqlite"
+
+
+def _report(study_path: Path, judge: Path, out: Path, owl_data: Path):
+    return runner.invoke(app, ["report", "--data", str(owl_data), "--grades", str(study_path), "--judge", str(judge), "--out", str(out),
+                               "--bootstrap", "50", "--format", "csv"])  # fmt: skip
+
+
+def _set_design(path: Path, change) -> None:
+    with sqlite3.connect(path) as conn:
+        design = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'sample_design'").fetchone()[0])
+        change(design)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'sample_design'", (json.dumps(design),))
+
+
+def test_report_weights_an_active_study_and_refuses_one_that_does_not_match(tmp_path, owl_data):
+    study, judge_dir = _graded_active_study(tmp_path, owl_data)
+    result = _report(study.path, judge_dir, tmp_path / "r", owl_data)
+    assert result.exit_code == 0, result.output
+    ppi = pd.read_csv(tmp_path / "r" / "ppi.csv").set_index(["model", "metric"])
+    meta = json.loads((tmp_path / "r" / "report_meta.json").read_text())
+    assert meta["judge"]["sampling_design"].startswith("active sampling")
+    judge = pd.read_csv(judge_dir / "grades.csv")
+    for model in MODELS:
+        part = study.sample_design["models"][model]
+        row = ppi.loc[(model, "acceptable")]
+        assert "active sample" in row["note"] and row["n_human"] == len(part["question_ids"])
+        # by hand: lam and the 1/pi-weighted means over the drawn answers, the judge's mean over all 82
+        mine = judge[judge.model_id == model].set_index("question_id").sort_index()
+        f = mine["p_acceptable"].to_numpy()
+        drawn = np.array(part["question_ids"])
+        w = np.array([1 / part["probabilities"][str(q)] for q in drawn])
+        letters = mine.loc[drawn, "grade"].to_numpy()
+        y = np.array([0.0 if q % 3 == 0 else float(g == "B") for q, g in zip(drawn, letters, strict=True)])
+        fs = mine.loc[drawn, "p_acceptable"].to_numpy()
+        fm, ym = np.average(fs, weights=w), np.average(y, weights=w)
+        lam = np.clip(np.average((y - ym) * (fs - fm), weights=w) / np.average((fs - fm) ** 2, weights=w), 0, 1)
+        assert row["lambda"] == pytest.approx(lam)
+        assert row["estimate"] == pytest.approx(lam * f.mean() + np.average(y - lam * fs, weights=w))
+        assert row["sample_ci_low"] < row["estimate"] < row["sample_ci_high"]
+    status = runner.invoke(app, ["study", "status", "--db", str(study.path)])
+    assert "active sample" in " ".join(status.output.split())
+
+    model = MODELS[1]
+    for change, said in (
+        (lambda d: d["models"][model].pop("probabilities"), "inclusion probabilities are missing"),
+        (lambda d: d["models"][model]["probabilities"].update({"1": 0.0}), "question 1: inclusion probability 0.0 is not in (0, 1]"),
+        (lambda d: d["models"][model]["probabilities"].update({"1": d["models"][model]["probabilities"]["1"] / 2}), "do not match it"),
+        (lambda d: d["models"][model]["probabilities"].pop("5"), "no inclusion probability for question(s) 5"),
+        (lambda d: d.update(design="uniform"), "design is uniform but it stores inclusion probabilities"),
+    ):
+        _set_design(study.path, change)
+        out = tmp_path / f"bad-{said[:8]}"
+        bad = _report(study.path, judge_dir, out, owl_data)
+        text = " ".join(bad.output.split())
+        named = model if "uniform" not in said else sorted(MODELS)[0]  # every model stores them: the first is named
+        assert bad.exit_code == 1 and f"graded.sqlite: model {named}" in text and said in text, (said, bad.output)
+        assert not (out / "ppi.csv").exists()
+        _set_design(study.path, lambda d: d.update(study.sample_design))  # restore
