@@ -272,3 +272,20 @@ def test_report_weights_an_active_study_and_refuses_one_that_does_not_match(tmp_
         assert bad.exit_code == 1 and f"graded.sqlite: model {named}" in text and said in text, (said, bad.output)
         assert not (out / "ppi.csv").exists()
         _set_design(study.path, lambda d: d.update(study.sample_design))  # restore
+
+
+def test_a_model_added_by_refresh_gets_a_poisson_draw_with_its_probabilities(tmp_path, owl_data):
+    from owleval.grading.study import refresh_study
+
+    study = _active_study(tmp_path, owl_data, name="r.sqlite")
+    extra = write_answer_files(tmp_path / "extra", owl_data, ("wombat-model-w4",), ALL_QIDS)
+    answers = sorted((tmp_path / "answers-r.sqlite").iterdir()) + list(extra)
+    store = Store(study.path)
+    try:
+        refresh_study(store, answers)
+        design = read_design(store.meta())
+    finally:
+        store.close()
+    part = design["models"]["wombat-model-w4"]
+    assert len(part["probabilities"]) == 82 and sum(part["probabilities"].values()) == pytest.approx(20)
+    assert {model: design["models"][model] for model in MODELS} == {model: study.sample_design["models"][model] for model in MODELS}

@@ -353,7 +353,10 @@ def _sampled_new_slots(
     new_models = sorted({m for m, _ in slots} - set(design["models"]))
     for model in new_models:
         qids = [q for m, q in active_slots(conn) if m == model]
-        design["models"][model] = sample.draw_model(model, qids, turn, int(design["per_model"]), int(design["seed"]))
+        if sample.design_kind(design) == "active":  # no judge grades here: the uniform rate, drawn Poisson, probabilities stored
+            design["models"][model] = sample.draw_model_active(model, qids, turn, int(design["per_model"]), int(design["seed"]), {})
+        else:
+            design["models"][model] = sample.draw_model(model, qids, turn, int(design["per_model"]), int(design["seed"]))
     if new_models:
         conn.execute("UPDATE meta SET value = ? WHERE key = ?", (json.dumps(design, sort_keys=True), sample.META_KEY))
     drawn = sample.sampled_slots(design)
