@@ -35,7 +35,7 @@ def create(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment, each annotator's order and the --sample draw.")] = 0,
     sample_size: Annotated[
         int | None,
-        typer.Option("--sample", min=1, help="Grade only K answers per model (pairwise: K items per model pair): a uniform random sample, stratified by turn type (for --judge reports)."),
+        typer.Option("--sample", min=1, help="Grade only K answers per model (pairwise: K items per model pair): a random sample, stratified by turn type (for --judge reports); see --design."),
     ] = None,
     sample_design: Annotated[
         str,
@@ -52,6 +52,7 @@ def create(
 
     Example: owleval study create --db grades.sqlite --answers answers/ --annotators ann,bob,cy --overlap 2
     Sampled: owleval study create --db sample.sqlite --answers answers/ --annotators ann,bob --sample 20 --seed 7
+    Active: owleval study create --db active.sqlite --answers answers/ --annotators ann --sample 20 --design active --judgements judgements/gpt-4o/
     Pairwise: owleval study create --pairwise --against base-7b --db pairs.sqlite --answers answers/ --annotators ann,bob --sample 20
     """
     from owleval.errors import OwlEvalError
