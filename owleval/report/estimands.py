@@ -37,7 +37,7 @@ which equals the uniform estimator when all pi are equal. Its sampling variance 
 this generalised regression estimator, sum over the graded of (1 - pi_i) / pi_i^2 * e_i^2 / N^2 with e_i the
 residuals Y - lam f minus their weighted mean, times n / (n - 2) (lam fitted on the same answers) -- with all pi equal
 to n/N exactly the uniform (1 - n/N) s_r^2 / n; the floor puts step^2 / (n + 1) in place of e_i^2 and the jackknife
-deletes one graded answer at a time with the weights kept, times the mean of 1 - pi_i. The image bootstrap
+deletes one graded answer at a time with the weights kept, each squared deviation times that answer's 1 - pi_i. The image bootstrap
 multiplies each answer's draw count by its weight 1 / pi_i.
 
 Below ``MIN_N_INTERVAL`` graded answers neither interval holds its level (measured by bench/bench_ppi_coverage.py):
@@ -179,8 +179,8 @@ def _weighted_jackknife(pop: Population) -> float:
         keep = np.arange(n) != j
         lam = tuned_lambda(y[keep], f[keep], w[keep])
         theta[j] = lam * mean_f + np.average(y[keep] - lam * f[keep], weights=w[keep])
-    fpc = float(np.mean(1.0 - pop.pi[graded]))
-    return float(fpc * (n - 1) / n * np.sum((theta - theta.mean()) ** 2))
+    # each deletion weighted by its answer's own 1 - pi (an answer sure to be drawn adds no sampling variance)
+    return float((n - 1) / n * np.sum((1.0 - pop.pi[graded]) * (theta - theta.mean()) ** 2))
 
 
 def jackknife_variance(pop: Population) -> float:
