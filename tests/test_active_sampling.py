@@ -263,6 +263,7 @@ def test_report_weights_an_active_study_and_refuses_one_that_does_not_match(tmp_
         (lambda d: d["models"][model]["probabilities"].update({"1": d["models"][model]["probabilities"]["1"] / 2}), "do not match it"),
         (lambda d: d["models"][model]["probabilities"].pop("5"), "no inclusion probability for question(s) 5"),
         (lambda d: d.update(design="uniform"), "design is uniform but it stores inclusion probabilities"),
+        (lambda d: d["models"][model]["question_ids"].pop(0), "have human grades but were not drawn"),
     ):
         _set_design(study.path, change)
         out = tmp_path / f"bad-{said[:8]}"
