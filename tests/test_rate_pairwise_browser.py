@@ -76,10 +76,16 @@ def _at(page, number: int, total: int) -> None:
 
 
 def _tag(page, side: str) -> str:
-    text = page.locator(f".st-key-{side}_answer").inner_text()
-    tags = {m for m in MODELS if f"tag-{m[:5]}" in text}
-    assert len(tags) == 1, text
-    return tags.pop()
+    """The model whose answer (and earlier turns) the box of ``side`` shows, once the run has drawn the page
+    (until a run ends, Streamlit keeps the previous screen's surplus elements, faded)."""
+    tags: set[str] = set()
+    for _ in range(50):
+        text = page.locator(f".st-key-{side}_answer").inner_text()
+        tags = {m for m in MODELS if f"tag-{m[:5]}" in text}
+        if len(tags) == 1 and page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            return tags.pop()
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the {side} box shows {sorted(tags)}: {text!r}")
 
 
 def _votes(db: Path) -> list[tuple[int, str, str, str]]:
