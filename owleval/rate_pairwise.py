@@ -35,9 +35,9 @@ VOTE_BAR = gradebar.BarKind(
 # Each answer scrolls in its own box and the image is capped, so the votes above them stay in a 1280x800 window.
 _LAYOUT_CSS = """<style>
 [data-testid="stMainBlockContainer"] { padding-top: 3rem; }
-[data-testid="stImage"] img { max-height: 36vh; object-fit: contain; }
+[data-testid="stImage"] img { max-height: 34vh; object-fit: contain; }
 </style>"""
-ANSWER_BOX_HEIGHT = 470  # px
+ANSWER_BOX_HEIGHT = 420  # px: below the heading, the vote bar and the side titles, fits a 1280x800 window
 
 
 def _go(pos: int) -> None:
@@ -140,7 +140,7 @@ def _pair_view(screen: pq.PairScreen, total: int, image: Callable[[str], bytes])
     gradebar.mount(index, current.choice if current else None, st.session_state.get("bar_applied", {}), kind=VOTE_BAR)
     st.html(_LAYOUT_CSS)
     seen = current.event_id if current else 0
-    context, answers = st.columns([2, 5], gap="medium")
+    context, answers = st.columns([1, 3], gap="medium")
     with answers:  # written first so the texts reach the browser before the image
         with st.container(key=f"{gradebar.SHOWN_KEY_PREFIX}{index}_{screen.pair_id}_{seen}"):
             left, right = st.columns(2, gap="medium")

@@ -159,3 +159,48 @@ def test_a_pairwise_study_voted_through_with_keys_and_clicks_survives_kill_9(ser
     page.get_by_text(f"Saved vote “{LABELS[choice]}” for pair {total}.").wait_for()
     page.wait_for_timeout(500)
     assert len(_votes(server.db)) == total + 1
+
+
+def _long_text(model: str, qid: int) -> str:
+    words = " ".join(f"w{i}" for i in range(900))
+    return f"answer {qid} by tag-{model[:5]} " + words + "\nthe end" if qid == 8 else f"answer {qid} by tag-{model[:5]}"
+
+
+def test_both_long_answers_scroll_in_their_own_boxes_with_the_votes_in_a_1280x800_window(tmp_path: Path, owl_data: Path,
+                                                                                         browser) -> None:
+    answers = write_answer_files(tmp_path / "answers", owl_data, MODELS[:2], (6, 7, 8), _long_text)
+    created = create_study(tmp_path / "pairs.sqlite", answers, annotators=["ann"], data_dir=owl_data, pairwise=PairDesign("all"))
+    store = Store(created.path)
+    queue = load_pair_queue(store, store.conn.execute("SELECT annotator_id FROM annotators").fetchone()[0])
+    store.close()
+    at = next(i.index for i in queue if i.question_id == 8) + 1
+    server = Server(created.path, tmp_path)
+    server.start()
+    try:
+        page = _sign_in(browser, server.url, created.tokens["ann"])
+        for number in range(1, at):
+            _at(page, number, len(queue))
+            page.keyboard.press("ArrowRight")
+        _at(page, at, len(queue))
+        left, right = _tag(page, "left"), _tag(page, "right")
+        page.wait_for_timeout(300)  # the image in place
+        assert page.evaluate("window.scrollY") == 0
+        for label in (*LABELS.values(), "Next →"):
+            box = page.get_by_role("button", name=label).bounding_box()
+            assert box["y"] + box["height"] <= 800, f"{label!r} is below the fold"
+        for side in ("left", "right"):
+            box = page.locator(f".st-key-{side}_answer")
+            bottom = box.bounding_box()
+            page.screenshot(path=str(tmp_path / "pair.png"))
+            assert bottom["y"] + bottom["height"] <= 800 and bottom["width"] >= 280, (side, bottom)
+            assert box.evaluate("e => e.scrollHeight > e.clientHeight"), f"the {side} answer should scroll in its box"
+        page.screenshot(path=str(tmp_path / "pair.png"))
+        # each side's earlier turns are that model's own, behind a collapsible heading
+        for side, model in (("left", left), ("right", right)):
+            box = page.locator(f".st-key-{side}_answer")
+            box.get_by_text("Earlier turns of this dialogue").click()
+            box.get_by_text(f"answer 7 by tag-{model[:5]}").wait_for()
+            assert box.get_by_text(f"answer 6 by tag-{model[:5]}").is_visible()
+    finally:
+        server.proc.kill()
+        server.proc.wait(timeout=10)
