@@ -297,6 +297,9 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
             "who can reach this page can sign in under another annotator's name, see their comments and change their "
             "grades. For grading on a network, create a token study (`owleval study create --annotators ...`)."
         )
+    if is_pairwise(meta):
+        rate_pairwise.admin(store)
+        return
     per_cell = export.progress_frame(store)
     st.subheader("Per annotator")
     st.dataframe(export.progress_by(per_cell, "annotator"), hide_index=True)

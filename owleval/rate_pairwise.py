@@ -172,3 +172,24 @@ def _history(screen: pq.PairScreen) -> None:
         with st.expander("History of your votes for this pair"):
             for event in reversed(screen.history):
                 st.text(f"{event.created_at[:19].replace('T', ' ')} UTC  {VOTES[event.choice]}  {event.reason}".rstrip())
+
+
+def admin(store: Store) -> None:
+    """The admin page of a pairwise study (the admin is signed in): votes given / pairs assigned per annotator, per
+    model pair and both, and the current votes as votes.csv."""
+    import pandas as pd
+
+    from owleval.csvio import frame_to_csv
+    from owleval.pairwise.study import progress_rows
+    from owleval.pairwise.votes import current_votes_frame
+
+    cells = pd.DataFrame(progress_rows(store.conn), columns=["annotator", "model pair", "voted", "assigned"])
+    for by in ("annotator", "model pair"):
+        st.subheader(f"Per {by}")
+        st.dataframe(cells.groupby(by, as_index=False)[["voted", "assigned"]].sum(), hide_index=True)
+    st.subheader("Per annotator and model pair (voted / assigned)")
+    if not cells.empty:
+        cells = cells.assign(cell=cells["voted"].astype(str) + " / " + cells["assigned"].astype(str))
+        st.dataframe(cells.pivot(index="annotator", columns="model pair", values="cell"))
+    st.download_button("Download votes CSV", data=lambda: frame_to_csv(current_votes_frame(store)),
+                       file_name="votes.csv", mime="text/csv")

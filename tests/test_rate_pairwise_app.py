@@ -3,6 +3,7 @@ in order; and the grade bar's choices kept apart (a vote is no grade, a grade no
 
 from __future__ import annotations
 
+from itertools import combinations
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,19 @@ def test_each_bar_takes_only_its_own_choices() -> None:
     assert gradebar.pending_actions(state("A"), VOTE_BAR.choices)[1] == []
     assert gradebar.pending_actions(state("left"))[1] == [], "the A-D bar takes no vote"
     assert [a.grade for a in gradebar.pending_actions(state("B"))[1]] == ["B"]
+
+
+def test_the_admin_page_counts_votes_per_annotator_and_model_pair(study) -> None:
+    at = _signed_in(study.tokens["ann"])
+    bar_action(at, "grade", "left")
+    admin = AppTest.from_file(APP, default_timeout=30).run()
+    admin.sidebar.radio(key="page").set_value("Admin").run()
+    admin.text_input(key="admin_token").input(study.admin_token)
+    admin.button(key="admin_open").click().run()
+    assert not admin.exception, admin.exception
+    per_annotator, per_pair = (d.value for d in admin.dataframe[:2])
+    total = len(_queue_and_votes(study.path)[0])
+    assert total == 12, "question 32: the same text from every model, a tie nobody is asked"
+    assert per_annotator.values.tolist() == [["ann", 1, total]]
+    assert sorted(per_pair["model pair"]) == [f"{a} vs {b}" for a, b in combinations(sorted(MODELS), 2)]
+    assert per_pair["voted"].sum() == 1 and set(per_pair["assigned"]) == {4}
