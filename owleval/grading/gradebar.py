@@ -13,6 +13,8 @@ key or click could grade the answer that was just left, or be lost. The bar inst
 The server (:func:`pending_actions`, then :func:`owleval.grading.queue.record_grade`) applies each window's actions
 once, in sequence order. Answers are never passed to the bar, only their place in the queue: nothing it draws comes
 from the study. Held keys (``repeat``) and the second click of a double click are ignored.
+The same bar with other choices, keys and heading (a :class:`BarKind`) carries the pairwise votes
+(:mod:`owleval.rate_pairwise`).
 """
 
 from __future__ import annotations
