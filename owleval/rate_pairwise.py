@@ -114,10 +114,14 @@ def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
 
 def _side(title: str, side: pq.Side, box_key: str) -> None:
     st.markdown(f"**{title}**")
+    # Always two elements, the answer second: a pair with no earlier turns after one with them leaves no answer
+    # of the previous pair in the box while the run that draws this one finishes.
     with st.container(height=ANSWER_BOX_HEIGHT, key=box_key):
         if side.earlier:
             with st.expander(f"Earlier turns of this dialogue ({len(side.earlier)}), as this assistant answered them"):
                 _earlier(side.earlier)
+        else:
+            st.caption("No earlier turns.")
         st.text(side.answer, width="stretch")
 
 
