@@ -32,6 +32,7 @@ from owleval.pairwise.pairs import PairDesign  # noqa: E402
 from owleval.paths import default_data_dir  # noqa: E402
 
 CHOICES = {"Answer": "ABCD", "Pair": ("left", "right", "tie", "both_bad")}
+LAST_BUTTON = {"Answer": "D —", "Pair": "Both are bad"}
 
 
 def _serve(db: Path) -> tuple[subprocess.Popen, str]:
@@ -67,6 +68,7 @@ def bench(chromium, db: Path, token: str, heading: str, clicks: int) -> list[flo
             title.wait_for()
             number = int(title.inner_text().split()[1])
             page.locator(f'[class*="st-key-shown_{number - 1}_"]').wait_for()
+            page.get_by_role("button", name=LAST_BUTTON[heading]).wait_for()  # the bar is mounted
             page.wait_for_timeout(150)  # a person reads before deciding: the page is at rest when they click
             choice = CHOICES[heading][i % 4]
             times.append(page.evaluate(_CLICK_UNTIL_SHOWN_JS, {"index": number - 1, "grade": choice}) / 1000)
