@@ -9,6 +9,8 @@ answer:
   lenient      one grade kinder half the time, else the human grade
   random       a uniform grade, unrelated to Y
   adversarial  3 - Y 80% of the time, else a uniform grade
+  noisy-hard   sees the answer's latent quality through N(0, 0.3^2) noise and gives its likeliest grade (~80% exact)
+  noisy-soft   the same judge giving its grade distribution: expected score (mean_score), P(A or B) (acceptable)
 
 People grade a simple random sample of n answers (without replacement). Each repetition draws new questions
 (new image and answer effects), a new judge and a new sample. Both metrics (mean_score 0-3, acceptable share) are
@@ -23,7 +25,7 @@ Printed: coverage of the 95% intervals (with its Monte-Carlo standard error in t
 share of rows the report shows without an interval (n below estimands.MIN_N_INTERVAL). Intervals are computed at
 every n here, so the table also shows why small n gets no interval.
 
-Not covered yet: active sampling designs and soft (probability) judge scores (issue 17 items 3-4).
+Not covered yet: active sampling designs (issue 17 item 4); uniform samples only.
 
 Run: .venv/bin/python bench/bench_ppi_coverage.py            (~2 min on 2 busy cores: 150 repetitions a cell, 300 resamples)
      .venv/bin/python bench/bench_ppi_coverage.py --full     (2,000 repetitions a cell, 1,000 resamples)
@@ -49,7 +51,10 @@ from owleval.report.stats import bootstrap_counts  # noqa: E402
 from owleval.report.tables import question_info  # noqa: E402
 from tests.report_helpers import data_dir  # noqa: E402
 
-JUDGES = ("good", "lenient", "random", "adversarial")
+JUDGES = ("good", "lenient", "random", "adversarial", "noisy-hard", "noisy-soft")
+#: the noisy judge sees each answer's latent quality through N(0, SD_JUDGE^2) noise (hard: its likeliest grade,
+#: about 80% exact agreement; soft: its whole grade distribution -- expected score and P(A or B))
+SD_JUDGE = 0.3
 SHARES = (0.5, 0.85)
 NS = (5, 10, 20, 40, 82)  # 82: every answer graded (the headline is then the summary table's interval)
 METRICS = ("mean_score", "acceptable")
@@ -57,9 +62,20 @@ SD_IMAGE, SD_ANSWER = 0.5, 0.8
 NO_INTERVAL = MeanEstimate(np.nan, np.nan, np.nan)
 
 
-def grades(mu: float, images: np.ndarray, n_images: int, rng: np.random.Generator) -> np.ndarray:
+def grades(mu: float, images: np.ndarray, n_images: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(human grades, latent qualities) of 82 new answers."""
     latent = mu + rng.normal(0.0, SD_IMAGE, n_images)[images] + rng.normal(0.0, SD_ANSWER, images.size)
-    return np.clip(np.rint(latent), 0, 3)
+    return np.clip(np.rint(latent), 0, 3), latent
+
+
+def noisy_judge(seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From what the judge saw (latent + noise): its likeliest grade, expected score and P(grade >= 2), with the
+    grade distribution N(seen, SD_JUDGE^2) binned at 0.5, 1.5, 2.5."""
+    from scipy.stats import norm
+
+    cuts = norm.cdf((np.array([0.5, 1.5, 2.5])[None, :] - seen[:, None]) / SD_JUDGE)
+    probs = np.diff(np.c_[np.zeros(seen.size), cuts, np.ones(seen.size)], axis=1)
+    return probs.argmax(axis=1).astype(float), probs @ np.arange(4.0), probs[:, 2:].sum(axis=1)
 
 
 def judge(kind: str, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -90,25 +106,35 @@ def targets(mu: float) -> dict[str, float]:
     return {"mean_score": float(y.mean()), "acceptable": float((y >= 2).mean())}
 
 
-def simulate(reps: int, n_boot: int, seed: int) -> pd.DataFrame:
+def simulate(reps: int, n_boot: int, seed: int, judges=JUDGES, shares=SHARES, ns=NS) -> pd.DataFrame:
     info = question_info(load_questions(data_dir()))
     images, names = pd.factorize(info["image"].to_numpy())
     n_images = len(names)
     rows = []
     for s_index, share in enumerate(SHARES):
+        if share not in shares:
+            continue
         mu = mu_for_share(share)
         truth = targets(mu)
         rng = np.random.default_rng([seed, s_index])
         for _ in range(reps):
-            y_all = grades(mu, images, n_images, rng)
+            y_all, latent = grades(mu, images, n_images, rng)
             counts = bootstrap_counts(n_images, n_boot, rng)
+            hard, soft, soft_acc = noisy_judge(latent + rng.normal(0.0, SD_JUDGE, latent.size))
             for kind in JUDGES:
-                f_all = judge(kind, y_all, rng)
-                for n in NS:
+                # every judge is drawn, so a filtered run sees the same data
+                if kind.startswith("noisy"):
+                    f_all, a_all = (hard, (hard >= 2) * 1.0) if kind == "noisy-hard" else (soft, soft_acc)
+                else:
+                    f_all = judge(kind, y_all, rng)
+                    a_all = (f_all >= 2) * 1.0
+                if kind not in judges:
+                    continue
+                for n in ns:
                     picked = np.zeros(y_all.size, dtype=bool)
                     picked[rng.choice(y_all.size, n, replace=False)] = True
                     for metric in METRICS:
-                        y, f = (y_all, f_all) if metric == "mean_score" else ((y_all >= 2) * 1.0, (f_all >= 2) * 1.0)
+                        y, f = (y_all, f_all) if metric == "mean_score" else ((y_all >= 2) * 1.0, a_all)
                         finite = float(y.mean())
                         pop = est.Population(f, np.where(picked, y, np.nan), images)
                         lam = est.tuned_lambda(y[picked], f[picked])
@@ -147,6 +173,25 @@ def summarise(sim: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """The README's summary: per judge and share, the lowest coverage at n >= MIN_N_INTERVAL over both metrics, and
+    the mean_score widths at n = 20 beside all 82 graded."""
+    held = table[table.n >= est.MIN_N_INTERVAL]
+    lines = [
+        "| judge | share | lowest coverage at n ≥ 10: questions like these / these answers / ppi_py i.i.d. | mean_score width at n = 20: questions like these / these answers / human only | all 82 graded |",
+        "|---|---:|---|---|---:|",
+    ]
+    for (kind, share), part in held.groupby(["judge", "share"], sort=False):
+        at20 = table[(table.judge == kind) & (table.share == share) & (table.n == 20) & (table.metric == "mean_score")]
+        at82 = table[(table.judge == kind) & (table.share == share) & (table.n == 82) & (table.metric == "mean_score")]
+        part = part[part.n < 82]
+        cov = f"{part.headline_cov.min():.3f} / {part.sample_cov.min():.3f} / {part.ppi_py_cov.min():.3f}"
+        width = "–" if at20.empty else f"{at20.headline_w.iloc[0]:.2f} / {at20.sample_w.iloc[0]:.2f} / {at20.human_w.iloc[0]:.2f}"
+        full = "–" if at82.empty else f"{at82.headline_w.iloc[0]:.2f}"
+        lines.append(f"| {kind} | {share:g} | {cov} | {width} | {full} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--full", action="store_true", help="2,000 repetitions a cell and 1,000 bootstrap resamples")
@@ -154,11 +199,23 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--judges", default=",".join(JUDGES), help="a subset, comma-separated")
+    parser.add_argument("--shares", default=",".join(map(str, SHARES)), help="a subset, comma-separated")
+    parser.add_argument("--ns", default=",".join(map(str, NS)), help="a subset, comma-separated")
+    parser.add_argument("--markdown", nargs="*", type=Path, default=None, help="print the README summary of these CSVs (from --csv) and stop")
     args = parser.parse_args()
+    if args.markdown is not None:
+        print(markdown(pd.concat([pd.read_csv(p) for p in args.markdown], ignore_index=True)))
+        return
     reps = args.reps or (2000 if args.full else 150)
     n_boot = args.bootstrap or (1000 if args.full else 300)
     start = time.perf_counter()
-    table = summarise(simulate(reps, n_boot, args.seed))
+    judges = tuple(args.judges.split(","))
+    shares = tuple(float(x) for x in args.shares.split(","))
+    ns = tuple(int(x) for x in args.ns.split(","))
+    table = summarise(simulate(reps, n_boot, args.seed, judges, shares, ns))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
     mc_se = float(np.sqrt(0.95 * 0.05 / reps))
     print(f"{reps} repetitions a cell, {n_boot} image-bootstrap resamples, seed {args.seed}; Monte-Carlo s.e. of a coverage near 0.95: "
           f"{mc_se:.3f}; {time.perf_counter() - start:.0f} s")  # fmt: skip
@@ -170,11 +227,9 @@ def main() -> None:
           f"lowest ppi_py coverage {held.ppi_py_cov.min():.3f}")  # fmt: skip
     for metric in METRICS:
         good = table[(table.judge == "good") & (table.metric == metric)].set_index(["share", "n"])
-        for share in SHARES:
+        for share in shares if {20, 82} <= set(ns) and "good" in judges else ():
             ratio = good.loc[(share, 20), "headline_w"] / good.loc[(share, 82), "headline_w"]
             print(f"good judge, {metric}, share {share}: headline width at n=20 / all 82 graded = {ratio:.2f}")
-    if args.csv:
-        table.to_csv(args.csv, index=False)
 
 
 if __name__ == "__main__":

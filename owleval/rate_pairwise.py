@@ -9,6 +9,7 @@ keys use the annotator's own queue place and the pair's row id. Answers are draw
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -74,7 +75,7 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQ
                 flash.append(("error", f"Pair {action.index + 1}: {exc}" if stale else f"Not saved: {exc}"))
                 ss.pos = action.index
                 continue
-            items = pq.load_pair_queue(store, who.annotator_id)
+            items = [*items[:action.index], dataclasses.replace(item, choice=event.choice), *items[action.index + 1:]]
             flash.append(("ok", f"Saved vote “{VOTES[event.choice]}” for pair {action.index + 1}."))
             nxt = pq.next_unvoted(items, action.index)
             ss.pos = DONE if nxt is None else nxt

@@ -157,6 +157,9 @@ def test_samples_take_the_median_with_ties_to_the_lower_grade(tmp_path: Path, qu
     assert result.exit_code == 0, result.output
     grades = {int(r["question_id"]): r["grade"] for r in read_csv(out / "grades.csv")}
     assert grades == {1: "B", 2: "D", 3: "C", 4: "B"}  # seeds 10, 11 pick (A,B)->B, (D,A)->D, (C,C)->C, (B,A)->B
+    # the two samples are an empirical grade distribution: expected score and share of A or B, for the report's PPI
+    soft = {int(r["question_id"]): (float(r["judge_score"]), float(r["p_acceptable"])) for r in read_csv(out / "grades.csv")}
+    assert soft == {1: (2.5, 1.0), 2: (1.5, 0.5), 3: (1.0, 0.0), 4: (2.5, 1.0)}
     bodies = [r.body for r in judge_server.answered()]
     assert len(bodies) == 8 and {b["temperature"] for b in bodies} == {0.7} and {b["seed"] for b in bodies} == {10, 11}
     lines = raw_lines(out)

@@ -98,6 +98,10 @@ def test_terminal_csv_and_html_show_the_same_bounds_and_whole_names(questions, t
         for r in table.itertuples():
             low, high = SCALE[r.metric]
             assert low <= r.ci_low <= r.estimate <= r.ci_high <= high  # built inside the scale, no clipping on show
+    summary = pd.read_csv(out / "summary.csv").set_index("model")
+    for r in ppi.itertuples():  # the same quantity in two tables: the same numbers
+        expected = summary.loc[r.model, [r.metric, f"{r.metric}_ci_low", f"{r.metric}_ci_high"]].to_numpy(dtype=float)
+        assert [r.human_only_estimate, r.human_only_ci_low, r.human_only_ci_high] == pytest.approx(expected, rel=1e-12)
     for r in scores[scores.metric == "acceptable"].itertuples():
         shown = f"{pct(r.estimate)} [{pct(r.ci_low)}, {pct(r.ci_high)}]"
         assert shown in html

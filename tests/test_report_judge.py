@@ -209,6 +209,86 @@ def test_a_model_only_the_judge_graded_gets_a_judge_row_without_interval_or_rank
     assert len(people) == 2 * len(MODELS) and people["rank"].notna().all() and people.ci_low.notna().all()
 
 
+def test_soft_judge_scores_feed_ppi_and_bad_ones_are_named(inputs, tmp_path):
+    judge = pd.read_csv(inputs["judge"] / "grades.csv")
+    score = judge.grade.map({"A": 3.0, "B": 2.0, "C": 1.0, "D": 0.0})
+    rng = np.random.default_rng(0)
+    judge["judge_score"] = np.clip(score + rng.uniform(-0.4, 0.4, len(judge)), 0, 3).round(3)
+    judge["p_acceptable"] = np.clip((score >= 2) * 0.8 + rng.uniform(0, 0.2, len(judge)), 0, 1).round(3)
+    judge.loc[judge.index[:3], "judge_score"] = np.nan  # an empty cell: the letter stands
+    folder = tmp_path / "soft"
+    folder.mkdir()
+    judge.to_csv(folder / "grades.csv", index=False)
+    out = tmp_path / "r"
+    result = invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(out), "--bootstrap", "50", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    ppi = pd.read_csv(out / "ppi.csv").set_index(["model", "metric"])
+    used = judge.judge_score.fillna(score)
+    for model in MODELS:
+        mine = judge.model_id == model
+        assert ppi.loc[(model, "mean_score"), "judge_only_estimate"] == pytest.approx(used[mine].mean())
+        assert ppi.loc[(model, "acceptable"), "judge_only_estimate"] == pytest.approx(judge.p_acceptable[mine].mean())
+    assert json.loads((out / "report_meta.json").read_text())["judge"]["soft_scores"] == len(judge) - 3
+    judge.loc[judge.index[5], "p_acceptable"] = 1.5
+    judge.to_csv(folder / "grades.csv", index=False)
+    bad = invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(tmp_path / "bad"))
+    assert bad.exit_code == 1 and "grades.csv:7 [p_acceptable]" in " ".join(bad.output.split()), bad.output
+
+
+def test_a_judge_that_graded_other_answer_texts_is_refused(inputs, tmp_path):
+    import hashlib
+
+    from owleval.questions import load_questions
+
+    from tests.judge_helpers import write_answer_sets
+
+    answers = tmp_path / "answers"
+    write_answer_sets(answers, load_questions(data_dir()), {m: (lambda qid: "x") for m in MODELS})
+    texts = {json.loads(line)["model_id"] + str(json.loads(line)["question_id"]): json.loads(line)["answer"]
+             for m in MODELS for line in (answers / f"{m}.jsonl").read_text().splitlines()}  # fmt: skip
+    folder = _judge_with(tmp_path, inputs, lambda lines: None)
+    judged = pd.read_csv(folder / "grades.csv")
+
+    def log(edited: str | None) -> None:
+        records = []
+        for k, r in enumerate(judged.itertuples()):
+            text = texts[f"{r.model_id}{r.question_id}"]
+            if edited and k == 7:
+                text = edited
+            records.append({"judgement": f"j{k}", "model_id": r.model_id, "question_id": int(r.question_id), "sample": 0, "samples": 1,
+                            "final": True, "status": "parsed", "grade": r.grade, "reason": "", "at": "2024-02-01T00:00:00Z",
+                            "answer_sha256": hashlib.sha256(text.encode()).hexdigest()})  # fmt: skip
+        (folder / "raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    log(edited="the answer as it was when the judge read it")
+    out = tmp_path / "r"
+    bad = invoke("--grades", str(inputs["humans"]), "--answers", str(answers), "--judge", str(folder), "--out", str(out))
+    row = judged.iloc[7]
+    text = " ".join(bad.output.split())
+    assert bad.exit_code == 1 and "raw.jsonl [answer_sha256]" in text and f"model '{row.model_id}' question {row.question_id}" in text, bad.output
+    assert not out.exists()
+    log(edited=None)
+    ok = invoke("--grades", str(inputs["humans"]), "--answers", str(answers), "--judge", str(folder), "--out", str(out), "--bootstrap", "20",
+                "--format", "csv")  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+
+
+def test_a_judge_file_from_another_data_set_version_is_refused(inputs, tmp_path):
+    from owleval.manifest import load_manifest
+
+    folder = _judge_with(tmp_path, inputs, lambda lines: None)
+    meta = {"counts": {"judged": 3}, "dataset": {"name": "owleval_82q", "version": "0123456789abcdef"}}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    out = tmp_path / "r"
+    result = invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(out))
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and "meta.json [dataset.version]" in text and "0123456789abcdef" in text, result.output
+    assert load_manifest().digest in text and not out.exists()
+    meta["dataset"]["version"] = load_manifest().digest  # the same version: accepted
+    (folder / "meta.json").write_text(json.dumps(meta))
+    assert invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(out), "--bootstrap", "20", "--format", "csv").exit_code == 0
+
+
 def test_missing_judge_file_and_bad_meta_fail_clearly(inputs, tmp_path):
     result = invoke("--grades", str(inputs["humans"]), "--judge", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"))
     assert result.exit_code == 1 and "no such file" in result.output

@@ -165,3 +165,52 @@ def test_ppi_py_columns_equal_ppi_py(info):
         point = float(np.squeeze(ppi_py.ppi_mean_pointestimate(y, yhat, yu)))
         row = table.loc[metric]
         assert (row.ppi_py_estimate, row.ppi_py_ci_low, row.ppi_py_ci_high) == pytest.approx((point, float(np.squeeze(low)), float(np.squeeze(high))), rel=1e-12)
+
+
+def test_these_answers_interval_matches_the_finite_population_formula():
+    from owleval.report.estimands import Population, jackknife_variance, sample_interval, sampling_variance, tuned_lambda
+
+    f = np.r_[YHAT, YU]
+    y = np.r_[Y, np.full(YU.size, np.nan)]
+    pop = Population(f, y, np.arange(f.size))
+    lam = tuned_lambda(Y, YHAT)
+    assert lam == pytest.approx(min(max(np.cov(Y, YHAT, ddof=0)[0, 1] / np.var(YHAT), 0.0), 1.0))
+    resid = Y - lam * YHAT
+    n, big_n = Y.size, f.size
+    plain = (1 - n / big_n) * np.var(resid, ddof=2) / n
+    assert sampling_variance(pop, lam, "mean_score", floor=False) == pytest.approx(plain)
+    # the jackknife the slow way: drop each graded answer, re-fit lam, re-estimate
+    thetas = []
+    for j in range(n):
+        keep = np.arange(n) != j
+        lam_j = tuned_lambda(Y[keep], YHAT[keep])
+        thetas.append(lam_j * f.mean() + np.mean(Y[keep] - lam_j * YHAT[keep]))
+    thetas = np.array(thetas)
+    jack = (1 - n / big_n) * (n - 1) / n * np.sum((thetas - thetas.mean()) ** 2)
+    assert jackknife_variance(pop) == pytest.approx(jack)
+    assert sampling_variance(pop, lam, "mean_score") == pytest.approx(max(plain, jack, (1 - n / big_n) / (n + 1) / n))
+    est, low, high = sample_interval(pop, lam, "mean_score")
+    assert est == pytest.approx(lam * f.mean() + resid.mean())
+    from scipy.stats import binomtest, t
+
+    from owleval.report.stats import bounded_score_interval
+
+    inflated = (t.ppf(0.975, n - 2) / 1.959963984540054) ** 2 * max(plain, jack, (1 - n / big_n) / (n + 1) / n)
+    expected = bounded_score_interval(np.array(est), np.array(inflated), 0.0, 3.0)
+    assert (low, high) == pytest.approx((float(expected[0]), float(expected[1])))
+    # the score-type interval of a 0/1 mean with the binomial variance is Wilson's
+    wilson = bounded_score_interval(np.array(0.3), np.array(0.3 * 0.7 / 20), 0.0, 1.0)
+    assert (float(wilson[0]), float(wilson[1])) == pytest.approx(tuple(binomtest(6, 20).proportion_ci(0.95, method="wilson")))
+    # narrower than ppi_py's i.i.d. interval, which ignores that 20 of the 82 answers are graded (fpc) -- the point
+    ref = ppi_mean(Y, YHAT, YU)
+    assert high - low < ref.ci_high - ref.ci_low
+
+
+def test_a_zero_residual_sample_still_gets_a_nonzero_interval():
+    from owleval.report.estimands import Population, sample_interval, tuned_lambda
+
+    y = np.array([3, 2, 2, 3, 1, 3, 2, 3, 3, 2], float)  # the judge agrees on every graded answer
+    f = np.r_[y, np.full(72, 2.0)]
+    pop = Population(f, np.r_[y, np.full(72, np.nan)], np.arange(82))
+    est, low, high = sample_interval(pop, tuned_lambda(y, y), "mean_score")
+    assert low < est < high and high - low > 0.2

@@ -179,7 +179,6 @@ export default function (component) {
   }
   bar.querySelector("button.back").disabled = data.index === 0;
   bar.dataset.index = String(data.index);
-  if (data.notice) notice(data.notice, "error");
   if (!G.installed) {
     G.installed = true;
     window.addEventListener("keydown", onKey, true);  // capture on window: before any handler of the page
@@ -214,14 +213,14 @@ def _js(kind: BarKind = GRADE_BAR) -> str:
 _components: dict[str, Any] = {}
 
 
-def mount(index: int, grade: str | None, applied: Mapping[str, int], notice: str = "", kind: BarKind = GRADE_BAR) -> None:
+def mount(index: int, grade: str | None, applied: Mapping[str, int], kind: BarKind = GRADE_BAR) -> None:
     """Draw the bar for the item at ``index`` (its current choice ``grade``); ``applied`` maps window ids to the last
     sequence number applied, which tells each window which of its actions are confirmed."""
     import streamlit as st
 
     if kind.name not in _components:
         _components[kind.name] = st.components.v2.component(kind.name, js=_js(kind), css=_CSS)
-    _components[kind.name](key=BAR_KEY, data={"index": index, "grade": grade, "applied": dict(applied), "notice": notice},
+    _components[kind.name](key=BAR_KEY, data={"index": index, "grade": grade, "applied": dict(applied)},
                            on_actions_change=lambda: None, width="stretch")
 
 

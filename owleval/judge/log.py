@@ -36,6 +36,8 @@ class Judgement:
     reason: str
     judged_at: str
     lines: tuple[dict[str, Any], ...]
+    #: the grades of its parsed samples (more than one with --samples K: an empirical grade distribution)
+    sample_grades: tuple[str, ...] = ()
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
@@ -73,7 +75,8 @@ def _fold(lines: Sequence[dict[str, Any]]) -> Judgement | None:
         grade = median_grade([rec["grade"] for rec in parsed])
         chosen = next(rec for rec in parsed if rec["grade"] == grade)
         status, reason, when = PARSED, chosen["reason"], chosen["at"]
-    return Judgement(first["model_id"], int(first["question_id"]), first["answer_sha256"], status, grade, reason, when, tuple(lines))
+    sampled = tuple(rec["grade"] for rec in parsed) if status == PARSED else ()
+    return Judgement(first["model_id"], int(first["question_id"]), first["answer_sha256"], status, grade, reason, when, tuple(lines), sampled)
 
 
 def judgements(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], Judgement]:
@@ -89,14 +92,31 @@ def judgements(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], Judge
     return dict(sorted(latest.items()))
 
 
+#: soft-score columns added after the export columns when the judge was sampled more than once
+SOFT_COLUMNS = ("judge_score", "p_acceptable")
+_SCORES = {"A": 3, "B": 2, "C": 1, "D": 0}
+
+
+def soft_scores(sample_grades: Sequence[str]) -> tuple[float, float]:
+    """The empirical grade distribution of K samples as (expected score 0-3, share of A or B)."""
+    scores = [_SCORES[g] for g in sample_grades]
+    return sum(scores) / len(scores), sum(s >= 2 for s in scores) / len(scores)
+
+
 def grades_frame(found: dict[tuple[str, int], Judgement], annotator: str) -> pd.DataFrame:
-    """The parsed judgements in the columns of ``owleval grades export`` (the reason is the comment)."""
-    rows = [
-        (annotator, j.model_id, j.question_id, j.grade, j.reason, j.judged_at, "")
-        for j in found.values()
-        if j.status == PARSED
-    ]
-    return pd.DataFrame(rows, columns=EXPORT_COLUMNS).astype({"question_id": "int64"})
+    """The parsed judgements in the columns of ``owleval grades export`` (the reason is the comment).
+
+    When any answer has more than one parsed sample (``--samples K``), ``judge_score`` and ``p_acceptable`` follow:
+    the expected score and the A-or-B share over its samples (the report's PPI uses them instead of the letter).
+    """
+    parsed = [j for j in found.values() if j.status == PARSED]
+    rows = [(annotator, j.model_id, j.question_id, j.grade, j.reason, j.judged_at, "") for j in parsed]
+    frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS).astype({"question_id": "int64"})
+    if any(len(j.sample_grades) > 1 for j in parsed):
+        soft = [soft_scores(j.sample_grades or (j.grade,)) for j in parsed]
+        frame[SOFT_COLUMNS[0]] = [round(a, 6) for a, _ in soft]
+        frame[SOFT_COLUMNS[1]] = [round(b, 6) for _, b in soft]
+    return frame
 
 
 def write_grades(log_path: Path, out: Path, annotator: str) -> dict[tuple[str, int], Judgement]:

@@ -13,15 +13,18 @@ variance (not PPI++'s lam, which carries a (1 + n/N) factor for an unlabelled se
 
 *These answers* (``sample_ci_*``): the uncertainty that comes only from grading a simple random sample of the N
 answers: variance (1 - n/N) s_r^2 / n with s_r^2 the sample variance of the residuals Y - lam * f (n - 2 degrees
-of freedom: lam is fitted on the same answers), a t quantile with n - 2 degrees of freedom, and s_r^2 floored at 1 / (n + 1) (one grade step squared over n + 1: the variance
-the sample would have with one more answer one grade off), because at n = 10 a good judge matches every sampled
+of freedom: lam is fitted on the same answers), inflated by (t_{n-2}/z)^2 and shown as a score-type interval
+(see the headline), and s_r^2 floored at 1 / (n + 1) (one grade step squared over n + 1: the variance
+the sample would have with one more answer one grade off) and never below the delete-one jackknife variance (which counts fitting lam on the same
+answers), because at n = 10 a good judge matches every sampled
 answer often enough that a zero variance would otherwise claim certainty. Zero when every answer is graded.
 
 *Questions like these* (``ci_*``, the headline): also the uncertainty of having these 82 questions rather than
 others: the image bootstrap of the whole estimator (questions on one image are resampled together, lam re-tuned in
-every replicate, the summary table's draws), widened in quadrature by what the t quantile and the floor add to the
-sampling part at small n. A mean score takes the bootstrap's percentile ends; a share takes Wilson's score interval
-at the effective sample size p(1 - p) / variance. With every answer graded it is the summary table's interval.
+every replicate, the summary table's draws; its spread moved out by the few-clusters factor t_{G-1}/z sqrt(G/(G-1))
+for G images, as the summary table does), plus what the t quantile, the floor and the jackknife add to the sampling
+part at small n, as a score-type interval at the effective sample size p(1 - p) / variance on the scale mapped to
+[0, 1] (Wilson's, for a share). With every answer graded it is the summary table's interval.
 
 Below ``MIN_N_INTERVAL`` graded answers neither interval holds its level (measured by bench/bench_ppi_coverage.py):
 the row keeps its estimate, gets a note and no interval.
@@ -39,7 +42,15 @@ import numpy as np
 import pandas as pd
 
 from owleval.report.ppi import PPI_ALPHA, PPI_METRICS, ppi_mean
-from owleval.report.stats import MIN_N_MEAN_INTERVAL, bootstrap_counts, clustered_wilson, percentile_ci, wilson_interval
+from owleval.report.stats import (
+    MIN_N_MEAN_INTERVAL,
+    boot_variance,
+    bounded_score_interval,
+    bootstrap_counts,
+    clustered_wilson,
+    few_clusters_factor,
+    wilson_interval,
+)
 
 #: fewest human-graded answers for which a model gets an interval (bench/bench_ppi_coverage.py measures why)
 MIN_N_INTERVAL = 10
@@ -63,8 +74,8 @@ ESTIMANDS = {
     "ppi_py": "ppi_py's i.i.d. PPI++ (ppi_mean_ci, alpha 0.05, power tuning) on the human-graded answers the judge graded vs "
     "the judge-only ones, kept so the reference implementation stays checkable",
 }
-LAMBDA_RULE = "lam = Cov(Y, f) / Var(f) on the human-graded answers, clipped to [0, 1] (variance-minimising for the difference estimator)"
-STAND_IN_RULE = "an answer the judge could not grade keeps the scale's midpoint as its judge value (1.5 for mean_score, 0.5 for acceptable)"
+LAMBDA_RULE = "λ = Cov(Y, f) / Var(f) on the human-graded answers, clipped to [0, 1]: the variance-minimising λ of the difference estimator"
+STAND_IN_RULE = "an answer the judge could not grade keeps the midpoint of the scale as its judge value (1.5 for mean_score, 0.5 for acceptable)"
 
 
 @dataclass(frozen=True)
@@ -102,9 +113,31 @@ def sampling_variance(pop: Population, lam: float, metric: str, *, floor: bool =
     n, big_n = int(graded.sum()), pop.f.size
     resid = pop.y[graded] - lam * pop.f[graded]
     s2 = float(np.var(resid, ddof=2)) if n > 2 else 0.0
-    if floor:
-        s2 = max(s2, FLOOR_STEP[metric] ** 2 / (n + 1))
-    return (1.0 - n / big_n) * s2 / n
+    if not floor:
+        return (1.0 - n / big_n) * s2 / n
+    s2 = max(s2, FLOOR_STEP[metric] ** 2 / (n + 1))
+    return max((1.0 - n / big_n) * s2 / n, jackknife_variance(pop))
+
+
+def jackknife_variance(pop: Population) -> float:
+    """Delete-one jackknife variance of the estimator over the graded answers, lam re-fitted each time, times 1 - n/N.
+
+    It counts what fitting lam on the same answers adds, which the residual formula leaves out; the larger of the
+    two is used (measured in bench/bench_ppi_coverage.py)."""
+    graded = np.flatnonzero(pop.graded)
+    n, big_n = graded.size, pop.f.size
+    if n < 3 or n == big_n:
+        return 0.0
+    y, f = pop.y[graded], pop.f[graded]
+    keep = ~np.eye(n, dtype=bool)
+    ys, fs = np.where(keep, y[None, :], 0.0), np.where(keep, f[None, :], 0.0)
+    my, mf = ys.sum(axis=1) / (n - 1), fs.sum(axis=1) / (n - 1)
+    cov = (ys * fs).sum(axis=1) / (n - 1) - my * mf
+    var = (fs * fs).sum(axis=1) / (n - 1) - mf * mf
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lam = np.where(var > 1e-12, np.clip(cov / np.where(var > 1e-12, var, 1.0), 0.0, 1.0), 0.0)
+    theta = lam * pop.f.mean() + my - lam * mf
+    return float((1.0 - n / big_n) * (n - 1) / n * np.sum((theta - theta.mean()) ** 2))
 
 
 @functools.lru_cache(maxsize=256)
@@ -115,12 +148,19 @@ def _t(alpha: float, dof: int) -> float:
 
 
 def sample_interval(pop: Population, lam: float, metric: str, alpha: float = PPI_ALPHA) -> tuple[float, float, float]:
-    """(estimate, low, high) of the "these answers" interval, clipped to the scale."""
+    """(estimate, low, high) of the "these answers" interval: a score-type interval (:func:`stats.bounded_score_interval`)
+    at the t-inflated sampling variance; a t interval clipped to the scale where the estimate sits at an end of it."""
     n = int(pop.graded.sum())
     est = difference_estimate(pop, lam)
-    half = _t(alpha, max(n - 2, 1)) * np.sqrt(sampling_variance(pop, lam, metric))
+    t = _t(alpha, max(n - 2, 1))
+    variance = sampling_variance(pop, lam, metric)
     low, high = SCALES[metric]
-    return est, float(np.clip(est - half, low, high)), float(np.clip(est + half, low, high))
+    z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+    lo, hi = bounded_score_interval(np.array(est), np.array(variance * (t / z) ** 2), low, high, 1.0 - alpha)
+    if np.isnan(lo):
+        half = t * np.sqrt(variance)
+        return est, float(np.clip(est - half, low, high)), float(np.clip(est + half, low, high))
+    return est, float(lo), float(hi)
 
 
 def bootstrap_estimates(pop: Population, counts: np.ndarray) -> np.ndarray:
@@ -152,21 +192,24 @@ def headline_interval(pop: Population, lam: float, replicates: np.ndarray, metri
     low_end, high_end = SCALES[metric]
     if replicates.size == 0:
         return float("nan"), float("nan")
+    factor = float(few_clusters_factor(np.unique(pop.image).size))
     if metric == "acceptable":
         p = float(np.clip(est, 0.0, 1.0))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            total = float(np.nanvar(replicates, ddof=1)) + extra
+            total = float(np.nanvar(replicates, ddof=1)) * factor**2 + extra
         if 0.0 < p < 1.0 and total > 0.0:
             n_eff = min(p * (1.0 - p) / total, float(big_n))  # never more precise than all N graded, as the summary table
             lo, hi = wilson_interval(np.array([p * n_eff]), np.array([n_eff]))
         else:  # a share of 0 or 1 in the sample: Wilson at the number of graded answers
-            lo, hi = clustered_wilson(np.array([p]), np.array([float(n)]), replicates[:, None])
+            lo, hi = clustered_wilson(np.array([p]), np.array([float(n)]), replicates[:, None], var_factor=factor**2)
         return float(lo[0]), float(hi[0])
-    b_lo, b_hi = percentile_ci(replicates)
-    down = np.sqrt(max(est - float(b_lo), 0.0) ** 2 + z**2 * extra)
-    up = np.sqrt(max(float(b_hi) - est, 0.0) ** 2 + z**2 * extra)
-    return float(np.clip(est - down, low_end, high_end)), float(np.clip(est + up, low_end, high_end))
+    total = float(boot_variance(replicates[:, None])[0]) * factor**2 + extra
+    lo, hi = bounded_score_interval(np.array(est), np.array(total), low_end, high_end, 1.0 - alpha)
+    if np.isnan(lo):  # the estimate at an end of the scale: a normal interval, clipped
+        half = z * np.sqrt(total)
+        return float(np.clip(est - half, low_end, high_end)), float(np.clip(est + half, low_end, high_end))
+    return float(lo), float(hi)
 
 
 def human_only_interval(pop: Population, replicates: np.ndarray, metric: str) -> tuple[float, float]:
@@ -174,12 +217,13 @@ def human_only_interval(pop: Population, replicates: np.ndarray, metric: str) ->
     n = int(pop.graded.sum())
     if n == 0 or replicates.size == 0:
         return float("nan"), float("nan")
+    factor = few_clusters_factor(np.unique(pop.image[pop.graded]).size)
+    mean = float(np.mean(pop.y[pop.graded]))
     if metric == "acceptable":
-        share = float(np.mean(pop.y[pop.graded]))
-        lo, hi = clustered_wilson(np.array([share]), np.array([float(n)]), replicates[:, None])
+        lo, hi = clustered_wilson(np.array([mean]), np.array([float(n)]), replicates[:, None], var_factor=factor**2)
         return float(lo[0]), float(hi[0])
-    lo, hi = percentile_ci(replicates)
-    return float(lo), float(hi)
+    lo, hi = bounded_score_interval(np.array(mean), boot_variance(replicates[:, None]) * factor**2, *SCALES[metric])
+    return float(lo[0]), float(hi[0])
 
 
 def image_codes(info: pd.DataFrame, first: Sequence[int], every: Sequence[int]) -> tuple[dict[int, int], int]:
@@ -212,12 +256,14 @@ def ppi_table(
     units in its order, so the bootstrap draws are the summary table's (seed ``[seed, 0]``).
     """
     keys = ["model_id", "question_id"]
-    every_q = sorted({*map(int, info.index)})
-    code_of, _ = image_codes(info, summary_questions, every_q)
+    extra = missing[keys] if missing is not None and len(missing) else judge[keys].iloc[:0]
+    every_q = sorted({*map(int, human["question_id"]), *map(int, judge["question_id"]), *map(int, extra["question_id"])})
+    code_of, n_summary_images = image_codes(info, summary_questions, every_q)
     n_images = len(set(code_of.values()))
+    # the summary table's draws for the human-only column (its images only); the headline draws every image with an
+    # answer, which is the same draw when people graded answers on every such image
     counts = bootstrap_counts(n_images, n_boot, np.random.default_rng([seed, 0]))
-    judged_keys = judge[keys]
-    extra = missing[keys] if missing is not None and len(missing) else judged_keys.iloc[:0]
+    summary_counts = bootstrap_counts(n_summary_images, n_boot, np.random.default_rng([seed, 0]))
     rows = []
     for model in models:
         mine_h = human[human["model_id"] == model].set_index("question_id")
@@ -228,11 +274,11 @@ def ppi_table(
             f = np.array([mine_j.at[q, metric] if q in mine_j.index else STAND_IN[metric] for q in answers], dtype=float)
             y = np.array([mine_h.at[q, metric] if q in mine_h.index else np.nan for q in answers], dtype=float)
             pop = Population(f, y, np.array([code_of[int(q)] for q in answers], dtype=np.int64))
-            rows.append(_row(model, metric, pop, in_judge, counts, alpha))
+            rows.append(_row(model, metric, pop, in_judge, counts, summary_counts, alpha))
     return pd.DataFrame(rows, columns=list(PPI_COLUMNS))
 
 
-def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts: np.ndarray, alpha: float) -> tuple:
+def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts: np.ndarray, summary_counts: np.ndarray, alpha: float) -> tuple:
     graded = pop.graded
     n, big_n = int(graded.sum()), pop.f.size
     n_stand_in = int((graded & ~in_judge).sum())
@@ -244,7 +290,8 @@ def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts:
         ref = (got.estimate, got.ci_low, got.ci_high, got.lam)
     nan = float("nan")
     human_est = float(np.mean(pop.y[graded])) if n else nan
-    human_lo, human_hi = human_only_interval(pop, bootstrap_estimates(Population(pop.f * 0.0, pop.y, pop.image), counts), metric) if n >= 1 else (nan, nan)
+    graded_only = Population(pop.f[graded] * 0.0, pop.y[graded], pop.image[graded])  # images the summary table draws
+    human_lo, human_hi = human_only_interval(graded_only, bootstrap_estimates(graded_only, summary_counts), metric) if n >= 1 else (nan, nan)
     if metric == "mean_score" and (n < MIN_N_MEAN_INTERVAL or np.unique(pop.y[graded]).size == 1):
         human_lo = human_hi = nan
     if n == 0:
@@ -265,6 +312,8 @@ def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts:
         else:
             _, s_low, s_high = sample_interval(pop, lam, metric, alpha)
         low, high = headline_interval(pop, lam, bootstrap_estimates(pop, counts), metric, alpha)
+        if counts.shape[0] == 0:
+            notes.insert(0, "no headline interval without bootstrap resamples (--bootstrap 0)")
     return (model, metric, est, low, high, s_low, s_high, n, int(in_judge.sum()), big_n, n_stand_in, lam, human_est, human_lo,
             human_hi, judge_only, *ref, "; ".join(notes))  # fmt: skip
 

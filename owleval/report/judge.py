@@ -67,22 +67,64 @@ def resolve_judge_path(path: Path) -> Path:
     return path
 
 
-def read_judge(path: Path, questions: Sequence[Question], *, models: Collection[str], models_origin: str) -> JudgeInput:
-    """The judge's grades (one annotator, models among ``models``) and its meta.json when one sits beside it."""
+def read_judge(
+    path: Path, questions: Sequence[Question], *, models: Collection[str] | None, models_origin: str, dataset_version: str | None = None
+) -> JudgeInput:
+    """The judge's grades (one annotator, models among ``models``) and its meta.json when one sits beside it.
+
+    ``dataset_version``: the data set the report uses; a meta.json that names another version is refused (the judge
+    graded other questions or images, so its grades cannot be paired with these)."""
     path = resolve_judge_path(path)
     frame = read_grades(path, questions, models=models, models_origin=models_origin)
     annotators = sorted(frame["annotator"].unique())
     if len(annotators) != 1:
         found = f"this one has {len(annotators)}: {', '.join(annotators)}"
         raise InputFileError([Problem(path, None, "annotator", f"a judge file holds one judge's grades, {found}")])
-    judge = JudgeInput(path, frame, annotators[0])
+    judge = JudgeInput(path, _with_soft_scores(frame, path), annotators[0])
     meta_path = path.with_name(JUDGE_META)
     if meta_path.is_file():
-        _read_meta(judge, meta_path, {q.question_id for q in questions})
+        _read_meta(judge, meta_path, {q.question_id for q in questions}, dataset_version)
     return judge
 
 
-def _read_meta(judge: JudgeInput, meta_path: Path, qids: Collection[int]) -> None:
+#: optional soft-score columns of a judge's grades.csv -> the highest value (the lowest is 0)
+SOFT_COLUMNS = {"judge_score": 3.0, "p_acceptable": 1.0}
+
+
+def _with_soft_scores(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Add ``judge_score`` (the expected score 0-3 under the judge's grade distribution) and ``p_acceptable`` (its
+    probability of A or B) where grades.csv has them; NaN where a cell is empty (the letter then stands)."""
+    from owleval.report.grades import _csv_records
+
+    soft: dict[int, dict[str, float]] = {}
+    problems: list[Problem] = []
+    for line, rec in _csv_records(path):
+        values = {}
+        for column, highest in SOFT_COLUMNS.items():
+            text = str(rec.get(column) or "").strip()
+            if not text:
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                value = float("nan")
+            if not 0.0 <= value <= highest:  # NaN fails too
+                problems.append(Problem(path, line, column, f"must be a number from 0 to {highest:g}, got {text!r}"))
+                continue
+            values[column] = value
+        if values and line is not None:
+            soft[line] = values
+    if problems:
+        raise InputFileError(problems)
+    if not soft:
+        return frame
+    out = frame.copy()
+    for column in SOFT_COLUMNS:
+        out[column] = [soft.get(int(line), {}).get(column, np.nan) if line is not None else np.nan for line in frame["source_line"]]
+    return out
+
+
+def _read_meta(judge: JudgeInput, meta_path: Path, qids: Collection[int], dataset_version: str | None = None) -> None:
     try:
         doc = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -90,6 +132,12 @@ def _read_meta(judge: JudgeInput, meta_path: Path, qids: Collection[int]) -> Non
     if not isinstance(doc, dict):
         raise InputFileError([Problem(meta_path, None, None, "must be a JSON object")])
     problems: list[Problem] = []
+    dataset = doc.get("dataset")
+    judged_version = dataset.get("version") if isinstance(dataset, dict) else None
+    if dataset_version not in (None, "unknown") and isinstance(judged_version, str) and judged_version != dataset_version:
+        problems.append(Problem(meta_path, None, "dataset.version",
+                                f"the judge graded data-set version {judged_version}, this report uses {dataset_version}: "
+                                "judge the answers again on this data set"))  # fmt: skip
     counts = doc.get("counts")
     if counts is not None:
         if not isinstance(counts, dict) or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in counts.values()):
@@ -120,6 +168,28 @@ def _read_meta(judge: JudgeInput, meta_path: Path, qids: Collection[int]) -> Non
         judge.missing = pd.DataFrame(rows, columns=["model_id", "question_id", "kind"])
     # the judge's provenance as meta.json states it (adapter, checkpoint, prompt hash, ...): its plain values only
     judge.settings = {str(k): v for k, v in doc.items() if isinstance(v, (str, int, float, bool)) and k not in ("unparsed", "failed")}
+
+
+def check_answer_texts(judge: JudgeInput, answers: dict[str, dict[int, str]], answers_origin: str) -> None:
+    """Refuse a judge whose raw.jsonl shows it graded other texts than the answer files hold now (the answers were
+    regenerated or edited after judging): its grades would anchor PPI to answers nobody is scoring."""
+    import hashlib
+
+    from owleval.judge.log import judgements, read_log
+
+    raw = judge.path.with_name("raw.jsonl")
+    if not raw.is_file():
+        return
+    problems = []
+    for (model, qid), j in judgements(read_log(raw)).items():
+        text = answers.get(model, {}).get(qid)
+        if text is None or j.status != "parsed":
+            continue
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != j.answer_sha256:
+            problems.append(Problem(raw, None, "answer_sha256", f"model {model!r} question {qid}: the judge graded another text of this "
+                                    f"answer than {answers_origin} holds now; judge the changed answers again"))  # fmt: skip
+    if problems:
+        raise InputFileError(problems)
 
 
 def pair_answers(human: pd.DataFrame, judge: pd.DataFrame) -> pd.DataFrame:

@@ -18,7 +18,6 @@ mean with their defaults (``lam=None``, ``lam_optim_mode="overall"``, no weights
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -117,12 +116,20 @@ def human_values(grades: pd.DataFrame, rule: str) -> pd.DataFrame:
 
 
 def judge_values(judge: pd.DataFrame) -> pd.DataFrame:
-    """The judge's value per answer: model_id, question_id, mean_score, acceptable."""
+    """The judge's value per answer: model_id, question_id, mean_score, acceptable.
+
+    Soft scores win where the judge's grades.csv has them: ``judge_score`` (expected score under its grade
+    distribution) for mean_score, ``p_acceptable`` for acceptable; the letter stands where they are empty.
+    """
     from owleval.report.tables import ACCEPTABLE_MIN_SCORE
 
     out = judge[["model_id", "question_id"]].copy()
     out["mean_score"] = judge["score"].astype(float).to_numpy()
     out["acceptable"] = (judge["score"] >= ACCEPTABLE_MIN_SCORE).astype(float).to_numpy()
+    for column, metric in (("judge_score", "mean_score"), ("p_acceptable", "acceptable")):
+        if column in judge.columns:
+            soft = judge[column].astype(float).to_numpy()
+            out[metric] = np.where(np.isnan(soft), out[metric].to_numpy(), soft)
     return out
 
 

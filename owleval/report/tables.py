@@ -1,7 +1,9 @@
 """Score tables: per model the A/B/C/D counts and shares, the acceptable share (A+B) and the mean score
 (A=3 ... D=0), each with a 95% CI that accounts for questions on one image not being independent.
 
-The mean score's CI is the percentile bootstrap over images. The acceptable share's CI is Wilson's score interval
+Both use the image bootstrap's variance, times the few-clusters factor (t_{G-1}/z)^2 * G/(G-1) for G images
+(1.04^2 for the whole set). The mean score's CI is a score-type interval at the matching effective sample size
+(:func:`stats.bounded_score_interval`: normal width in mid-scale, leaning away from an end of the scale near it). The acceptable share's CI is Wilson's score interval
 at the effective sample size (n over the image bootstrap's design effect), so it lies in [0, 1] and is never of zero
 width: 0 of 7 is about [0%, 35%], not [0%, 0%]. A mean over fewer than 5 observations, or over equal grades only,
 gets its value and the note "too few" instead of an interval.
@@ -19,7 +21,16 @@ import pandas as pd
 
 from owleval.questions import ABILITIES, Question
 from owleval.report.grades import GRADE_SCORES
-from owleval.report.stats import MIN_N_MEAN_INTERVAL, bootstrap_counts, cluster_sums, clustered_wilson, percentile_ci, ratio_bootstrap
+from owleval.report.stats import (
+    MIN_N_MEAN_INTERVAL,
+    boot_variance as _boot_var,
+    bounded_score_interval,
+    bootstrap_counts,
+    cluster_sums,
+    clustered_wilson,
+    few_clusters_factor,
+    ratio_bootstrap,
+)
 
 GRADE_LETTERS = tuple(GRADE_SCORES)  # A, B, C, D
 #: acceptable = grade A or B
@@ -73,8 +84,11 @@ def score_table(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], 
     counts = bootstrap_counts(n_img, n_boot, rng)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = accept_m.sum(axis=0) / n
-    acc_lo, acc_hi = clustered_wilson(share, n, ratio_bootstrap(counts, accept_m, count_m))
-    mean_lo, mean_hi = percentile_ci(ratio_bootstrap(counts, score_m, count_m))
+    factor = few_clusters_factor((count_m > 0).sum(axis=0))
+    acc_lo, acc_hi = clustered_wilson(share, n, ratio_bootstrap(counts, accept_m, count_m), var_factor=factor**2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = score_m.sum(axis=0) / n
+    mean_lo, mean_hi = bounded_score_interval(mean, _boot_var(ratio_bootstrap(counts, score_m, count_m)) * factor**2, 0.0, 3.0)
     constant = (letter_counts == n[:, None]).any(axis=1)  # every observation has one grade: no spread to measure
     too_few = (n > 0) & ((n < MIN_N_MEAN_INTERVAL) | constant)
     mean_lo, mean_hi = np.where(too_few, np.nan, mean_lo), np.where(too_few, np.nan, mean_hi)
