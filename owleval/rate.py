@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import streamlit as st
 
+from owleval import rate_pairwise
 from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
 from owleval.grading import access, export, gradebar
@@ -34,6 +35,7 @@ from owleval.grading.default_study import (
 from owleval.grading.images import screen_image
 from owleval.grading.store import Store
 from owleval.grading.study import AUTH_NAME, FLAGS, MAX_NAME_LEN
+from owleval.pairwise.study import is_pairwise
 
 DB_ENV, DATA_ENV = "OWLEVAL_RATE_DB", "OWLEVAL_RATE_DATA"
 T = TypeVar("T")
@@ -296,6 +298,9 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
             "who can reach this page can sign in under another annotator's name, see their comments and change their "
             "grades. For grading on a network, create a token study (`owleval study create --annotators ...`)."
         )
+    if is_pairwise(meta):
+        rate_pairwise.admin(store)
+        return
     per_cell = export.progress_frame(store)
     st.subheader("Per annotator")
     st.dataframe(export.progress_by(per_cell, "annotator"), hide_index=True)
@@ -343,6 +348,8 @@ def main() -> None:
         _admin(store, meta)
     elif "annotator" not in ss:
         _sign_in(store, meta, default)
+    elif is_pairwise(meta):
+        rate_pairwise.voting(store, data_dir, _screen_image)
     else:
         _grading(store, data_dir)
 

@@ -13,6 +13,8 @@ key or click could grade the answer that was just left, or be lost. The bar inst
 The server (:func:`pending_actions`, then :func:`owleval.grading.queue.record_grade`) applies each window's actions
 once, in sequence order. Answers are never passed to the bar, only their place in the queue: nothing it draws comes
 from the study. Held keys (``repeat``) and the second click of a double click are ignored.
+The same bar with other choices, keys and heading (a :class:`BarKind`) carries the pairwise votes
+(:mod:`owleval.rate_pairwise`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,32 @@ STALE_SCREEN_MESSAGE = "Not saved: the screen had already moved on — grade aga
 KINDS = ("grade", "back", "next")
 MAX_PENDING = 200
 
+
+@dataclass(frozen=True)
+class BarKind:
+    """What a bar offers: its choices (value -> button label), their keys, and the heading it matches
+    (``"<heading> N of M"``). The A-D grades are :data:`GRADE_BAR`; the pairwise votes use another kind."""
+
+    name: str  # the component's name (one per kind)
+    choices: Mapping[str, str]
+    keys: Mapping[str, str]  # lower-case key -> choice
+    heading: str
+    help: str
+    aria_label: str
+    stale_message: str = STALE_SCREEN_MESSAGE
+
+
+GRADE_BAR = BarKind(
+    name="owleval_gradebar",
+    choices={grade: f"{grade} — {meaning}" for grade, meaning in GRADES.items()},
+    keys={"1": "A", "2": "B", "3": "C", "4": "D", "a": "A", "b": "B", "c": "C", "d": "D"},
+    heading="Answer",
+    help="Keys: 1-4 or a-d grade, ← back, → next.",
+    aria_label="Grade this answer",
+)
+
 _JS = r"""
-const G = (globalThis.__owlevalGradebar ??= {
+const G = (globalThis[GLOBAL] ??= {
   window: Date.now().toString(36) + Math.random().toString(36).slice(2, 10),
   seq: 0, pending: [], attempt: 0, view: null, timer: null, installed: false,
 });
@@ -40,7 +66,8 @@ const G = (globalThis.__owlevalGradebar ??= {
 function headingIndex() {
   const found = [];
   for (const h of document.querySelectorAll("h1, h2, h3")) {
-    const m = /^Answer (\d+) of \d+/.exec((h.textContent || "").trim());
+    const text = (h.textContent || "").trim();
+    const m = text.startsWith(HEADING + " ") ? /^(\d+) of \d+/.exec(text.slice(HEADING.length + 1)) : null;
     if (m) found.push(Number(m[1]) - 1);
   }
   return found.length === 1 ? found[0] : null;
@@ -82,8 +109,6 @@ function act(kind, grade) {
   send();
 }
 
-const KEYS = { "1": "A", "2": "B", "3": "C", "4": "D", a: "A", b: "B", c: "C", d: "D" };
-
 function onKey(e) {
   if (!G.view || !document.contains(G.view.host)) return;  // no bar on screen (signed out, finished)
   if (e.ctrlKey || e.metaKey || e.altKey) return;
@@ -105,15 +130,15 @@ function build(root) {
   const bar = document.createElement("div");
   bar.className = "bar";
   bar.setAttribute("role", "group");
-  bar.setAttribute("aria-label", "Grade this answer");
+  bar.setAttribute("aria-label", ARIA);
   const grades = document.createElement("div");
   grades.className = "grades";
-  for (const [grade, meaning] of Object.entries(GRADES)) {
+  for (const [grade, label] of Object.entries(CHOICES)) {
     const b = document.createElement("button");
     b.type = "button";
     b.className = "grade";
     b.dataset.grade = grade;
-    b.textContent = grade + " — " + meaning;
+    b.textContent = label;
     b.addEventListener("click", (e) => { if (e.detail > 1) return; act("grade", grade); });
     grades.appendChild(b);
   }
@@ -129,7 +154,7 @@ function build(root) {
   }
   const help = document.createElement("span");
   help.className = "help";
-  help.textContent = "Keys: 1-4 or a-d grade, ← back, → next.";
+  help.textContent = HELP;
   nav.appendChild(help);
   const line = document.createElement("div");
   line.className = "notice";
@@ -179,39 +204,39 @@ button.grade.current { background: var(--st-primary-color, #ff4b4b); border-colo
 """
 
 
-def _js() -> str:
-    constants = f"const GRADES = {json.dumps(GRADES)};\nconst STALE = {json.dumps(STALE_SCREEN_MESSAGE)};\n"
-    return constants + _JS
+def _js(kind: BarKind = GRADE_BAR) -> str:
+    constants = {"GLOBAL": "__" + kind.name, "CHOICES": dict(kind.choices), "KEYS": dict(kind.keys), "HEADING": kind.heading,
+                 "HELP": kind.help, "ARIA": kind.aria_label, "STALE": kind.stale_message}
+    return "".join(f"const {name} = {json.dumps(value)};\n" for name, value in constants.items()) + _JS
 
 
-_component = None
+_components: dict[str, Any] = {}
 
 
-def mount(index: int, grade: str | None, applied: Mapping[str, int]) -> None:
-    """Draw the bar for the answer at ``index`` (its current ``grade``); ``applied`` maps window ids to the last
+def mount(index: int, grade: str | None, applied: Mapping[str, int], kind: BarKind = GRADE_BAR) -> None:
+    """Draw the bar for the item at ``index`` (its current choice ``grade``); ``applied`` maps window ids to the last
     sequence number applied, which tells each window which of its actions are confirmed."""
-    global _component
     import streamlit as st
 
-    if _component is None:
-        _component = st.components.v2.component("owleval_gradebar", js=_js(), css=_CSS)
-    _component(key=BAR_KEY, data={"index": index, "grade": grade, "applied": dict(applied)},
-               on_actions_change=lambda: None, width="stretch")
+    if kind.name not in _components:
+        _components[kind.name] = st.components.v2.component(kind.name, js=_js(kind), css=_CSS)
+    _components[kind.name](key=BAR_KEY, data={"index": index, "grade": grade, "applied": dict(applied)},
+                           on_actions_change=lambda: None, width="stretch")
 
 
 @dataclass(frozen=True)
 class Action:
     seq: int
-    kind: str  # grade, back or next
+    kind: str  # grade (any choice of the bar, a vote too), back or next
     grade: str | None
     index: int  # the answer's place in the annotator's queue, as displayed when the action was made
     answer: int  # its answer id
     seen: int  # the id of the latest grade event of that answer when the window drew it (0: none)
 
 
-def pending_actions(state: Any) -> tuple[str | None, list[Action]]:
-    """The window id and its actions, in sequence order, from the bar's state (anything malformed is ignored:
-    the state comes from the browser)."""
+def pending_actions(state: Any, choices: Mapping[str, str] = GRADES) -> tuple[str | None, list[Action]]:
+    """The window id and its actions, in sequence order, from the bar's state (anything malformed, or a choice
+    not in ``choices``, is ignored: the state comes from the browser)."""
     if not isinstance(state, Mapping):
         return None, []
     sent = state.get("actions")
@@ -225,6 +250,6 @@ def pending_actions(state: Any) -> tuple[str | None, list[Action]]:
                             int(raw["seen"]))
         except (KeyError, TypeError, ValueError):
             continue
-        if action.kind in KINDS and (action.kind != "grade" or action.grade in GRADES):
+        if action.kind in KINDS and (action.kind != "grade" or action.grade in choices):
             actions[action.seq] = action
     return window, [actions[s] for s in sorted(actions)]

@@ -1,0 +1,200 @@
+"""The voting screen of a pairwise study, drawn by the grading app (:mod:`owleval.rate`) when the study is pairwise.
+
+The image and question once, the two answers side by side (each in its own scrolling box, with that model's own
+earlier turns in a collapsible part), and the vote bar: the grade bar of :mod:`owleval.grading.gradebar` with the
+four votes as its choices, so a vote lands on the pair on screen when the person acted, in the order made, once.
+Blind: the page learns sides only (``left`` / ``right``); model ids stay in :mod:`owleval.pairwise.queue`, and widget
+keys use the annotator's own queue place and the pair's row id. Answers are drawn with ``st.text`` (inert).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+
+from owleval.errors import OwlEvalError
+from owleval.grading import access, gradebar
+from owleval.grading.queue import EarlierTurn
+from owleval.grading.store import Store
+from owleval.pairwise import queue as pq
+
+DONE = -1
+VOTES = {"left": "Left is better", "right": "Right is better", "tie": "Tie", "both_bad": "Both are bad"}
+VOTE_BAR = gradebar.BarKind(
+    name="owleval_votebar",
+    choices=VOTES,
+    keys={"1": "left", "2": "right", "3": "tie", "4": "both_bad", "l": "left", "r": "right", "t": "tie", "b": "both_bad"},
+    heading="Pair",
+    help="Keys: 1 or l left, 2 or r right, 3 or t tie, 4 or b both bad, ← back, → next.",
+    aria_label="Vote on this pair",
+    stale_message="Not saved: the screen had already moved on — vote again.",
+)
+# Each answer scrolls in its own box and the image is capped, so the votes above them stay in a 1280x800 window.
+_LAYOUT_CSS = """<style>
+[data-testid="stMainBlockContainer"] { padding-top: 3rem; }
+[data-testid="stImage"] img { max-height: 34vh; object-fit: contain; }
+</style>"""
+ANSWER_BOX_HEIGHT = 420  # px: below the heading, the vote bar and the side titles, fits a 1280x800 window
+
+
+def _go(pos: int) -> None:
+    st.session_state.pos = pos
+
+
+def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQueueItem]) -> list[pq.PairQueueItem]:
+    """Apply the vote bar's new actions once each, in the order its window made them, before anything is drawn
+    (as the A-D app does with grades): a vote goes to the pair the window showed, with that pair's reason."""
+    ss = st.session_state
+    window, actions = gradebar.pending_actions(ss.get(gradebar.BAR_KEY), VOTE_BAR.choices)
+    if window is None:
+        return items
+    applied: dict[str, int] = ss.setdefault("bar_applied", {})
+    flash: list[tuple[str, str]] = ss.setdefault("flash", [])
+    for action in actions:
+        if action.seq <= applied.get(window, 0):
+            continue
+        applied[window] = action.seq  # answered now, whatever the outcome: a refused action is not retried
+        item = items[action.index] if 0 <= action.index < len(items) else None
+        if item is None or item.pair_id != action.answer:
+            flash.append(("error", "Not saved: the study changed since this page was drawn; reload the page."))
+            continue
+        if action.kind == "back":
+            ss.pos = max(action.index - 1, 0)
+        elif action.kind == "next":
+            ss.pos = action.index + 1
+        else:
+            try:
+                event = pq.record_vote(store, who.annotator_id, item.pair_id, action.grade or "",
+                                       ss.get(f"reason_{action.index}", ""), window=window, seq=action.seq, seen=action.seen)
+            except (OwlEvalError, sqlite3.Error) as exc:
+                stale = isinstance(exc, pq.StaleVoteError)
+                flash.append(("error", f"Pair {action.index + 1}: {exc}" if stale else f"Not saved: {exc}"))
+                ss.pos = action.index
+                continue
+            items = [*items[:action.index], dataclasses.replace(item, choice=event.choice), *items[action.index + 1:]]
+            flash.append(("ok", f"Saved vote “{VOTES[event.choice]}” for pair {action.index + 1}."))
+            nxt = pq.next_unvoted(items, action.index)
+            ss.pos = DONE if nxt is None else nxt
+    return items
+
+
+def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
+    """The signed-in annotator's pairwise work; ``image(path)`` gives the prepared picture (OSError if unreadable)."""
+    ss = st.session_state
+    who: access.Annotator = ss.annotator
+    items = pq.load_pair_queue(store, who.annotator_id)
+    if not items:
+        st.info("Nothing is assigned to you in this study yet.")
+        return
+    items = _apply_bar_actions(store, who, items)
+    total, voted = len(items), sum(i.choice is not None for i in items)
+    if ss.get("pos") is None:  # just signed in: resume at the first pair without a vote
+        first = pq.next_unvoted(items)
+        ss.pos = DONE if first is None else first
+    for kind, message in ss.pop("flash", []):
+        if kind == "ok":
+            st.toast(message)
+        else:
+            st.error(message)
+    st.progress(voted / total, text=f"{voted} of {total} voted")
+    if ss.pos == DONE or ss.pos >= total:
+        first = pq.next_unvoted(items)
+        if first is None:
+            st.success(f"All {total} pairs have your vote. Thank you! You can go back to review or change a vote.")
+        else:
+            st.info(f"That was the last pair in your queue; {total - voted} still have no vote.")
+            st.button("Go to the first pair without a vote", key="nav_first_unvoted", type="primary", on_click=_go, args=(first,))
+        st.button("Back to the last pair", key="nav_back_done", on_click=_go, args=(total - 1,))
+        return
+    _pair_view(pq.pair_screen(store, who.annotator_id, items[ss.pos], data_dir), total, image)
+
+
+def _side(title: str, side: pq.Side, box_key: str) -> None:
+    st.markdown(f"**{title}**")
+    # Always two elements, the answer second: a pair with no earlier turns after one with them leaves no answer
+    # of the previous pair in the box while the run that draws this one finishes.
+    with st.container(height=ANSWER_BOX_HEIGHT, key=box_key):
+        if side.earlier:
+            with st.expander(f"Earlier turns of this dialogue ({len(side.earlier)}), as this assistant answered them"):
+                _earlier(side.earlier)
+        else:
+            st.caption("No earlier turns.")
+        st.text(side.answer, width="stretch")
+
+
+def _earlier(turns: tuple[EarlierTurn, ...]) -> None:
+    for number, turn in enumerate(turns, 1):
+        st.caption(f"Question {number}")
+        st.text(turn.question)
+        st.caption(f"Answer {number}")
+        st.text(turn.answer if turn.answer is not None else "(no answer)")
+
+
+def _pair_view(screen: pq.PairScreen, total: int, image: Callable[[str], bytes]) -> None:
+    """Heading, vote bar, then image, question and reason (left) and the two answers side by side.
+
+    The box around both answers is keyed with the pair on screen (place, pair id, latest vote event seen): the bar
+    reads it to tag each action with what the person was looking at.
+    """
+    index, current = screen.index, screen.current
+    heading = st.container()  # filled last: once it names this pair, everything below is this pair's
+    gradebar.mount(index, current.choice if current else None, st.session_state.get("bar_applied", {}), kind=VOTE_BAR)
+    st.html(_LAYOUT_CSS)
+    seen = current.event_id if current else 0
+    context, answers = st.columns([1, 3], gap="medium")
+    with answers:  # written first so the texts reach the browser before the image
+        with st.container(key=f"{gradebar.SHOWN_KEY_PREFIX}{index}_{screen.pair_id}_{seen}"):
+            left, right = st.columns(2, gap="medium")
+            with left:
+                _side("Left answer", screen.left, "left_answer")
+            with right:
+                _side("Right answer", screen.right, "right_answer")
+    with context:
+        try:
+            picture = image(str(screen.image_path))
+        except OSError:
+            st.warning("The image of this question is missing or unreadable; say so in the reason.")
+        else:
+            st.image(picture, width="stretch")
+        st.markdown("**Question**")
+        st.text(screen.question)
+        st.text_input("Reason (optional)", value=current.reason if current else "", key=f"reason_{index}")
+        _history(screen)
+    heading.subheader(f"Pair {index + 1} of {total}")
+
+
+def _history(screen: pq.PairScreen) -> None:
+    current = screen.current
+    if current is None:
+        return
+    changes = len(screen.history) - 1
+    st.caption(f"Your vote: {VOTES[current.choice]}" + (f" (changed {changes} time{'s' if changes > 1 else ''})" if changes else ""))
+    if changes:
+        with st.expander("History of your votes for this pair"):
+            for event in reversed(screen.history):
+                st.text(f"{event.created_at[:19].replace('T', ' ')} UTC  {VOTES[event.choice]}  {event.reason}".rstrip())
+
+
+def admin(store: Store) -> None:
+    """The admin page of a pairwise study (the admin is signed in): votes given / pairs assigned per annotator, per
+    model pair and both, and the current votes as votes.csv."""
+    import pandas as pd
+
+    from owleval.csvio import frame_to_csv
+    from owleval.pairwise.study import progress_rows
+    from owleval.pairwise.votes import current_votes_frame
+
+    cells = pd.DataFrame(progress_rows(store.conn), columns=["annotator", "model pair", "voted", "assigned"])
+    for by in ("annotator", "model pair"):
+        st.subheader(f"Per {by}")
+        st.dataframe(cells.groupby(by, as_index=False)[["voted", "assigned"]].sum(), hide_index=True)
+    st.subheader("Per annotator and model pair (voted / assigned)")
+    if not cells.empty:
+        cells = cells.assign(cell=cells["voted"].astype(str) + " / " + cells["assigned"].astype(str))
+        st.dataframe(cells.pivot(index="annotator", columns="model pair", values="cell"))
+    st.download_button("Download votes CSV", data=lambda: frame_to_csv(current_votes_frame(store)),
+                       file_name="votes.csv", mime="text/csv")
