@@ -118,6 +118,18 @@ class TokenLogprob:
     top: tuple[tuple[str, float], ...] = ()
 
 
+class ScoredText(str):
+    """An answer that also carries its tokens with their alternatives (``GenerationConfig.top_logprobs``): still a
+    ``str`` to every caller of :meth:`ModelAdapter.generate`; the judge reads ``tokens``."""
+
+    tokens: tuple[TokenLogprob, ...] | None
+
+    def __new__(cls, text: str, tokens: tuple[TokenLogprob, ...] | None) -> ScoredText:
+        scored = super().__new__(cls, text)
+        scored.tokens = tokens
+        return scored
+
+
 @dataclass(frozen=True)
 class Completion:
     """One request's outcome, for callers that need more than the answer text (the LLM judge): the reply or the

@@ -213,7 +213,8 @@ def ask(adapter: ModelAdapter, requests: Sequence[tuple[Conversation, Generation
                     results += ask(adapter, [(conversation, config)])
             continue
         seconds = (time.perf_counter() - started) / len(conversations)
-        results += [Completion(c.key, text=t, seconds=seconds) for c, t in zip(conversations, texts, strict=True)]
+        # a local adapter's answer carries its tokens' probabilities when they were asked for (ScoredText)
+        results += [Completion(c.key, text=t, seconds=seconds, tokens=getattr(t, "tokens", None)) for c, t in zip(conversations, texts, strict=True)]
     return results
 
 
