@@ -73,3 +73,32 @@ def test_the_judges_request_path_hands_the_tokens_on(adapter: LlavaAdapter, owl_
     completions = ask(adapter, [(c, config) for c in convs])
     assert [c.key for c in completions] == ["a", "b"] and all(c.tokens and len(c.tokens[0].top) == 3 for c in completions)
     assert all(c.tokens is None for c in ask(adapter, [(convs[0], GenerationConfig(max_new_tokens=4))]))
+
+
+def _minigpt4(tmp: Path):
+    from owleval.adapters.minigpt4 import MiniGPT4Adapter
+    from tests.llava_minigpt4_helpers import make_tiny_minigpt4_checkpoint
+
+    parts = make_tiny_minigpt4_checkpoint(tmp)
+    options = {k: v for k, v in parts.items() if k != "checkpoint"}
+    return MiniGPT4Adapter.load(LoadOptions(checkpoint=parts["checkpoint"], device="cpu", batch_size=2, options=options))
+
+
+def _mplug_owl(tmp: Path):
+    from owleval.adapters.mplug_owl import MplugOwlAdapter
+    from tests.mplug_owl_helpers import make_tiny_mplug_owl_checkpoint
+
+    return MplugOwlAdapter.load(LoadOptions(checkpoint=str(make_tiny_mplug_owl_checkpoint(tmp)), device="cpu", batch_size=2))
+
+
+@pytest.mark.parametrize("make", [_minigpt4, _mplug_owl], ids=["minigpt4", "mplug-owl"])
+def test_the_other_local_adapters_score_their_tokens_too(make, tmp_path: Path, owl_data: Path) -> None:
+    adapter = make(tmp_path)
+    convs = conversations(owl_data)
+    plain = adapter.generate(convs, GenerationConfig(max_new_tokens=5))
+    scored = adapter.generate(convs, GenerationConfig(max_new_tokens=5, top_logprobs=TOP))
+    assert scored == plain, "asking for probabilities does not change the answers"
+    for answer in scored:
+        assert isinstance(answer, ScoredText) and 0 < len(answer.tokens) <= 5
+        for token in answer.tokens:
+            assert len(token.top) == TOP and token.logprob == pytest.approx(token.top[0][1]) and token.logprob <= 0
