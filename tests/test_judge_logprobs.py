@@ -135,4 +135,6 @@ def test_bad_logprobs_options_are_refused(tmp_path: Path, questions) -> None:
         assert bad.exit_code == 1 and "logprobs='maybe'" in bad.output
         lonely = judge_cli(server, tmp_path / "answers", tmp_path / "out", "-o", "top_logprobs=5")
         assert lonely.exit_code == 1 and "needs -o logprobs=true" in lonely.output
+        pairwise = judge_cli(server, tmp_path / "answers", tmp_path / "out", "--pairwise", "-o", "logprobs=true")
+        assert pairwise.exit_code == 1 and "the pairwise judge names a winner" in pairwise.output
         assert server.chat_requests == []
