@@ -212,6 +212,12 @@ class ModelAdapter(abc.ABC):
             "dtype": self.options.dtype,
         }
 
+    def answer_settings(self) -> dict[str, Any]:
+        """Resolved settings beyond the checkpoint and decoding that change the answers (a system prompt, an image
+        pixel budget, pad or crop, the prompt format), defaults included: a re-run that resolves them differently
+        must not add to an existing answers file. Empty for adapters without such settings."""
+        return {}
+
     @property
     def preferred_batch_size(self) -> int:
         """Conversations per ``generate`` call that use this adapter well; the runner takes the larger of this

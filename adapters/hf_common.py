@@ -203,3 +203,56 @@ class LocalModelAdapter(ModelAdapter):
     @abc.abstractmethod
     def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
         """Answer one batch (at most ``batch_size`` conversations), in order."""
+
+
+IMAGE_ASPECTS = ("pad", "crop")
+
+
+def expand_to_square(image: Any, fill: Sequence[float]) -> Any:
+    """``image`` centred on a square of its longer side, the rest filled with ``fill`` (mean colour, 0-1 floats).
+
+    This is LLaVA-1.5's ``expand2square`` (``image_aspect_ratio: pad`` in its released config): the whole image
+    reaches the model, where a centre crop would cut off the sides of a wide image.
+    """
+    from PIL import Image
+
+    image = image.convert("RGB")
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    square = Image.new("RGB", (side, side), tuple(int(round(255 * c)) for c in fill))
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
+    return square
+
+
+def center_crops(image_processor: Any) -> bool:
+    """Whether the image processor cuts non-square images to a centred square (CLIP-style, as LLaVA-1.5's)."""
+    return bool(getattr(image_processor, "do_center_crop", False))
+
+
+def image_aspect(options: Any, image_processor: Any, default_pad: bool) -> tuple[str, bool]:
+    """(``pad`` or ``crop``, chosen by default): ``-o image_aspect=``, else pad when ``default_pad``.
+
+    ``crop`` leaves images to the processor (which crops or resizes as it was saved to do)."""
+    value = options.get("image_aspect") or ""
+    if value and value not in IMAGE_ASPECTS:
+        raise AdapterError(f"option image_aspect={value!r}: use {' or '.join(IMAGE_ASPECTS)}")
+    if value:
+        return value, False
+    return ("pad" if default_pad else "crop"), True
+
+
+def chat_messages(conversation: Conversation, system: str | None = None) -> list[dict[str, Any]]:
+    """The conversation as chat-template messages: each turn a user message (its images as image parts, then its
+    text), each earlier answer an assistant message; ``system`` first when given."""
+    messages: list[dict[str, Any]] = []
+    if system:
+        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
+    for turn in conversation.turns:
+        content: list[dict[str, Any]] = [{"type": "image"} for _ in turn.images]
+        content.append({"type": "text", "text": turn.text})
+        messages.append({"role": "user", "content": content})
+        if turn.answer is not None:
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.answer}]})
+    return messages

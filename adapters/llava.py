@@ -4,6 +4,11 @@ The prompt comes from the checkpoint's own chat template when it ships one; othe
 documented for the llava-hf checkpoints, earlier turns first:
 ``USER: <image>\\n{q1} ASSISTANT: {a1}</s>USER: {q2} ASSISTANT:``. Prompts are batched with left padding, so a
 batch gives the same greedy answers as asking one conversation at a time.
+
+Images are padded to a square in the image processor's mean colour before the processor sees them
+(``-o image_aspect=pad``, the default when the processor centre-crops, as the llava-hf LLaVA-1.5 ones do): LLaVA-1.5
+was trained and evaluated that way (``image_aspect_ratio: pad``), while the llava-hf processors alone would
+centre-crop, cutting off the sides of wide images. ``-o image_aspect=crop`` gives the processor's own crop.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from owleval.adapters.base import (
     AdapterError,
     Conversation,
     GenerationConfig,
+    ImageRef,
     LoadOptions,
     resolve_device,
     resolve_dtype,
@@ -22,9 +28,13 @@ from owleval.adapters.base import (
 from owleval.adapters.decode import DECODE_DEFAULT, DECODE_HELP, DecodeLog, decode_mode, hf_generate
 from owleval.adapters.hf_common import (
     LocalModelAdapter,
+    center_crops,
+    chat_messages,
     check_model_type,
     checkpoint_source,
+    expand_to_square,
     generation_kwargs,
+    image_aspect,
     load_errors,
     load_pretrained,
     runtime_provenance,
@@ -50,18 +60,6 @@ def build_llava_prompt(conversation: Conversation, image_token: str = IMAGE_TOKE
     return "".join(parts)
 
 
-def chat_messages(conversation: Conversation) -> list[dict[str, Any]]:
-    """The conversation as chat-template messages (images before the text of their turn)."""
-    messages: list[dict[str, Any]] = []
-    for turn in conversation.turns:
-        content: list[dict[str, Any]] = [{"type": "image"} for _ in turn.images]
-        content.append({"type": "text", "text": turn.text})
-        messages.append({"role": "user", "content": content})
-        if turn.answer is not None:
-            messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.answer}]})
-    return messages
-
-
 class LlavaAdapter(LocalModelAdapter):
     name: ClassVar[str] = "llava"
     description: ClassVar[str] = "LLaVA-1.5 (llava-hf checkpoints) via transformers LlavaForConditionalGeneration"
@@ -70,6 +68,8 @@ class LlavaAdapter(LocalModelAdapter):
         "attn_implementation": "attention kernel: sdpa (default), eager or flash_attention_2",
         "prompt": "auto (the checkpoint's chat template if it has one, else LLaVA-1.5), template, or llava-1.5",
         "decode": DECODE_HELP,
+        "image_aspect": "pad (to a square in the mean colour before the processor, as LLaVA-1.5 was trained; default "
+        "when the processor centre-crops) or crop (the processor's own centre crop)",
     }
     option_defaults: ClassVar[Mapping[str, str]] = {"attn_implementation": "sdpa", "prompt": "auto", "decode": DECODE_DEFAULT}
 
@@ -80,6 +80,9 @@ class LlavaAdapter(LocalModelAdapter):
         self.device = device
         self.dtype = dtype
         self.prompt_format = prompt_format
+        self.image_aspect, self.image_aspect_default = image_aspect(
+            options.options, processor.image_processor, center_crops(processor.image_processor)
+        )
         self.decode_log = DecodeLog(options.options, device)
 
     @classmethod
@@ -91,6 +94,7 @@ class LlavaAdapter(LocalModelAdapter):
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
         decode_mode(options.options, device)  # a bad value fails before the weights load
+        image_aspect(options.options, None, False)  # so does a bad image_aspect
         from transformers import AutoProcessor, LlavaForConditionalGeneration
 
         check_model_type(source, "LLaVA checkpoint", ("llava",))
@@ -125,11 +129,21 @@ class LlavaAdapter(LocalModelAdapter):
         image_token = getattr(self.processor, "image_token", IMAGE_TOKEN)
         return build_llava_prompt(conversation, image_token, self.processor.tokenizer.eos_token or "</s>")
 
+    def image(self, ref: ImageRef) -> Any:
+        """An image as the processor gets it: padded to a square in the processor's mean colour under ``pad``."""
+        image = ref.load()
+        if self.image_aspect == "pad":
+            image = expand_to_square(image, self.processor.image_processor.image_mean)
+        return image
+
+    def answer_settings(self) -> dict[str, Any]:
+        return {"image_aspect": self.image_aspect, "prompt_format": self.prompt_format}
+
     def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
         import torch
 
         prompts = [self.prompt(c) for c in conversations]
-        images = [ref.load() for c in conversations for ref in c.images]
+        images = [self.image(ref) for c in conversations for ref in c.images]
         inputs = self.processor(images=images or None, text=prompts, padding=True, return_tensors="pt")
         inputs = inputs.to(self.device)
         if "pixel_values" in inputs:
@@ -148,6 +162,7 @@ class LlavaAdapter(LocalModelAdapter):
             **super().provenance(),
             **runtime_provenance(self.device, self.dtype, self.model.config),
             "prompt_format": self.prompt_format,
+            "image_aspect": self.image_aspect + (" (default)" if self.image_aspect_default else ""),
             **self.decode_log.provenance(),
         }
 

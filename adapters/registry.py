@@ -20,6 +20,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "llava": "owleval.adapters.llava:LlavaAdapter",
     "minigpt4": "owleval.adapters.minigpt4:MiniGPT4Adapter",
     "openai": "owleval.adapters.openai_compat:OpenAICompatAdapter",
+    "hf": "owleval.adapters.hf:HFAdapter",
 }
 
 

@@ -2,16 +2,15 @@
 
 Resumable by construction: answers are appended one line at a time and synced per batch, so a kill loses at
 most the batch in flight; a re-run reads what is there, drops a torn last line, and asks only for the rest.
-Provenance goes to ``<out>.meta.json``, rewritten atomically at the start and the end of every run.
+Provenance goes to ``<out>.meta.json``, rewritten atomically at the start and the end of every run. The
+resumable machinery is :mod:`owleval.runner`'s; what is its own here is the question waves and the answers.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,14 @@ from typing import Any
 from owleval.adapters.base import Conversation, GenerationConfig, ImageRef, LoadOptions, ModelAdapter, Turn
 from owleval.adapters.registry import get_adapter_class
 from owleval.answers import Answer, read_answer_file
-from owleval.fileio import atomic_write_text
 from owleval.errors import OwlEvalError
-from owleval.manifest import load_manifest
 from owleval.paths import default_data_dir
-from owleval.provenance import checkpoint_fingerprint, dumps, git_commit, now_iso, package_versions
+from owleval.provenance import checkpoint_fingerprint, now_iso
 from owleval.questions import Question, image_path, load_questions
+from owleval.runner import ProgressCallback, ResumableRun, read_meta, refuse_changes, repair_torn_tail, start_meta
 
 #: settings that must be equal for a re-run to continue an existing answers file
-_RESUME_KEYS = ("adapter", "model_id", "checkpoint", "generation")
+_RESUME_KEYS = ("adapter", "model_id", "checkpoint", "generation", "answer_settings")
 
 
 @dataclass
@@ -79,16 +77,6 @@ def select_questions(questions: Sequence[Question], ids: Iterable[int] | None, l
     return sorted(chosen + [by_id[i] for i in added], key=lambda q: q.question_id), added
 
 
-def repair_torn_tail(path: Path) -> str | None:
-    """Drop a last line that has no line ending (a write cut short by a kill). Returns a warning, or None."""
-    data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        return None
-    keep = data[: data.rfind(b"\n") + 1]
-    atomic_write_text(path, keep.decode("utf-8", errors="strict"))
-    return f"{path}: dropped a torn last line ({len(data) - len(keep)} bytes) left by an interrupted run"
-
-
 def build_conversation(question: Question, answers: dict[int, Answer], data_dir: Path) -> Conversation:
     """The question as the last turn, after the earlier turns of its dialogue with this model's own answers.
 
@@ -104,23 +92,6 @@ def build_conversation(question: Question, answers: dict[int, Answer], data_dir:
     return Conversation(turns=tuple(turns), key=f"q{question.question_id}")
 
 
-class SyncedAppender:
-    """Appends lines (JSONL records) to a file; each batch is flushed and fsync'ed before the next one starts, so
-    a kill loses at most the batch in flight (and leaves at most a torn last line: see :func:`repair_torn_tail`)."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8")
-
-    def write_lines(self, lines: Sequence[str]) -> None:
-        self._fh.write("".join(line + "\n" for line in lines))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        self._fh.close()
-
-
 def _read_existing(out: Path, meta_path: Path, questions: Sequence[Question], overwrite: bool) -> tuple[dict[int, Answer], dict[str, Any] | None, list[str]]:
     if overwrite or not out.exists():  # an overwritten file is removed only once the model has loaded
         return {}, None, []
@@ -129,27 +100,17 @@ def _read_existing(out: Path, meta_path: Path, questions: Sequence[Question], ov
     if not found.ok:
         listing = "\n".join(str(p) for p in found.errors[:10])
         raise OwlEvalError(f"{out} cannot be resumed; fix it or pass --overwrite:\n{listing}")
-    meta = None
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise OwlEvalError(f"{meta_path}: not valid JSON ({exc}); repair or delete it, or pass --overwrite") from exc
-    return {a.question_id: a for a in found.answers}, meta, warnings
+    return {a.question_id: a for a in found.answers}, read_meta(meta_path), warnings
 
 
 def _check_resumable(meta: dict[str, Any] | None, current: dict[str, Any], out: Path) -> None:
     if meta is None:
         return
-    for key in _RESUME_KEYS:
-        if meta.get(key) != current.get(key):
-            raise OwlEvalError(
-                f"{out} was made with {key}={meta.get(key)!r}, this run has {key}={current.get(key)!r}; "
-                "pass --overwrite to start again, or choose another --out"
-            )
-
-
-ProgressCallback = Callable[[int, int], None]
+    refuse_changes(
+        ((key, meta.get(key), current.get(key)) for key in _RESUME_KEYS),
+        lambda key, before, now: f"{out} was made with {key}={before!r}, this run has {key}={now!r}; "
+                                 "pass --overwrite to start again, or choose another --out",
+    )
 
 
 def _batch_size(load_options: LoadOptions, adapter: ModelAdapter) -> int | None:
@@ -192,82 +153,61 @@ def run_generation(
 
     adapter = adapter or adapter_cls.load(load_options)
     model_id = model_id or (old_meta or {}).get("model_id") or adapter.default_model_id()
-    meta: dict[str, Any] = {
+    # a resumed file keeps what its earlier runs reported (e.g. a server's token usage) in previous_runs
+    meta = start_meta({
         "adapter": model,
         "model_id": model_id,
         "checkpoint": load_options.checkpoint or adapter.default_checkpoint,
         "checkpoint_fingerprint": checkpoint_fingerprint(load_options.checkpoint, local=adapter.checkpoint_is_local),
         "generation": config.to_dict(),
+        "answer_settings": adapter.answer_settings() or None,  # None (not {}) for adapters without any: older files match
         "seed": config.seed,
         "batch_size": _batch_size(load_options, adapter) or "auto",
         "device": load_options.device,
         "dtype": load_options.dtype,
         "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower()},
-        "dataset": {"name": load_manifest().name, "version": load_manifest().digest},
-        "packages": package_versions(),
-        "git_commit": git_commit(),
-        "started_at": now_iso(),
-        "status": "running",
-        "runs": (old_meta or {}).get("runs", 0) + 1,
-    }
-    if old_meta:  # keep what earlier runs of a resumed file reported (e.g. a server's token usage)
-        meta["previous_runs"] = [*old_meta.get("previous_runs", []), {k: old_meta.get(k) for k in ("started_at", "finished_at", "status", "answers_written", "provenance")}]
+    }, old_meta, carried=("started_at", "finished_at", "status", "answers_written", "provenance"))
     _check_resumable(old_meta, meta, out)
     if done and model_id not in {a.model_id for a in done.values()}:
         raise OwlEvalError(f"{out} holds answers of another model_id; pass --overwrite or choose another --out")
     if overwrite:
         out.unlink(missing_ok=True)
-    atomic_write_text(meta_path, dumps(meta))
 
     pending = [q for q in selected if q.question_id not in done]
     batch_size = _batch_size(load_options, adapter)
     resumed = len(selected) - len(pending)
     total = len(selected)
-    writer = SyncedAppender(out)
-    random.seed(config.seed)
-    generated = 0
-    try:
-        if on_progress:
-            on_progress(resumed, total)
-        while pending:
-            ready = [q for q in pending if all(e in done for e in q.earlier_turns)]
+
+    def waves() -> Iterator[list[Question]]:
+        """The next batch of questions whose earlier turns are answered, until none is left."""
+        while remaining := [q for q in pending if q.question_id not in done]:
+            ready = [q for q in remaining if all(e in done for e in q.earlier_turns)]
             if not ready:  # cannot happen: earlier turns are always selected too
                 raise OwlEvalError("internal error: no question is ready to answer")
-            batch = ready[:batch_size] if batch_size else ready  # auto: the whole wave; the adapter splits it
-            conversations = [build_conversation(q, done, data_dir) for q in batch]
-            started = time.perf_counter()
-            texts = adapter.generate(conversations, config)
-            seconds = time.perf_counter() - started
-            if len(texts) != len(batch) or not all(isinstance(t, str) for t in texts):
-                raise OwlEvalError(f"adapter {model!r} returned {len(texts)} answers for {len(batch)} questions, or non-strings")
-            new = [
-                Answer(q.question_id, q.image, q.question, text, model_id,
-                       {"seconds": round(seconds / len(batch), 4), "batch_seconds": round(seconds, 4), "batch_size": len(batch), "generated_at": now_iso()})
-                for q, text in zip(batch, texts, strict=True)
-            ]
-            writer.write_lines([a.to_json() for a in new])
-            for answer in new:
-                done[answer.question_id] = answer
-            pending = [q for q in pending if q.question_id not in done]
-            generated += len(new)
-            if on_progress:
-                on_progress(total - len(pending), total)
-        meta["status"] = "finished"
-    except KeyboardInterrupt:
-        meta["status"] = "interrupted"
-        raise
-    except BaseException:
-        meta["status"] = "failed"
-        raise
-    finally:
-        writer.close()
-        meta["finished_at"] = now_iso()
-        meta["answers_written"] = generated
+            yield ready[:batch_size] if batch_size else ready  # auto: the whole wave; the adapter splits it
+
+    def answer(batch: Sequence[Question]) -> list[Answer]:
+        conversations = [build_conversation(q, done, data_dir) for q in batch]
+        started = time.perf_counter()
+        texts = adapter.generate(conversations, config)
+        seconds = time.perf_counter() - started
+        if len(texts) != len(batch) or not all(isinstance(t, str) for t in texts):
+            raise OwlEvalError(f"adapter {model!r} returned {len(texts)} answers for {len(batch)} questions, or non-strings")
+        return [
+            Answer(q.question_id, q.image, q.question, text, model_id,
+                   {"seconds": round(seconds / len(batch), 4), "batch_seconds": round(seconds, 4), "batch_size": len(batch), "generated_at": now_iso()})
+            for q, text in zip(batch, texts, strict=True)
+        ]
+
+    def finish(meta: dict[str, Any]) -> None:
+        meta["answers_written"] = run.asked
         meta["answers_in_file"] = len(done)
-        try:
-            meta["provenance"] = adapter.provenance()
-        except Exception as exc:  # provenance must never hide the real outcome
-            meta["provenance"] = {"error": repr(exc)}
-        atomic_write_text(meta_path, dumps(meta))
+
+    random.seed(config.seed)
+    try:
+        with ResumableRun(meta_path, meta, out, adapter, finish) as run:
+            for _, new in run.batches(waves(), answer, resumed=resumed, total=total, on_progress=on_progress, to_line=Answer.to_json):
+                done.update((a.question_id, a) for a in new)
+    finally:
         adapter.close()
-    return GenerationResult(out, meta_path, generated, resumed, total, warnings)
+    return GenerationResult(out, meta_path, run.asked, resumed, total, warnings)

@@ -70,6 +70,12 @@ def _minigpt4(tmp: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Co
     return ConformanceTarget(get_adapter_class("minigpt4"), checkpoint, parts, keeps_float32=in_fp32)
 
 
+def _hf(tmp: pytest.TempPathFactory, request: pytest.FixtureRequest) -> ConformanceTarget:
+    # one family here; tests/test_hf_adapter.py runs the suite on the other tested families
+    ckpt = _helper("tests.hf_family_helpers", "make_tiny_checkpoint")("idefics3", tmp.mktemp("hf_idefics3"))
+    return ConformanceTarget(get_adapter_class("hf"), str(ckpt))
+
+
 #: adapter name -> (helper module that builds its tiny checkpoint, or None, and the target factory)
 TARGETS: dict[str, tuple[str | None, Factory]] = {
     "answers-file": (None, _answers_file),
@@ -77,6 +83,7 @@ TARGETS: dict[str, tuple[str | None, Factory]] = {
     "mplug-owl": ("tests.mplug_owl_helpers", _mplug_owl),
     "llava": ("tests.llava_minigpt4_helpers", _llava),
     "minigpt4": ("tests.llava_minigpt4_helpers", _minigpt4),
+    "hf": ("tests.hf_family_helpers", _hf),
 }
 
 

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
 
+    from owleval.questions import Question
+    from owleval.report.build import Report
 
 
 def default_reports_dir() -> Path:
@@ -25,7 +27,9 @@ def default_reports_dir() -> Path:
 
 
 def report_command(
-    grades: Annotated[Path, typer.Option("--grades", help="grades CSV (annotator, model_id, question_id, grade, ...) or grading database (.sqlite)")],
+    grades: Annotated[
+        Optional[Path], typer.Option("--grades", help="grades CSV (annotator, model_id, question_id, grade, ...) or grading database (.sqlite)")
+    ] = None,
     answers: Annotated[Optional[Path], typer.Option("--answers", help="answer files/folder: every graded model must be among them")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="output folder [default: reports/<grades file name>]")] = None,
     formats: Annotated[str, typer.Option("--format", help="comma-separated: md, html, csv")] = "md,html,csv",
@@ -39,8 +43,17 @@ def report_command(
     ] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="data-set folder [default: OWLEVAL_DATA or the installed one]")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing output folder")] = False,
+    votes: Annotated[
+        Optional[Path], typer.Option("--votes", help="votes.csv of a pairwise study: adds win rates and Bradley-Terry rankings from the votes")
+    ] = None,
+    judge_votes: Annotated[
+        Optional[Path],
+        typer.Option("--judge-votes", help="votes.csv of `owleval judge --pairwise` (or its folder): adds the judge's ranking and the human-anchored (PPI) one"),
+    ] = None,
+    against: Annotated[Optional[str], typer.Option("--against", help="baseline model: the reference of the PPI ranking")] = None,
 ) -> None:
-    """Score tables (all, single-turn, multi-turn, per ability), agreement, pairwise tests and a leaderboard."""
+    """Score tables (all, single-turn, multi-turn, per ability), agreement, pairwise tests and a leaderboard;
+    with --votes, rankings from pairwise votes (people's, the judge's and human-anchored)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -54,8 +67,24 @@ def report_command(
 
     chosen = parse_formats(formats)
     check_rule(combine)
-    target = out if out is not None else default_reports_dir() / grades.stem
+    if grades is None and votes is None:
+        raise OwlEvalError("give --grades (A-D grades) or --votes (pairwise votes), or both")
+    if grades is None and (judge is not None or legacy is not None):
+        raise OwlEvalError("--judge and --legacy compare with A-D grades: give --grades too")
+    if judge_votes is not None and votes is None:
+        raise OwlEvalError("--judge-votes needs --votes: the judge's votes are compared with people's")
+    target = out if out is not None else default_reports_dir() / (grades or votes).stem
     check_out_dir(target, overwrite)
+    if votes is not None and not votes.is_file():
+        raise OwlEvalError(f"--votes {votes}: no such file (give the votes.csv that `owleval grades export` wrote for a pairwise study)")
+    if judge_votes is not None:
+        from owleval.report.votes import resolve_judge_votes
+
+        resolve_judge_votes(judge_votes)  # a missing file fails before any work
+    if grades is None:
+        _votes_report(votes, judge_votes, against, answers=answers, data=data, target=target, formats=chosen, bootstrap=bootstrap, seed=seed,
+                      overwrite=overwrite)  # fmt: skip
+        return
     if legacy is not None and not legacy.is_file():
         raise OwlEvalError(f"--legacy {legacy}: no such file")
     if judge is not None:
@@ -79,6 +108,8 @@ def report_command(
     report = build_report(
         frame, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling
     )
+    if votes is not None:
+        report = _add_votes(report, questions, votes, judge_votes, against, models, answers, rule=combine, bootstrap=bootstrap, seed=seed)
     written = write_folder(target, render_files(report, chosen), overwrite=overwrite)
     console = Console()
     console.print(scores_terminal_table(report.tables["scores"]))
@@ -90,7 +121,67 @@ def report_command(
     console.print(table)
     if "ppi" in report.tables:
         console.print(ppi_terminal_table(report.tables["ppi"]))
+    if "arena" in report.tables:
+        console.print(arena_terminal_table(report.tables["arena"]))
     console.print(Text(f"wrote {len(written)} files to {target}"))
+
+
+def _add_votes(
+    report: Report | None, questions: Sequence[Question], votes: Path, judge_votes: Path | None, against: str | None,
+    models: set[str] | None, answers: Path | None, *, rule: str, bootstrap: int, seed: int,
+) -> Report:  # fmt: skip
+    """Read --votes / --judge-votes (checked against --answers when given) and add their tables to ``report``."""
+    from owleval.report.build import add_votes
+    from owleval.report.votes import read_judge_votes, read_votes
+
+    human = read_votes(votes, questions, models=models, models_origin=str(answers))
+    judged = read_judge_votes(judge_votes, questions, models=models, models_origin=str(answers)) if judge_votes is not None else None
+    if against is not None:
+        named = set(human["model_a"]) | set(human["model_b"])
+        if against not in named:
+            raise OwlEvalError(f"--against {against!r}: no vote in {votes} names this model ({', '.join(sorted(named))})")
+    return add_votes(report, questions, votes=human, votes_source=str(votes), judge_votes=judged, against=against, rule=rule, n_boot=bootstrap,
+                     seed=seed)  # fmt: skip
+
+
+def _votes_report(
+    votes: Path, judge_votes: Path | None, against: str | None, *, answers: Path | None, data: Path | None, target: Path,
+    formats: list[str], bootstrap: int, seed: int, overwrite: bool,
+) -> None:  # fmt: skip
+    """`owleval report --votes` without --grades: the pairwise-vote sections alone."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from owleval.questions import load_questions
+    from owleval.report.build import render_files, write_folder
+
+    questions = load_questions(data)
+    from owleval.report.legacy import load_model_answers
+
+    models = set(load_model_answers(answers, questions)) if answers is not None else None
+    report = _add_votes(None, questions, votes, judge_votes, against, models, answers, rule="median", bootstrap=bootstrap, seed=seed)
+    written = write_folder(target, render_files(report, formats), overwrite=overwrite)
+    console = Console()
+    console.print(arena_terminal_table(report.tables["arena"]))
+    console.print(Text(f"wrote {len(written)} files to {target}"))
+
+
+def arena_terminal_table(arena: pd.DataFrame) -> Table:
+    """arena.csv for the terminal: each source's ranking."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from owleval.report.render import ci, num
+
+    table = Table(title="Rankings from pairwise votes (arena.csv; Bradley-Terry log-odds, 95% CI)")
+    _columns(table, ("source",), left=("source",))
+    _columns(table, ("rank",))
+    _model_column(table, arena["model"])
+    _columns(table, ("strength [95% CI]", "votes"))
+    for r in arena.to_dict("records"):
+        rank = "–" if r["rank"] != r["rank"] else str(int(r["rank"]))
+        table.add_row(r["source"], rank, Text(str(r["model"])), f"{num(r['strength'])} {ci(r['ci_low'], r['ci_high'], num)}", str(r["n_votes"]))
+    return table
 
 
 def _model_column(table: Table, names: pd.Series) -> None:

@@ -6,7 +6,8 @@ winner both orders agree on; ``both_bad`` only when both say so; any other disag
 failed order leaves the pair without a vote. Two identical answer texts are not asked: a tie.
 
 The machinery is the A-D judge's (:mod:`owleval.judge.run`): adapters, concurrency, parse retries with the cut bad
-reply, context refusals, resume checks on judge, template and settings, the synced append-only raw.jsonl. The two
+reply, context refusals, resume checks on judge, template and settings; and the resumable runner's
+(:mod:`owleval.runner`): the synced append-only raw.jsonl, batches with progress, meta.json. The two
 orders of a pair share a ``judgement`` id and are appended together; votes.csv and meta.json are rewritten from the
 log at the end of every run, interrupted or not.
 """
@@ -28,29 +29,31 @@ from owleval.answers import Answer
 from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
 from owleval.fileio import atomic_write_text
-from owleval.generate import SyncedAppender, repair_torn_tail
 from owleval.judge.log import FAILED, PARSED, UNPARSED, read_log
 from owleval.judge.parse import parse_pair_reply
-from owleval.judge.prompt import PAIRWISE_TEMPLATE, judge_conversation, pair_side, render_pairwise_prompt, template_sha256
+from owleval.judge.prompt import PAIRWISE_TEMPLATE, judge_conversation, pair_side, render_pairwise_prompt
 from owleval.judge.run import (
+    CARRIED,
     META,
     RAW,
+    FailureStreak,
     JudgeSettings,
-    ProgressCallback,
     _check_resumable,
     _read_meta,
     ask_until_parsed,
+    judge_meta,
     load_answer_sets,
+    prepare_folder,
     safe_name,
     sha256_text,
 )
-from owleval.manifest import load_manifest
 from owleval.pairwise.pairs import PairDesign, PairItem, design_summary, select_pairs
 from owleval.pairwise.votes import VOTE_COLUMNS
 from owleval.paths import default_data_dir
-from owleval.provenance import dumps, git_commit, now_iso, package_versions
+from owleval.provenance import now_iso
 from owleval.questions import Question, image_path, load_questions
 from owleval.redact import redact
+from owleval.runner import ProgressCallback, ResumableRun, in_batches, start_meta
 from owleval.report.stats import wilson_interval
 
 VOTES = "votes.csv"
@@ -264,82 +267,35 @@ def run_pairwise_judge(
     hashes, identical, jobs = make_jobs(items, sets, questions, data_dir)
 
     adapter = adapter or get_adapter_class(judge).open(load_options)
-    writer: SyncedAppender | None = None
-    meta: dict[str, Any] = {}
-    requests = asked = failed_in_a_row = 0
-    warnings: list[str] = []
     try:
         checkpoint = adapter.options.checkpoint or adapter.default_checkpoint or judge
         out = out or Path("judgements") / f"{safe_name(checkpoint)}-pairwise"
         raw_path, meta_path = out / RAW, out / META
         old = None if overwrite else _read_meta(out)
-        meta = {
+        meta = start_meta({
             "mode": "pairwise",
-            "adapter": judge,
-            "checkpoint": checkpoint,
-            "base_url": adapter.provenance().get("base_url"),
-            "annotator": f"judge:{checkpoint}",
-            "prompt_template": {"name": PAIRWISE_TEMPLATE, "sha256": template_sha256(PAIRWISE_TEMPLATE)},
-            "settings": settings.to_dict(),
-            "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower() and k != "base_url"},
+            **judge_meta(judge, checkpoint, adapter, load_options, settings, PAIRWISE_TEMPLATE, sets),
             "pairs": {"design": json.loads(design.to_json()), "described": design.describe(), **design_summary(items)},
-            "answers": [{"file": str(path), "model_id": m, "answers": len(a)} for m, (path, a) in sets.items()],
             "verdict_rule": "both orders agree -> that winner; both both_bad -> both_bad; any other disagreement -> tie; "
                             "an unparsed or failed order -> no vote",
             "retry_unparsed": retry_unparsed,
-            "dataset": {"name": load_manifest().name, "version": load_manifest().digest},
-            "packages": package_versions(),
-            "git_commit": git_commit(),
-            "started_at": now_iso(),
-            "status": "running",
-            "runs": (old or {}).get("runs", 0) + 1,
-        }
+        }, old, CARRIED)
         if old is not None and old.get("mode") != "pairwise":
             raise OwlEvalError(f"{out} holds A-D judgements; choose another --out for the pairwise judge")
         _check_resumable(old, meta, out)
-        if old:
-            meta["previous_runs"] = [*old.get("previous_runs", []), {k: old.get(k) for k in ("started_at", "finished_at", "status", "requests", "provenance")}]
-        if overwrite:
-            for name in (RAW, VOTES, META):
-                (out / name).unlink(missing_ok=True)
-        elif raw_path.is_file():
-            warnings += [w for w in [repair_torn_tail(raw_path)] if w]
+        warnings = prepare_folder(out, overwrite, VOTES)
         done = pair_judgements(read_pair_log(raw_path))
         pending = [jobs[item] for item, sha_a, sha_b in hashes
                    if item in jobs and needs_asking(sha_a, sha_b, done.get(item), retry_unparsed)]
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(meta_path, dumps(meta))
 
         total, resumed = len(jobs), len(jobs) - len(pending)
         batch_size = max(1, (max(load_options.batch_size, adapter.preferred_batch_size) + 1) // 2)  # two requests a pair
-        give_up_after = max(8, batch_size)
-        writer = SyncedAppender(raw_path)
-        if on_progress:
-            on_progress(resumed, total)
-        for start in range(0, len(pending), batch_size):
-            batch = pending[start : start + batch_size]
-            records = judge_pairs(adapter, batch, settings)
-            writer.write_lines([json.dumps(r, ensure_ascii=False) for r in records])
-            requests += len(records)
-            asked += len(batch)
-            if on_progress:
-                on_progress(resumed + asked, total)
-            for pair in batch:
-                failed = any(r["status"] == FAILED for r in records if (r["question_id"], r["model_a"], r["model_b"]) == pair[0].item)
-                failed_in_a_row = failed_in_a_row + 1 if failed else 0
-            if failed_in_a_row >= give_up_after:
-                last = next(r["error"] for r in reversed(records) if r["status"] == FAILED)
-                raise OwlEvalError(f"the judge failed {failed_in_a_row} pairs in a row, so the run was stopped; the last error: {last}")
-        meta["status"] = "finished"
-    except KeyboardInterrupt:
-        meta["status"] = "interrupted"
-        raise
-    except BaseException:
-        meta["status"] = "failed"
-        raise
-    finally:
-        if writer is not None:
-            writer.close()
+        streak = FailureStreak(max(8, batch_size), "pairs",
+                               lambda pair, records: any(r["status"] == FAILED for r in records
+                                                         if (r["question_id"], r["model_a"], r["model_b"]) == pair[0].item))
+
+        def finish(meta: dict[str, Any]) -> None:
             selected = {item for item, _, _ in hashes}
             found = {item: j for item, j in pair_judgements(read_pair_log(raw_path)).items() if item in selected and item in jobs}
             atomic_write_text(out / VOTES, frame_to_csv(votes_frame(found, identical, meta["annotator"], now_iso())))
@@ -353,15 +309,15 @@ def run_pairwise_judge(
                 "position_consistency": consistency(found),
                 "unparsed": listed[UNPARSED],
                 "failed": listed[FAILED],
-                "finished_at": now_iso(),
-                "requests": requests,
-                "pairs_asked": asked,
+                "requests": run.written,
+                "pairs_asked": run.asked,
             })
-            try:
-                meta["provenance"] = adapter.provenance()
-            except Exception as exc:  # provenance must never hide the real outcome
-                meta["provenance"] = {"error": redact(repr(exc))}
-            atomic_write_text(meta_path, dumps(meta))
+
+        with ResumableRun(meta_path, meta, raw_path, adapter, finish) as run:
+            for batch, records in run.batches(in_batches(pending, batch_size), lambda batch: judge_pairs(adapter, batch, settings),
+                                              resumed=resumed, total=total, on_progress=on_progress):
+                streak.see(batch, records)
+    finally:
         adapter.close()
-    return PairJudgeResult(out, asked, resumed, len(identical), requests, meta["counts"], meta["position_consistency"], warnings,
+    return PairJudgeResult(out, run.asked, resumed, len(identical), run.written, meta["counts"], meta["position_consistency"], warnings,
                            meta["unparsed"])

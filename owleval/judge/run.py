@@ -8,12 +8,12 @@ asking again would be refused again), not as a failed request. All requests of a
 are appended to raw.jsonl and synced together; grades.csv and meta.json are rewritten from the log at the end
 of every run, interrupted or not. A re-run asks only for the answers the log has no complete judgement of
 (failed ones included; unparsed ones too when asked to retry them), and refuses to continue a folder made with another judge, prompt or settings.
+The resumable machinery (meta.json, the synced log, batches with progress) is :mod:`owleval.runner`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 import uuid
@@ -27,18 +27,24 @@ from owleval.adapters.base import AdapterError, Completion, Conversation, Genera
 from owleval.adapters.options import number_option
 from owleval.adapters.registry import get_adapter_class
 from owleval.answers import Answer, answer_files_in, read_answer_file
-from owleval.fileio import atomic_write_text
 from owleval.errors import InputFileError, OwlEvalError
-from owleval.generate import SyncedAppender, repair_torn_tail
 from owleval.judge.log import FAILED, PARSED, UNPARSED, Judgement, judgements, read_log, write_grades
 from owleval.judge.parse import ReplyError, parse_reply
 from owleval.judge.soft import grade_distribution
 from owleval.judge.prompt import TEMPLATE, judge_conversation, render_prompt, template_sha256
-from owleval.manifest import load_manifest
 from owleval.paths import default_data_dir
-from owleval.provenance import dumps, git_commit, now_iso, package_versions
+from owleval.provenance import now_iso
 from owleval.questions import Question, image_path, load_questions
 from owleval.redact import redact
+from owleval.runner import (
+    ProgressCallback,
+    ResumableRun,
+    in_batches,
+    read_meta,
+    refuse_changes,
+    repair_torn_tail,
+    start_meta,
+)
 
 RAW, GRADES, META = "raw.jsonl", "grades.csv", "meta.json"
 #: ``-o KEY=VALUE`` settings that belong to the judge run; every other key goes to the adapter
@@ -327,32 +333,72 @@ def judge_batch(adapter: ModelAdapter, batch: Sequence[Item], settings: JudgeSet
 
 
 def _read_meta(out: Path) -> dict[str, Any] | None:
-    meta_path = out / META
-    if not meta_path.is_file():
-        if (out / RAW).is_file():
-            raise OwlEvalError(f"{out / RAW} has no {META} beside it, so its judge and settings are unknown; pass --overwrite or choose another --out")
-        return None
-    try:
-        return json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise OwlEvalError(f"{meta_path}: not valid JSON ({exc}); repair or delete it, or pass --overwrite") from exc
+    if not (out / META).is_file() and (out / RAW).is_file():
+        raise OwlEvalError(f"{out / RAW} has no {META} beside it, so its judge and settings are unknown; pass --overwrite or choose another --out")
+    return read_meta(out / META)
 
 
 def _check_resumable(old: dict[str, Any] | None, new: dict[str, Any], out: Path) -> None:
     if old is None:
         return
-    pairs = [
-        ("judge", old.get("adapter"), new["adapter"]),
-        ("checkpoint", old.get("checkpoint"), new["checkpoint"]),
-        ("prompt template", (old.get("prompt_template") or {}).get("sha256"), new["prompt_template"]["sha256"]),
-        *((key, (old.get("settings") or {}).get(key), new["settings"].get(key)) for key in _RESUME_SETTINGS),
-    ]
-    for what, before, now in pairs:
-        if before != now:
-            raise OwlEvalError(
-                f"{out} was judged with {what} {before!r}, this run has {now!r}; pass --overwrite to judge again "
-                "from scratch, or choose another --out"
-            )
+    refuse_changes(
+        [
+            ("judge", old.get("adapter"), new["adapter"]),
+            ("checkpoint", old.get("checkpoint"), new["checkpoint"]),
+            ("prompt template", (old.get("prompt_template") or {}).get("sha256"), new["prompt_template"]["sha256"]),
+            ("judge settings", old.get("answer_settings"), new.get("answer_settings")),  # e.g. the hf judge's system prompt
+            *((key, (old.get("settings") or {}).get(key), new["settings"].get(key)) for key in _RESUME_SETTINGS),
+        ],
+        lambda what, before, now: f"{out} was judged with {what} {before!r}, this run has {now!r}; pass --overwrite to judge again "
+                                  "from scratch, or choose another --out",
+    )
+
+
+def judge_meta(judge: str, checkpoint: str, adapter: ModelAdapter, load_options: LoadOptions, settings: JudgeSettings,
+               template: str, sets: Mapping[str, tuple[Path, list[Answer]]]) -> dict[str, Any]:
+    """What meta.json says of a judge run whatever its mode: the judge, its prompt and settings, the answers."""
+    return {
+        "adapter": judge,
+        "checkpoint": checkpoint,
+        "base_url": adapter.provenance().get("base_url"),
+        "annotator": f"judge:{checkpoint}",
+        "prompt_template": {"name": template, "sha256": template_sha256(template)},
+        "settings": settings.to_dict(),
+        "answer_settings": adapter.answer_settings() or None,
+        "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower() and k != "base_url"},
+        "answers": [{"file": str(path), "model_id": m, "answers": len(a)} for m, (path, a) in sets.items()],
+    }
+
+
+#: what meta.json keeps of each earlier run of a judgement folder
+CARRIED = ("started_at", "finished_at", "status", "requests", "provenance")
+
+
+def prepare_folder(out: Path, overwrite: bool, derived: str) -> list[str]:
+    """Start ``out`` afresh (``overwrite``: the log, the ``derived`` file and meta.json removed), or ready its log
+    to be continued (a torn last line dropped: the returned warning)."""
+    if overwrite:
+        for name in (RAW, derived, META):
+            (out / name).unlink(missing_ok=True)
+        return []
+    if (out / RAW).is_file():
+        return [w for w in [repair_torn_tail(out / RAW)] if w]
+    return []
+
+
+class FailureStreak(Generic[J]):
+    """Stops a run whose items keep failing (the server is down or refuses everything): after ``limit`` items in
+    a row had a failed request, :meth:`see` raises with the last error."""
+
+    def __init__(self, limit: int, noun: str, failed: Callable[[J, Sequence[dict[str, Any]]], bool]):
+        self.limit, self.noun, self.failed, self.count = limit, noun, failed, 0
+
+    def see(self, batch: Sequence[J], records: Sequence[dict[str, Any]]) -> None:
+        for item in batch:
+            self.count = self.count + 1 if self.failed(item, records) else 0
+        if self.count >= self.limit:
+            last = next(r["error"] for r in reversed(records) if r["status"] == FAILED)
+            raise OwlEvalError(f"the judge failed {self.count} {self.noun} in a row, so the run was stopped; the last error: {last}")
 
 
 def _outcome(found: dict[tuple[str, int], Judgement]) -> dict[str, Any]:
@@ -375,9 +421,6 @@ def needs_asking(item: Item, done: Judgement | None, retry_unparsed: bool = Fals
     if done is None or done.status == FAILED or done.answer_sha256 != item.answer_sha256:
         return True
     return retry_unparsed and done.status == UNPARSED
-
-
-ProgressCallback = Callable[[int, int], None]
 
 
 def run_judge(
@@ -405,86 +448,37 @@ def run_judge(
     items = make_items(sets, questions, data_dir, limit)
 
     adapter = adapter or get_adapter_class(judge).open(load_options)
-    writer: SyncedAppender | None = None
-    meta: dict[str, Any] = {}
-    requests = asked = failed_in_a_row = 0
     try:
         checkpoint = adapter.options.checkpoint or adapter.default_checkpoint or judge
         out = out or Path("judgements") / safe_name(checkpoint)
         raw_path, meta_path = out / RAW, out / META
         old = None if overwrite else _read_meta(out)
-        meta = {
-            "adapter": judge,
-            "checkpoint": checkpoint,
-            "base_url": adapter.provenance().get("base_url"),
-            "annotator": f"judge:{checkpoint}",
-            "prompt_template": {"name": TEMPLATE, "sha256": template_sha256()},
-            "settings": settings.to_dict(),
-            "options": {k: v for k, v in load_options.options.items() if "key" not in k.lower() and k != "base_url"},
-            "answers": [{"file": str(path), "model_id": m, "answers": len(a)} for m, (path, a) in sets.items()],
+        meta = start_meta({
+            **judge_meta(judge, checkpoint, adapter, load_options, settings, TEMPLATE, sets),
             "limit": limit,
             "retry_unparsed": retry_unparsed,
-            "dataset": {"name": load_manifest().name, "version": load_manifest().digest},
-            "packages": package_versions(),
-            "git_commit": git_commit(),
-            "started_at": now_iso(),
-            "status": "running",
-            "runs": (old or {}).get("runs", 0) + 1,
-        }
+        }, old, CARRIED)
         _check_resumable(old, meta, out)
-        if old:
-            meta["previous_runs"] = [*old.get("previous_runs", []), {k: old.get(k) for k in ("started_at", "finished_at", "status", "requests", "provenance")}]
-        warnings: list[str] = []
-        if overwrite:
-            for name in (RAW, GRADES, META):
-                (out / name).unlink(missing_ok=True)
-        elif raw_path.is_file():
-            warnings += [w for w in [repair_torn_tail(raw_path)] if w]
+        warnings = prepare_folder(out, overwrite, GRADES)
         done = judgements(read_log(raw_path))
         pending = [item for item in items if needs_asking(item, done.get(item.key), retry_unparsed)]
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(meta_path, dumps(meta))
 
         total, resumed = len(items), len(items) - len(pending)
         batch_size = max(1, load_options.batch_size, adapter.preferred_batch_size)
-        give_up_after = max(8, batch_size)  # answers failed in a row: the judge is down or refuses everything
-        writer = SyncedAppender(raw_path)
-        if on_progress:
-            on_progress(resumed, total)
-        for start in range(0, len(pending), batch_size):
-            batch = pending[start : start + batch_size]
-            records = judge_batch(adapter, batch, settings)
-            writer.write_lines([json.dumps(r, ensure_ascii=False) for r in records])
-            requests += len(records)
-            asked += len(batch)
-            if on_progress:
-                on_progress(resumed + asked, total)
-            for item in batch:
-                failed = any(r["status"] == FAILED for r in records if (r["model_id"], r["question_id"]) == item.key)
-                failed_in_a_row = failed_in_a_row + 1 if failed else 0
-            if failed_in_a_row >= give_up_after:
-                last = next(r["error"] for r in reversed(records) if r["status"] == FAILED)
-                raise OwlEvalError(f"the judge failed {failed_in_a_row} answers in a row, so the run was stopped; the last error: {last}")
-        meta["status"] = "finished"
-    except KeyboardInterrupt:
-        meta["status"] = "interrupted"
-        raise
-    except BaseException:
-        meta["status"] = "failed"
-        raise
+        streak = FailureStreak(max(8, batch_size), "answers",  # the judge is down or refuses everything
+                               lambda item, records: any(r["status"] == FAILED for r in records if (r["model_id"], r["question_id"]) == item.key))
+
+        def finish(meta: dict[str, Any]) -> None:
+            meta.update(_outcome(write_grades(raw_path, out / GRADES, meta["annotator"])))
+            meta["requests"] = run.written
+            meta["answers_asked"] = run.asked
+
+        with ResumableRun(meta_path, meta, raw_path, adapter, finish) as run:
+            for batch, records in run.batches(in_batches(pending, batch_size), lambda batch: judge_batch(adapter, batch, settings),
+                                              resumed=resumed, total=total, on_progress=on_progress):
+                streak.see(batch, records)
     finally:
-        if writer is not None:
-            writer.close()
-            found = write_grades(raw_path, out / GRADES, meta["annotator"])
-            meta.update(_outcome(found))
-            meta["finished_at"] = now_iso()
-            meta["requests"] = requests
-            meta["answers_asked"] = asked
-            try:
-                meta["provenance"] = adapter.provenance()
-            except Exception as exc:  # provenance must never hide the real outcome
-                meta["provenance"] = {"error": redact(repr(exc))}
-            atomic_write_text(meta_path, dumps(meta))
         adapter.close()
-    return JudgeResult(out, asked, resumed, requests, meta["counts"], warnings)
+    return JudgeResult(out, run.asked, resumed, run.written, meta["counts"], warnings)
 

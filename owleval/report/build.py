@@ -26,12 +26,14 @@ from owleval.report.stats import CI_LEVEL
 
 if TYPE_CHECKING:
     from owleval.report.judge import JudgeInput
+    from owleval.report.votes import JudgeVotes
 
 FORMATS = ("md", "html", "csv")
 #: CSV tables in the order the report presents them
 CSV_TABLES = (
     "scores", "agreement", "summary", "summary_single_turn", "summary_multi_turn", "by_ability", "pairwise", "leaderboard", "correlation",
     "judge_agreement", "judge_confusion", "ppi",
+    "arena", "arena_pairs", "arena_adjacent", "arena_agreement",
 )  # fmt: skip
 
 
@@ -174,6 +176,64 @@ def build_report(
         "sampling": sampling,
     }
     return Report(grades, out, meta, legacy_corpus, coverage, worst)
+
+
+def add_votes(
+    report: Report | None,
+    questions: Sequence[Question],
+    *,
+    votes: pd.DataFrame | None,
+    votes_source: str | None,
+    judge_votes: JudgeVotes | None = None,
+    against: str | None = None,
+    rule: str = "median",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Report:
+    """The pairwise-vote tables (arena.py) added to ``report``, or a report of the votes alone when it is None.
+
+    With A-D grades as well, each human vote is also compared with the two answers' grades.
+    """
+    from owleval.report import arena
+
+    if n_boot < 0:
+        raise OwlEvalError("--bootstrap must be 0 or more")
+    if votes is None and judge_votes is None:
+        raise OwlEvalError("no votes: give --votes and/or --judge-votes")
+    info = tables.question_info(questions)
+    answer_scores = combine.answer_scores(report.grades, rule) if report is not None and votes is not None else None
+    result = arena.build_arena(votes, judge_votes.votes if judge_votes else None, info, n_boot=n_boot, seed=seed, against=against,
+                               answer_scores=answer_scores)  # fmt: skip
+    result.meta.update(
+        {
+            "votes_source": votes_source,
+            "annotators": sorted(votes["annotator"].unique().tolist()) if votes is not None else [],
+            "n_questions": int(pd.concat([f["question_id"] for f in (votes, judge_votes.votes if judge_votes else None) if f is not None]).nunique()),
+            "judge": None if judge_votes is None else {
+                "source": str(judge_votes.path), "annotator": judge_votes.annotator,
+                "meta_file": str(judge_votes.meta_path) if judge_votes.meta_path else None,
+                "position_consistency": judge_votes.position_consistency,
+                "position_consistency_pairs": judge_votes.consistency_pairs,
+                "position_consistency_ci": list(judge_votes.consistency_ci) if judge_votes.consistency_ci else None,
+            },
+            "against": against,
+        }
+    )  # fmt: skip
+    if report is None:
+        meta = {
+            "title": "OwlEval pairwise report",
+            "generated_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "dataset_version": dataset_version(),
+            "owleval_version": _owleval_version(),
+            "bootstrap": n_boot,
+            "seed": seed,
+            "ci_level": CI_LEVEL,
+            "votes_only": True,
+        }
+        report = Report(pd.DataFrame(columns=["annotator", "model_id", "question_id", "grade", "comment"]), {}, meta)
+    report.tables.update(result.tables)
+    report.meta["arena"] = result.meta
+    return report
 
 
 def _legacy_meta(legacy_path: Path | None) -> dict[str, Any] | None:

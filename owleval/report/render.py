@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from owleval.questions import ABILITIES, GRADES
+from owleval.report.compare import listed_pairs
 from owleval.report.estimands import ALL_GRADED
 from owleval.report.tables import GRADE_LETTERS, TOO_FEW
 
@@ -138,7 +139,10 @@ def stacked_chart(table: pd.DataFrame, title: str) -> dict[str, Any]:
 
 def interval_chart(table: pd.DataFrame, title: str) -> dict[str, Any]:
     """Geometry of the leaderboard: each model's Bradley-Terry strength as a dot with its CI whisker."""
-    points = [(f"{r['rank']}. {r['model']}", r["strength"], r["strength_ci_low"], r["strength_ci_high"]) for r in table.to_dict("records")]
+    points = [
+        (f"{r['rank']}. {r['model']}" if not _missing(r["rank"]) else str(r["model"]), r["strength"], r["strength_ci_low"], r["strength_ci_high"])
+        for r in table.to_dict("records")
+    ]
     return dot_chart(points, title)
 
 
@@ -189,6 +193,7 @@ def _context(report: Report) -> dict[str, Any]:
         abilities.append({"key": key, "name": name, "rows": score_rows(part), "chart": stacked_chart(part, f"({key}) {name}")})
     comments = report.grades[report.grades["comment"].astype(str).str.strip() != ""]
     agreement_rows = t["agreement"].to_dict("records")
+    pairwise_listed, pairwise_summary = listed_pairs(t["pairwise"], t["leaderboard"])
     return {
         "meta": report.meta,
         "grades_legend": GRADES,
@@ -204,13 +209,15 @@ def _context(report: Report) -> dict[str, Any]:
         "multi": score_rows(t["summary_multi_turn"]),
         "multi_chart": stacked_chart(t["summary_multi_turn"], "Multi-turn set"),
         "abilities": abilities,
-        "pairwise": t["pairwise"].to_dict("records"),
+        "pairwise": pairwise_listed.to_dict("records"),
+        "pairwise_summary": pairwise_summary,
         "leaderboard": t["leaderboard"].to_dict("records"),
         "leaderboard_chart": interval_chart(t["leaderboard"], "Bradley-Terry strength (log scale)") if len(t["leaderboard"]) else None,
         "correlation": t["correlation"].to_dict("records") if "correlation" in t else None,
         "legacy_corpus": report.legacy_corpus.to_dict("records") if report.legacy_corpus is not None else None,
         "legacy_metrics": [c for c in (report.legacy_corpus.columns if report.legacy_corpus is not None else []) if c not in ("model", "n")],
         "judge": judge_context(report),
+        "arena": _arena_context(report),
         "sampling": report.meta.get("sampling"),
         "comments": comments.head(MAX_COMMENTS).to_dict("records"),
         "comments_total": int(len(comments)),
@@ -218,6 +225,12 @@ def _context(report: Report) -> dict[str, Any]:
         "num": num,
         "pct": pct,
     }
+
+
+def _arena_context(report: Report) -> dict[str, Any] | None:
+    from owleval.report.render_arena import arena_context
+
+    return arena_context(report)
 
 
 #: how each judge-agreement measure is shown
@@ -333,6 +346,12 @@ def render_documents(report: Report, formats: Collection[str]) -> dict[str, str]
     wanted = [DOCUMENTS[f] for f in formats if f in DOCUMENTS]
     if not wanted:
         return {}
+    if report.meta.get("votes_only"):  # `report --votes` without --grades: the pairwise-vote sections alone
+        from owleval.report.render_arena import votes_only_context
+
+        context = votes_only_context(report)
+        wanted = [(name, "arena_report" + template.removeprefix("report")) for name, template in wanted]
+        return {name: _environment().get_template(template).render(**context) for name, template in wanted}
     context = _context(report)
     return {name: _environment().get_template(template).render(**context) for name, template in wanted}
 

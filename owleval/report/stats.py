@@ -35,6 +35,9 @@ def percentile_ci(samples: np.ndarray, level: float = CI_LEVEL, axis: int = 0) -
         shape = samples.shape[:axis % samples.ndim] + samples.shape[axis % samples.ndim + 1 :]
         return np.full(shape, np.nan), np.full(shape, np.nan)
     tail = (1.0 - level) / 2.0 * 100.0
+    if not np.isnan(samples).any():  # np.nanpercentile works column by column in Python; thousands of columns add up
+        low, high = np.percentile(samples, [tail, 100.0 - tail], axis=axis)
+        return low, high
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, which is what we want
         low, high = np.nanpercentile(samples, [tail, 100.0 - tail], axis=axis)
@@ -56,25 +59,110 @@ def cluster_sums(cluster: np.ndarray, columns: np.ndarray, values: np.ndarray, n
     return out
 
 
-def sign_test_p(wins: int, losses: int) -> float:
-    """Two-sided exact sign test (ties dropped); 1.0 when nothing differs."""
-    from scipy.stats import binomtest
+def sign_test_pvalues(wins: np.ndarray, losses: np.ndarray) -> np.ndarray:
+    """Two-sided exact sign tests, one per pair (ties dropped): ``scipy.stats.binomtest(w, w + l).pvalue``.
 
-    if wins + losses == 0:
-        return 1.0
-    return float(binomtest(wins, wins + losses, 0.5, alternative="two-sided").pvalue)
+    Under p = 1/2 the binomial is symmetric, so the two-sided p (every outcome no likelier than the one seen)
+    is twice the smaller tail, capped at 1; 1.0 where nothing differs.
+    """
+    from scipy.special import bdtr
+
+    w = np.asarray(wins, dtype=np.int64)
+    n = w + np.asarray(losses, dtype=np.int64)
+    smaller = np.minimum(w, n - w)
+    tail = bdtr(smaller, n, 0.5)
+    return np.where(2 * smaller == n, 1.0, np.minimum(2.0 * tail, 1.0))
 
 
-def wilcoxon_p(differences: np.ndarray) -> float:
-    """Two-sided Wilcoxon signed-rank test on paired differences (zeros dropped); 1.0 when all are zero."""
-    from scipy.stats import wilcoxon
+#: up to this many non-zero differences the signed-rank p is exact (every sign flip counted); above, the normal
+#: approximation with tie and continuity corrections, whose error there is well under what the p-value is used for
+SIGNED_RANK_EXACT_MAX = 25
 
-    nonzero = differences[differences != 0]
-    if nonzero.size == 0:
-        return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided").pvalue)
+
+def signed_rank_pvalues(differences: np.ndarray) -> np.ndarray:
+    """Two-sided Wilcoxon signed-rank tests on the columns of ``differences`` (rows: questions; NaN: not paired).
+
+    Zeros are dropped (Wilcoxon's rule) and tied magnitudes get mid-ranks. With at most
+    :data:`SIGNED_RANK_EXACT_MAX` non-zero differences the p-value comes from the exact sign-flip distribution
+    of the statistic (what ``scipy.stats.wilcoxon`` computes with an exhaustive permutation test); otherwise
+    from the normal approximation with tie and continuity corrections (``wilcoxon(method="asymptotic",
+    correction=True)``). Every column at once; 1.0 for a column with no non-zero difference.
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    if d.ndim == 1:
+        return signed_rank_pvalues(d[:, None])
+    used = ~np.isnan(d) & (d != 0)
+    ranks, tie_term = _column_midranks(np.where(used, np.abs(d), np.nan), used)
+    n = used.sum(axis=0).astype(np.float64)
+    r_plus = np.where(used & (d > 0), ranks, 0.0).sum(axis=0)
+    out = np.ones(d.shape[1])
+    big = n > SIGNED_RANK_EXACT_MAX
+    if big.any():
+        out[big] = _signed_rank_normal_p(r_plus[big], n[big], tie_term[big])
+    small = ~big & (n > 0)
+    if small.any():
+        out[small] = _signed_rank_exact_p(np.where(used, ranks, 0.0)[:, small], r_plus[small])
+    return out
+
+
+def _column_midranks(values: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-ranks within each column among the ``used`` entries (NaN elsewhere), and per column the tie term
+    sum over groups of equal values of (t^3 - t)."""
+    rows = values.shape[0]
+    order = np.argsort(values, axis=0, kind="stable")  # NaN last
+    s = np.take_along_axis(values, order, axis=0)
+    position = np.broadcast_to(np.arange(rows)[:, None], s.shape)
+    starts = np.ones(s.shape, dtype=bool)
+    starts[1:] = s[1:] != s[:-1]
+    ends = np.ones(s.shape, dtype=bool)
+    ends[:-1] = s[:-1] != s[1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=0)
+    last = np.flip(np.minimum.accumulate(np.flip(np.where(ends, position, rows), axis=0), axis=0), axis=0)
+    midrank = (first + last) / 2.0 + 1.0
+    size = (last - first + 1).astype(np.float64)
+    ranks = np.empty_like(values)
+    np.put_along_axis(ranks, order, midrank, axis=0)
+    sizes = np.empty_like(values)
+    np.put_along_axis(sizes, order, size, axis=0)
+    tie_term = np.where(used, sizes**2 - 1.0, 0.0).sum(axis=0)  # each of t tied entries adds t^2 - 1
+    return np.where(used, ranks, np.nan), tie_term
+
+
+def _signed_rank_normal_p(r_plus: np.ndarray, n: np.ndarray, tie_term: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtr
+
+    mean = n * (n + 1.0) / 4.0
+    se = np.sqrt((n * (n + 1.0) * (2.0 * n + 1.0) - tie_term / 2.0) / 24.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (r_plus - mean) / se
+        z = z - np.sign(z) * 0.5 / se
+        p = np.where(se > 0, 2.0 * ndtr(-np.abs(z)), 1.0)
+    return np.minimum(p, 1.0)
+
+
+def _signed_rank_exact_p(ranks: np.ndarray, r_plus: np.ndarray) -> np.ndarray:
+    """Exact two-sided p of R+ under random signs, per column of ``ranks`` (0 where a row is not used).
+
+    Mid-ranks are multiples of 1/2, so twice the ranks are integers and the null distribution of 2 R+ is built
+    by convolving one rank at a time (a rank of 0 leaves it unchanged).
+    """
+    doubled = np.rint(2.0 * ranks).astype(np.int64)
+    doubled = -np.sort(-doubled, axis=0)  # used rows first
+    doubled = doubled[: int((doubled > 0).sum(axis=0).max())]
+    k = doubled.shape[1]
+    top = int(doubled.sum(axis=0).max())
+    dist = np.zeros((k, top + 1))
+    dist[:, 0] = 1.0
+    grid = np.arange(top + 1)
+    for shift in doubled:
+        src = grid[None, :] - shift[:, None]
+        moved = np.where(src >= 0, np.take_along_axis(dist, np.maximum(src, 0), axis=1), 0.0)
+        dist = 0.5 * (dist + moved)
+    observed = np.rint(2.0 * r_plus).astype(np.int64)
+    cdf = np.cumsum(dist, axis=1)
+    at_most = cdf[np.arange(k), observed]
+    at_least = 1.0 - np.where(observed > 0, cdf[np.arange(k), observed - 1], 0.0)
+    return np.minimum(2.0 * np.minimum(at_most, at_least), 1.0)
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:
@@ -90,30 +178,56 @@ def holm(pvalues: np.ndarray) -> np.ndarray:
     return out
 
 
-def bradley_terry(wins: np.ndarray, prior: float = 1.0, max_iter: int = 5000, tol: float = 1e-9) -> np.ndarray:
+def bradley_terry(
+    wins: np.ndarray, prior: float = 1.0, *, start: np.ndarray | None = None, max_iter: int = 100, tol: float = 1e-9
+) -> np.ndarray:
     """Bradley-Terry log-strengths (mean 0) from win matrices ``wins[..., i, j]`` (i beat j; ties as 0.5 each).
 
-    Fitted with Hunter's (2004) MM updates on every leading index at once, so all bootstrap replicates are
-    fitted together. ``prior`` adds that many virtual tied games to every pair, which keeps a model that never
+    Maximum likelihood by Newton's method on every leading index at once (one batched m x m solve per step), so
+    all bootstrap replicates are fitted together; ``start`` (e.g. the full-data fit for the replicates) saves
+    most of the steps. ``prior`` adds that many virtual tied games to every pair, which keeps a model that never
     won (or never lost) at a finite strength.
     """
+    from scipy.special import expit
+
     w = np.asarray(wins, dtype=float)
     m = w.shape[-1]
-    off = 1.0 - np.eye(m)
-    w = w + prior / 2.0 * off
-    games = w + np.swapaxes(w, -1, -2)
-    total_wins = w.sum(axis=-1)
-    log_p = np.zeros(w.shape[:-1])
+    batch = w.shape[:-2]
+    a, b = np.triu_indices(m, k=1)  # each pair once: P(b beats a) = 1 - P(a beats b)
+    games = (w[..., a, b] + w[..., b, a] + prior).reshape(-1, a.size)
+    total_wins = (w.sum(axis=-1) + prior / 2.0 * (m - 1)).reshape(-1, m)
+    signed = np.zeros((a.size, m))  # pair -> +1 at its first model, -1 at its second
+    signed[np.arange(a.size), a] = 1.0
+    signed[np.arange(a.size), b] = -1.0
+    both = np.abs(signed)
+    # expected wins = games @ (second model's column) + (games * P(a beats b)) @ signed
+    base = games @ np.maximum(-signed, 0.0)
+    theta = np.zeros((games.shape[0], m)) if start is None else np.broadcast_to(np.asarray(start, dtype=float), (*batch, m)).reshape(-1, m).copy()
+    theta -= theta.mean(axis=-1, keepdims=True)
+    if theta.size == 0:
+        return theta.reshape(*batch, m)
+    layout = np.empty(m * m, dtype=np.int64)  # Hessian cell -> column of [-weight, diagonal] (one gather per step)
+    layout[a * m + b] = layout[b * m + a] = np.arange(a.size)
+    layout[np.arange(m) * (m + 1)] = a.size + np.arange(m)
     for _ in range(max_iter):
-        p = np.exp(log_p)
-        denom = (games / (p[..., :, None] + p[..., None, :])).sum(axis=-1)
-        new = np.log(total_wins) - np.log(denom)
-        new -= new.mean(axis=-1, keepdims=True)
-        if np.max(np.abs(new - log_p), initial=0.0) < tol:  # initial: an empty stack (no resamples) is done
-            log_p = new
+        p = expit(theta[:, a] - theta[:, b])
+        gradient = total_wins - base - (games * p) @ signed
+        weight = games * p * (1.0 - p)
+        # the negative Hessian is the Laplacian of the pair weights (null space: a common shift); adding 1/m to
+        # every entry fixes the shift, and the step sums to 0 because the gradient does
+        hessian = np.take(np.concatenate([-weight, weight @ both], axis=1), layout, axis=1).reshape(-1, m, m)
+        hessian += 1.0 / m
+        step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
+        size = np.abs(step).max(axis=-1, keepdims=True)
+        theta += step * np.minimum(1.0, MAX_NEWTON_STEP / np.maximum(size, 1e-300))  # a far start cannot overshoot
+        theta -= theta.mean(axis=-1, keepdims=True)
+        if size.max() < np.sqrt(tol):  # Newton's error squares each step: the next step would be about tol
             break
-        log_p = new
-    return log_p
+    return theta.reshape(*batch, m)
+
+
+#: largest change of any log-strength in one Newton step (the likelihood is concave; this only tames far starts)
+MAX_NEWTON_STEP = 2.0
 
 
 def weighted_midranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
