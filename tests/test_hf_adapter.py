@@ -225,7 +225,6 @@ def test_judge_through_a_local_hf_checkpoint(checkpoints, tmp_path: Path, owl_da
 
 
 def test_token_probabilities_when_asked(checkpoints, owl_data: Path) -> None:
-    from owleval.adapters.hf import HFAdapter
     from tests.logprobs_helpers import assert_scored_like_plain, image_conversations
 
     adapter = HFAdapter.load(LoadOptions(checkpoint=str(checkpoints["qwen2_vl"]), device="cpu", batch_size=2))
