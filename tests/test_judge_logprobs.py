@@ -138,3 +138,17 @@ def test_bad_logprobs_options_are_refused(tmp_path: Path, questions) -> None:
         pairwise = judge_cli(server, tmp_path / "answers", tmp_path / "out", "--pairwise", "-o", "logprobs=true")
         assert pairwise.exit_code == 1 and "the pairwise judge names a winner" in pairwise.output
         assert server.chat_requests == []
+
+
+def test_a_log_with_broken_grade_probs_is_refused_naming_the_line(tmp_path: Path) -> None:
+    from owleval.errors import OwlEvalError
+    from owleval.judge.log import read_log
+
+    good = {"judgement": "j1", "model_id": "m", "question_id": 1, "sample": 0, "status": "parsed",
+            "grade_probs": {"A": 0.5, "B": 0.25, "C": 0.25, "D": 0.0}}
+    log = tmp_path / "raw.jsonl"
+    log.write_text(json.dumps(good) + "\n" + json.dumps({**good, "grade_probs": {"A": 0.5, "B": 0.5}}) + "\n")
+    with pytest.raises(OwlEvalError, match=r"raw.jsonl:2: grade_probs must give each of A, B, C, D"):
+        read_log(log)
+    log.write_text(json.dumps(good) + "\n")
+    assert read_log(log)[0]["grade_probs"]["B"] == 0.25

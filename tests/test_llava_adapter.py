@@ -176,13 +176,14 @@ def test_owleval_generate_end_to_end_over_all_questions(checkpoint: Path, tmp_pa
 # -- token probabilities (owleval judge -o logprobs=true) -----------------------------------------------------------
 def test_token_probabilities_equal_a_teacher_forced_pass_and_reach_the_judge(adapter: LlavaAdapter, owl_data: Path) -> None:
     from owleval.judge.run import ask
-    from tests.logprobs_helpers import assert_scored_like_plain, image_conversations
+    from tests.logprobs_helpers import TOP, assert_scored_like_plain, image_conversations
 
     conversations = image_conversations(owl_data)
-    scored = assert_scored_like_plain(adapter, conversations)
+    assert_scored_like_plain(adapter, conversations)  # a padded batch
     tokenizer = adapter.processor.tokenizer
-    for conversation, answer in zip(conversations, scored, strict=True):
-        inputs = adapter.processor(images=[r.load() for r in conversation.images], text=[adapter.prompt(conversation)], return_tensors="pt")
+    for conversation in conversations:  # one at a time: the same input as the forward pass below, no padding
+        (answer,) = adapter.generate([conversation], GenerationConfig(max_new_tokens=5, top_logprobs=TOP))
+        inputs = adapter.processor(images=[adapter.image(r) for r in conversation.images], text=[adapter.prompt(conversation)], return_tensors="pt")
         prompt_len = inputs["input_ids"].shape[1]
         with torch.inference_mode():  # the greedy answer alone (no padding), then one forward pass over all of it
             new = adapter.model.generate(**inputs, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)[0, prompt_len:].tolist()

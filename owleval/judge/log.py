@@ -59,8 +59,18 @@ def read_log(path: Path) -> list[dict[str, Any]]:
                 raise OwlEvalError(f"{path}:{line_no}: not JSON ({exc.msg}); repair it or pass --overwrite") from None
             if not isinstance(record, dict) or not {"judgement", "model_id", "question_id", "sample", "status"} <= record.keys():
                 raise OwlEvalError(f"{path}:{line_no}: not a judge request record; repair it or pass --overwrite")
+            if not _valid_probs(record.get("grade_probs")):
+                raise OwlEvalError(f"{path}:{line_no}: grade_probs must give each of A, B, C, D a probability; repair it or pass --overwrite")
             records.append(record)
     return records
+
+
+def _valid_probs(probs: Any) -> bool:
+    """Absent, or a distribution over A-D (what ``-o logprobs=true`` records)."""
+    if probs is None:
+        return True
+    return (isinstance(probs, dict) and set(probs) == set(GRADES)
+            and all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in probs.values()) and abs(sum(probs.values()) - 1) < 1e-6)
 
 
 def _fold(lines: Sequence[dict[str, Any]]) -> Judgement | None:
