@@ -94,7 +94,10 @@ class GenerationConfig:
     top_logprobs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        settings = asdict(self)
+        if not self.top_logprobs:  # changes no answer: left out, so answer files made before it existed still resume
+            del settings["top_logprobs"]
+        return settings
 
 
 @dataclass(frozen=True)
