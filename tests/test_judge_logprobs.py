@@ -152,3 +152,11 @@ def test_a_log_with_broken_grade_probs_is_refused_naming_the_line(tmp_path: Path
         read_log(log)
     log.write_text(json.dumps(good) + "\n")
     assert read_log(log)[0]["grade_probs"]["B"] == 0.25
+
+
+def test_generation_records_name_top_logprobs_only_when_asked() -> None:
+    """Answer files' meta (and their resume check) made before the setting existed stay comparable."""
+    from owleval.adapters.base import GenerationConfig
+
+    assert "top_logprobs" not in GenerationConfig(max_new_tokens=8).to_dict()
+    assert GenerationConfig(top_logprobs=3).to_dict()["top_logprobs"] == 3
