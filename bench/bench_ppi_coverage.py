@@ -12,7 +12,16 @@ answer:
   noisy-hard   sees the answer's latent quality through N(0, 0.3^2) noise and gives its likeliest grade (~80% exact)
   noisy-soft   the same judge giving its grade distribution: expected score (mean_score), P(A or B) (acceptable)
 
-People grade a simple random sample of n answers (without replacement). Each repetition draws new questions
+People grade a sample of n answers, by one of two designs:
+
+  uniform    a simple random sample of n answers (without replacement)
+  active     `study create --design active`: Poisson sampling, expected n, inclusion probabilities from the judge's
+             uncertainty sqrt(p (1 - p)) on its acceptable verdict (p = P(A or B)), floored at half the uniform rate,
+             within the turn-type strata; the report's inverse-probability-weighted estimator. A judge with hard
+             grades has p = 0 or 1 everywhere, so its active design is the uniform rate drawn Poisson (size varies):
+             only the soft judge (noisy-soft) moves the probabilities. "n" is the expected size.
+
+Each repetition draws new questions
 (new image and answer effects), a new judge and a new sample. Both metrics (mean_score 0-3, acceptable share) are
 scored against their own targets:
 
@@ -25,7 +34,9 @@ Printed: coverage of the 95% intervals (with its Monte-Carlo standard error in t
 share of rows the report shows without an interval (n below estimands.MIN_N_INTERVAL). Intervals are computed at
 every n here, so the table also shows why small n gets no interval.
 
-Not covered yet: active sampling designs (issue 17 item 4); uniform samples only.
+The active draws use their own random stream, so adding or filtering designs leaves the uniform rows unchanged.
+``--goal`` prints, per design, the widths at each n relative to all 82 graded (the issue's goal: at most 1.15x at
+coverage >= 0.94).
 
 Run: .venv/bin/python bench/bench_ppi_coverage.py            (~2 min on 2 busy cores: 150 repetitions a cell, 300 resamples)
      .venv/bin/python bench/bench_ppi_coverage.py --full     (2,000 repetitions a cell, 1,000 resamples)
@@ -44,6 +55,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from owleval.grading.sample import TURN_TYPES, allocate, inclusion_probabilities  # noqa: E402
 from owleval.questions import load_questions  # noqa: E402
 from owleval.report import estimands as est  # noqa: E402
 from owleval.report.ppi import MeanEstimate, ppi_mean  # noqa: E402
@@ -60,6 +72,18 @@ NS = (5, 10, 20, 40, 82)  # 82: every answer graded (the headline is then the su
 METRICS = ("mean_score", "acceptable")
 SD_IMAGE, SD_ANSWER = 0.5, 0.8
 NO_INTERVAL = MeanEstimate(np.nan, np.nan, np.nan)
+DESIGNS = ("uniform", "active")
+
+
+def active_probabilities(p_acceptable: np.ndarray, turn: np.ndarray, n: int) -> np.ndarray:
+    """The active design's inclusion probabilities (as `study create --design active` computes them)."""
+    u = np.sqrt(p_acceptable * (1.0 - p_acceptable))
+    counts = allocate({t: int((turn == t).sum()) for t in TURN_TYPES}, n)
+    pi = np.zeros(turn.size)
+    for t in TURN_TYPES:
+        mine = np.flatnonzero(turn == t)
+        pi[mine] = inclusion_probabilities(list(u[mine]), counts[t])
+    return pi
 
 
 def grades(mu: float, images: np.ndarray, n_images: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -106,8 +130,10 @@ def targets(mu: float) -> dict[str, float]:
     return {"mean_score": float(y.mean()), "acceptable": float((y >= 2).mean())}
 
 
-def simulate(reps: int, n_boot: int, seed: int, judges=JUDGES, shares=SHARES, ns=NS) -> pd.DataFrame:
-    info = question_info(load_questions(data_dir()))
+def simulate(reps: int, n_boot: int, seed: int, judges=JUDGES, shares=SHARES, ns=NS, designs=("uniform",)) -> pd.DataFrame:
+    questions = load_questions(data_dir())
+    info = question_info(questions)
+    turn = np.array([q.turn_type for q in sorted(questions, key=lambda q: q.question_id)])
     images, names = pd.factorize(info["image"].to_numpy())
     n_images = len(names)
     rows = []
@@ -117,6 +143,7 @@ def simulate(reps: int, n_boot: int, seed: int, judges=JUDGES, shares=SHARES, ns
         mu = mu_for_share(share)
         truth = targets(mu)
         rng = np.random.default_rng([seed, s_index])
+        rng_active = np.random.default_rng([seed, s_index, 1])  # its own stream: the uniform rows do not depend on it
         for _ in range(reps):
             y_all, latent = grades(mu, images, n_images, rng)
             counts = bootstrap_counts(n_images, n_boot, rng)
@@ -131,22 +158,41 @@ def simulate(reps: int, n_boot: int, seed: int, judges=JUDGES, shares=SHARES, ns
                 if kind not in judges:
                     continue
                 for n in ns:
-                    picked = np.zeros(y_all.size, dtype=bool)
-                    picked[rng.choice(y_all.size, n, replace=False)] = True
-                    for metric in METRICS:
-                        y, f = (y_all, f_all) if metric == "mean_score" else ((y_all >= 2) * 1.0, a_all)
-                        finite = float(y.mean())
-                        pop = est.Population(f, np.where(picked, y, np.nan), images)
-                        lam = est.tuned_lambda(y[picked], f[picked])
-                        point, s_lo, s_hi = est.sample_interval(pop, lam, metric)
-                        h_lo, h_hi = est.headline_interval(pop, lam, est.bootstrap_estimates(pop, counts), metric)
-                        ref = ppi_mean(y[picked], f[picked], f[~picked]) if n < y.size else NO_INTERVAL
-                        human_pop = est.Population(f * 0.0, pop.y, images)
-                        u_lo, u_hi = est.human_only_interval(human_pop, est.bootstrap_estimates(human_pop, counts), metric)
-                        rows.append((kind, share, n, metric, truth[metric], finite, point, h_lo, h_hi, s_lo, s_hi,
-                                     ref.ci_low, ref.ci_high, u_lo, u_hi))  # fmt: skip
-    return pd.DataFrame(rows, columns=["judge", "share", "n", "metric", "super", "finite", "estimate", "h_lo", "h_hi", "s_lo", "s_hi",
+                    picked_uniform = np.zeros(y_all.size, dtype=bool)
+                    picked_uniform[rng.choice(y_all.size, n, replace=False)] = True
+                    for design in designs:
+                        if design == "uniform":
+                            picked, pi = picked_uniform, None
+                        else:
+                            pi = active_probabilities(a_all, turn, n)
+                            picked = rng_active.random(y_all.size) < pi
+                            if n == y_all.size:
+                                pi = None  # every answer drawn with probability 1
+                        rows += _cells(kind, share, n, design, y_all, f_all, a_all, picked, pi, images, counts, truth)
+    return pd.DataFrame(rows, columns=["judge", "share", "n", "design", "n_drawn", "metric", "super", "finite", "estimate", "h_lo", "h_hi", "s_lo", "s_hi",
                                        "p_lo", "p_hi", "u_lo", "u_hi"])  # fmt: skip
+
+
+def _cells(kind, share, n, design, y_all, f_all, a_all, picked, pi, images, counts, truth) -> list[tuple]:
+    """Both metrics' intervals for one drawn sample."""
+    rows = []
+    for metric in METRICS:
+        y, f = (y_all, f_all) if metric == "mean_score" else ((y_all >= 2) * 1.0, a_all)
+        finite = float(y.mean())
+        pop = est.Population(f, np.where(picked, y, np.nan), images, pi)
+        n_drawn = int(picked.sum())
+        if n_drawn < 3:  # an active draw this small gets no interval in the report either
+            rows.append((kind, share, n, design, n_drawn, metric, truth[metric], finite, *([np.nan] * 9)))
+            continue
+        lam = est.pop_lambda(pop)
+        point, s_lo, s_hi = est.sample_interval(pop, lam, metric)
+        h_lo, h_hi = est.headline_interval(pop, lam, est.bootstrap_estimates(pop, counts), metric)
+        ref = ppi_mean(y[picked], f[picked], f[~picked]) if n_drawn < y.size else NO_INTERVAL
+        human_pop = est.Population(f * 0.0, pop.y, images, pi)
+        u_lo, u_hi = est.human_only_interval(human_pop, est.bootstrap_estimates(human_pop, counts), metric)
+        rows.append((kind, share, n, design, n_drawn, metric, truth[metric], finite, point, h_lo, h_hi, s_lo, s_hi,
+                     ref.ci_low, ref.ci_high, u_lo, u_hi))  # fmt: skip
+    return rows
 
 
 def summarise(sim: pd.DataFrame) -> pd.DataFrame:
@@ -163,19 +209,21 @@ def summarise(sim: pd.DataFrame) -> pd.DataFrame:
         p_w=sim.p_hi - sim.p_lo,
         u_w=sim.u_hi - sim.u_lo,
         zero_w=((sim.s_hi - sim.s_lo) <= 1e-12).astype(float),
+        too_few=(sim.n_drawn < est.MIN_N_INTERVAL).astype(float),
     )
-    table = sim.groupby(["metric", "judge", "share", "n"], sort=False).agg(
+    table = sim.groupby(["metric", "judge", "share", "design", "n"], sort=False).agg(
+        mean_drawn=("n_drawn", "mean"),
         headline_cov=("h_cov", "mean"), headline_w=("h_w", "mean"), sample_cov=("s_cov", "mean"), sample_w=("s_w", "mean"),
         ppi_py_cov=("p_cov", "mean"), ppi_py_w=("p_w", "mean"), human_cov=("u_cov", "mean"), human_w=("u_w", "mean"),
-        sample_zero_width=("zero_w", "mean"),
+        sample_zero_width=("zero_w", "mean"), no_interval=("too_few", "mean"),
     )  # fmt: skip
-    table["no_interval"] = [1.0 if n < est.MIN_N_INTERVAL else 0.0 for n in table.index.get_level_values("n")]
     return table.reset_index()
 
 
 def markdown(table: pd.DataFrame) -> str:
     """The README's summary: per judge and share, the lowest coverage at n >= MIN_N_INTERVAL over both metrics, and
     the mean_score widths at n = 20 beside all 82 graded."""
+    table = table[table.design == "uniform"] if "design" in table.columns else table
     held = table[table.n >= est.MIN_N_INTERVAL]
     lines = [
         "| judge | share | lowest coverage at n ≥ 10: questions like these / these answers / ppi_py i.i.d. | mean_score width at n = 20: questions like these / these answers / human only | all 82 graded |",
@@ -192,6 +240,16 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def goal_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per judge, share, metric and design: the headline width at each n relative to all 82 graded (uniform, n = 82)
+    and the lowest coverage of the two estimands there; ``meets`` = width ratio <= 1.15 and both coverages >= 0.94."""
+    full = table[(table.n == 82) & (table.design == "uniform")].set_index(["metric", "judge", "share"]).headline_w
+    part = table[table.n < 82].copy()
+    part["width_ratio"] = [w / full.get((m, j, s), np.nan) for m, j, s, w in zip(part.metric, part.judge, part.share, part.headline_w, strict=True)]
+    part["meets"] = (part.width_ratio <= 1.15) & (part.headline_cov >= 0.94) & (part.sample_cov >= 0.94)
+    return part[["metric", "judge", "share", "design", "n", "mean_drawn", "headline_cov", "sample_cov", "headline_w", "width_ratio", "meets"]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--full", action="store_true", help="2,000 repetitions a cell and 1,000 bootstrap resamples")
@@ -202,6 +260,8 @@ def main() -> None:
     parser.add_argument("--judges", default=",".join(JUDGES), help="a subset, comma-separated")
     parser.add_argument("--shares", default=",".join(map(str, SHARES)), help="a subset, comma-separated")
     parser.add_argument("--ns", default=",".join(map(str, NS)), help="a subset, comma-separated")
+    parser.add_argument("--designs", default=",".join(DESIGNS), help="a subset, comma-separated (uniform, active)")
+    parser.add_argument("--goal", action="store_true", help="also print the width relative to all 82 graded per design")
     parser.add_argument("--markdown", nargs="*", type=Path, default=None, help="print the README summary of these CSVs (from --csv) and stop")
     args = parser.parse_args()
     if args.markdown is not None:
@@ -213,7 +273,8 @@ def main() -> None:
     judges = tuple(args.judges.split(","))
     shares = tuple(float(x) for x in args.shares.split(","))
     ns = tuple(int(x) for x in args.ns.split(","))
-    table = summarise(simulate(reps, n_boot, args.seed, judges, shares, ns))
+    designs = tuple(args.designs.split(","))
+    table = summarise(simulate(reps, n_boot, args.seed, judges, shares, ns, designs))
     if args.csv:
         table.to_csv(args.csv, index=False)
     mc_se = float(np.sqrt(0.95 * 0.05 / reps))
@@ -226,10 +287,14 @@ def main() -> None:
     print(f"\nat n >= {est.MIN_N_INTERVAL}: lowest headline coverage {held.headline_cov.min():.3f}, lowest sample coverage {held.sample_cov.min():.3f}, "
           f"lowest ppi_py coverage {held.ppi_py_cov.min():.3f}")  # fmt: skip
     for metric in METRICS:
-        good = table[(table.judge == "good") & (table.metric == metric)].set_index(["share", "n"])
+        good = table[(table.judge == "good") & (table.metric == metric) & (table.design == "uniform")].set_index(["share", "n"])
         for share in shares if {20, 82} <= set(ns) and "good" in judges else ():
             ratio = good.loc[(share, 20), "headline_w"] / good.loc[(share, 82), "headline_w"]
             print(f"good judge, {metric}, share {share}: headline width at n=20 / all 82 graded = {ratio:.2f}")
+    if args.goal and 82 in ns:
+        with pd.option_context("display.width", 200, "display.max_rows", 500, "display.float_format", "{:.3f}".format):
+            print("\nheadline width / all 82 graded (goal: <= 1.15 at coverage >= 0.94):")
+            print(goal_table(table).to_string(index=False))
 
 
 if __name__ == "__main__":

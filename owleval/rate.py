@@ -11,6 +11,7 @@ default study of the six published answer sets is opened.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sqlite3
 import sys
@@ -175,7 +176,7 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.Queue
                 flash.append(("error", f"Answer {action.index + 1}: {exc}" if isinstance(exc, gq.StaleViewError) else f"Not saved: {exc}"))
                 ss.pos = action.index
                 continue
-            items = gq.load_queue(store, who.annotator_id)
+            items = [*items[:action.index], dataclasses.replace(item, grade=event.grade), *items[action.index + 1:]]
             flash.append(("ok", f"Saved grade {event.grade} for answer {action.index + 1}."))
             nxt = gq.next_ungraded(items, action.index)
             ss.pos = DONE if nxt is None else nxt

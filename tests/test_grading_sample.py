@@ -16,7 +16,7 @@ from owleval.grading.sample import META_KEY, allocate, read_design, sampled_slot
 from owleval.grading.store import Store
 from owleval.grading.study import add_annotator, create_study, refresh_study
 from owleval.questions import load_questions
-from tests.grading_helpers import MODELS, write_answer_files
+from tests.grading_helpers import MODELS, bar_action, write_answer_files
 
 ALL_QIDS = tuple(range(1, 83))
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
@@ -126,7 +126,7 @@ def test_the_app_queues_only_the_sampled_answers(tmp_path, owl_data, monkeypatch
     at.button(key="sign_in_submit").click().run()
     assert at.subheader[0].value == f"Answer 1 of {n}"
     for _ in range(n):
-        at.button(key=f"grade_B_{at.session_state['pos']}").click().run()
+        bar_action(at, "grade", "B")  # what the grade bar sends for a key or click on the answer on screen
         assert not at.exception, at.exception
     assert at.success[0].value.startswith(f"All {n} answers are graded")
     store = Store(study.path)

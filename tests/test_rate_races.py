@@ -17,7 +17,7 @@ from tests.grading_helpers import make_study
 from tests.test_rate_browser import CHROMIUM, CHROMIUM_ARGS, Server
 
 ROUNDS = 2
-SIGN_INS = [f"s{i}" for i in range(len(race.SEQUENCES) + 2)]
+SIGN_INS = [f"s{i}" for i in range(len(race.SEQUENCES) + 3)]
 
 pytestmark = [
     pytest.mark.browser,
@@ -73,7 +73,7 @@ def test_every_grade_lands_on_the_answer_on_screen_in_the_order_made(served, bro
 
 def test_a_second_window_does_not_silently_replace_a_newer_grade(served, browser) -> None:
     server, created = served
-    name = SIGN_INS[-2]
+    name = SIGN_INS[-3]
     who = race.annotator_id(server.db, name)
     first, second = (_open(browser, server, created.tokens[name]) for _ in range(2))
     assert race.wait_ready(first) == race.wait_ready(second) == 1
@@ -94,7 +94,7 @@ def test_a_second_window_does_not_silently_replace_a_newer_grade(served, browser
 
 def test_a_double_click_and_a_held_key_record_one_event_each(served, browser) -> None:
     server, created = served
-    name = SIGN_INS[-1]
+    name = SIGN_INS[-2]
     who = race.annotator_id(server.db, name)
     page = _open(browser, server, created.tokens[name])
     race.wait_ready(page, 1)
@@ -108,4 +108,25 @@ def test_a_double_click_and_a_held_key_record_one_event_each(served, browser) ->
     race.settle(page, server.db, who)
     assert [e[1:] for e in race.grade_events(server.db, who)] == [(1, "B"), (2, "C")]
     assert race.heading(page) == 3
+    page.context.close()
+
+
+def test_a_key_while_the_page_is_between_two_answers_is_dropped_with_a_message(served, browser) -> None:
+    """Mid-redraw the page can hold the box of the answer it leaves beside the box of the next: a key then grades
+    nothing and says so. (Made here by adding a second box with the next answer's key.)"""
+    server, created = served
+    name = SIGN_INS[-1]
+    who = race.annotator_id(server.db, name)
+    page = _open(browser, server, created.tokens[name])
+    race.wait_ready(page, 1)
+    page.evaluate("""() => { const extra = document.createElement('div'); extra.id = 'leftover';
+        extra.className = 'st-key-shown_1_999_0'; document.body.appendChild(extra); }""")
+    page.keyboard.press("a")
+    page.get_by_text("Not saved: the screen had already moved on — grade again.").wait_for()
+    page.wait_for_timeout(500)
+    assert race.grade_events(server.db, who) == []
+    page.evaluate("() => document.getElementById('leftover').remove()")
+    page.keyboard.press("a")
+    race.wait_ready(page, 2)
+    assert [e[1:] for e in race.grade_events(server.db, who)] == [(1, "A")]
     page.context.close()

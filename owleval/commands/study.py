@@ -35,8 +35,13 @@ def create(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment, each annotator's order and the --sample draw.")] = 0,
     sample_size: Annotated[
         int | None,
-        typer.Option("--sample", min=1, help="Grade only K answers per model (pairwise: K items per model pair): a uniform random sample, stratified by turn type (for --judge reports)."),
+        typer.Option("--sample", min=1, help="Grade only K answers per model (pairwise: K items per model pair): a random sample, stratified by turn type (for --judge reports); see --design."),
     ] = None,
+    sample_design: Annotated[
+        str,
+        typer.Option("--design", help="How --sample draws: 'uniform' (the default) or 'active' (more likely where the judge of --judgements is unsure; Poisson, about K)."),
+    ] = "uniform",
+    judgements: Annotated[Path | None, typer.Option("--judgements", help="--design active: the judge's grades.csv (or its folder) whose uncertainty sets the probabilities.")] = None,
     pairwise: Annotated[bool, typer.Option("--pairwise", help="A pairwise study: people vote which of two answers is better.")] = False,
     pairs: Annotated[str | None, typer.Option("--pairs", help="Pairwise: 'all' (every pair of models on every question; the default).")] = None,
     against: Annotated[str | None, typer.Option("--against", help="Pairwise: each model against this baseline model.")] = None,
@@ -47,6 +52,7 @@ def create(
 
     Example: owleval study create --db grades.sqlite --answers answers/ --annotators ann,bob,cy --overlap 2
     Sampled: owleval study create --db sample.sqlite --answers answers/ --annotators ann,bob --sample 20 --seed 7
+    Active: owleval study create --db active.sqlite --answers answers/ --annotators ann --sample 20 --design active --judgements judgements/gpt-4o/
     Pairwise: owleval study create --pairwise --against base-7b --db pairs.sqlite --answers answers/ --annotators ann,bob --sample 20
     """
     from owleval.errors import OwlEvalError
@@ -54,6 +60,12 @@ def create(
     from owleval.pairwise.pairs import design_from_flags
 
     names = [n for n in (part.strip() for part in annotators.split(",")) if n]
+    if sample_design not in ("uniform", "active"):
+        raise OwlEvalError(f"--design must be 'uniform' or 'active', got {sample_design!r}")
+    if (sample_design == "active") != (judgements is not None):
+        raise OwlEvalError("--design active needs --judgements DIR (the judge's grades), and --judgements is only for --design active")
+    if sample_design == "active" and (pairwise or sample_size is None):
+        raise OwlEvalError("--design active draws the --sample of a graded (not --pairwise) study: give --sample K")
     design = None
     if pairwise:
         design = design_from_flags(pairs, against, pairs_per_question, sample_size, seed)
@@ -61,7 +73,7 @@ def create(
     elif pairs is not None or against is not None or pairs_per_question is not None:
         raise OwlEvalError("--pairs, --against and --pairs-per-question choose the pairs of a --pairwise study; add --pairwise")
     created = create_study(db, answers, annotators=names, overlap=overlap, seed=seed, data_dir=data, sample_size=sample_size,
-                           pairwise=design)
+                           pairwise=design, judgements=judgements)
     if created.pairs is not None:
         console.print(escape(f"created pairwise study {db}: {created.pairs['asked']} pair items to vote on "
                              f"({created.pairs['design']}), {created.pairs['identical']} identical pairs recorded as ties "

@@ -17,6 +17,7 @@ from the study. Held keys (``repeat``) and the second click of a double click ar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -153,7 +154,6 @@ export default function (component) {
   }
   bar.querySelector("button.back").disabled = data.index === 0;
   bar.dataset.index = String(data.index);
-  if (data.notice) notice(data.notice, "error");
   if (!G.installed) {
     G.installed = true;
     window.addEventListener("keydown", onKey, true);  // capture on window: before any handler of the page
@@ -180,8 +180,6 @@ button.grade.current { background: var(--st-primary-color, #ff4b4b); border-colo
 
 
 def _js() -> str:
-    import json
-
     constants = f"const GRADES = {json.dumps(GRADES)};\nconst STALE = {json.dumps(STALE_SCREEN_MESSAGE)};\n"
     return constants + _JS
 
@@ -189,7 +187,7 @@ def _js() -> str:
 _component = None
 
 
-def mount(index: int, grade: str | None, applied: Mapping[str, int], notice: str = "") -> None:
+def mount(index: int, grade: str | None, applied: Mapping[str, int]) -> None:
     """Draw the bar for the answer at ``index`` (its current ``grade``); ``applied`` maps window ids to the last
     sequence number applied, which tells each window which of its actions are confirmed."""
     global _component
@@ -197,7 +195,7 @@ def mount(index: int, grade: str | None, applied: Mapping[str, int], notice: str
 
     if _component is None:
         _component = st.components.v2.component("owleval_gradebar", js=_js(), css=_CSS)
-    _component(key=BAR_KEY, data={"index": index, "grade": grade, "applied": dict(applied), "notice": notice},
+    _component(key=BAR_KEY, data={"index": index, "grade": grade, "applied": dict(applied)},
                on_actions_change=lambda: None, width="stretch")
 
 

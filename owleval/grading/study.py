@@ -141,6 +141,7 @@ def create_study(
     auth: str = AUTH_TOKEN,
     sample_size: int | None = None,
     pairwise: PairDesign | None = None,
+    judgements: Path | None = None,
 ) -> CreatedStudy:
     """Build a new study file; refuses to touch an existing one.
 
@@ -166,9 +167,19 @@ def create_study(
     design = None
     if pairwise is not None and sample_size is not None:
         raise OwlEvalError("a pairwise study takes its --sample in the pair design (items per model pair)")
+    if judgements is not None and sample_size is None:
+        raise OwlEvalError("--design active draws a --sample: give --sample K with it")
     if sample_size is not None:
         slots = [(m, a.question_id) for m, (_, answers) in by_model.items() for a in answers]
-        design = sample.draw_sample(slots, questions, sample_size, seed)
+        uncertainty = None
+        if judgements is not None:
+            from owleval.report.judge import read_judge
+
+            judge = read_judge(Path(judgements), questions, models=set(by_model), models_origin="--answers")
+            uncertainty = sample.judge_uncertainty(judge.grades)
+            judgements = judge.path
+        design = sample.draw_sample(slots, questions, sample_size, seed, uncertainty=uncertainty,
+                                    judgements=str(judgements) if judgements is not None else None)
     admin_token, admin_id, admin_hash = new_token()
     meta = {
         "study_id": uuid.uuid4().hex,
@@ -342,7 +353,10 @@ def _sampled_new_slots(
     new_models = sorted({m for m, _ in slots} - set(design["models"]))
     for model in new_models:
         qids = [q for m, q in active_slots(conn) if m == model]
-        design["models"][model] = sample.draw_model(model, qids, turn, int(design["per_model"]), int(design["seed"]))
+        if sample.design_kind(design) == "active":  # no judge grades here: the uniform rate, drawn Poisson, probabilities stored
+            design["models"][model] = sample.draw_model_active(model, qids, turn, int(design["per_model"]), int(design["seed"]), {})
+        else:
+            design["models"][model] = sample.draw_model(model, qids, turn, int(design["per_model"]), int(design["seed"]))
     if new_models:
         conn.execute("UPDATE meta SET value = ? WHERE key = ?", (json.dumps(design, sort_keys=True), sample.META_KEY))
     drawn = sample.sampled_slots(design)

@@ -72,6 +72,31 @@ def parse_formats(spec: str) -> list[str]:
     return [f for f in FORMATS if f in names]
 
 
+UNIFORM_DESIGN = (
+    "each model's human-graded answers are taken as a simple random sample of its answers (equal probabilities, without "
+    "replacement). `study create --sample` stratifies by turn type with proportional allocation, which is self-weighting up "
+    "to rounding: it is analysed as a simple random sample, not weighted by stratum, whose variance is at least the stratified one"
+)
+ACTIVE_DESIGN = (
+    "active sampling (`study create --design active`): Poisson sampling with the study's stored inclusion probabilities pi_i "
+    "(growing with the judge's uncertainty, floored, within turn-type strata); the inverse-probability-weighted PPI estimator "
+    "(Zrnic & Candes 2024) in ratio form, with the Poisson-design variance sum (1 - pi) / pi^2 e^2 / N^2 of its residuals"
+)
+
+
+def _study_probabilities(sampling: dict[str, Any] | None, source: str, human: pd.DataFrame, judge_values: pd.DataFrame,
+                         judge: JudgeInput, questions: Sequence[Question]) -> dict[str, dict[int, float]] | None:  # fmt: skip
+    """The active design's checked inclusion probabilities (None for a uniform design or grades from a CSV)."""
+    if sampling is None or sampling.get("design") is None:
+        return None
+    from owleval.report.active import study_probabilities
+
+    keys = ["model_id", "question_id"]
+    parts = [human[keys], judge_values[keys]] + ([judge.missing[keys]] if judge.missing is not None and len(judge.missing) else [])
+    turn = {q.question_id: q.turn_type for q in questions}
+    return study_probabilities(sampling["design"], source, human[keys], pd.concat(parts, ignore_index=True), turn)
+
+
 def build_report(
     grades: pd.DataFrame,
     questions: Sequence[Question],
@@ -117,9 +142,12 @@ def build_report(
             raise OwlEvalError(f"{judge.path}: the judge graded none of the answers people graded; nothing anchors its grades")
         out["judge_agreement"] = judging.agreement_table(pairs, info, models, n_boot=n_boot, seed=seed)
         out["judge_confusion"] = judging.confusion_table(pairs)
+        human_values, judge_values = ppi.human_values(grades, rule), ppi.judge_values(judge.grades)
+        probabilities = _study_probabilities(sampling, source, human_values, judge_values, judge, questions)
         out["ppi"] = estimands.ppi_table(
-            ppi.human_values(grades, rule), ppi.judge_values(judge.grades), models, info,
+            human_values, judge_values, models, info,
             summary_questions=units["question_id"].tolist(), n_boot=n_boot, seed=seed, missing=judge.missing,
+            probabilities=probabilities,
         )  # fmt: skip
         judge_only = scores.judge_only_models(ppi.judge_values(judge.grades), models)
         coverage = judging.coverage_table(grades, judge, models)
@@ -143,10 +171,7 @@ def build_report(
             "lambda_rule": estimands.LAMBDA_RULE,
             "stand_in_rule": estimands.STAND_IN_RULE,
             "min_n_interval": estimands.MIN_N_INTERVAL,
-            "sampling_design": "each model's human-graded answers are taken as a simple random sample of its answers (equal "
-            "probabilities, without replacement). `study create --sample` stratifies by turn type with proportional allocation, "
-            "which is self-weighting up to rounding: it is analysed as a simple random sample, not weighted by stratum, whose "
-            "variance is at least the stratified one",
+            "sampling_design": ACTIVE_DESIGN if probabilities is not None else UNIFORM_DESIGN,
         }
     out["scores"] = scores.scores_table(out["summary"], out.get("ppi"), judge_only)
     ratings_per_answer = grades.groupby(["model_id", "question_id"]).size()

@@ -26,6 +26,20 @@ for G images, as the summary table does), plus what the t quantile, the floor an
 part at small n, as a score-type interval at the effective sample size p(1 - p) / variance on the scale mapped to
 [0, 1] (Wilson's, for a share). With every answer graded it is the summary table's interval.
 
+*Active sampling* (``study create --design active``: Poisson sampling, answer i drawn independently with stored
+probability pi_i): the inverse-probability-weighted PPI estimator of active statistical inference (Zrnic & Candes,
+ICML 2024), in its ratio (Hajek) form: every mean over the graded answers above (lam's covariance and variance, the
+mean residual) becomes a mean weighted by 1 / pi_i, so
+
+    theta = lam * mean over all N of f + sum_s (Y - lam f) / pi / sum_s 1 / pi,
+
+which equals the uniform estimator when all pi are equal. Its sampling variance is the Poisson-design variance of
+this generalised regression estimator, sum over the graded of (1 - pi_i) / pi_i^2 * e_i^2 / N^2 with e_i the
+residuals Y - lam f minus their weighted mean, times n / (n - 2) (lam fitted on the same answers) -- with all pi equal
+to n/N exactly the uniform (1 - n/N) s_r^2 / n; the floor puts step^2 / (n + 1) in place of e_i^2 and the jackknife
+deletes one graded answer at a time with the weights kept, each squared deviation times that answer's 1 - pi_i. The image bootstrap
+multiplies each answer's draw count by its weight 1 / pi_i.
+
 Below ``MIN_N_INTERVAL`` graded answers neither interval holds its level (measured by bench/bench_ppi_coverage.py):
 the row keeps its estimate, gets a note and no interval.
 """
@@ -34,7 +48,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -85,25 +99,45 @@ class Population:
     f: np.ndarray
     y: np.ndarray
     image: np.ndarray
+    pi: np.ndarray | None = None  # inclusion probabilities of an active (Poisson) design; None: a simple random sample
 
     @property
     def graded(self) -> np.ndarray:
         return ~np.isnan(self.y)
 
+    @property
+    def weights(self) -> np.ndarray:
+        """1 / pi over the graded answers (ones for a simple random sample)."""
+        graded = self.graded
+        return np.ones(int(graded.sum())) if self.pi is None else 1.0 / self.pi[graded]
 
-def tuned_lambda(y: np.ndarray, f: np.ndarray) -> float:
-    """Cov(Y, f) / Var(f) over the graded answers, clipped to [0, 1]; 0 when f does not vary."""
+
+def tuned_lambda(y: np.ndarray, f: np.ndarray, w: np.ndarray | None = None) -> float:
+    """Cov(Y, f) / Var(f) over the graded answers (weighted by ``w`` = 1 / pi under an active design), clipped to
+    [0, 1]; 0 when f does not vary."""
     if y.size < 2:
         return 0.0
-    var = float(np.var(f))
-    if var <= 0.0:
+    if w is None:
+        var = float(np.var(f))
+        if var <= 0.0:
+            return 0.0
+        return float(np.clip(np.mean((y - y.mean()) * (f - f.mean())) / var, 0.0, 1.0))
+    fm, ym = np.average(f, weights=w), np.average(y, weights=w)
+    var = float(np.average((f - fm) ** 2, weights=w))
+    if var <= 1e-15:
         return 0.0
-    return float(np.clip(np.mean((y - y.mean()) * (f - f.mean())) / var, 0.0, 1.0))
+    return float(np.clip(np.average((y - ym) * (f - fm), weights=w) / var, 0.0, 1.0))
+
+
+def pop_lambda(pop: Population) -> float:
+    graded = pop.graded
+    return tuned_lambda(pop.y[graded], pop.f[graded], None if pop.pi is None else pop.weights)
 
 
 def difference_estimate(pop: Population, lam: float) -> float:
     graded = pop.graded
-    return float(lam * pop.f.mean() + np.mean(pop.y[graded] - lam * pop.f[graded]))
+    resid = pop.y[graded] - lam * pop.f[graded]
+    return float(lam * pop.f.mean() + (np.mean(resid) if pop.pi is None else np.average(resid, weights=pop.weights)))
 
 
 def sampling_variance(pop: Population, lam: float, metric: str, *, floor: bool = True) -> float:
@@ -112,11 +146,41 @@ def sampling_variance(pop: Population, lam: float, metric: str, *, floor: bool =
     graded = pop.graded
     n, big_n = int(graded.sum()), pop.f.size
     resid = pop.y[graded] - lam * pop.f[graded]
+    if pop.pi is not None:
+        return _poisson_variance(pop, resid, metric, floor=floor)
     s2 = float(np.var(resid, ddof=2)) if n > 2 else 0.0
     if not floor:
         return (1.0 - n / big_n) * s2 / n
     s2 = max(s2, FLOOR_STEP[metric] ** 2 / (n + 1))
     return max((1.0 - n / big_n) * s2 / n, jackknife_variance(pop))
+
+
+def _poisson_variance(pop: Population, resid: np.ndarray, metric: str, *, floor: bool) -> float:
+    """The active (Poisson) design's variance of the weighted estimator (see the module docstring)."""
+    pi, big_n = pop.pi[pop.graded], pop.f.size
+    n = resid.size
+    w = 1.0 / pi
+    e = resid - np.average(resid, weights=w)
+    factor = (1.0 - pi) / pi**2 / big_n**2
+    raw = float(np.sum(factor * e**2)) * (n / (n - 2) if n > 2 else 0.0)
+    if not floor:
+        return raw
+    floored = float(np.sum(factor)) * FLOOR_STEP[metric] ** 2 / (n + 1)
+    return max(raw, floored, jackknife_variance(pop))
+
+
+def _weighted_jackknife(pop: Population) -> float:
+    graded = np.flatnonzero(pop.graded)
+    n = graded.size
+    y, f, w = pop.y[graded], pop.f[graded], pop.weights
+    mean_f = pop.f.mean()
+    theta = np.empty(n)
+    for j in range(n):
+        keep = np.arange(n) != j
+        lam = tuned_lambda(y[keep], f[keep], w[keep])
+        theta[j] = lam * mean_f + np.average(y[keep] - lam * f[keep], weights=w[keep])
+    # each deletion weighted by its answer's own 1 - pi (an answer sure to be drawn adds no sampling variance)
+    return float((n - 1) / n * np.sum((1.0 - pop.pi[graded]) * (theta - theta.mean()) ** 2))
 
 
 def jackknife_variance(pop: Population) -> float:
@@ -128,6 +192,8 @@ def jackknife_variance(pop: Population) -> float:
     n, big_n = graded.size, pop.f.size
     if n < 3 or n == big_n:
         return 0.0
+    if pop.pi is not None:
+        return _weighted_jackknife(pop)
     y, f = pop.y[graded], pop.f[graded]
     keep = ~np.eye(n, dtype=bool)
     ys, fs = np.where(keep, y[None, :], 0.0), np.where(keep, f[None, :], 0.0)
@@ -167,7 +233,7 @@ def bootstrap_estimates(pop: Population, counts: np.ndarray) -> np.ndarray:
     """The whole estimator (lam re-tuned) on every image-bootstrap replicate: (n_boot,), NaN where no graded answer is drawn."""
     w = counts[:, pop.image]  # (B, N): how often each answer is drawn
     graded = pop.graded
-    wg, f, fg, yg = w[:, graded], pop.f, pop.f[graded], pop.y[graded]
+    wg, f, fg, yg = w[:, graded] * pop.weights[None, :], pop.f, pop.f[graded], pop.y[graded]
     with np.errstate(invalid="ignore", divide="ignore"):
         tot_u, tot_s = w.sum(axis=1), wg.sum(axis=1)
         mean_fu = (w @ f) / tot_u
@@ -247,13 +313,16 @@ def ppi_table(
     seed: int,
     missing: pd.DataFrame | None = None,
     alpha: float = PPI_ALPHA,
+    probabilities: Mapping[str, Mapping[int, float]] | None = None,
 ) -> pd.DataFrame:
     """One row per model and metric: the headline estimate and interval, the "these answers" one, the human-only and
     judge-only ones, and ppi_py's i.i.d. PPI++.
 
     ``human``/``judge``: per-answer values (:func:`ppi.human_values`, :func:`ppi.judge_values`); ``missing``: answers
     the judge could not grade (model_id, question_id); ``summary_questions``: the question ids of the summary table's
-    units in its order, so the bootstrap draws are the summary table's (seed ``[seed, 0]``).
+    units in its order, so the bootstrap draws are the summary table's (seed ``[seed, 0]``); ``probabilities``:
+    model -> question id -> inclusion probability of an active design (checked by :func:`owleval.report.active.study_probabilities`),
+    which switches those models to the weighted estimator.
     """
     keys = ["model_id", "question_id"]
     extra = missing[keys] if missing is not None and len(missing) else judge[keys].iloc[:0]
@@ -273,7 +342,10 @@ def ppi_table(
         for metric in PPI_METRICS:
             f = np.array([mine_j.at[q, metric] if q in mine_j.index else STAND_IN[metric] for q in answers], dtype=float)
             y = np.array([mine_h.at[q, metric] if q in mine_h.index else np.nan for q in answers], dtype=float)
-            pop = Population(f, y, np.array([code_of[int(q)] for q in answers], dtype=np.int64))
+            pi = None
+            if probabilities is not None and model in probabilities:
+                pi = np.array([probabilities[model][int(q)] for q in answers], dtype=float)
+            pop = Population(f, y, np.array([code_of[int(q)] for q in answers], dtype=np.int64), pi)
             rows.append(_row(model, metric, pop, in_judge, counts, summary_counts, alpha))
     return pd.DataFrame(rows, columns=list(PPI_COLUMNS))
 
@@ -289,17 +361,19 @@ def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts:
         got = ppi_mean(pop.y[labelled], pop.f[labelled], pop.f[in_judge & ~graded], alpha=alpha)
         ref = (got.estimate, got.ci_low, got.ci_high, got.lam)
     nan = float("nan")
-    human_est = float(np.mean(pop.y[graded])) if n else nan
-    graded_only = Population(pop.f[graded] * 0.0, pop.y[graded], pop.image[graded])  # images the summary table draws
+    human_est = (float(np.mean(pop.y[graded])) if pop.pi is None else float(np.average(pop.y[graded], weights=pop.weights))) if n else nan
+    graded_only = Population(pop.f[graded] * 0.0, pop.y[graded], pop.image[graded], None if pop.pi is None else pop.pi[graded])  # images the summary table draws
     human_lo, human_hi = human_only_interval(graded_only, bootstrap_estimates(graded_only, summary_counts), metric) if n >= 1 else (nan, nan)
     if metric == "mean_score" and (n < MIN_N_MEAN_INTERVAL or np.unique(pop.y[graded]).size == 1):
         human_lo = human_hi = nan
     if n == 0:
         return (model, metric, nan, nan, nan, nan, nan, 0, int(in_judge.sum()), big_n, 0, nan, nan, nan, nan, judge_only, *ref,
                 "no human grade: nothing anchors the judge")  # fmt: skip
-    lam = tuned_lambda(pop.y[graded], pop.f[graded])
+    lam = pop_lambda(pop)
     est = difference_estimate(pop, lam)
     notes = []
+    if pop.pi is not None:
+        notes.append("active sample: estimates weighted by 1 / inclusion probability; ppi_py's i.i.d. columns ignore the weights")
     if n_stand_in:
         notes.append(f"{n_stand_in} human-graded answer(s) without a judge grade keep the stand-in judge value {STAND_IN[metric]:g}")
     if n < MIN_N_INTERVAL:

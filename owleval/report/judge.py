@@ -94,7 +94,7 @@ SOFT_COLUMNS = {"judge_score": 3.0, "p_acceptable": 1.0}
 def _with_soft_scores(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     """Add ``judge_score`` (the expected score 0-3 under the judge's grade distribution) and ``p_acceptable`` (its
     probability of A or B) where grades.csv has them; NaN where a cell is empty (the letter then stands)."""
-    from owleval.report.grades import _csv_records
+    from owleval.report.grades import csv_records as _csv_records
 
     soft: dict[int, dict[str, float]] = {}
     problems: list[Problem] = []
