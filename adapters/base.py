@@ -89,9 +89,15 @@ class GenerationConfig:
     num_beams: int = 1
     repetition_penalty: float = 1.0
     seed: int = 0
+    #: how many likeliest alternatives to report for each generated token (0: none); adapters that can report
+    #: them put them in :attr:`Completion.tokens`
+    top_logprobs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        settings = asdict(self)
+        if not self.top_logprobs:  # changes no answer: left out, so answer files made before it existed still resume
+            del settings["top_logprobs"]
+        return settings
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,28 @@ class LoadOptions:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text, its log-probability and the likeliest alternatives at its position
+    (token text -> log-probability, the chosen token usually among them)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+class ScoredText(str):
+    """An answer that also carries its tokens with their alternatives (``GenerationConfig.top_logprobs``): still a
+    ``str`` to every caller of :meth:`ModelAdapter.generate`; the judge reads ``tokens``."""
+
+    tokens: tuple[TokenLogprob, ...] | None
+
+    def __new__(cls, text: str, tokens: tuple[TokenLogprob, ...] | None) -> ScoredText:
+        scored = super().__new__(cls, text)
+        scored.tokens = tokens
+        return scored
+
+
+@dataclass(frozen=True)
 class Completion:
     """One request's outcome, for callers that need more than the answer text (the LLM judge): the reply or the
     error that ended it, its wall time (retries included), and what the server reported. Adapters that can say
@@ -117,6 +145,9 @@ class Completion:
     seconds: float = 0.0
     usage: dict[str, int] = field(default_factory=dict)
     finish_reason: str | None = None
+    #: the reply's tokens with their alternatives when ``GenerationConfig.top_logprobs`` asked for them and the
+    #: model gave them; None otherwise
+    tokens: tuple[TokenLogprob, ...] | None = None
 
 
 class AdapterError(OwlEvalError):

@@ -88,6 +88,8 @@ def greedy_only(config: GenerationConfig) -> str | None:
         return "beam search is decoded eagerly"
     if config.repetition_penalty != 1.0:
         return "repetition_penalty is decoded eagerly"
+    if config.top_logprobs > 0:
+        return "token probabilities are decoded eagerly"
     return None
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from owleval.adapters.base import AdapterError, Conversation, GenerationConfig, ModelAdapter
+from owleval.adapters.base import AdapterError, Conversation, GenerationConfig, ModelAdapter, ScoredText, TokenLogprob
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -25,7 +25,52 @@ def generation_kwargs(config: GenerationConfig) -> dict[str, Any]:
     }
     if config.do_sample:
         kwargs.update(temperature=config.temperature, top_p=config.top_p, top_k=config.top_k or 0)
+    if config.top_logprobs > 0:  # the raw logits of every step, for the tokens' probabilities
+        kwargs.update(output_logits=True, return_dict_in_generate=True)
     return kwargs
+
+
+def split_scored(output: Any, tokenizer: Any, top: int) -> tuple[Any, list[tuple[TokenLogprob, ...]] | None]:
+    """``generate()``'s output as (sequences, per row its new tokens with their ``top`` likeliest alternatives)
+    when it was asked for logits (see :func:`generation_kwargs`), else (output, None).
+
+    Probabilities are the model's own (softmax of the raw logits, temperature 1), whatever the decoding settings;
+    a row's tokens end at its end-of-sequence or padding token. Each token is decoded on its own.
+    """
+    if not hasattr(output, "sequences"):
+        return output, None
+    import torch
+
+    steps = len(output.logits)
+    new = output.sequences[:, output.sequences.shape[1] - steps :]
+    logprobs = torch.stack(output.logits, dim=1).float().log_softmax(-1)
+    values, ids = logprobs.topk(min(top, logprobs.shape[-1]), dim=-1)
+    stop = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+    text: dict[int, str] = {}
+
+    def piece(token_id: int) -> str:
+        if token_id not in text:
+            text[token_id] = tokenizer.decode([token_id])
+        return text[token_id]
+
+    rows = []
+    for b in range(new.shape[0]):
+        tokens = []
+        for s in range(steps):
+            token_id = int(new[b, s])
+            if token_id in stop:
+                break
+            top_k = tuple((piece(int(i)), float(v)) for i, v in zip(ids[b, s], values[b, s], strict=True))
+            tokens.append(TokenLogprob(piece(token_id), float(logprobs[b, s, token_id]), top_k))
+        rows.append(tuple(tokens))
+    return output.sequences, rows
+
+
+def with_tokens(texts: Sequence[str], scored: Sequence[tuple[TokenLogprob, ...]] | None) -> list[str]:
+    """The answers, each carrying its tokens (:class:`ScoredText`) when they were asked for."""
+    if scored is None:
+        return list(texts)
+    return [ScoredText(text, tokens) for text, tokens in zip(texts, scored, strict=True)]
 
 
 def checkpoint_source(checkpoint: str, what: str, markers: tuple[str, ...] = ("config.json",)) -> str:

@@ -38,6 +38,8 @@ from owleval.adapters.hf_common import (
     load_errors,
     load_pretrained,
     runtime_provenance,
+    split_scored,
+    with_tokens,
 )
 
 IMAGE_TOKEN = "<image>"
@@ -151,8 +153,9 @@ class LlavaAdapter(LocalModelAdapter):
             output = hf_generate(
                 self.model, self.decode_log, **inputs, **generation_kwargs(config), pad_token_id=tokenizer.pad_token_id
             )
+        output, scored = split_scored(output, tokenizer, config.top_logprobs)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        return with_tokens([text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)], scored)
 
     def provenance(self) -> dict[str, Any]:
         return {

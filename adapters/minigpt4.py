@@ -34,6 +34,8 @@ from owleval.adapters.hf_common import (
     load_errors,
     load_pretrained,
     runtime_provenance,
+    split_scored,
+    with_tokens,
 )
 from owleval.adapters.options import number_option
 
@@ -367,7 +369,8 @@ class MiniGPT4Adapter(LocalModelAdapter):
                 pad_token_id=pad if pad is not None else self.tokenizer.eos_token_id,
             )
         # without input_ids, generate() returns only the new tokens
-        return [clean_answer(t) for t in self.tokenizer.batch_decode(output, skip_special_tokens=True)]
+        output, scored = split_scored(output, self.tokenizer, config.top_logprobs)
+        return with_tokens([clean_answer(t) for t in self.tokenizer.batch_decode(output, skip_special_tokens=True)], scored)
 
     def language_config(self) -> Any:
         return self.parts["language_model"].config

@@ -28,7 +28,14 @@ from owleval.adapters.base import (
     resolve_dtype,
 )
 from owleval.adapters.decode import DECODE_DEFAULT, DECODE_HELP, DecodeLog, decode_mode, greedy_only
-from owleval.adapters.hf_common import LocalModelAdapter, checkpoint_source, generation_kwargs, runtime_provenance
+from owleval.adapters.hf_common import (
+    LocalModelAdapter,
+    checkpoint_source,
+    generation_kwargs,
+    runtime_provenance,
+    split_scored,
+    with_tokens,
+)
 from owleval.adapters.options import number_option
 from owleval.manifest import sha256_of
 
@@ -134,7 +141,8 @@ class MplugOwlAdapter(LocalModelAdapter):
             if self.decode_log.requested == "eager":
                 self.decode_log.used("eager")
             output = self.model.generate(**inputs)
-        return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
+        output, scored = split_scored(output, tokenizer, config.top_logprobs)
+        return with_tokens([text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)], scored)
 
     def _decode_compiled(self, inputs: dict[str, Any], config: GenerationConfig) -> torch.Tensor | None:
         """New tokens from the static-cache decoder, or None (reason recorded) when this batch must go eager."""

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from owleval.adapters.base import AdapterError, Completion, Conversation, GenerationConfig, LoadOptions, ModelAdapter
+from owleval.adapters.base import AdapterError, Completion, Conversation, GenerationConfig, LoadOptions, ModelAdapter, TokenLogprob
 from owleval.adapters.options import number_option
 from owleval.imagefiles import ImageRefused, open_image
 from owleval.redact import redact, register_secret
@@ -92,7 +92,25 @@ def sampling_params(config: GenerationConfig) -> dict[str, Any]:
         params["top_k"] = config.top_k
     if config.repetition_penalty != 1.0:
         params["repetition_penalty"] = config.repetition_penalty
+    if config.top_logprobs > 0:
+        params.update(logprobs=True, top_logprobs=config.top_logprobs)
     return params
+
+
+def token_logprobs(choice: Mapping[str, Any]) -> tuple[TokenLogprob, ...] | None:
+    """A choice's ``logprobs.content`` (the chat-completions format: per token its text, logprob and
+    ``top_logprobs``) as :class:`TokenLogprob`s; None when the server gave none or gave something else."""
+    content = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
+    if not isinstance(content, list) or not content:
+        return None
+    tokens = []
+    try:
+        for entry in content:
+            top = tuple((str(alt["token"]), float(alt["logprob"])) for alt in entry.get("top_logprobs") or ())
+            tokens.append(TokenLogprob(str(entry["token"]), float(entry["logprob"]), top))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return tuple(tokens)
 
 
 def normalize_base_url(url: str) -> str:
@@ -432,12 +450,14 @@ class OpenAICompatAdapter(ModelAdapter):
         reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         usage = {k: v for k, v in reported.items() if k in ("prompt_tokens", "completion_tokens", "total_tokens") and isinstance(v, int)}
         finish = str(choice.get("finish_reason") or "unknown")
+        # the tokens stay in memory (the judge keeps only the grade distribution they give), so they are not redacted
+        details: dict[str, Any] = {"usage": usage, "finish_reason": finish, "tokens": token_logprobs(choice)}
         with self._lock:
             self._counts["answered"] += 1
             self._models[str(data.get("model") or "")] += 1
             self._finish[finish] += 1
             self._usage.update(usage)
-        return text, {"usage": usage, "finish_reason": finish}
+        return text, details
 
     def provenance(self) -> dict[str, Any]:
         with self._lock:

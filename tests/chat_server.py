@@ -6,7 +6,9 @@ input changed. The server checks requests as strictly as a real one (model name,
 mime type matches the bytes, API key), logs every request, and can be told to fail requests with 429/500, to
 answer slowly, or to crash and come back on the same port. A test may give its own ``reply(body) -> text`` (an
 LLM judge that grades from the request's content), and a server without JSON mode (``json_mode=False``) refuses
-requests that ask for ``response_format``.
+requests that ask for ``response_format``. Asked for ``logprobs``/``top_logprobs``, it answers them in the OpenAI
+format from a test's ``logprobs(body, text) -> content`` (see :func:`logprob_content`), or with ``null`` (a server
+that gives none) when the test gave no such function.
 
     with ChatServer() as server:
         adapter = OpenAICompatAdapter.load(LoadOptions("tiny-vlm", options={"base_url": server.base_url}))
@@ -18,6 +20,8 @@ import base64
 import binascii
 import hashlib
 import json
+import math
+import re
 import socket
 import threading
 import time
@@ -118,6 +122,39 @@ def reply_for(messages: list[dict]) -> str:
     return f"[{digest}] you asked: {message_text(messages[-1])}"
 
 
+_TOKENS = re.compile(r"\w+|\s+|[^\w\s]")
+_GRADE_LETTER = re.compile(r'"grade"\s*:\s*"([A-D])')
+
+
+def logprob_content(text: str, grade_probs: dict[str, float], merge_quote: bool = False, other: float = 0.2) -> list[dict]:
+    """``logprobs.content`` for ``text`` as a tokeniser would give it: words, spaces and punctuation one token each
+    (``merge_quote``: the quote before the grade letter merged with it, ``"B``). Every token is certain but the
+    grade letter's: its alternatives are each letter of ``grade_probs`` (scaled by 1 - ``other``) and two tokens that
+    are no grade (a bare quote; a word starting with D) sharing ``other``, likeliest first."""
+    tokens = _TOKENS.findall(text)
+    letter_at = _GRADE_LETTER.search(text).start(1)
+    content, start = [], 0
+    for token in tokens:
+        end = start + len(token)
+        if merge_quote and end == letter_at and token == '"':
+            start = end
+            continue  # joined to the letter's token
+        if start <= letter_at < end:
+            prefix = '"' if merge_quote else ""
+            alternatives = [(prefix + g, p * (1 - other)) for g, p in grade_probs.items() if p > 0]
+            alternatives += [('"', other / 2), (prefix + "Don", other / 2)]  # no grade: a bare quote, a word
+            alternatives.sort(key=lambda a: -a[1])
+            chosen = prefix + token
+            top = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())} for t, p in alternatives]
+            logprob = next(a["logprob"] for a in top if a["token"] == chosen)
+            content.append({"token": chosen, "logprob": logprob, "bytes": list(chosen.encode()), "top_logprobs": top})
+        else:
+            content.append({"token": token, "logprob": 0.0, "bytes": list(token.encode()),
+                            "top_logprobs": [{"token": token, "logprob": 0.0, "bytes": list(token.encode())}]})
+        start = end
+    return content
+
+
 class ChatServer:
     """A ThreadingHTTPServer speaking ``POST /v1/chat/completions`` and ``GET /v1/models`` on 127.0.0.1."""
 
@@ -130,10 +167,11 @@ class ChatServer:
         delay: float = 0.0,
         reply: Callable[[dict], str] | None = None,
         json_mode: bool = True,
+        logprobs: Callable[[dict, str], list[dict]] | None = None,
     ):
         self.model, self.served_name, self.api_key = model, served_name, api_key
         self.models_route, self.delay = models_route, delay
-        self.reply, self.json_mode = reply, json_mode
+        self.reply, self.json_mode, self.logprobs = reply, json_mode, logprobs
         self.port = 0
         self.requests: list[RecordedRequest] = []
         self.failures: list[Failure] = []
@@ -255,6 +293,9 @@ class ChatServer:
                 raise ServerError(400, "response_format is not supported by this server")
             if body["response_format"] != {"type": "json_object"}:
                 raise ServerError(400, f"unsupported response_format {body['response_format']!r}")
+        top = body.get("top_logprobs")
+        if top is not None and (not body.get("logprobs") or not isinstance(top, int) or not 0 <= top <= 20):
+            raise ServerError(400, "top_logprobs must be an integer from 0 to 20, with logprobs true")
         failure = self._scripted(body)
         if failure is not None:
             extra = {"Retry-After": failure.retry_after} if failure.retry_after else {}
@@ -265,6 +306,9 @@ class ChatServer:
         prompt_tokens = sum(len(message_text(m).split()) for m in body["messages"]) + 64 * images
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": min(len(words), max_tokens)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        logprobs = None
+        if body.get("logprobs") and self.logprobs is not None:
+            logprobs = {"content": [{**entry, "top_logprobs": entry["top_logprobs"][: top or 0]} for entry in self.logprobs(body, text)]}
         return {
             "id": "chatcmpl-" + hashlib.sha256(text.encode()).hexdigest()[:16],
             "object": "chat.completion",
@@ -274,6 +318,7 @@ class ChatServer:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": text},
+                    "logprobs": logprobs,
                     "finish_reason": "length" if len(words) > max_tokens else "stop",
                 }
             ],

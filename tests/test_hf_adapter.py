@@ -222,3 +222,10 @@ def test_judge_through_a_local_hf_checkpoint(checkpoints, tmp_path: Path, owl_da
     meta = json.loads((out / "meta.json").read_text())
     assert meta["adapter"] == "hf" and meta["provenance"]["model_type"] == "qwen2_vl"
     assert meta["counts"] == {"judged": 0, "unparsed": 2, "failed": 0}
+
+
+def test_token_probabilities_when_asked(checkpoints, owl_data: Path) -> None:
+    from tests.logprobs_helpers import assert_scored_like_plain, image_conversations
+
+    adapter = HFAdapter.load(LoadOptions(checkpoint=str(checkpoints["qwen2_vl"]), device="cpu", batch_size=2))
+    assert_scored_like_plain(adapter, image_conversations(owl_data))

@@ -171,3 +171,29 @@ def test_owleval_generate_end_to_end_over_all_questions(checkpoint: Path, tmp_pa
     meta = json.loads(out.with_name(out.name + ".meta.json").read_text())
     assert meta["status"] == "finished"
     assert meta["provenance"]["adapter"] == "llava" and meta["provenance"]["prompt_format"] == "llava-1.5"
+
+
+# -- token probabilities (owleval judge -o logprobs=true) -----------------------------------------------------------
+def test_token_probabilities_equal_a_teacher_forced_pass_and_reach_the_judge(adapter: LlavaAdapter, owl_data: Path) -> None:
+    from owleval.judge.run import ask
+    from tests.logprobs_helpers import TOP, assert_scored_like_plain, image_conversations
+
+    conversations = image_conversations(owl_data)
+    assert_scored_like_plain(adapter, conversations)  # a padded batch
+    tokenizer = adapter.processor.tokenizer
+    for conversation in conversations:  # one at a time: the same input as the forward pass below, no padding
+        (answer,) = adapter.generate([conversation], GenerationConfig(max_new_tokens=5, top_logprobs=TOP))
+        inputs = adapter.processor(images=[adapter.image(r) for r in conversation.images], text=[adapter.prompt(conversation)], return_tensors="pt")
+        prompt_len = inputs["input_ids"].shape[1]
+        with torch.inference_mode():  # the greedy answer alone (no padding), then one forward pass over all of it
+            new = adapter.model.generate(**inputs, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)[0, prompt_len:].tolist()
+            new = new[: new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new
+            ids = torch.cat([inputs["input_ids"], torch.tensor([new])], dim=1)
+            logits = adapter.model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=inputs["pixel_values"]).logits
+        expected = logits[0, prompt_len - 1 : prompt_len - 1 + len(new)].float().log_softmax(-1).gather(1, torch.tensor(new)[:, None])[:, 0]
+        assert [t.token for t in answer.tokens] == [tokenizer.decode([i]) for i in new]
+        assert [t.logprob for t in answer.tokens] == pytest.approx(expected.tolist(), abs=1e-4)
+    config = GenerationConfig(max_new_tokens=4, top_logprobs=3)
+    completions = ask(adapter, [(c, config) for c in conversations])
+    assert [c.key for c in completions] == ["a", "b"] and all(c.tokens and len(c.tokens[0].top) == 3 for c in completions)
+    assert ask(adapter, [(conversations[0], GenerationConfig(max_new_tokens=4))])[0].tokens is None

@@ -327,3 +327,9 @@ def test_owleval_generate_end_to_end_over_all_questions(parts: dict[str, str], t
     assert meta["status"] == "finished" and meta["provenance"]["adapter"] == "minigpt4"
     record = meta["provenance"]
     assert record["projection_sha256"] and record["vision_checkpoint"] == parts["vision_checkpoint"]
+
+
+def test_token_probabilities_when_asked(adapter: MiniGPT4Adapter, owl_data: Path) -> None:
+    from tests.logprobs_helpers import assert_scored_like_plain, image_conversations
+
+    assert_scored_like_plain(adapter, image_conversations(owl_data))

@@ -191,3 +191,12 @@ def test_lora_adapter_folder_loads_over_its_base(checkpoint, images, tmp_path):
     info = tuned.provenance()
     assert info["checkpoint_folder"] == str(checkpoint.resolve())
     assert info["lora_adapter"]["lora_adapter_config"]["r"] == 8
+
+
+def test_token_probabilities_when_asked_decode_eagerly(adapter, checkpoint, owl_data):
+    from tests.logprobs_helpers import TOP, assert_scored_like_plain, image_conversations
+
+    assert_scored_like_plain(adapter, image_conversations(owl_data))
+    compiled = MplugOwlAdapter.load(LoadOptions(checkpoint=str(checkpoint), device="cpu", options={"decode": "compiled"}))
+    answer = compiled.generate(image_conversations(owl_data)[:1], GenerationConfig(max_new_tokens=3, top_logprobs=TOP))[0]
+    assert answer.tokens and "token probabilities are decoded eagerly (1 batches)" in compiled.provenance()["decode_fallback"]

@@ -22,7 +22,7 @@ def judge(
     samples: Annotated[int, typer.Option("--samples", min=1, help="Ask K times at temperature 0.7 and take the median grade (ties to the lower); 1 is greedy.")] = 1,
     models: Annotated[Optional[str], typer.Option("--models", help="Judge only these model ids, comma-separated.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Judge only the first N answers of each model.")] = None,
-    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="KEY=VALUE: parse_retries (2), temperature (0.7), max_tokens (512), seed (0), or an adapter option; repeatable.")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="KEY=VALUE: parse_retries (2), temperature (0.7), max_tokens (512), seed (0), logprobs (false: true asks for the grade distribution), top_logprobs (10), or an adapter option; repeatable.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N, for a judge that runs here (not openai).")] = "auto",
     dtype: Annotated[str, typer.Option("--dtype", help="auto | float32 | bfloat16 | float16, for a judge that runs here.")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Answers per batch for a judge that runs here (openai: --concurrency).")] = 1,
@@ -61,6 +61,8 @@ def judge(
     load_options = LoadOptions(checkpoint=checkpoint, device=device, dtype=dtype, batch_size=batch_size, options=adapter_options)
     kept = "the judgements made so far are kept (grades.csv is up to date); run the same command again to resume"
     if pairwise:
+        if settings.logprobs:
+            raise OwlEvalError("-o logprobs=true gives A-D grade distributions; the pairwise judge names a winner: leave it out")
         _judge_pairwise(judge_model, answers, load_options, settings, out, wanted, overwrite, retry_unparsed, data,
                         (pairs, against, pairs_per_question, sample, seed), limit)
         return

@@ -20,6 +20,7 @@ from owleval.errors import OwlEvalError
 from owleval.fileio import atomic_write_text
 from owleval.grading.export import EXPORT_COLUMNS
 from owleval.judge.parse import median_grade
+from owleval.judge.soft import GRADES, expected_score, letter_distribution
 
 PARSED, UNPARSED, FAILED = "parsed", "unparsed", "failed"
 
@@ -38,6 +39,9 @@ class Judgement:
     lines: tuple[dict[str, Any], ...]
     #: the grades of its parsed samples (more than one with --samples K: an empirical grade distribution)
     sample_grades: tuple[str, ...] = ()
+    #: P(A..D): the mean over its parsed samples of each one's distribution (from token probabilities, or its
+    #: letter); None when there is nothing beyond one letter (one sample, no -o logprobs=true)
+    grade_probs: dict[str, float] | None = None
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
@@ -55,8 +59,18 @@ def read_log(path: Path) -> list[dict[str, Any]]:
                 raise OwlEvalError(f"{path}:{line_no}: not JSON ({exc.msg}); repair it or pass --overwrite") from None
             if not isinstance(record, dict) or not {"judgement", "model_id", "question_id", "sample", "status"} <= record.keys():
                 raise OwlEvalError(f"{path}:{line_no}: not a judge request record; repair it or pass --overwrite")
+            if not _valid_probs(record.get("grade_probs")):
+                raise OwlEvalError(f"{path}:{line_no}: grade_probs must give each of A, B, C, D a probability; repair it or pass --overwrite")
             records.append(record)
     return records
+
+
+def _valid_probs(probs: Any) -> bool:
+    """Absent, or a distribution over A-D (what ``-o logprobs=true`` records)."""
+    if probs is None:
+        return True
+    return (isinstance(probs, dict) and set(probs) == set(GRADES)
+            and all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in probs.values()) and abs(sum(probs.values()) - 1) < 1e-6)
 
 
 def _fold(lines: Sequence[dict[str, Any]]) -> Judgement | None:
@@ -76,7 +90,12 @@ def _fold(lines: Sequence[dict[str, Any]]) -> Judgement | None:
         chosen = next(rec for rec in parsed if rec["grade"] == grade)
         status, reason, when = PARSED, chosen["reason"], chosen["at"]
     sampled = tuple(rec["grade"] for rec in parsed) if status == PARSED else ()
-    return Judgement(first["model_id"], int(first["question_id"]), first["answer_sha256"], status, grade, reason, when, tuple(lines), sampled)
+    probs = None
+    if status == PARSED and (len(parsed) > 1 or any("grade_probs" in rec for rec in parsed)):
+        each = [rec.get("grade_probs") or letter_distribution(rec["grade"]) for rec in parsed]
+        probs = {g: sum(float(d[g]) for d in each) / len(each) for g in GRADES}
+    return Judgement(first["model_id"], int(first["question_id"]), first["answer_sha256"], status, grade, reason, when, tuple(lines),
+                     sampled, probs)
 
 
 def judgements(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], Judgement]:
@@ -92,28 +111,22 @@ def judgements(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], Judge
     return dict(sorted(latest.items()))
 
 
-#: soft-score columns added after the export columns when the judge was sampled more than once
+#: soft-score columns added after the export columns when the judge gave more than a letter (K samples, logprobs)
 SOFT_COLUMNS = ("judge_score", "p_acceptable")
-_SCORES = {"A": 3, "B": 2, "C": 1, "D": 0}
-
-
-def soft_scores(sample_grades: Sequence[str]) -> tuple[float, float]:
-    """The empirical grade distribution of K samples as (expected score 0-3, share of A or B)."""
-    scores = [_SCORES[g] for g in sample_grades]
-    return sum(scores) / len(scores), sum(s >= 2 for s in scores) / len(scores)
 
 
 def grades_frame(found: dict[tuple[str, int], Judgement], annotator: str) -> pd.DataFrame:
     """The parsed judgements in the columns of ``owleval grades export`` (the reason is the comment).
 
-    When any answer has more than one parsed sample (``--samples K``), ``judge_score`` and ``p_acceptable`` follow:
-    the expected score and the A-or-B share over its samples (the report's PPI uses them instead of the letter).
+    When any answer has a grade distribution (``--samples K``, ``-o logprobs=true``), ``judge_score`` and
+    ``p_acceptable`` follow: its expected score and probability of A or B (the report's PPI uses them instead of the
+    letter); an answer without one counts its letter as certain.
     """
     parsed = [j for j in found.values() if j.status == PARSED]
     rows = [(annotator, j.model_id, j.question_id, j.grade, j.reason, j.judged_at, "") for j in parsed]
     frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS).astype({"question_id": "int64"})
-    if any(len(j.sample_grades) > 1 for j in parsed):
-        soft = [soft_scores(j.sample_grades or (j.grade,)) for j in parsed]
+    if any(j.grade_probs is not None for j in parsed):
+        soft = [expected_score(j.grade_probs or letter_distribution(j.grade or "")) for j in parsed]
         frame[SOFT_COLUMNS[0]] = [round(a, 6) for a, _ in soft]
         frame[SOFT_COLUMNS[1]] = [round(b, 6) for _, b in soft]
     return frame

@@ -30,6 +30,7 @@ from owleval.answers import Answer, answer_files_in, read_answer_file
 from owleval.errors import InputFileError, OwlEvalError
 from owleval.judge.log import FAILED, PARSED, UNPARSED, Judgement, judgements, read_log, write_grades
 from owleval.judge.parse import ReplyError, parse_reply
+from owleval.judge.soft import grade_distribution
 from owleval.judge.prompt import TEMPLATE, judge_conversation, render_prompt, template_sha256
 from owleval.paths import default_data_dir
 from owleval.provenance import now_iso
@@ -47,9 +48,11 @@ from owleval.runner import (
 
 RAW, GRADES, META = "raw.jsonl", "grades.csv", "meta.json"
 #: ``-o KEY=VALUE`` settings that belong to the judge run; every other key goes to the adapter
-JUDGE_OPTIONS = ("parse_retries", "temperature", "max_tokens", "seed")
+JUDGE_OPTIONS = ("parse_retries", "temperature", "max_tokens", "seed", "logprobs", "top_logprobs")
 #: settings that must be equal for a re-run to continue a judgement folder (concurrency may change)
-_RESUME_SETTINGS = ("samples", "temperature", "parse_retries", "max_tokens", "seed")
+_RESUME_SETTINGS = ("samples", "temperature", "parse_retries", "max_tokens", "seed", "logprobs")
+#: alternatives per token asked for with ``-o logprobs=true`` (OpenAI allows up to 20, vLLM's default limit is 20)
+DEFAULT_TOP_LOGPROBS = 10
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,15 @@ class JudgeSettings:
     max_tokens: int = 512
     seed: int = 0
     concurrency: int | None = None
+    #: alternatives per generated token to ask for (``-o logprobs=true``): the grade distribution; 0 = the letter only
+    logprobs: int = 0
 
     def config(self, sample: int) -> GenerationConfig:
         if self.samples == 1:
-            return GenerationConfig(max_new_tokens=self.max_tokens, seed=self.seed)
+            return GenerationConfig(max_new_tokens=self.max_tokens, seed=self.seed, top_logprobs=self.logprobs)
         # each sample its own seed: a server that honours seeds would otherwise answer K times the same
-        return GenerationConfig(max_new_tokens=self.max_tokens, do_sample=True, temperature=self.temperature, seed=self.seed + sample)
+        return GenerationConfig(max_new_tokens=self.max_tokens, do_sample=True, temperature=self.temperature, seed=self.seed + sample,
+                                top_logprobs=self.logprobs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +83,8 @@ class JudgeSettings:
             "max_tokens": self.max_tokens,
             "seed": self.seed,
             "concurrency": self.concurrency,
+            # only when asked for, so that folders judged before this setting existed still resume
+            **({"logprobs": self.logprobs} if self.logprobs else {}),
         }
 
 
@@ -92,6 +100,7 @@ def split_options(judge: str, options: Mapping[str, str], samples: int = 1, conc
         max_tokens=number_option(options, "max_tokens", 512, minimum=1),
         seed=number_option(options, "seed", 0, minimum=0),
         concurrency=concurrency,
+        logprobs=_logprobs_option(options),
     )
     adapter_cls = get_adapter_class(judge)
     adapter_cls.check_options(options, also=JUDGE_OPTIONS)
@@ -101,6 +110,17 @@ def split_options(judge: str, options: Mapping[str, str], samples: int = 1, conc
     if concurrency:
         rest["concurrency"] = str(concurrency)
     return settings, rest
+
+
+def _logprobs_option(options: Mapping[str, str]) -> int:
+    """``-o logprobs=true|false`` with ``-o top_logprobs=N`` (default 10): how many alternatives per token to ask for."""
+    value = (options.get("logprobs") or "false").strip().lower()
+    if value not in ("true", "false"):
+        raise OwlEvalError(f"-o logprobs={options.get('logprobs')!r}: use true or false")
+    top = number_option(options, "top_logprobs", DEFAULT_TOP_LOGPROBS, minimum=1)
+    if "top_logprobs" in options and value != "true":
+        raise OwlEvalError("-o top_logprobs= needs -o logprobs=true")
+    return top if value == "true" else 0
 
 
 def safe_name(checkpoint: str) -> str:
@@ -199,7 +219,8 @@ def ask(adapter: ModelAdapter, requests: Sequence[tuple[Conversation, Generation
                     results += ask(adapter, [(conversation, config)])
             continue
         seconds = (time.perf_counter() - started) / len(conversations)
-        results += [Completion(c.key, text=t, seconds=seconds) for c, t in zip(conversations, texts, strict=True)]
+        # a local adapter's answer carries its tokens' probabilities when they were asked for (ScoredText)
+        results += [Completion(c.key, text=t, seconds=seconds, tokens=getattr(t, "tokens", None)) for c, t in zip(conversations, texts, strict=True)]
     return results
 
 
@@ -293,6 +314,10 @@ def judge_batch(adapter: ModelAdapter, batch: Sequence[Item], settings: JudgeSet
     for a in attempts:
         item, sample = a.job
         reply, config = a.reply, a.config
+        soft: dict[str, Any] = {}
+        if settings.logprobs and a.parsed:
+            probs, source = grade_distribution(a.parsed.grade, reply.tokens)
+            soft = {"grade_probs": probs, "grade_probs_from": source}
         records[item.key].append({
             "judgement": ids[item.key], "model_id": item.answer.model_id, "question_id": item.answer.question_id,
             "answer_sha256": item.answer_sha256, "prompt_sha256": sha256_text(item.prompt),
@@ -302,6 +327,7 @@ def judge_batch(adapter: ModelAdapter, batch: Sequence[Item], settings: JudgeSet
             "reason": a.parsed.reason if a.parsed else None, "error": a.error,
             "reply": redact(reply.text) if reply.text else reply.text,
             "seconds": round(reply.seconds, 4), "usage": reply.usage, "finish_reason": reply.finish_reason, "at": now_iso(),
+            **soft,
         })
     return [r for item in batch for r in sorted(records[item.key], key=lambda r: (r["sample"], r["attempt"]))]
 
@@ -321,7 +347,7 @@ def _check_resumable(old: dict[str, Any] | None, new: dict[str, Any], out: Path)
             ("checkpoint", old.get("checkpoint"), new["checkpoint"]),
             ("prompt template", (old.get("prompt_template") or {}).get("sha256"), new["prompt_template"]["sha256"]),
             ("judge settings", old.get("answer_settings"), new.get("answer_settings")),  # e.g. the hf judge's system prompt
-            *((key, (old.get("settings") or {}).get(key), new["settings"][key]) for key in _RESUME_SETTINGS),
+            *((key, (old.get("settings") or {}).get(key), new["settings"].get(key)) for key in _RESUME_SETTINGS),
         ],
         lambda what, before, now: f"{out} was judged with {what} {before!r}, this run has {now!r}; pass --overwrite to judge again "
                                   "from scratch, or choose another --out",
