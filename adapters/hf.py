@@ -27,7 +27,7 @@ from owleval.adapters.base import (
     resolve_device,
     resolve_dtype,
 )
-from owleval.adapters.decode import DECODE_HELP, DecodeLog, decode_mode, hf_generate
+from owleval.adapters.decode import DECODE_DEFAULT, DECODE_HELP, DecodeLog, decode_mode, hf_generate
 from owleval.adapters.hf_common import (
     LocalModelAdapter,
     center_crops,
@@ -229,6 +229,11 @@ class HFAdapter(LocalModelAdapter):
         "image_aspect": "pad (to a square in the mean colour, as LLaVA-1.5 was trained; default for llava checkpoints "
         "whose processor centre-crops) or crop (images as the processor takes them; default otherwise)",
         "trust_remote_code": "true to run the checkpoint's own Python code (only for checkpoints you trust)",
+    }
+    option_defaults: ClassVar[Mapping[str, str]] = {
+        "attn_implementation": "sdpa", "decode": DECODE_DEFAULT, "system": "none", "max_pixels": "the processor's own",
+        "image_size": "the processor's own", "image_aspect": "pad for llava checkpoints whose processor centre-crops, else crop",
+        "trust_remote_code": "false",
     }
 
     def __init__(self, options: LoadOptions, model: Any, processor: Any, device: str, dtype: Any, facts: dict[str, Any]):

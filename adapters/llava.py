@@ -71,7 +71,10 @@ class LlavaAdapter(LocalModelAdapter):
         "image_aspect": "pad (to a square in the mean colour before the processor, as LLaVA-1.5 was trained; default "
         "when the processor centre-crops) or crop (the processor's own centre crop)",
     }
-    option_defaults: ClassVar[Mapping[str, str]] = {"attn_implementation": "sdpa", "prompt": "auto", "decode": DECODE_DEFAULT}
+    option_defaults: ClassVar[Mapping[str, str]] = {
+        "attn_implementation": "sdpa", "prompt": "auto", "decode": DECODE_DEFAULT,
+        "image_aspect": "pad when the processor centre-crops, else crop",
+    }
 
     def __init__(self, options: LoadOptions, model: Any, processor: Any, device: str, dtype: Any, prompt_format: str):
         super().__init__(options)

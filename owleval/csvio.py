@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +80,50 @@ def unquote_frame(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = out[column].map(unquote_cell)
     out.columns = [unquote_cell(c) for c in out.columns]
     return out
+
+
+def read_records(path: Path, required: Sequence[str], *, known: Sequence[str] = (), what: str = "the header must hold") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line where the record starts, record with the formula quotes removed) for each row of a CSV file with a
+    header line, blank rows skipped.
+
+    Header problems (unreadable, empty file, a ``required`` column missing, a ``required`` or ``known`` column twice)
+    raise at once; row problems (a wrong number of fields, unreadable text) are collected and raised together after
+    the last row, each naming its line, so a reader can check every value of a file before it writes anything.
+    ``what`` words the missing-column message: "missing column (<what> a, b, c)".
+    """
+    from owleval.errors import InputFileError, OwlEvalError, Problem
+
+    path = Path(path)
+    try:
+        fh = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise OwlEvalError(f"{path}: cannot read: {exc.strerror}") from exc
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = [unquote_cell(h.strip()) for h in next(reader)]
+        except StopIteration:
+            raise InputFileError([Problem(path, None, None, "empty file: expected a header line")]) from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputFileError([Problem(path, 1, None, f"not a readable CSV header ({exc})")]) from None
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise InputFileError([Problem(path, 1, c, f"missing column ({what} {', '.join(required)})") for c in missing])
+        dupes = sorted({h for h in header if header.count(h) > 1 and h in (*required, *known)})
+        if dupes:
+            raise InputFileError([Problem(path, 1, c, "column appears twice") for c in dupes])
+        start = reader.line_num + 1
+        problems: list[Problem] = []
+        try:
+            for fields in reader:
+                line, start = start, reader.line_num + 1
+                if not fields or all(not f.strip() for f in fields):
+                    continue
+                if len(fields) != len(header):
+                    problems.append(Problem(path, line, None, f"{len(fields)} fields, the header has {len(header)}"))
+                    continue
+                yield line, {k: unquote_cell(v) for k, v in zip(header, fields, strict=True)}
+        except (csv.Error, UnicodeDecodeError) as exc:
+            problems.append(Problem(path, start, None, f"unreadable CSV ({exc})"))
+        if problems:
+            raise InputFileError(problems)
