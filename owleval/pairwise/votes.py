@@ -9,7 +9,6 @@ the answers, an unknown winner token, a pair of one model with itself, a left si
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from owleval.csvio import frame_to_csv, unquote_record
+from owleval.csvio import frame_to_csv, read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.fileio import atomic_write_text
 from owleval.grading.queue import MAX_COMMENT_LEN
@@ -77,46 +76,21 @@ def read_votes(path: Path, models: Collection[str] | None = None, question_ids: 
     ``models`` / ``question_ids``: what the answers hold (None: any); ``origin`` names them in messages.
     """
     path = Path(path)
-    try:
-        fh = open(path, encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise OwlEvalError(f"{path}: cannot read: {exc.strerror}") from exc
+    records = list(read_records(path, REQUIRED_VOTE_COLUMNS, known=VOTE_COLUMNS, what="votes.csv holds"))
     problems: list[Problem] = []
     votes: list[Vote] = []
     seen: dict[tuple[str, int, str, str], int] = {}
-    with fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise InputFileError([Problem(path, None, None, "empty file: expected a header line")]) from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputFileError([Problem(path, 1, None, f"not a readable CSV header ({exc})")]) from None
-        missing = [c for c in REQUIRED_VOTE_COLUMNS if c not in header]
-        if missing:
-            raise InputFileError([Problem(path, 1, c, f"missing column (votes.csv holds {', '.join(VOTE_COLUMNS)})") for c in missing])
-        start = reader.line_num + 1
-        try:
-            for fields in reader:
-                line, start = start, reader.line_num + 1
-                if not fields or all(not f.strip() for f in fields):
-                    continue
-                if len(fields) != len(header):
-                    problems.append(Problem(path, line, None, f"{len(fields)} fields, the header has {len(header)}"))
-                    continue
-                rec = unquote_record(dict(zip(header, fields)))
-                vote = _check(rec, path, line, models, question_ids, origin, problems)
-                if vote is None:
-                    continue
-                key = (vote.annotator, vote.question_id, vote.model_a, vote.model_b)
-                if key in seen:
-                    problems.append(Problem(path, line, None, f"a second vote by {vote.annotator!r} on question {vote.question_id} "
-                                                              f"{vote.model_a} vs {vote.model_b} (first on line {seen[key]})"))
-                    continue
-                seen[key] = line
-                votes.append(vote)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            problems.append(Problem(path, start, None, f"not readable as CSV ({exc})"))
+    for line, rec in records:
+        vote = _check(rec, path, line, models, question_ids, origin, problems)
+        if vote is None:
+            continue
+        key = (vote.annotator, vote.question_id, vote.model_a, vote.model_b)
+        if key in seen:
+            problems.append(Problem(path, line, None, f"a second vote by {vote.annotator!r} on question {vote.question_id} "
+                                                      f"{vote.model_a} vs {vote.model_b} (first on line {seen[key]})"))
+            continue
+        seen[key] = line
+        votes.append(vote)
     if problems:
         raise InputFileError(problems)
     return votes

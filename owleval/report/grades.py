@@ -6,13 +6,12 @@ any error remains, so a report is never built on half-checked grades.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from owleval.csvio import unquote_record
+from owleval.csvio import read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.questions import Question
 
@@ -133,41 +132,7 @@ def validate_records(
 
 def csv_records(path: Path) -> Iterable[tuple[int | None, dict[str, Any]]]:
     """Yield (line number where the record starts, record), formula quotes removed; header problems raise at once."""
-    try:
-        fh = open(path, encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise OwlEvalError(f"{path}: cannot read: {exc.strerror}") from exc
-    with fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise InputFileError([Problem(path, None, None, "empty file: expected a header line")]) from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputFileError([Problem(path, 1, None, f"not a readable CSV header ({exc})")]) from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise InputFileError(
-                [Problem(path, 1, c, f"missing column (the header must hold {', '.join(REQUIRED_COLUMNS)})") for c in missing]
-            )
-        dupes = sorted({h for h in header if header.count(h) > 1 and h in REQUIRED_COLUMNS + OPTIONAL_COLUMNS})
-        if dupes:
-            raise InputFileError([Problem(path, 1, c, "column appears twice") for c in dupes])
-        start = reader.line_num + 1
-        problems: list[Problem] = []
-        try:
-            for fields in reader:
-                line, start = start, reader.line_num + 1
-                if not fields or all(not f.strip() for f in fields):
-                    continue
-                if len(fields) != len(header):
-                    problems.append(Problem(path, line, None, f"{len(fields)} fields, the header has {len(header)}"))
-                    continue
-                yield line, unquote_record(dict(zip(header, fields, strict=True)))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            problems.append(Problem(path, start, None, f"unreadable CSV ({exc})"))
-        if problems:
-            raise InputFileError(problems)
+    yield from read_records(path, REQUIRED_COLUMNS, known=OPTIONAL_COLUMNS)
 
 
 def read_grades_csv(path: Path, questions: Sequence[Question], *, models: Collection[str] | None = None, models_origin: str = "--answers") -> pd.DataFrame:

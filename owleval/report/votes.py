@@ -9,7 +9,6 @@ in sorted order, ``left`` the model shown on the left, ``winner`` one of ``model
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Collection, Iterator, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from owleval.csvio import unquote_record
+from owleval.csvio import read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.questions import Question
 
@@ -58,39 +57,7 @@ def _text(value: Any) -> str:
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line where the record starts, record with formula quotes removed); header problems raise at once."""
-    try:
-        fh = open(path, encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise OwlEvalError(f"{path}: cannot read: {exc.strerror}") from exc
-    with fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise InputFileError([Problem(path, None, None, "empty file: expected a header line")]) from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputFileError([Problem(path, 1, None, f"not a readable CSV header ({exc})")]) from None
-        missing = [c for c in REQUIRED_VOTE_COLUMNS if c not in header]
-        if missing:
-            raise InputFileError([Problem(path, 1, c, f"missing column (a votes file has {', '.join(VOTE_COLUMNS)})") for c in missing])
-        dupes = sorted({h for h in header if header.count(h) > 1 and h in VOTE_COLUMNS})
-        if dupes:
-            raise InputFileError([Problem(path, 1, c, "column appears twice") for c in dupes])
-        start = reader.line_num + 1
-        problems: list[Problem] = []
-        try:
-            for fields in reader:
-                line, start = start, reader.line_num + 1
-                if not fields or all(not f.strip() for f in fields):
-                    continue
-                if len(fields) != len(header):
-                    problems.append(Problem(path, line, None, f"{len(fields)} fields, the header has {len(header)}"))
-                    continue
-                yield line, unquote_record(dict(zip(header, fields, strict=True)))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            problems.append(Problem(path, start, None, f"unreadable CSV ({exc})"))
-        if problems:
-            raise InputFileError(problems)
+    return read_records(path, REQUIRED_VOTE_COLUMNS, known=VOTE_COLUMNS, what="a votes file has")
 
 
 def _check_model(value: str, field: str, where: tuple[Path, int], models: Collection[str] | None, origin: str) -> list[Problem]:
