@@ -105,3 +105,17 @@ def test_items_graded_once_are_not_counted():
     assert table.query("annotators == 'all'").n.unique().tolist() == [1]
     assert table.query("annotators == 'x|y'").n.unique().tolist() == [1]
     assert table.query("annotators == 'y|z'").n.unique().tolist() == [0]
+
+
+def test_cohen_kappa_equals_sklearn_on_random_ratings() -> None:
+    from owleval.report.stats import cohen_kappa
+
+    rng = np.random.default_rng(5)
+    for k in (2, 3, 4):
+        for n in (2, 5, 40):
+            a = rng.integers(0, k, n)
+            b = np.where(rng.random(n) < 0.6, a, rng.integers(0, k, n))
+            for kind in (None, "linear", "quadratic"):
+                want = cohen_kappa_score(a, b, labels=list(range(k)), weights=kind)
+                got = cohen_kappa(a, b, k, kind)
+                assert (np.isnan(want) and np.isnan(got)) or abs(got - want) < 1e-12, (k, n, kind, got, want)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from owleval.report.grades import GRADE_SCORES
+from owleval.report.stats import cohen_kappa
 
 AGREEMENT_COLUMNS = ("measure", "annotators", "value", "n")
 PAIR_MEASURES = ("cohen_kappa", "cohen_kappa_quadratic", "percent_agreement")
@@ -64,15 +65,8 @@ def observed_agreement(counts: np.ndarray) -> float:
 
 
 def _cohen(a: np.ndarray, b: np.ndarray, weights: str | None) -> float:
-    from sklearn.metrics import cohen_kappa_score
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            value = cohen_kappa_score(a, b, labels=list(CATEGORIES), weights=weights)
-        except ValueError:
-            return float("nan")
-    return float(value)
+    """Cohen's kappa of two annotators' scores (0..3), plain or weighted."""
+    return cohen_kappa(a, b, len(CATEGORIES), weights)
 
 
 def _krippendorff(matrix: np.ndarray, level: str) -> float:

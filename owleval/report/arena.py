@@ -20,7 +20,10 @@ import pandas as pd
 
 from owleval.report.compare import BT_BOOTSTRAP_TOL, BT_PRIOR, MIN_COMPARISONS
 from owleval.report.ppi_logistic import ppi_logistic
-from owleval.report.stats import CI_LEVEL, bootstrap_counts, bradley_terry, clustered_wilson, holm, percentile_ci, ratio_bootstrap, sign_test_pvalues
+from owleval.report.stats import (
+    CI_LEVEL, bootstrap_counts, bradley_terry, clustered_wilson, holm, kappa_from_confusion, kappa_weights, percentile_ci,
+    ratio_bootstrap, sign_test_pvalues,
+)
 
 #: a pair of models with fewer votes than this is flagged "too few" in the win-rate table
 MIN_PAIR_VOTES = 10
@@ -180,13 +183,8 @@ def adjacent_table(ranking: pd.DataFrame, boot: np.ndarray, pairs: pd.DataFrame,
 
 
 def _kappa(conf: np.ndarray) -> np.ndarray:
-    """Cohen's kappa from (..., 9) flattened 3 x 3 confusion counts."""
-    c = conf.reshape(*conf.shape[:-1], 3, 3)
-    total = c.sum(axis=(-1, -2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        po = np.trace(c, axis1=-2, axis2=-1) / total
-        pe = (c.sum(axis=-1) * c.sum(axis=-2)).sum(axis=-1) / total**2
-        return np.where(pe < 1, (po - pe) / np.where(pe < 1, 1 - pe, 1.0), np.nan)
+    """Cohen's kappa from (..., 9) flattened 3 x 3 confusion counts (win / tie / loss)."""
+    return kappa_from_confusion(conf.reshape(*conf.shape[:-1], 3, 3), kappa_weights(3))
 
 
 def agreement_rows(first: np.ndarray, second: np.ndarray, qids: np.ndarray, info: pd.DataFrame, *, comparison: str, n_boot: int, seed: int) -> list[dict[str, Any]]:

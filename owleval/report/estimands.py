@@ -208,9 +208,9 @@ def jackknife_variance(pop: Population) -> float:
 
 @functools.lru_cache(maxsize=256)
 def _t(alpha: float, dof: int) -> float:
-    from scipy.stats import t
+    from scipy.special import stdtrit  # Student's t quantile (= scipy.stats.t.ppf) without importing scipy.stats
 
-    return float(t.ppf(1.0 - alpha / 2.0, dof))
+    return float(stdtrit(dof, 1.0 - alpha / 2.0))
 
 
 def sample_interval(pop: Population, lam: float, metric: str, alpha: float = PPI_ALPHA) -> tuple[float, float, float]:

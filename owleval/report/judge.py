@@ -26,7 +26,7 @@ from owleval.questions import Question
 from owleval.report import combine
 from owleval.report.agreement import CATEGORIES, _cohen
 from owleval.report.grades import GRADE_SCORES, read_grades
-from owleval.report.stats import bootstrap_counts, percentile_ci, weighted_spearman
+from owleval.report.stats import bootstrap_counts, kappa_from_confusion, kappa_weights, percentile_ci, weighted_spearman
 
 JUDGE_AGREEMENT_COLUMNS = ("model", "measure", "value", "ci_low", "ci_high", "n")
 JUDGE_MEASURES = ("exact_agreement", "cohen_kappa", "cohen_kappa_quadratic", "spearman", "mean_shift")
@@ -200,19 +200,9 @@ def pair_answers(human: pd.DataFrame, judge: pd.DataFrame) -> pd.DataFrame:
     return pairs.astype({"human": "int64", "judge": "int64"}).sort_values(["model_id", "question_id"]).reset_index(drop=True)
 
 
-def _kappa_from_confusion(conf: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Cohen's kappa from (..., k, k) confusion counts, as scikit-learn: 1 - sum(W * observed) / sum(W * expected)."""
-    total = conf.sum(axis=(-2, -1), keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        expected = conf.sum(axis=-1, keepdims=True) * conf.sum(axis=-2, keepdims=True) / total
-        observed_w = (weights * conf).sum(axis=(-2, -1))
-        expected_w = (weights * expected).sum(axis=(-2, -1))
-        return np.where(expected_w > 0, 1.0 - observed_w / np.where(expected_w > 0, expected_w, 1.0), np.nan)
-
-
 K = len(CATEGORIES)
-_UNWEIGHTED = 1.0 - np.eye(K)
-_QUADRATIC = (np.arange(K)[:, None] - np.arange(K)[None, :]) ** 2.0
+_UNWEIGHTED = kappa_weights(K)
+_QUADRATIC = kappa_weights(K, "quadratic")
 
 
 def weighted_measures(human: np.ndarray, judge: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -226,8 +216,8 @@ def weighted_measures(human: np.ndarray, judge: np.ndarray, weights: np.ndarray)
         shift = (weights @ (judge - human).astype(float)) / total
     return {
         "exact_agreement": exact,
-        "cohen_kappa": _kappa_from_confusion(conf, _UNWEIGHTED),
-        "cohen_kappa_quadratic": _kappa_from_confusion(conf, _QUADRATIC),
+        "cohen_kappa": kappa_from_confusion(conf, _UNWEIGHTED),
+        "cohen_kappa_quadratic": kappa_from_confusion(conf, _QUADRATIC),
         "spearman": weighted_spearman(human.astype(float), judge.astype(float), weights),
         "mean_shift": shift,
     }

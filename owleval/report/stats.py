@@ -325,12 +325,12 @@ def few_clusters_factor(n_clusters: np.ndarray, level: float = CI_LEVEL) -> np.n
     (the whole data set); NaN below 2 clusters."""
     from statistics import NormalDist
 
-    from scipy.stats import t
+    from scipy.special import stdtrit  # Student's t quantile (= scipy.stats.t.ppf) without importing scipy.stats
 
     g = np.asarray(n_clusters, dtype=np.float64)
     z = NormalDist().inv_cdf(0.5 + level / 2.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(g >= 2, t.ppf(0.5 + level / 2.0, np.maximum(g - 1, 1)) / z * np.sqrt(g / np.maximum(g - 1, 1)), np.nan)
+        return np.where(g >= 2, stdtrit(np.maximum(g - 1, 1), 0.5 + level / 2.0) / z * np.sqrt(g / np.maximum(g - 1, 1)), np.nan)
 
 
 def boot_variance(replicates: np.ndarray) -> np.ndarray:
@@ -385,3 +385,36 @@ def clustered_wilson(
     deff = np.where(np.isfinite(deff), deff, 1.0)
     n_eff = n / deff
     return wilson_interval(share * n_eff, n_eff, level)
+
+
+def kappa_weights(k: int, kind: str | None = None) -> np.ndarray:
+    """Disagreement weights of Cohen's kappa over k ordered categories: None (any disagreement 1), "linear" |i - j|,
+    "quadratic" (i - j)^2 — scikit-learn's ``cohen_kappa_score(weights=...)``."""
+    i, j = np.arange(k)[:, None], np.arange(k)[None, :]
+    if kind is None:
+        return 1.0 - np.eye(k)
+    if kind == "linear":
+        return np.abs(i - j).astype(np.float64)
+    if kind == "quadratic":
+        return ((i - j) ** 2).astype(np.float64)
+    raise ValueError(f"unknown kappa weighting {kind!r}")
+
+
+def kappa_from_confusion(conf: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Cohen's kappa from (..., k, k) confusion counts, for every leading index at once (bootstrap replicates), as
+    scikit-learn computes it: 1 - sum(W * observed) / sum(W * expected); NaN where nothing is expected to disagree."""
+    conf = np.asarray(conf, dtype=np.float64)
+    total = conf.sum(axis=(-2, -1), keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = conf.sum(axis=-1, keepdims=True) * conf.sum(axis=-2, keepdims=True) / total
+        observed_w = (weights * conf).sum(axis=(-2, -1))
+        expected_w = (weights * expected).sum(axis=(-2, -1))
+        return np.where(expected_w > 0, 1.0 - observed_w / np.where(expected_w > 0, expected_w, 1.0), np.nan)
+
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray, k: int, kind: str | None = None) -> float:
+    """Cohen's kappa of two raters' category codes 0..k-1 (equal to scikit-learn's ``cohen_kappa_score`` with
+    ``labels=range(k)``, which the tests check; written out because importing scikit-learn costs a report ~2 s)."""
+    conf = np.zeros((k, k))
+    np.add.at(conf, (np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)), 1.0)
+    return float(kappa_from_confusion(conf, kappa_weights(k, kind)))
