@@ -41,3 +41,16 @@ def published_answers_dir(owl_data: Path, tmp_path_factory: pytest.TempPathFacto
     out = tmp_path_factory.mktemp("published_answers")
     import_answer_files([owl_data / "answer" / name for name in PUBLISHED_MODELS], out, load_questions(owl_data))
     return out
+
+
+@pytest.fixture
+def browser():
+    """Headless Debian Chromium through playwright, for the browser tests (see tests/browser_helpers.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -6,13 +6,6 @@ there with each annotator resuming where they stopped; an answer holding <script
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,53 +14,12 @@ import pytest
 from owleval.grading.export import current_grades_frame
 from owleval.grading.queue import load_queue
 from owleval.grading.store import Store
+from tests.browser_helpers import BROWSER_MARKS, Server
 from tests.grading_helpers import HOSTILE, MODELS, QIDS, make_study
 
-#: Debian's chromium package (playwright's own browser download is not reachable from CI)
-CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
-APP = Path(__file__).resolve().parent.parent / "owleval" / "rate.py"
 N = len(MODELS) * len(QIDS)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Chromium on PATH (apt-get install chromium)"),
-]
-
-
-class Server:
-    """A `streamlit run` process serving the app on a loopback port; restartable on the same port."""
-
-    def __init__(self, db: Path, tmp: Path):
-        self.db, self.log = db, tmp / "server.log"
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", "--server.address", "127.0.0.1",
-               "--server.port", str(self.port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-               "--", "--db", str(self.db)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OWLEVAL_RATE_")}
-        with open(self.log, "ab") as log:  # the child keeps its own copy of the file descriptor
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "_stcore/health", timeout=1) as reply:
-                    if reply.read() == b"ok":
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"the app did not start:\n{self.log.read_text()[-3000:]}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()  # SIGKILL: no clean shutdown, no chance to flush anything
-        self.proc.wait(timeout=10)
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -79,16 +31,6 @@ def served(tmp_path: Path, owl_data: Path) -> Iterator[tuple[Server, object]]:
     if server.proc and server.proc.poll() is None:
         server.proc.kill()
         server.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _sign_in(browser, url: str, token: str):

@@ -7,17 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from owleval.grading.study import create_study
 from owleval.questions import questions_by_id
 from tests import grading_races as race
-from tests.test_rate_browser import CHROMIUM, CHROMIUM_ARGS, Server
+from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Chromium on PATH (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 VIEWPORT = {"width": 1280, "height": 800}
 
 

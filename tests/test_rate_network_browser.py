@@ -8,39 +8,28 @@ token study is served, and a browser guessing tokens is slowed down, in a new se
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from owleval.grading.store import Store
 from tests.grading_helpers import make_study
-from tests.test_rate_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser_helpers import BROWSER_MARKS, free_port, wait_healthy
 
 OWLEVAL = Path(sys.executable).parent / "owleval"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Chromium on PATH (apt-get install chromium)"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("0.0.0.0", 0))
-        return sock.getsockname()[1]
+pytestmark = BROWSER_MARKS
 
 
 class Rate:
     """`owleval rate ... --address 0.0.0.0` as the real command (it becomes the streamlit server)."""
 
     def __init__(self, tmp: Path, *args: str):
-        self.port = _free_port()
+        self.port = free_port()
         self.log = tmp / f"rate-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OWLEVAL_RATE_")} | {"HOME": str(tmp)}
         cmd = [str(OWLEVAL), "rate", "--headless", "--address", "0.0.0.0", "--port", str(self.port), *args]
@@ -51,15 +40,7 @@ class Rate:
         return f"http://{host}:{self.port}/"
 
     def wait_served(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                with urllib.request.urlopen(self.url() + "_stcore/health", timeout=1) as reply:
-                    if reply.read() == b"ok":
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"the app did not start:\n{self.output()[-3000:]}")
+        wait_healthy(self.url(), self.proc, self.log)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -68,16 +49,6 @@ class Rate:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _page(browser, url: str):

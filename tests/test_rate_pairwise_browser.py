@@ -18,12 +18,9 @@ from owleval.grading.study import create_study
 from owleval.pairwise.pairs import PairDesign
 from owleval.pairwise.queue import load_pair_queue
 from tests.grading_helpers import HOSTILE, MODELS, QIDS, write_answer_files
-from tests.test_rate_browser import CHROMIUM, CHROMIUM_ARGS, Server
+from tests.browser_helpers import BROWSER_MARKS, Server
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Chromium on PATH (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 LABELS = {"left": "Left is better", "right": "Right is better", "tie": "Tie", "both_bad": "Both are bad"}
 KEYS = {"left": "1", "right": "r", "tie": "t", "both_bad": "4"}
 
@@ -46,16 +43,6 @@ def served(tmp_path: Path, owl_data: Path) -> Iterator[tuple[Server, object]]:
     if server.proc and server.proc.poll() is None:
         server.proc.kill()
         server.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _sign_in(browser, url: str, token: str):

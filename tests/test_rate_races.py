@@ -14,15 +14,12 @@ import pytest
 
 from tests import grading_races as race
 from tests.grading_helpers import make_study
-from tests.test_rate_browser import CHROMIUM, CHROMIUM_ARGS, Server
+from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server
 
 ROUNDS = 2
 SIGN_INS = [f"s{i}" for i in range(len(race.SEQUENCES) + 3)]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Chromium on PATH (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +33,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, owl_data: Path) -> Iterator
     server.proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # one Chromium for the whole module (conftest's is per test)
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 

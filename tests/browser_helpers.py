@@ -1,0 +1,69 @@
+"""What the browser tests share: Debian's Chromium and its flags, a wait for a Streamlit server to answer, and a
+`streamlit run` server of the grading app on a loopback port (the `browser` fixture is in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+#: Debian's chromium package (playwright's own browser download is not reachable from CI)
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+APP = Path(__file__).resolve().parent.parent / "owleval" / "rate.py"
+#: the marks of every browser test module
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Chromium on PATH (apt-get install chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    """Return once the Streamlit server at ``url`` answers ``/_stcore/health``; raise with its log if it ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "_stcore/health", timeout=1) as reply:
+                if reply.read() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the app did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+class Server:
+    """A `streamlit run` process serving the app on a loopback port; restartable on the same port."""
+
+    def __init__(self, db: Path, tmp: Path):
+        self.db, self.log = db, tmp / "server.log"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", "--server.address", "127.0.0.1",
+               "--server.port", str(self.port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+               "--", "--db", str(self.db)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OWLEVAL_RATE_")}
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the file descriptor
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        wait_healthy(self.url, self.proc, self.log)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # SIGKILL: no clean shutdown, no chance to flush anything
+        self.proc.wait(timeout=10)
