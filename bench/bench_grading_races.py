@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from owleval.paths import default_data_dir  # noqa: E402
 from tests import grading_races as race  # noqa: E402
-from tests import test_rate_browser as browser_tests  # noqa: E402
+from tests import browser_helpers as browser_tests  # noqa: E402
 from tests.grading_helpers import make_study  # noqa: E402
 
 

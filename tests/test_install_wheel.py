@@ -8,6 +8,7 @@ dependencies already installed for the tests are reused and nothing is downloade
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -131,6 +132,25 @@ def test_every_command_runs_from_the_installed_wheel(installed, owl_data: Path) 
     (work / "grades.csv").write_text("\n".join(rows) + "\n")
     owleval(installed, "report", "--grades", "grades.csv", "--answers", "answers", "--out", "report", "--bootstrap", "200")
     assert {"summary.csv", "agreement.csv", "report.html", "report.md"} <= {p.name for p in (work / "report").iterdir()}
+
+
+def test_a_local_hf_checkpoint_generates_and_judges_from_the_installed_wheel(installed, owl_data: Path, tmp_path: Path) -> None:
+    """`generate --model hf` and `judge --judge hf` from the wheel, on a tiny random Gemma 3 built here."""
+    from tests.hf_family_helpers import make_tiny_checkpoint
+
+    target, env, work = installed
+    checkpoint = make_tiny_checkpoint("gemma3", tmp_path / "gemma3")
+    owleval(installed, "data", "fetch", "--from", str(owl_data))
+    owleval(installed, "generate", "--model", "hf", "--checkpoint", str(checkpoint), "--device", "cpu", "--limit", "2",
+            "--max-new-tokens", "4", "--out", "hf-answers/tiny.jsonl", timeout=300)
+    answers = [json.loads(line) for line in (work / "hf-answers" / "tiny.jsonl").read_text().splitlines()]
+    assert [a["question_id"] for a in answers] == [1, 2] and all(isinstance(a["answer"], str) for a in answers)
+    meta = json.loads((work / "hf-answers" / "tiny.jsonl.meta.json").read_text())
+    assert meta["provenance"]["model_type"] == "gemma3"
+    owleval(installed, "judge", "--answers", "hf-answers", "--judge", "hf", "--checkpoint", str(checkpoint), "--device", "cpu",
+            "--limit", "1", "--out", "hf-judged", "-o", "max_tokens=4", "-o", "parse_retries=0", timeout=300)
+    judged = json.loads((work / "hf-judged" / "meta.json").read_text())
+    assert judged["adapter"] == "hf" and sum(judged["counts"].values()) == 1  # random weights: unparsed, never guessed
 
 
 def _free_port() -> int:
