@@ -151,38 +151,24 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.Queue
     back to the bar as the confirmation. Returns the queue as it is after the grades.
     """
     ss = st.session_state
-    window, actions = gradebar.pending_actions(ss.get(gradebar.BAR_KEY))
-    if window is None:
+
+    def record(items: list[gq.QueueItem], action: gradebar.Action, window: str) -> list[gq.QueueItem]:
+        item = items[action.index]
+        flags = [f for f in FLAGS if ss.get(f"flag_{f}_{action.index}")]
+        try:
+            event = gq.record_grade(store, who.annotator_id, item.answer_id, action.grade or "",
+                                    ss.get(f"comment_{action.index}", ""), flags, window=window, seq=action.seq, seen=action.seen)
+        except (OwlEvalError, sqlite3.Error) as exc:
+            ss.flash.append(("error", f"Answer {action.index + 1}: {exc}" if isinstance(exc, gq.StaleViewError) else f"Not saved: {exc}"))
+            ss.pos = action.index
+            return items
+        items = [*items[:action.index], dataclasses.replace(item, grade=event.grade), *items[action.index + 1:]]
+        ss.flash.append(("ok", f"Saved grade {event.grade} for answer {action.index + 1}."))
+        nxt = gq.next_ungraded(items, action.index)
+        ss.pos = DONE if nxt is None else nxt
         return items
-    applied: dict[str, int] = ss.setdefault("bar_applied", {})
-    flash: list[tuple[str, str]] = ss.setdefault("flash", [])
-    for action in actions:
-        if action.seq <= applied.get(window, 0):
-            continue
-        applied[window] = action.seq  # answered now, whatever the outcome: a refused action is not retried
-        item = items[action.index] if 0 <= action.index < len(items) else None
-        if item is None or item.answer_id != action.answer:
-            flash.append(("error", "Not saved: the study changed since this page was drawn; reload the page."))
-            continue
-        if action.kind == "back":
-            ss.pos = max(action.index - 1, 0)
-        elif action.kind == "next":
-            ss.pos = action.index + 1
-        else:
-            flags = [f for f in FLAGS if ss.get(f"flag_{f}_{action.index}")]
-            try:
-                event = gq.record_grade(store, who.annotator_id, item.answer_id, action.grade or "",
-                                        ss.get(f"comment_{action.index}", ""), flags,
-                                        window=window, seq=action.seq, seen=action.seen)
-            except (OwlEvalError, sqlite3.Error) as exc:
-                flash.append(("error", f"Answer {action.index + 1}: {exc}" if isinstance(exc, gq.StaleViewError) else f"Not saved: {exc}"))
-                ss.pos = action.index
-                continue
-            items = [*items[:action.index], dataclasses.replace(item, grade=event.grade), *items[action.index + 1:]]
-            flash.append(("ok", f"Saved grade {event.grade} for answer {action.index + 1}."))
-            nxt = gq.next_ungraded(items, action.index)
-            ss.pos = DONE if nxt is None else nxt
-    return items
+
+    return gradebar.apply_actions(ss, items, lambda item: item.answer_id, record)
 
 
 def _go(pos: int) -> None:

@@ -49,37 +49,24 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQ
     """Apply the vote bar's new actions once each, in the order its window made them, before anything is drawn
     (as the A-D app does with grades): a vote goes to the pair the window showed, with that pair's reason."""
     ss = st.session_state
-    window, actions = gradebar.pending_actions(ss.get(gradebar.BAR_KEY), VOTE_BAR.choices)
-    if window is None:
+
+    def record(items: list[pq.PairQueueItem], action: gradebar.Action, window: str) -> list[pq.PairQueueItem]:
+        item = items[action.index]
+        try:
+            event = pq.record_vote(store, who.annotator_id, item.pair_id, action.grade or "",
+                                   ss.get(f"reason_{action.index}", ""), window=window, seq=action.seq, seen=action.seen)
+        except (OwlEvalError, sqlite3.Error) as exc:
+            stale = isinstance(exc, pq.StaleVoteError)
+            ss.flash.append(("error", f"Pair {action.index + 1}: {exc}" if stale else f"Not saved: {exc}"))
+            ss.pos = action.index
+            return items
+        items = [*items[:action.index], dataclasses.replace(item, choice=event.choice), *items[action.index + 1:]]
+        ss.flash.append(("ok", f"Saved vote “{VOTES[event.choice]}” for pair {action.index + 1}."))
+        nxt = pq.next_unvoted(items, action.index)
+        ss.pos = DONE if nxt is None else nxt
         return items
-    applied: dict[str, int] = ss.setdefault("bar_applied", {})
-    flash: list[tuple[str, str]] = ss.setdefault("flash", [])
-    for action in actions:
-        if action.seq <= applied.get(window, 0):
-            continue
-        applied[window] = action.seq  # answered now, whatever the outcome: a refused action is not retried
-        item = items[action.index] if 0 <= action.index < len(items) else None
-        if item is None or item.pair_id != action.answer:
-            flash.append(("error", "Not saved: the study changed since this page was drawn; reload the page."))
-            continue
-        if action.kind == "back":
-            ss.pos = max(action.index - 1, 0)
-        elif action.kind == "next":
-            ss.pos = action.index + 1
-        else:
-            try:
-                event = pq.record_vote(store, who.annotator_id, item.pair_id, action.grade or "",
-                                       ss.get(f"reason_{action.index}", ""), window=window, seq=action.seq, seen=action.seen)
-            except (OwlEvalError, sqlite3.Error) as exc:
-                stale = isinstance(exc, pq.StaleVoteError)
-                flash.append(("error", f"Pair {action.index + 1}: {exc}" if stale else f"Not saved: {exc}"))
-                ss.pos = action.index
-                continue
-            items = [*items[:action.index], dataclasses.replace(item, choice=event.choice), *items[action.index + 1:]]
-            flash.append(("ok", f"Saved vote “{VOTES[event.choice]}” for pair {action.index + 1}."))
-            nxt = pq.next_unvoted(items, action.index)
-            ss.pos = DONE if nxt is None else nxt
-    return items
+
+    return gradebar.apply_actions(ss, items, lambda item: item.pair_id, record, VOTE_BAR.choices)
 
 
 def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:

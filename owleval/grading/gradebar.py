@@ -20,9 +20,11 @@ The same bar with other choices, keys and heading (a :class:`BarKind`) carries t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 from owleval.questions import GRADES
 
@@ -253,3 +255,36 @@ def pending_actions(state: Any, choices: Mapping[str, str] = GRADES) -> tuple[st
         if action.kind in KINDS and (action.kind != "grade" or action.grade in choices):
             actions[action.seq] = action
     return window, [actions[s] for s in sorted(actions)]
+
+
+STUDY_CHANGED_MESSAGE = "Not saved: the study changed since this page was drawn; reload the page."
+
+
+def apply_actions(ss: MutableMapping[str, Any], items: list[T], item_id: Callable[[T], int],
+                  record: Callable[[list[T], Action, str], list[T]], choices: Mapping[str, str] = GRADES) -> list[T]:
+    """Apply the bar's new actions once each, in the order its window made them, before anything is drawn.
+
+    Shared by the A-D and the pairwise screens: ``ss`` is the session state (``bar_applied`` window -> last sequence
+    applied goes back to the bar as its confirmation; messages go to ``flash``; Back/Next set ``pos``). An action
+    tagged with an item the queue no longer holds at that place is refused; a choice goes to ``record(items, action,
+    window)``, which stores it, sets ``pos`` and returns the queue as it is after it.
+    """
+    window, actions = pending_actions(ss.get(BAR_KEY), choices)
+    if window is None:
+        return items
+    applied: dict[str, int] = ss.setdefault("bar_applied", {})
+    flash: list[tuple[str, str]] = ss.setdefault("flash", [])
+    for action in actions:
+        if action.seq <= applied.get(window, 0):
+            continue
+        applied[window] = action.seq  # answered now, whatever the outcome: a refused action is not retried
+        item = items[action.index] if 0 <= action.index < len(items) else None
+        if item is None or item_id(item) != action.answer:
+            flash.append(("error", STUDY_CHANGED_MESSAGE))
+        elif action.kind == "back":
+            ss["pos"] = max(action.index - 1, 0)
+        elif action.kind == "next":
+            ss["pos"] = action.index + 1
+        else:
+            items = record(items, action, window)
+    return items
