@@ -6,6 +6,9 @@ from contextlib import contextmanager
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(soft_wrap=True)
@@ -48,3 +51,21 @@ def resumable_run_progress(loading: str, working: str, kept: str) -> Iterator[Ca
             progress.stop()
             warn(f"interrupted: {kept}")
             raise typer.Exit(130) from None
+
+
+def print_table(table: Table, out: Console | None = None) -> None:
+    """Print ``table`` with every value whole: as a grid when its natural width fits the terminal, else stacked, one
+    block of ``column: value`` lines per row (a narrow terminal would otherwise fold numbers or drop columns)."""
+    out = out or console
+    if Measurement.get(out, out.options.update_width(1_000_000), table).maximum <= out.width:
+        out.print(table)
+        return
+    if table.title:
+        out.print(table.title if isinstance(table.title, Text) else out.render_str(str(table.title)), style="bold italic")
+    columns = [(str(c.header), list(c.cells)) for c in table.columns]
+    for k in range(table.row_count):
+        out.print(Text("─" * min(out.width, 40), style="dim"))
+        for header, cells in columns:
+            cell = cells[k]
+            value = cell if isinstance(cell, Text) else out.render_str(str(cell))
+            out.print(Text.assemble((f"{header}: ", "bold"), value))

@@ -290,3 +290,17 @@ def test_a_model_added_by_refresh_gets_a_poisson_draw_with_its_probabilities(tmp
     part = design["models"]["wombat-model-w4"]
     assert len(part["probabilities"]) == 82 and sum(part["probabilities"].values()) == pytest.approx(20)
     assert {model: design["models"][model] for model in MODELS} == {model: study.sample_design["models"][model] for model in MODELS}
+
+
+def test_status_lists_each_drawn_answer_with_its_stored_probability(tmp_path, owl_data):
+    import pandas as pd
+
+    study = _active_study(tmp_path, owl_data)
+    out = tmp_path / "drawn.csv"
+    result = runner.invoke(app, ["study", "status", "--db", str(study.path), "--list-sample", str(out)])
+    assert result.exit_code == 0, result.output
+    drawn = pd.read_csv(out)
+    probabilities = study.sample_design["models"]
+    assert set(zip(drawn["model_id"], drawn["question_id"], strict=True)) == sampled_slots(study.sample_design)
+    for row in drawn.itertuples(index=False):
+        assert row.inclusion_probability == probabilities[row.model_id]["probabilities"][str(row.question_id)]

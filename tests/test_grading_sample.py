@@ -162,3 +162,24 @@ def test_the_report_states_how_the_sample_was_drawn(tmp_path, owl_data):
     assert meta["sampling"]["design"]["per_model"] == 5
     ppi = (out / "ppi.csv").read_text().splitlines()
     assert len(ppi) == 1 + 2 * len(MODELS) and all(",5,82," in line for line in ppi[1:])
+
+
+def test_status_lists_the_drawn_answers_for_grading_elsewhere(tmp_path, owl_data):
+    import pandas as pd
+
+    study = _sampled_study(tmp_path, owl_data, k=20, seed=3)
+    out = tmp_path / "drawn.csv"
+    result = runner.invoke(app, ["study", "status", "--db", str(study.path), "--list-sample", str(out)])
+    assert result.exit_code == 0, result.output
+    drawn = pd.read_csv(out)
+    assert list(drawn.columns) == ["model_id", "question_id", "stratum", "inclusion_probability"]
+    assert set(zip(drawn["model_id"], drawn["question_id"], strict=True)) == sampled_slots(study.sample_design)
+    turn = {q.question_id: q.turn_type for q in load_questions(owl_data)}
+    assert (drawn["stratum"] == drawn["question_id"].map(turn)).all()
+    sizes = {"single": 30, "first": 20, "later": 32}
+    expected = {t: k / sizes[t] for t, k in allocate(sizes, 20).items()}  # k_h / N_h of the uniform design
+    assert drawn["inclusion_probability"].tolist() == [expected[s] for s in drawn["stratum"]]
+    whole = write_answer_files(tmp_path / "w", owl_data, MODELS[:1], (1, 2))
+    full = create_study(tmp_path / "full.sqlite", whole, annotators=["ann"], data_dir=owl_data)
+    refused = runner.invoke(app, ["study", "status", "--db", str(full.path), "--list-sample", str(tmp_path / "none.csv")])
+    assert refused.exit_code != 0 and "not a sampled study" in refused.output and not (tmp_path / "none.csv").exists()

@@ -245,3 +245,34 @@ def test_no_bootstrap_gives_point_values_without_intervals(grades_csv, report_di
         plain, booted = pd.read_csv(out / f"{name}.csv"), pd.read_csv(report_dir / f"{name}.csv")
         assert plain[low].isna().all(), name
         assert plain[point].tolist() == pytest.approx(booted[point].tolist()), name
+
+
+def test_scores_and_leaderboard_carry_rank_intervals_in_estimate_order(report_dir):
+    """Rows by metric then estimate; each ranked row's rank interval is drawn from the same image bootstrap, so a model
+    clearly ahead has [1, 1] and the interval always lies within the ranked models."""
+    scores = pd.read_csv(report_dir / "scores.csv")
+    assert scores["metric"].tolist() == ["mean_score"] * 4 + ["acceptable"] * 4
+    for _, part in scores.groupby("metric", sort=False):
+        assert part["estimate"].is_monotonic_decreasing
+        assert ((part["rank_low"] >= 1) & (part["rank_low"] <= part["rank_high"]) & (part["rank_high"] <= len(part))).all()
+    meta = json.loads((report_dir / "report_meta.json").read_text(encoding="utf-8"))
+    assert "image-bootstrap resamples" in meta["ranks"]["rank_interval_scores"]
+    board = pd.read_csv(report_dir / "leaderboard.csv")
+    assert list(board.columns[:4]) == ["rank", "rank_low", "rank_high", "model"]
+    ranked = board[board["rank"].notna()]
+    assert ((ranked["rank_low"] <= ranked["rank_high"]) & (ranked["rank_high"] <= len(ranked))).all()
+    md = (report_dir / "report.md").read_text(encoding="utf-8")
+    assert "95% interval of the model's rank over resamples" in md and "The leaderboard below ranks the same models" in md
+
+
+def test_terminal_tables_keep_every_value_whole_at_80_columns(grades_csv, tmp_path, monkeypatch):
+    """At 80 columns a table that does not fit is stacked (one block per row), never cut or folded mid-number."""
+    monkeypatch.setenv("COLUMNS", "80")
+    out = tmp_path / "narrow"
+    result = invoke("--grades", str(grades_csv), "--out", str(out), "--bootstrap", "100", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    from owleval.report.render import scores_rows
+
+    for row in scores_rows(pd.read_csv(out / "scores.csv")):
+        assert f"estimate [95% CI]: {row['text']}" in result.output and f"rank range: {row['range_text']}" in result.output

@@ -201,7 +201,8 @@ def test_a_model_only_the_judge_graded_gets_a_judge_row_without_interval_or_rank
     result = invoke("--grades", str(inputs["humans"]), "--judge", str(folder), "--out", str(out), "--bootstrap", "50", "--format", "csv")
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(out / "scores.csv")
-    assert list(scores.columns) == ["model", "metric", "estimate", "ci_low", "ci_high", "source", "n_human", "n_judge", "rank", "note"]
+    assert list(scores.columns) == ["model", "metric", "estimate", "ci_low", "ci_high", "source", "n_human", "n_judge", "rank", "rank_low",
+                                    "rank_high", "note"]
     alone = scores[scores.model.str.startswith("m-unknown-")]
     assert len(alone) == 2 and (alone.source == "judge").all() and (alone.n_human == 0).all() and (alone.n_judge == 1).all()
     assert alone.ci_low.isna().all() and alone["rank"].isna().all() and alone.note.str.contains("no human grade").all()

@@ -190,7 +190,8 @@ def test_report_from_votes_alone(vote_files, tmp_path, monkeypatch):
                          "--bootstrap", "200"])  # fmt: skip
     assert code == 0, output
     arena = pd.read_csv(out / "arena.csv")
-    assert list(arena.columns) == ["model", "source", "strength", "ci_low", "ci_high", "rank", "n_votes", "ref_coef", "ref_ci_low", "ref_ci_high"]
+    assert list(arena.columns) == ["model", "source", "strength", "ci_low", "ci_high", "rank", "rank_low", "rank_high", "n_human_votes",
+                                   "n_judge_votes", "ref_coef", "ref_ci_low", "ref_ci_high", "note"]
     assert sorted(arena["source"].unique()) == ["human", "judge", "ppi"]
     assert arena.groupby("source")["strength"].mean().abs().max() < 1e-9
     assert arena[arena["source"] != "ppi"]["ref_coef"].isna().all() and arena[arena["source"] == "ppi"]["ref_coef"].notna().all()
@@ -265,5 +266,5 @@ def test_a_model_with_too_few_votes_is_not_ranked(info):
     rows = [("ann", q, "a", "b", "a", "model_a" if q % 3 else "model_b", "", "") for q in range(1, 31)]
     rows += [("ann", q, "a", "c", "a", "model_b", "", "") for q in range(1, 4)]  # c: 3 votes, fewer than 5
     arena = build_arena(_with_outcome(pd.DataFrame(rows, columns=cols)), None, info, n_boot=100, seed=0).tables["arena"].set_index("model")
-    assert pd.isna(arena.loc["c", "rank"]) and arena.loc["c", "n_votes"] == 3
+    assert pd.isna(arena.loc["c", "rank"]) and arena.loc["c", "n_human_votes"] == 3 and arena.loc["c", "n_judge_votes"] == 0
     assert arena.loc["a", "rank"] == 1 and not pd.isna(arena.loc["b", "rank"])

@@ -136,8 +136,8 @@ def test_too_few_human_votes_give_no_ppi_ranking_and_say_why():
     info = question_info(load_questions(data_dir()))
     result = build_arena(human.head(5), judge, info, n_boot=0, seed=0)
     assert "ppi" not in set(result.tables["arena"]["source"])
-    assert "needs at least 10 human votes on pairs the judge voted on" in result.meta["ppi"]["skipped"]
-    assert "there are 5 and" in result.meta["ppi"]["skipped"]
+    assert "at least 10 human votes on pairs the judge voted on" in result.meta["ppi"]["skipped"]
+    assert "there are 1 such model(s), 0 and 0 such votes" in result.meta["ppi"]["skipped"]
 
 
 def test_a_useless_judge_gives_about_the_plain_logistic_interval():

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from owleval.console import print_table
 from owleval.errors import OwlEvalError
 
 if TYPE_CHECKING:
@@ -112,17 +113,17 @@ def report_command(
         report = _add_votes(report, questions, votes, judge_votes, against, models, answers, rule=combine, bootstrap=bootstrap, seed=seed)
     written = write_folder(target, render_files(report, chosen), overwrite=overwrite)
     console = Console()
-    console.print(scores_terminal_table(report.tables["scores"]))
+    print_table(scores_terminal_table(report.tables["scores"]), console)
     table = Table(title=f"Human grades: {report.meta['n_answers']} answers, data set {report.meta['dataset_version']} ({combine})")
     _model_column(table, report.tables["summary"]["model"])
     _columns(table, ("n", "A", "B", "C", "D", "acceptable [95% CI]", "mean [95% CI]"))
     for r in score_rows(report.tables["summary"]):
         table.add_row(Text(str(r["model"])), str(r["n"]), *(str(r[g]) for g in "ABCD"), r["acceptable_text"], r["mean_text"])
-    console.print(table)
+    print_table(table, console)
     if "ppi" in report.tables:
-        console.print(ppi_terminal_table(report.tables["ppi"]))
+        print_table(ppi_terminal_table(report.tables["ppi"]), console)
     if "arena" in report.tables:
-        console.print(arena_terminal_table(report.tables["arena"]))
+        print_table(arena_terminal_table(report.tables["arena"]), console)
     console.print(Text(f"wrote {len(written)} files to {target}"))
 
 
@@ -162,7 +163,7 @@ def _votes_report(
     report = _add_votes(None, questions, votes, judge_votes, against, models, answers, rule="median", bootstrap=bootstrap, seed=seed)
     written = write_folder(target, render_files(report, formats), overwrite=overwrite)
     console = Console()
-    console.print(arena_terminal_table(report.tables["arena"]))
+    print_table(arena_terminal_table(report.tables["arena"]), console)
     console.print(Text(f"wrote {len(written)} files to {target}"))
 
 
@@ -171,16 +172,16 @@ def arena_terminal_table(arena: pd.DataFrame) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from owleval.report.render import ci, num
+    from owleval.report.render_arena import ranking_rows
 
     table = Table(title="Rankings from pairwise votes (arena.csv; Bradley-Terry log-odds, 95% CI)")
     _columns(table, ("source",), left=("source",))
-    _columns(table, ("rank",))
+    _columns(table, ("rank", "rank range"))
     _model_column(table, arena["model"])
-    _columns(table, ("strength [95% CI]", "votes"))
-    for r in arena.to_dict("records"):
-        rank = "–" if r["rank"] != r["rank"] else str(int(r["rank"]))
-        table.add_row(r["source"], rank, Text(str(r["model"])), f"{num(r['strength'])} {ci(r['ci_low'], r['ci_high'], num)}", str(r["n_votes"]))
+    _columns(table, ("strength [95% CI]", "votes", "note"))
+    for source in arena["source"].drop_duplicates():
+        for r in ranking_rows(arena, source):
+            table.add_row(source, r["rank_text"], r["range_text"], Text(str(r["model"])), r["text"], r["n_votes"], Text(r["note"]))
     return table
 
 
@@ -205,11 +206,11 @@ def scores_terminal_table(scores: pd.DataFrame) -> Table:
     from owleval.report.render import scores_rows
 
     table = Table(title="Scores to quote (scores.csv; 95% CI)")
-    _columns(table, ("rank",))
+    _columns(table, ("rank", "rank range"))
     _model_column(table, scores["model"])
     _columns(table, ("metric", "estimate [95% CI]", "source", "n human", "n judge"), left=("metric", "source"))
     for r in scores_rows(scores):
-        table.add_row(r["rank_text"], Text(str(r["model"])), r["metric"], r["text"], r["source"], str(r["n_human"]), r["n_judge_text"])
+        table.add_row(r["rank_text"], r["range_text"], Text(str(r["model"])), r["metric"], r["text"], r["source"], str(r["n_human"]), r["n_judge_text"])
     return table
 
 

@@ -138,13 +138,28 @@ def refresh(
 
 
 @study_app.command("status")
-def status(db: DbOption) -> None:
-    """Graded / assigned per annotator and per model, and how the answers to grade were chosen."""
+def status(
+    db: DbOption,
+    list_sample: Annotated[
+        Path | None,
+        typer.Option(
+            "--list-sample",
+            help="Also write the drawn answers of a sampled study to this CSV (model_id, question_id, stratum, "
+            "inclusion_probability), to grade them in another tool and import the grades.",
+        ),
+    ] = None,
+) -> None:
+    """Graded / assigned per annotator and per model, and how the answers to grade were chosen.
+
+    Example: owleval study status --db grades.sqlite --list-sample drawn.csv
+    """
     from owleval.grading.export import progress_by, progress_frame
     from owleval.grading.sample import read_design
     from owleval.grading.store import Store
 
     store = Store(db)
+    if list_sample is not None:
+        _write_sample_list(db, read_design(store.meta()), list_sample)
     if _pairwise_status(store):
         return
     progress = progress_frame(store)
@@ -157,6 +172,24 @@ def status(db: DbOption) -> None:
         for row in frame.itertuples(index=False):
             table.add_row(escape(str(row[0])), str(row[1]), str(row[2]), f"{row[3]:.1f}")
         console.print(table)
+
+
+def _write_sample_list(db: Path, design: dict | None, out: Path) -> None:
+    """Write the drawn answers of a sampled study to ``out`` (refused for a study that grades every answer)."""
+    from owleval.csvio import rows_to_csv
+    from owleval.errors import OwlEvalError
+    from owleval.fileio import atomic_write_text
+    from owleval.grading.sample import SAMPLE_COLUMNS, sample_rows
+    from owleval.questions import load_questions
+
+    if design is None:
+        raise OwlEvalError(f"{db}: not a sampled study (made without --sample): every answer is to be graded, there is no draw to list")
+    rows = sample_rows(design, load_questions())
+    try:
+        atomic_write_text(out, rows_to_csv(SAMPLE_COLUMNS, rows))
+    except OSError as exc:
+        raise OwlEvalError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    err_console.print(f"wrote {len(rows)} drawn answers to {escape(str(out))}", highlight=False)
 
 
 def _pairwise_status(store) -> bool:

@@ -231,3 +231,27 @@ def study_design(db_path: Path) -> dict[str, Any] | None:
         return read_design(store.meta())
     finally:
         store.close()
+
+
+SAMPLE_COLUMNS = ("model_id", "question_id", "stratum", "inclusion_probability")
+
+
+def sample_rows(design: Mapping[str, Any], questions: Sequence[Question]) -> list[tuple[str, int, str, float]]:
+    """The drawn answers, one row each (see :data:`SAMPLE_COLUMNS`), by model then question id.
+
+    ``stratum`` is the answer's turn type; ``inclusion_probability`` its pi_i: the stored probability of the active
+    design, or k_h / N_h (drawn over available in its stratum) for the uniform one.
+    """
+    turn = {q.question_id: q.turn_type for q in questions}
+    rows = []
+    for model in sorted(design["models"]):
+        part = design["models"][model]
+        stored = part.get("probabilities")
+        for qid in sorted(int(q) for q in part["question_ids"]):
+            stratum = turn[qid]
+            if stored is not None:
+                pi = float(stored[str(qid)])
+            else:
+                pi = part["drawn"][stratum] / part["answers"][stratum]
+            rows.append((model, qid, stratum, pi))
+    return rows

@@ -20,6 +20,7 @@ import pandas as pd
 
 from owleval.report.compare import BT_BOOTSTRAP_TOL, BT_PRIOR, MIN_COMPARISONS
 from owleval.report.ppi_logistic import ppi_logistic
+from owleval.report.ranks import as_int_column, rank_intervals
 from owleval.report.stats import (
     CI_LEVEL, bootstrap_counts, bradley_terry, clustered_wilson, holm, kappa_from_confusion, kappa_weights, percentile_ci,
     ratio_bootstrap, sign_test_pvalues,
@@ -33,7 +34,13 @@ PPI_ALPHA = 0.05
 #: the PPI ranking needs at least this many human votes on judged pairs (and two per strength estimated)
 MIN_PPI_LABELLED = 10
 SOURCES = ("human", "judge", "ppi")
-ARENA_COLUMNS = ("model", "source", "strength", "ci_low", "ci_high", "rank", "n_votes", "ref_coef", "ref_ci_low", "ref_ci_high")
+ARENA_COLUMNS = (
+    "model", "source", "strength", "ci_low", "ci_high", "rank", "rank_low", "rank_high", "n_human_votes", "n_judge_votes",
+    "ref_coef", "ref_ci_low", "ref_ci_high", "note",
+)  # fmt: skip
+#: a model with fewer human votes than this (on pairs the judge also voted on) gets no PPI strength, interval or rank:
+#: the judge alone would place it, and nothing anchors the judge's verdicts on it to people
+MIN_PPI_HUMAN_VOTES = 5
 PAIR_COLUMNS = ("source", "model_a", "model_b", "n_votes", "a_wins", "b_wins", "ties", "both_bad", "a_win_rate", "ci_low", "ci_high", "too_few")
 ADJACENT_COLUMNS = (
     "source", "model_higher", "model_lower", "strength_diff", "diff_ci_low", "diff_ci_high", "p_bootstrap", "p_holm",
@@ -117,9 +124,14 @@ def bt_ranking(votes: pd.DataFrame, models: Sequence[str], info: pd.DataFrame, *
     boot = bradley_terry((counts @ per_img).reshape(n_boot, m, m), prior=BT_PRIOR, start=strength, tol=BT_BOOTSTRAP_TOL)
     low, high = percentile_ci(boot)
     n_votes = _votes_per_model(votes, models)
+    enough = n_votes >= MIN_COMPARISONS
+    rank_low, rank_high = rank_intervals(boot, enough & np.isfinite(low) & np.isfinite(high))
+    zero = np.zeros(m, dtype=np.int64)
     table = pd.DataFrame(
         {"model": list(models), "source": source, "strength": strength, "ci_low": low, "ci_high": high,
-         "rank": _ranks(low, high, n_votes >= MIN_COMPARISONS), "n_votes": n_votes}  # fmt: skip
+         "rank": _ranks(low, high, enough), "rank_low": as_int_column(rank_low), "rank_high": as_int_column(rank_high),
+         "n_human_votes": n_votes if source == "human" else zero, "n_judge_votes": n_votes if source == "judge" else zero,
+         "note": np.where(enough, "", f"fewer than {MIN_COMPARISONS} votes: not ranked")}  # fmt: skip
     )
     table["rank"] = table["rank"].astype("Int64")
     return table, boot
@@ -275,29 +287,66 @@ def ppi_rows(human: pd.DataFrame, judge: pd.DataFrame, models: Sequence[str], re
     }  # fmt: skip
 
 
-def ppi_ranking(human: pd.DataFrame, judge: pd.DataFrame, models: Sequence[str], reference: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    """The human-anchored Bradley-Terry ranking, or None (with the reason) when the rows cannot support it."""
-    rows = ppi_rows(human, judge, models, reference)
-    info: dict[str, Any] = {"reference": reference, "n_labelled_votes": int(rows["n_labelled_votes"]),
-                            "n_unlabelled_votes": int(rows["n_unlabelled_votes"]), "alpha": PPI_ALPHA, "rule": PPI_RULE}  # fmt: skip
+def _unanchored_row(model: str, n_human: int, n_judge: int, note: str) -> dict[str, Any]:
+    return {"model": model, "source": "ppi", "strength": np.nan, "ci_low": np.nan, "ci_high": np.nan, "rank": pd.NA, "rank_low": pd.NA,
+            "rank_high": pd.NA, "n_human_votes": n_human, "n_judge_votes": n_judge, "ref_coef": np.nan, "ref_ci_low": np.nan,
+            "ref_ci_high": np.nan, "note": note}  # fmt: skip
+
+
+def anchored_models(human: pd.DataFrame, judge: pd.DataFrame, models: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The models with at least :data:`MIN_PPI_HUMAN_VOTES` human votes on pairs the judge voted on, and every model's count."""
+    labelled = human.merge(judge[PAIR_KEY].drop_duplicates(), on=PAIR_KEY)
+    counts = _votes_per_model(labelled, models)
+    return [m for m, k in zip(models, counts, strict=True) if k >= MIN_PPI_HUMAN_VOTES], counts
+
+
+def ppi_ranking(human: pd.DataFrame, judge: pd.DataFrame, models: Sequence[str], reference: str, *, n_draws: int = 2000,
+                seed: int = 0) -> tuple[pd.DataFrame | None, dict[str, Any]]:  # fmt: skip
+    """The human-anchored Bradley-Terry ranking, or None (with the reason) when the rows cannot support it.
+
+    Only models people anchored take part: a model with fewer than MIN_PPI_HUMAN_VOTES human votes (on pairs the judge
+    voted on) is left out of the fit with every vote that involves it, and its row has no numbers, only a note.
+    """
+    anchored, human_counts = anchored_models(human, judge, models)
+    judge_counts = _votes_per_model(judge, models)
+    info: dict[str, Any] = {"alpha": PPI_ALPHA, "rule": PPI_RULE, "min_human_votes": MIN_PPI_HUMAN_VOTES,
+                            "unanchored": [m for m in models if m not in anchored]}  # fmt: skip
+    left_out = {m: _unanchored_row(m, int(h), 0, f"fewer than {MIN_PPI_HUMAN_VOTES} human votes on pairs the judge voted on ({int(h)}): "
+                                   "left out of the PPI fit, not ranked (the judge alone cannot anchor it)")
+                for m, h in zip(models, human_counts, strict=True) if m not in anchored}  # fmt: skip
+    inside = set(anchored)
+    human = human[human["model_a"].isin(inside) & human["model_b"].isin(inside)]
+    judge = judge[judge["model_a"].isin(inside) & judge["model_b"].isin(inside)]
+    reference = reference if reference in inside else (anchored[0] if anchored else reference)
+    info["reference"] = reference
+    rows = ppi_rows(human, judge, anchored, reference)
+    info.update(n_labelled_votes=int(rows["n_labelled_votes"]), n_unlabelled_votes=int(rows["n_unlabelled_votes"]))
     info["n_human_votes_unjudged"] = int(len(human) - rows["n_labelled_votes"])
-    need = max(MIN_PPI_LABELLED, 2 * (len(models) - 1))
-    if rows["n_labelled_votes"] < need or rows["n_unlabelled_votes"] < 2:
-        info["skipped"] = (f"needs at least {need} human votes on pairs the judge voted on (two per strength estimated, at least "
-                           f"{MIN_PPI_LABELLED}) and two judge votes on pairs no person voted on; there are {info['n_labelled_votes']} and "
-                           f"{info['n_unlabelled_votes']}")  # fmt: skip
+    need = max(MIN_PPI_LABELLED, 2 * (len(anchored) - 1))
+    if len(anchored) < 2 or rows["n_labelled_votes"] < need or rows["n_unlabelled_votes"] < 2:
+        info["skipped"] = (f"needs at least two models with {MIN_PPI_HUMAN_VOTES} or more human votes each, at least {need} human votes "
+                           f"on pairs the judge voted on (two per strength estimated, at least {MIN_PPI_LABELLED}) and two judge votes "
+                           f"on pairs no person voted on; there are {len(anchored)} such model(s), {info['n_labelled_votes']} and "
+                           f"{info['n_unlabelled_votes']} such votes among them")  # fmt: skip
         return None, info
+    m = len(anchored)
+    fit_judge_counts = _votes_per_model(judge, anchored)
     try:
         est = ppi_logistic(rows["x"], rows["y"], rows["yhat"], rows["x_unlabeled"], rows["yhat_unlabeled"],
                            w=rows["w"], w_unlabeled=rows["w_unlabeled"], alpha=PPI_ALPHA)  # fmt: skip
     except np.linalg.LinAlgError:
-        info["skipped"] = ("no finite estimate: the rows leave some strength undetermined (a model that never won or never lost, "
-                           "or not connected to the others by votes); with no prior PPI cannot rank such votes")
-        return None, info
+        est = None
+    if est is None or not est.converged:
+        why = ("no finite estimate: the rows leave some strength undetermined (a model that never won or never lost, or not "
+               "connected to the others by votes); with no prior PPI cannot rank such votes: every number of the row is left blank")  # fmt: skip
+        info["skipped"] = why
+        info["converged"] = False
+        table = pd.DataFrame([left_out.get(mod) or _unanchored_row(mod, int(h), int(j), why)
+                              for mod, h, j in zip(models, human_counts, judge_counts, strict=True)], columns=list(ARENA_COLUMNS))  # fmt: skip
+        return _typed(table), info
     info["lambda"] = est.lam
-    info["converged"] = est.converged
-    m = len(models)
-    ref = list(models).index(reference)
+    info["converged"] = True
+    ref = anchored.index(reference)
     keep = [i for i in range(m) if i != ref]
     full = np.zeros(m)
     full[keep] = est.coef
@@ -305,20 +354,33 @@ def ppi_ranking(human: pd.DataFrame, judge: pd.DataFrame, models: Sequence[str],
     cov[np.ix_(keep, keep)] = est.cov
     centre = np.eye(m) - 1.0 / m
     strength = centre @ full
-    half = NormalDist().inv_cdf(1.0 - PPI_ALPHA / 2.0) * np.sqrt(np.clip(np.diag(centre @ cov @ centre.T), 0.0, None))
+    centred_cov = centre @ cov @ centre.T
+    half = NormalDist().inv_cdf(1.0 - PPI_ALPHA / 2.0) * np.sqrt(np.clip(np.diag(centred_cov), 0.0, None))
     ref_low, ref_high = np.zeros(m), np.zeros(m)
     ref_low[keep], ref_high[keep] = est.ci_low, est.ci_high
     low, high = strength - half, strength + half
-    if not est.converged:
-        low = high = np.full(m, np.nan)
-        info["note"] = "no finite estimate (a model that never lost or never won on these rows): strengths unreliable, no intervals"
-    table = pd.DataFrame(
-        {"model": list(models), "source": "ppi", "strength": strength, "ci_low": low, "ci_high": high,
-         "rank": _ranks(low, high, rows["labelled_models"] + rows["unlabelled_models"] >= MIN_COMPARISONS),
-         "n_votes": rows["labelled_models"] + rows["unlabelled_models"], "ref_coef": full, "ref_ci_low": ref_low, "ref_ci_high": ref_high}  # fmt: skip
-    )
-    table["rank"] = table["rank"].astype("Int64")
-    return table, info
+    enough = rows["labelled_models"] + rows["unlabelled_models"] >= MIN_COMPARISONS
+    draws = np.random.default_rng([seed, 330]).multivariate_normal(strength, centred_cov, size=n_draws, method="eigh") if n_draws else np.empty((0, m))
+    rank_low, rank_high = rank_intervals(draws, enough)
+    fitted = {mod: {"model": mod, "source": "ppi", "strength": strength[i], "ci_low": low[i], "ci_high": high[i], "rank_low": rank_low[i],
+                    "rank_high": rank_high[i], "n_human_votes": int(rows["labelled_models"][i]), "n_judge_votes": int(fit_judge_counts[i]),
+                    "ref_coef": full[i], "ref_ci_low": ref_low[i], "ref_ci_high": ref_high[i], "_enough": bool(enough[i]),
+                    "note": "" if enough[i] else f"fewer than {MIN_COMPARISONS} votes: not ranked"}
+              for i, mod in enumerate(anchored)}  # fmt: skip
+    ranks = _ranks(low, high, enough)
+    for i, mod in enumerate(anchored):
+        fitted[mod]["rank"] = ranks[i]
+    table = pd.DataFrame([fitted.get(mod) or left_out[mod] for mod in models]).reindex(columns=list(ARENA_COLUMNS))
+    return _typed(table), info
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    """Integer columns of an arena ranking as pandas integers (ranks may be missing, counts never are)."""
+    for column in ("rank", "rank_low", "rank_high"):
+        table[column] = as_int_column(pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float))
+    for column in ("n_human_votes", "n_judge_votes"):
+        table[column] = table[column].astype("int64")
+    return table
 
 
 def build_arena(
@@ -347,7 +409,7 @@ def build_arena(
         agreement += judge_agreement(human, judge, info, n_boot=n_boot, seed=seed)
         reference = against if against in models else models[0]
         meta["ppi_reference_rule"] = "the --against baseline" if against in models else "the first model in sorted order"
-        table, ppi_info = ppi_ranking(human, judge, models, reference)
+        table, ppi_info = ppi_ranking(human, judge, models, reference, n_draws=n_boot, seed=seed)
         meta["ppi"] = ppi_info
         if table is not None:
             rankings.append(table)

@@ -21,7 +21,7 @@ from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
 from owleval.fileio import temp_dir_beside
 from owleval.questions import Question
-from owleval.report import agreement, combine, compare, correlation, estimands, ppi, scores, tables
+from owleval.report import agreement, combine, compare, correlation, estimands, ppi, ranks, scores, tables
 from owleval.report.stats import CI_LEVEL
 
 if TYPE_CHECKING:
@@ -173,7 +173,8 @@ def build_report(
             "min_n_interval": estimands.MIN_N_INTERVAL,
             "sampling_design": ACTIVE_DESIGN if probabilities is not None else UNIFORM_DESIGN,
         }
-    out["scores"] = scores.scores_table(out["summary"], out.get("ppi"), judge_only)
+    replicates = tables.score_replicates(units, questions, models, n_boot=n_boot, seed=seed) if "ppi" not in out else None
+    out["scores"] = scores.scores_table(out["summary"], out.get("ppi"), judge_only, replicates=replicates, n_draws=n_boot, seed=seed)
     ratings_per_answer = grades.groupby(["model_id", "question_id"]).size()
     meta = {
         "title": "OwlEval report",
@@ -199,6 +200,12 @@ def build_report(
         "bt_prior": compare.BT_PRIOR,
         "judge": judge_meta,
         "sampling": sampling,
+        "ranks": {
+            "rank": "scores.csv: 1 + the number of models of that metric whose interval lies wholly above (conservative: "
+            "overlapping intervals share a rank); leaderboard.csv: the order of Bradley-Terry strength among ranked models",
+            "rank_interval_scores": ranks.RANK_INTERVAL_RULES["normal" if "ppi" in out else "bootstrap"],
+            "rank_interval_leaderboard": ranks.RANK_INTERVAL_RULES["bootstrap"],
+        },
     }
     return Report(grades, out, meta, legacy_corpus, coverage, worst)
 

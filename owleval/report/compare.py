@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from owleval.report.ranks import as_int_column, rank_intervals
 from owleval.report.stats import (
     bootstrap_counts,
     bradley_terry,
@@ -23,7 +24,7 @@ PAIRWISE_COLUMNS = (
     "model_a", "model_b", "n", "wins", "ties", "losses", "mean_diff", "mean_diff_ci_low", "mean_diff_ci_high",
     "sign_test_p", "sign_test_p_holm", "wilcoxon_p",
 )  # fmt: skip
-LEADERBOARD_COLUMNS = ("rank", "model", "strength", "strength_ci_low", "strength_ci_high", "win_rate", "n_comparisons", "note")
+LEADERBOARD_COLUMNS = ("rank", "rank_low", "rank_high", "model", "strength", "strength_ci_low", "strength_ci_high", "win_rate", "n_comparisons", "note")
 #: virtual tied games added to every pair of the Bradley-Terry fit
 BT_PRIOR = 1.0
 #: a model compared on fewer answers than this (against all others together) is shown but not ranked: its
@@ -119,6 +120,7 @@ def leaderboard_table(scores: pd.DataFrame, info: pd.DataFrame, models: Sequence
     strength = np.full(m, np.nan)
     low = np.full(m, np.nan)
     high = np.full(m, np.nan)
+    draws = np.full((n_boot, m), np.nan)
     if fitted.size >= 2:
         keep = (fitted[:, None] * m + fitted[None, :]).ravel()  # the fitted models' cells of the m*m layout
         k = fitted.size
@@ -126,9 +128,11 @@ def leaderboard_table(scores: pd.DataFrame, info: pd.DataFrame, models: Sequence
         counts = bootstrap_counts(onehot.shape[0], n_boot, np.random.default_rng([seed, 101]))
         replicates = bradley_terry((counts @ per_img[:, keep]).reshape(n_boot, k, k), prior=BT_PRIOR, start=strength[fitted], tol=BT_BOOTSTRAP_TOL)
         low[fitted], high[fitted] = percentile_ci(replicates)
+        draws[:, fitted] = replicates
     with np.errstate(invalid="ignore", divide="ignore"):
         win_rate = wins.sum(axis=1) / games.sum(axis=1)
     ranked = ~np.isnan(strength) & (n_comparisons >= MIN_COMPARISONS)
+    rank_low, rank_high = rank_intervals(draws, ranked)
     note = np.where(
         n_comparisons == 0,
         "no comparisons: not ranked",
@@ -143,12 +147,16 @@ def leaderboard_table(scores: pd.DataFrame, info: pd.DataFrame, models: Sequence
             "win_rate": win_rate,
             "n_comparisons": n_comparisons,
             "note": note,
+            "rank_low": rank_low,
+            "rank_high": rank_high,
             "_ranked": ranked,
         }
     ).sort_values(["_ranked", "strength", "model"], ascending=[False, False, True], kind="stable", na_position="last")
     rank = pd.array(np.arange(1, m + 1), dtype="Int64")
     rank[~table["_ranked"].to_numpy()] = pd.NA
     table.insert(0, "rank", rank)
+    for column in ("rank_low", "rank_high"):
+        table[column] = as_int_column(table[column].to_numpy(dtype=float))
     return table[list(LEADERBOARD_COLUMNS)].reset_index(drop=True)
 
 

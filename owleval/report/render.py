@@ -224,6 +224,7 @@ def _context(report: Report) -> dict[str, Any]:
         "ci": ci,
         "num": num,
         "pct": pct,
+        "rank_range": rank_range,
     }
 
 
@@ -253,6 +254,13 @@ def _interval_text(estimate: Any, low: Any, high: Any, fmt: Any, note: Any = "")
     return f"{fmt(estimate)} {ci(low, high, fmt)}"
 
 
+def rank_range(low: Any, high: Any) -> str:
+    """A 95% rank interval as text: "1–3", "2" when it is one rank, "–" when there is none."""
+    if _missing(low) or _missing(high):
+        return "–"
+    return str(int(low)) if int(low) == int(high) else f"{int(low)}–{int(high)}"
+
+
 def scores_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
     """scores.csv rows with display strings: the estimate with its CI, n and rank."""
     rows = []
@@ -261,6 +269,7 @@ def scores_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
         text = f"{fmt(r['estimate'])} (judge only)" if r["source"] == "judge" else _interval_text(r["estimate"], r["ci_low"], r["ci_high"], fmt, r["note"])
         rows.append({**r, "text": text,
                      "rank_text": "–" if _missing(r["rank"]) else str(int(r["rank"])),
+                     "range_text": rank_range(r.get("rank_low"), r.get("rank_high")),
                      "n_judge_text": "–" if _missing(r["n_judge"]) else str(int(r["n_judge"])),
                      "note": r["note"] if isinstance(r["note"], str) else ""})  # fmt: skip
     return rows

@@ -5,7 +5,9 @@ where it comes from and on how many answers, and a rank. ``source`` is ``human``
 table's estimate and interval), ``ppi`` when a judge's grades are combined with the human ones (ppi.csv's headline,
 "questions like these"), ``judge`` for a model people have not graded (the judge's mean, no interval, no rank: nothing
 anchors it). Rank per metric: 1 + the number of models whose interval lies strictly above this one's; rows without
-an interval are unranked and not counted.
+an interval are unranked and not counted. ``rank_low`` / ``rank_high``: the 95% interval of the model's rank over
+resamples (:mod:`owleval.report.ranks`): image-bootstrap resamples for human rows, normal draws for PPI rows. Rows come
+by metric (mean_score, then acceptable), then estimate, best first.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-SCORE_COLUMNS = ("model", "metric", "estimate", "ci_low", "ci_high", "source", "n_human", "n_judge", "rank", "note")
+from owleval.report.ranks import as_int_column, normal_draws, rank_intervals
+
+SCORE_COLUMNS = ("model", "metric", "estimate", "ci_low", "ci_high", "source", "n_human", "n_judge", "rank", "rank_low", "rank_high", "note")
 METRICS = ("mean_score", "acceptable")
 JUDGE_ONLY_NOTE = "no human grade: the judge's own mean, which nothing anchors to people; no interval, no rank"
 
@@ -33,9 +37,15 @@ def scores_table(
     summary: pd.DataFrame,
     ppi: pd.DataFrame | None = None,
     judge_only: pd.DataFrame | None = None,
+    *,
+    replicates: dict[str, np.ndarray] | None = None,
+    n_draws: int = 2000,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """``summary``: the summary score table; ``ppi``: ppi.csv's table (with a judge); ``judge_only``: model_id and
-    mean_score/acceptable judge values of answers of models people did not grade."""
+    mean_score/acceptable judge values of answers of models people did not grade; ``replicates``: per metric the
+    summary's bootstrap resamples (:func:`tables.score_replicates`, columns in ``summary`` order) for the human rows'
+    rank intervals; PPI rows use ``n_draws`` normal draws (none with 0)."""
     rows: list[dict] = []
     for metric in METRICS:
         part: list[dict] = []
@@ -54,13 +64,36 @@ def scores_table(
                              "source": "judge", "n_human": 0, "n_judge": int(len(values)), "note": JUDGE_ONLY_NOTE})  # fmt: skip
         low = np.array([p["ci_low"] for p in part], dtype=float)
         high = np.array([p["ci_high"] for p in part], dtype=float)
-        for p, rank in zip(part, rank_rows(low, high), strict=True):
-            p["rank"] = rank
+        rank_low, rank_high = _rank_interval(part, low, high, metric, replicates, n_draws, seed)
+        for p, rank, r_low, r_high in zip(part, rank_rows(low, high), rank_low, rank_high, strict=True):
+            p.update(rank=rank, rank_low=r_low, rank_high=r_high)
+        part.sort(key=lambda p: (-p["estimate"] if p["estimate"] == p["estimate"] else np.inf, p["model"]))
         rows.extend(part)
     table = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
-    table["rank"] = table["rank"].astype("Int64")
-    table["n_judge"] = table["n_judge"].astype("Int64")
+    for column in ("rank", "n_judge"):
+        table[column] = table[column].astype("Int64")
+    for column in ("rank_low", "rank_high"):
+        table[column] = as_int_column(table[column].to_numpy(dtype=float))
     return table
+
+
+def _rank_interval(part: list[dict], low: np.ndarray, high: np.ndarray, metric: str, replicates: dict[str, np.ndarray] | None,
+                   n_draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """rank_low / rank_high of one metric's rows: among the rows with an interval (as ``rank``), over resamples."""
+    ranked = np.isfinite(low) & np.isfinite(high)
+    m = len(part)
+    sources = {p["source"] for p in part if p["source"] != "judge"}
+    if sources == {"human"} and replicates is not None and replicates[metric].shape[0]:
+        human_models = [p["model"] for p in part if p["source"] == "human"]
+        draws = np.full((replicates[metric].shape[0], m), np.nan)
+        draws[:, : len(human_models)] = replicates[metric]  # human rows come first, in summary order
+    elif sources == {"ppi"} and n_draws > 0:
+        estimate = np.array([p["estimate"] for p in part], dtype=float)
+        se = np.where(ranked, (high - low) / (2.0 * 1.959963984540054), np.nan)
+        draws = normal_draws(estimate, se, n_draws, np.random.default_rng([seed, 700, METRICS.index(metric)]))
+    else:
+        return np.full(m, np.nan), np.full(m, np.nan)
+    return rank_intervals(draws, ranked)
 
 
 def judge_only_models(judge_values: pd.DataFrame, human_models: Sequence[str]) -> pd.DataFrame:

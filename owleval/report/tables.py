@@ -62,22 +62,38 @@ def question_info(questions: Sequence[Question]) -> pd.DataFrame:
     return pd.DataFrame(columns).set_index("question_id")
 
 
+def _cluster_arrays(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
+    """The units of ``models``, their model column, the number of images and per image x model: count, acceptable, score sums."""
+    index = {m: i for i, m in enumerate(models)}
+    units = units[units["model_id"].isin(index)]
+    col = units["model_id"].map(index).to_numpy(dtype=np.int64)
+    img_codes, img_names = pd.factorize(info.loc[units["question_id"], "image"].to_numpy())
+    n_img, n_mod = len(img_names), len(models)
+    score = units["score"].to_numpy(dtype=np.float64)
+    count_m = cluster_sums(img_codes, col, np.ones_like(score), n_img, n_mod)
+    accept_m = cluster_sums(img_codes, col, (score >= ACCEPTABLE_MIN_SCORE).astype(float), n_img, n_mod)
+    score_m = cluster_sums(img_codes, col, score, n_img, n_mod)
+    return units, col, n_img, count_m, accept_m, score_m
+
+
+def score_replicates(units: pd.DataFrame, questions: Sequence[Question], models: Sequence[str], *, n_boot: int, seed: int) -> dict[str, np.ndarray]:
+    """The summary table's image-bootstrap resamples of each model's acceptable share and mean score, (n_boot, models)
+    per metric: the same resamples as its intervals (same generator), for rank intervals."""
+    info = question_info(questions)
+    _, _, n_img, count_m, accept_m, score_m = _cluster_arrays(units, info, models)
+    counts = bootstrap_counts(n_img, n_boot, np.random.default_rng([seed, list(SUBSETS).index("summary")]))
+    return {"acceptable": ratio_bootstrap(counts, accept_m, count_m), "mean_score": ratio_bootstrap(counts, score_m, count_m)}
+
+
 def score_table(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], n_boot: int, rng: np.random.Generator) -> pd.DataFrame:
     """One row per model in ``models`` (those without observations get n=0 and empty statistics).
 
     ``units``: the observations (model_id, question_id, score), as made by :func:`combine.combine_grades`.
     """
-    index = {m: i for i, m in enumerate(models)}
-    units = units[units["model_id"].isin(index)]
-    col = units["model_id"].map(index).to_numpy(dtype=np.int64)
-    images = info.loc[units["question_id"], "image"].to_numpy()
-    img_codes, img_names = pd.factorize(images)
-    n_img, n_mod = len(img_names), len(models)
+    units, col, n_img, count_m, accept_m, score_m = _cluster_arrays(units, info, models)
+    n_mod = len(models)
     score = units["score"].to_numpy(dtype=np.float64)
     ones = np.ones_like(score)
-    count_m = cluster_sums(img_codes, col, ones, n_img, n_mod)
-    accept_m = cluster_sums(img_codes, col, (score >= ACCEPTABLE_MIN_SCORE).astype(float), n_img, n_mod)
-    score_m = cluster_sums(img_codes, col, score, n_img, n_mod)
     letter = units["score"].map(_LETTER_INDEX).to_numpy(dtype=np.int64)
     letter_counts = cluster_sums(col, letter, ones, n_mod, len(GRADE_LETTERS)).astype(np.int64)
     n = count_m.sum(axis=0)
