@@ -213,7 +213,7 @@ def test_judge_through_a_local_hf_checkpoint(checkpoints, tmp_path: Path, owl_da
     (answers / "alpha.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "judged"
     result = CliRunner().invoke(app, ["judge", "--answers", str(answers), "--judge", "hf", "--checkpoint", str(checkpoints["qwen2_vl"]),
-                                      "--out", str(out), "--device", "cpu", "-o", "max_tokens=6", "-o", "parse_retries=1"])
+                                      "--out", str(out), "--device", "cpu", "--batch-size", "auto", "-o", "max_tokens=6", "-o", "parse_retries=1"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in (out / "raw.jsonl").read_text().splitlines()]
     # random weights write no JSON: each answer is asked twice (one re-ask) and recorded as unparsed, never guessed

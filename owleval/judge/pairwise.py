@@ -40,6 +40,7 @@ from owleval.judge.run import (
     JudgeSettings,
     _check_resumable,
     _read_meta,
+    answers_per_batch,
     ask_until_parsed,
     judge_meta,
     load_answer_sets,
@@ -290,7 +291,7 @@ def run_pairwise_judge(
         out.mkdir(parents=True, exist_ok=True)
 
         total, resumed = len(jobs), len(jobs) - len(pending)
-        batch_size = max(1, (max(load_options.batch_size, adapter.preferred_batch_size) + 1) // 2)  # two requests a pair
+        batch_size = max(1, (answers_per_batch(load_options, adapter) + 1) // 2)  # two requests a pair
         streak = FailureStreak(max(8, batch_size), "pairs",
                                lambda pair, records: any(r["status"] == FAILED for r in records
                                                          if (r["question_id"], r["model_a"], r["model_b"]) == pair[0].item))
