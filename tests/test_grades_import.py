@@ -51,6 +51,12 @@ def test_export_import_export_round_trips_and_a_second_import_changes_nothing(tm
     grade_some(first.path)
     exported = tmp_path / "first.csv"
     assert cli("grades", "export", "--db", str(first.path), "--out", str(exported)).exit_code == 0
+    before = exported.read_text(encoding="utf-8")
+    exported.write_text("someone's grades\n", encoding="utf-8")
+    kept = cli("grades", "export", "--db", str(first.path), "--out", str(exported))
+    assert kept.exit_code == 1 and "--overwrite" in kept.output and exported.read_text(encoding="utf-8") == "someone's grades\n"
+    assert cli("grades", "export", "--db", str(first.path), "--out", str(exported), "--overwrite").exit_code == 0
+    assert exported.read_text(encoding="utf-8") == before
 
     second = create_study(tmp_path / "second.sqlite", write_answer_files(tmp_path / "answers2", owl_data), annotators=("ann",),
                           data_dir=owl_data)

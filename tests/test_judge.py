@@ -304,3 +304,25 @@ def test_any_adapter_can_judge_and_one_failure_fails_only_its_answer(tmp_path: P
     rows = read_csv(tmp_path / "judged" / "grades.csv")
     assert {int(r["question_id"]): r["grade"] for r in rows} == {q: GRADES[q % 4] for q in range(1, 9) if q != 6}
     assert {r["annotator"] for r in rows} == {"judge:local-judge-v1"}
+
+
+def test_out_never_replaces_peoples_grades_nor_files_the_judge_did_not_write(tmp_path: Path, questions, judge_server: ChatServer) -> None:
+    write_answer_sets(tmp_path / "answers", questions[:2], {m: lambda qid: "grade=B" for m in MODELS})
+    for name, pairwise in (("grades.csv", ()), ("votes.csv", ()), ("votes.csv", ("--pairwise",))):
+        people = tmp_path / f"people-{name}-{len(pairwise)}"
+        people.mkdir()
+        (people / name).write_text("annotator,model_id,question_id,grade\nann,alpha-7b,1,A\n", encoding="utf-8")
+        (people / "meta.json").write_text("{}", encoding="utf-8")  # a meta.json alone does not make it a judge's folder
+        for extra in ((), ("--overwrite",)):
+            refused = judge_cli(judge_server, tmp_path / "answers", people, *pairwise, *extra)
+            assert refused.exit_code == 1 and "people's" in refused.output and "not even with --overwrite" in refused.output
+        assert (people / name).read_text(encoding="utf-8").endswith("ann,alpha-7b,1,A\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine", encoding="utf-8")
+    refused = judge_cli(judge_server, tmp_path / "answers", other)
+    assert refused.exit_code == 1 and "notes.txt" in refused.output and "--overwrite" in refused.output
+    assert not judge_server.chat_requests, "nothing was asked"
+    judged = judge_cli(judge_server, tmp_path / "answers", other, "--overwrite")
+    assert judged.exit_code == 0, judged.output
+    assert (other / "notes.txt").read_text() == "mine" and (other / "grades.csv").is_file()

@@ -42,6 +42,7 @@ from owleval.judge.run import (
     _read_meta,
     answers_per_batch,
     ask_until_parsed,
+    check_out_folder,
     judge_meta,
     load_answer_sets,
     prepare_folder,
@@ -272,6 +273,7 @@ def run_pairwise_judge(
         checkpoint = adapter.options.checkpoint or adapter.default_checkpoint or judge
         out = out or Path("judgements") / f"{safe_name(checkpoint)}-pairwise"
         raw_path, meta_path = out / RAW, out / META
+        check_out_folder(out, overwrite, VOTES)
         old = None if overwrite else _read_meta(out)
         meta = start_meta({
             "mode": "pairwise",

@@ -395,6 +395,31 @@ def judge_meta(judge: str, checkpoint: str, adapter: ModelAdapter, load_options:
 CARRIED = ("started_at", "finished_at", "status", "requests", "provenance")
 
 
+#: the files people's grading writes: never taken for a judge's, and never replaced by one
+PEOPLES_FILES = ("grades.csv", "votes.csv")
+
+
+def check_out_folder(out: Path, overwrite: bool, derived: str) -> None:
+    """Refuse an ``--out`` that is not a judge's folder of this kind: a file; a folder whose grades.csv or votes.csv
+    has no judge's raw.jsonl and meta.json beside it (people's grades: refused even with ``--overwrite``); a folder
+    holding files the judge does not write (refused unless ``--overwrite``, which removes only the judge's own)."""
+    if out.exists() and not out.is_dir():
+        raise OwlEvalError(f"--out {out} is a file; the judge writes a folder (raw.jsonl, {derived}, meta.json)")
+    if not out.is_dir():
+        return
+    peoples = [name for name in PEOPLES_FILES if (out / name).exists()]
+    if peoples and not ((out / RAW).is_file() and (out / META).is_file()):
+        raise OwlEvalError(f"{out} holds {' and '.join(peoples)} but no judge's {RAW} and {META}: these look like people's "
+                           "grades, which the judge never replaces (not even with --overwrite); choose another --out")
+    own = (RAW, META, derived)  # and the temporary files of their atomic writes, left by a kill -9
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in own and not any(p.name.startswith(f".{name}.") and p.name.endswith(".tmp") for name in own))
+    if foreign and not overwrite:
+        listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise OwlEvalError(f"{out} holds files the judge did not write ({listed}); choose another --out, or pass --overwrite "
+                           f"to judge there from scratch (only {RAW}, {derived} and {META} are replaced)")
+
+
 def prepare_folder(out: Path, overwrite: bool, derived: str) -> list[str]:
     """Start ``out`` afresh (``overwrite``: the log, the ``derived`` file and meta.json removed), or ready its log
     to be continued (a torn last line dropped: the returned warning)."""
@@ -473,6 +498,7 @@ def run_judge(
         checkpoint = adapter.options.checkpoint or adapter.default_checkpoint or judge
         out = out or Path("judgements") / safe_name(checkpoint)
         raw_path, meta_path = out / RAW, out / META
+        check_out_folder(out, overwrite, GRADES)
         old = None if overwrite else _read_meta(out)
         meta = start_meta({
             **judge_meta(judge, checkpoint, adapter, load_options, settings, TEMPLATE, sets),
