@@ -6,11 +6,15 @@ secret registered with :func:`register_secret` (the adapter registers its API ke
 echo takes, and the value of anything shaped like a credential: ``Bearer …``/``Basic …`` and
 ``Authorization:``/``api-key:`` headers. The forms of a registered secret:
 
-- the secret itself, percent-encoded (any of its characters as ``%XX``, either case), and with whitespace or
+- the secret itself, percent-encoded (any of its ASCII characters as ``%XX``, either case), and with whitespace or
   invisible format characters (zero-width, soft hyphen, bidi marks) between its characters;
 - any run of :data:`MIN_RUN` or more of its consecutive characters (a cut or partly masked echo), in those forms;
 - its base64, standard and URL-safe, padded or not, at each of the three byte alignments, so base64 of
-  ``Bearer <key>`` (or of a whole ``Authorization`` header) is caught as well as base64 of the key alone.
+  ``Bearer <key>`` (or of a whole ``Authorization`` header) is caught as well as base64 of the key alone (runs of
+  :data:`MIN_RUN` of those characters too).
+
+The text is searched once with fillers dropped and ``%XX`` decoded (keeping where each character came from), for
+every :data:`MIN_RUN`-character window of each needle: linear in the text, whatever the key's length.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ import base64
 import functools
 import re
 import threading
+from dataclasses import dataclass
 
 MARK = "[redacted]"
 _MIN_SECRET_LEN = 4  # shorter "keys" (e.g. "x" for a local server) would blank ordinary words
 #: consecutive characters of a secret that count as the secret (shorter runs are too likely to occur by chance)
 MIN_RUN = 16
 #: what may be slipped between a secret's characters: whitespace and invisible characters (category Cf, soft hyphen)
-_FILLER = r"[\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]*"
+_FILLER = re.compile(r"[\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+_PERCENT = re.compile(r"%[0-7][0-9A-Fa-f]")  # an escaped ASCII character
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -45,51 +51,80 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value.strip())
 
 
-def _char(char: str) -> str:
-    """A pattern for one character: itself or its percent-encoding (UTF-8 bytes, hex digits of either case)."""
-    encoded = "".join("%" + "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{b:02X}")
-                      for b in char.encode("utf-8"))
-    return f"(?:{re.escape(char)}|{encoded})"
-
-
-def _spelled(text: str) -> str:
-    """A pattern for ``text`` with fillers allowed between its characters."""
-    return _FILLER.join(_char(c) for c in text)
-
-
-def _runs(secret: str) -> str:
-    """The secret whole, or any run of at least :data:`MIN_RUN` of its characters, each run as long as it goes."""
-    if len(secret) <= MIN_RUN:
-        return _spelled(secret)
-    chars = [_char(c) for c in secret]
-    branches = []
-    for start in range(len(secret) - MIN_RUN + 1):
-        tail = ""
-        for c in reversed(chars[start + MIN_RUN:]):  # (?:c16(?:c17(...)?)?)? : greedy to the secret's end
-            tail = f"(?:{_FILLER}{c}{tail})?"
-        branches.append(_FILLER.join(chars[start:start + MIN_RUN]) + tail)
-    return "|".join(branches)
-
-
-def _base64_cores(secret: str) -> set[str]:
+def _base64_cores(secret: str) -> list[str]:
     """The base64 characters that depend on the secret's bytes alone, at each byte alignment, in both alphabets;
     padding and the characters shared with neighbouring bytes are left out, so every encoding of a text holding
-    the secret contains one of them."""
+    the secret (the key alone, ``Bearer <key>``, a whole header) contains one of them."""
     data = secret.encode("utf-8")
-    cores = set()
+    cores = []
     for offset in range(3):
         encoded = base64.b64encode(b"\0" * offset + data).decode("ascii")
         core = encoded[-(-8 * offset // 6):(8 * (offset + len(data))) // 6]
         if len(core) >= 8:
-            cores |= {core, core.replace("+", "-").replace("/", "_")}
+            cores += [core, core.replace("+", "-").replace("/", "_")]
     return cores
 
 
+@dataclass(frozen=True)
+class _Needles:
+    """What to look for in a normalised text: every :data:`MIN_RUN`-character window of the long needles, and the
+    short needles whole."""
+
+    windows: frozenset[str]
+    whole: tuple[str, ...]
+
+
 @functools.lru_cache(maxsize=8)
-def _pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
-    branches = [_spelled(core) for secret in secrets for core in _base64_cores(secret)]
-    branches += [_runs(secret) for secret in sorted(secrets, key=len, reverse=True)]
-    return re.compile("|".join(f"(?:{b})" for b in branches)) if branches else None
+def _needles(secrets: frozenset[str]) -> _Needles:
+    windows: set[str] = set()
+    whole: list[str] = []
+    for secret in secrets:
+        for needle in (secret, *_base64_cores(secret)):
+            if len(needle) > MIN_RUN:
+                windows.update(needle[i:i + MIN_RUN] for i in range(len(needle) - MIN_RUN + 1))
+            else:
+                whole.append(needle)
+    return _Needles(frozenset(windows), tuple(sorted(set(whole), key=len, reverse=True)))
+
+
+def _normalised(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """``text`` with fillers dropped and ``%XX`` escapes of ASCII characters decoded, and for each of its characters
+    the span of ``text`` it came from."""
+    chars: list[str] = []
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "%" and _PERCENT.match(text, i):
+            chars.append(chr(int(text[i + 1:i + 3], 16)))
+            spans.append((i, i + 3))
+            i += 3
+            continue
+        if not _FILLER.match(char):
+            chars.append(char)
+            spans.append((i, i + 1))
+        i += 1
+    return "".join(chars), spans
+
+
+def _secret_spans(text: str, needles: _Needles) -> list[tuple[int, int]]:
+    """The spans of ``text`` that hold a needle (in any of the forms :func:`_normalised` undoes), merged."""
+    flat, spans = _normalised(text)
+    marked: list[tuple[int, int]] = []
+    if needles.windows:
+        marked += [(i, i + MIN_RUN) for i in range(len(flat) - MIN_RUN + 1) if flat[i:i + MIN_RUN] in needles.windows]
+    for needle in needles.whole:
+        start = flat.find(needle)
+        while start >= 0:
+            marked.append((start, start + len(needle)))
+            start = flat.find(needle, start + 1)
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(marked):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return [(spans[start][0], spans[end - 1][1]) for start, end in merged]
 
 
 def redact(text: str) -> str:
@@ -99,9 +134,9 @@ def redact(text: str) -> str:
         return text
     with _lock:
         known = frozenset(_secrets)
-    pattern = _pattern(known)
-    if pattern is not None:
-        text = pattern.sub(MARK, text)
+    if known:
+        for start, end in reversed(_secret_spans(text, _needles(known))):
+            text = text[:start] + MARK + text[end:]
     text = _HEADER.sub(lambda m: f"{m['name']}{m['sep']}{MARK}", text)
     return _SCHEME.sub(lambda m: f"{m['scheme']}{m['space']}{MARK}", text)
 
