@@ -79,7 +79,7 @@ def _needles(secrets: frozenset[str]) -> _Needles:
     windows: set[str] = set()
     whole: list[str] = []
     for secret in secrets:
-        for needle in (secret, *_base64_cores(secret)):
+        for needle in (_normalised(secret)[0], *_base64_cores(secret)):  # as the text is searched: a "%41" in a key too
             if len(needle) > MIN_RUN:
                 windows.update(needle[i:i + MIN_RUN] for i in range(len(needle) - MIN_RUN + 1))
             else:
