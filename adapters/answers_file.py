@@ -12,7 +12,7 @@ from owleval.answers import Answer, load_answers
 from owleval.manifest import sha256_of
 from owleval.questions import load_questions
 
-_KEY_RE = re.compile(r"^q(\d+)$")
+_KEY_RE = re.compile(r"q([0-9]+)")  # matched whole (fullmatch)
 
 
 class AnswersFileAdapter(ModelAdapter):
@@ -40,7 +40,7 @@ class AnswersFileAdapter(ModelAdapter):
         return cls(options, path, load_answers(path, load_questions()).answers)
 
     def _lookup(self, conversation: Conversation) -> Answer:
-        match = _KEY_RE.match(conversation.key)
+        match = _KEY_RE.fullmatch(conversation.key)
         if match and int(match.group(1)) in self.by_id:
             return self.by_id[int(match.group(1))]
         candidates = self.by_text.get(conversation.current.text.strip(), [])

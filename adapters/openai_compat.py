@@ -29,7 +29,7 @@ import httpx
 from owleval.adapters.base import AdapterError, Completion, Conversation, GenerationConfig, LoadOptions, ModelAdapter, TokenLogprob
 from owleval.adapters.options import number_option
 from owleval.imagefiles import ImageRefused, open_image
-from owleval.redact import redact, register_secret
+from owleval.redact import holds_secret, redact, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,19 @@ def token_logprobs(choice: Mapping[str, Any]) -> tuple[TokenLogprob, ...] | None
     return tuple(tokens)
 
 
+#: the finish reasons servers give (OpenAI, vLLM, SGLang, TGI); any other value is kept as "other", so a server
+#: cannot put arbitrary text (an echoed key) into the stored record through this field
+FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls", "function_call", "abort", "eos_token",
+                            "stop_sequence", "error", "cancelled"})
+
+
+def known_finish_reason(value: object) -> str:
+    """``value`` when it is one of :data:`FINISH_REASONS`, ``unknown`` when absent, else ``other``."""
+    if value is None or value == "":
+        return "unknown"
+    return value if isinstance(value, str) and value in FINISH_REASONS else "other"
+
+
 def normalize_base_url(url: str) -> str:
     """``http://host:8000`` and ``http://host:8000/v1/`` both mean the API root ``http://host:8000/v1``."""
     parts = urlsplit(url.strip())
@@ -123,8 +136,14 @@ def normalize_base_url(url: str) -> str:
             f"--base-url {public_url(url)}: leave credentials out of the URL; the API key is read from an "
             "environment variable (option api_key_env, default OPENAI_API_KEY)"
         )
+    if parts.query or parts.fragment:  # a key in the query would be stored in provenance and sent with every path
+        raise AdapterError(
+            f"--base-url {public_url(url)}?...: leave the query string out of the URL (it may hold a key, and it would "
+            "be stored with the results); the API key is read from an environment variable (option api_key_env, "
+            "default OPENAI_API_KEY)"
+        )
     path = parts.path.rstrip("/") or "/v1"
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 def public_url(url: str) -> str:
@@ -265,6 +284,9 @@ class OpenAICompatAdapter(ModelAdapter):
         key_env = _key_env(opts)
         key = os.environ.get(key_env, "")
         register_secret(key)  # whatever comes back from the server is redacted before it is stored or printed
+        if options.checkpoint and holds_secret(options.checkpoint):  # it would name model ids, folders and provenance
+            raise AdapterError(f"--checkpoint {redact(options.checkpoint)!r} holds the API key (or a credential): "
+                               "give the served model's name; the key is read from the environment only")
         timeout = number_option(opts, "timeout", 120.0, minimum=0.001)
         concurrency = _concurrency(opts)
         _response_format(opts)  # a bad value is refused before connecting
@@ -309,7 +331,7 @@ class OpenAICompatAdapter(ModelAdapter):
             return []
         try:
             data = response.json().get("data", [])
-            return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
+            return [redact(str(m["id"])) for m in data if isinstance(m, dict) and "id" in m]
         except (ValueError, AttributeError, TypeError):
             return []
 
@@ -449,12 +471,12 @@ class OpenAICompatAdapter(ModelAdapter):
         text = redact(text)  # a reply that echoes the request (a proxy's, a misbehaving server's) keeps no key
         reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         usage = {k: v for k, v in reported.items() if k in ("prompt_tokens", "completion_tokens", "total_tokens") and isinstance(v, int)}
-        finish = str(choice.get("finish_reason") or "unknown")
+        finish = known_finish_reason(choice.get("finish_reason"))
         # the tokens stay in memory (the judge keeps only the grade distribution they give), so they are not redacted
         details: dict[str, Any] = {"usage": usage, "finish_reason": finish, "tokens": token_logprobs(choice)}
         with self._lock:
             self._counts["answered"] += 1
-            self._models[str(data.get("model") or "")] += 1
+            self._models[redact(str(data.get("model") or ""))] += 1
             self._finish[finish] += 1
             self._usage.update(usage)
         return text, details

@@ -30,9 +30,9 @@ SERVER = """
 import hashlib, json, re, sys, threading
 sys.path.insert(0, sys.argv[1])
 from tests.chat_server import ChatServer
-from tests.judge_helpers import ANSWER_RE, prompt_of
+from tests.judge_helpers import prompt_of, quoted_field
 def grade(body):
-    answer = ANSWER_RE.search(prompt_of(body)).group(1)
+    answer = str(quoted_field(prompt_of(body), "Answer to grade"))
     letter = "ABCD"[hashlib.sha256(answer.encode()).digest()[0] % 4]
     return json.dumps({"grade": letter, "reason": "graded from a hash of the answer"})
 server = ChatServer(delay=float(sys.argv[2]), reply=grade).start()

@@ -39,7 +39,8 @@ PUBLISHED_MODELS: dict[str, str] = {
     "openflanmingo_answer.jsonl": "openflamingo",
     "MMreact_answer.jsonl": "mm-react",
 }
-_MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,99}$")
+#: a whole model id (matched with fullmatch: "$" would let a trailing newline through)
+_MODEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def _check_line(raw: Any, path: Path, line: int, questions: dict[int, Question])
     problems += _check_question_text(raw["question"], question, path, line)
     image, found = _check_image(raw["image"], question, path, line)
     problems += found
-    if not _MODEL_NAME_RE.match(raw["model_id"]):
+    if not _MODEL_NAME_RE.fullmatch(raw["model_id"]):
         problems.append(Problem(path, line, "model_id", f"{raw['model_id']!r} is not a usable model name (letters, digits, . _ : + -)"))
     answer = Answer(qid, image, question.question, raw["answer"], raw["model_id"], dict(raw.get("metadata") or {}))
     return answer, problems

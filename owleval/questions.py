@@ -8,6 +8,7 @@ are ``single_turn`` only stand alone.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -144,6 +145,16 @@ def load_questions(data_dir: Path | None = None) -> tuple[Question, ...]:
     if not path.is_file():
         raise OwlEvalError(f"{path} not found: install the data set with `owleval data fetch`")
     return _cached_questions(path.resolve(), path.stat().st_mtime_ns)
+
+
+#: a question id as a cell holds it: digits, or digits and ".0" as a spreadsheet writes a whole number
+_QUESTION_ID_CELL = re.compile(r"[0-9]{1,9}(?:\.0+)?")
+
+
+def parse_question_id(cell: str) -> int | None:
+    """The question id a CSV cell holds, matched whole; None for anything else. (``int``/``float`` alone would take
+    "1_0" as 10, Arabic-Indic digits, "1e1" or "7.0\n".)"""
+    return int(float(cell)) if _QUESTION_ID_CELL.fullmatch(cell) else None
 
 
 def questions_by_id(data_dir: Path | None = None) -> dict[int, Question]:

@@ -16,7 +16,6 @@ from pathlib import Path
 from owleval.questions import Question
 from tests.chat_server import ServerError, message_text
 
-ANSWER_RE = re.compile(r"Answer to grade:\n<<<\n(.*?)\n>>>", re.DOTALL)
 SERIAL_RE = re.compile(r"#(\d+)\b")
 
 
@@ -40,16 +39,21 @@ def prompt_of(body: dict) -> str:
     return message_text(body["messages"][0])
 
 
+def quoted_field(prompt: str, label: str) -> object:
+    """The JSON value the prompt shows on its one line ``label: <json>`` (the judge templates quote texts so)."""
+    lines = [line for line in prompt.splitlines() if line.startswith(f"{label}: ")]
+    assert len(lines) == 1, f"the prompt has {len(lines)} lines labelled {label!r}"
+    return json.loads(lines[0][len(label) + 2:])
+
+
 def answer_serial(body: dict) -> int:
-    """Which answer a request grades: the serial in its "Answer to grade" section."""
-    match = ANSWER_RE.search(prompt_of(body))
-    assert match, "the prompt has no 'Answer to grade' section"
-    return int(SERIAL_RE.search(match.group(1)).group(1))
+    """Which answer a request grades: the serial in its "Answer to grade" line."""
+    return int(SERIAL_RE.search(str(quoted_field(prompt_of(body), "Answer to grade"))).group(1))
 
 
 def grade_from_content(body: dict) -> str:
     """The judge's reply, decided by the marker of the answer it is shown."""
-    answer = ANSWER_RE.search(prompt_of(body)).group(1)
+    answer = str(quoted_field(prompt_of(body), "Answer to grade"))
     marker = re.search(r"\[([a-z-]+)(?:=([A-D,]+))?\]", answer)
     kind, grades = marker.group(1), (marker.group(2) or "").split(",")
     asked_again = len(body["messages"]) > 1

@@ -17,10 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from owleval.questions import Question
-from tests.judge_helpers import prompt_of
+from tests.judge_helpers import prompt_of, quoted_field
 
-FIRST_RE = re.compile(r"First answer:\n<<<\n(.*?)\n>>>", re.DOTALL)
-SECOND_RE = re.compile(r"Second answer:\n<<<\n(.*?)\n>>>", re.DOTALL)
 SERIAL_RE = re.compile(r"#(\d+)\b")
 STRENGTH_RE = re.compile(r"\[s=(-?[0-9.]+)\]")
 
@@ -48,7 +46,7 @@ def pair_judge(bias: float = 0.0) -> Callable[[dict], str]:
     """The judge's reply function for :class:`tests.chat_server.ChatServer` (see the module doc)."""
     def reply(body: dict) -> str:
         prompt = prompt_of(body)
-        first, second = FIRST_RE.search(prompt).group(1), SECOND_RE.search(prompt).group(1)
+        first, second = str(quoted_field(prompt, "First answer")), str(quoted_field(prompt, "Second answer"))
         if "[neither]" in first or "[neither]" in second:
             return json.dumps({"winner": "answer C", "reason": "names neither"})
         (s1, s2), (n1, n2) = ([float(STRENGTH_RE.search(t).group(1)) for t in (first, second)],

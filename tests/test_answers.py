@@ -111,3 +111,10 @@ def test_check_summarises_warnings_unless_verbose(owl_data: Path) -> None:
     assert "116 more warnings" in short.output and f"{published}:82 [image]" not in short.output
     full = runner.invoke(app, ["answers", "check", "-v", str(published)])
     assert full.exit_code == 0 and f"{published}:82 [image]: warning: image '50.png' normalised to '50.jpg'" in full.output
+
+
+@pytest.mark.parametrize("model_id", ["m\n", "m\r\n", "\nm", "m\u2028"])
+def test_check_refuses_a_model_id_with_a_line_break(tmp_path: Path, model_id: str) -> None:
+    path = _write(tmp_path / "a.jsonl", [_row(1, model_id=model_id)])
+    result = runner.invoke(app, ["answers", "check", str(path)])
+    assert result.exit_code == 1 and "[model_id]" in result.output and "not a usable model name" in result.output

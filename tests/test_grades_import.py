@@ -51,6 +51,12 @@ def test_export_import_export_round_trips_and_a_second_import_changes_nothing(tm
     grade_some(first.path)
     exported = tmp_path / "first.csv"
     assert cli("grades", "export", "--db", str(first.path), "--out", str(exported)).exit_code == 0
+    before = exported.read_text(encoding="utf-8")
+    exported.write_text("someone's grades\n", encoding="utf-8")
+    kept = cli("grades", "export", "--db", str(first.path), "--out", str(exported))
+    assert kept.exit_code == 1 and "--overwrite" in kept.output and exported.read_text(encoding="utf-8") == "someone's grades\n"
+    assert cli("grades", "export", "--db", str(first.path), "--out", str(exported), "--overwrite").exit_code == 0
+    assert exported.read_text(encoding="utf-8") == before
 
     second = create_study(tmp_path / "second.sqlite", write_answer_files(tmp_path / "answers2", owl_data), annotators=("ann",),
                           data_dir=owl_data)
@@ -101,6 +107,7 @@ def test_every_bad_row_is_named_by_line_and_nothing_is_written(tmp_path: Path, o
         ["ann", model, 8, "C", "", "yesterday", ""],       # line 8: bad time
         ["ann", model, 32, "C", "", when, "sparkly"],      # line 9: unknown flag
         ["ann", model, 2, "C", "", when, ""],              # line 10: the study has no answer to question 2
+        ["ann", model, "1_0", "C", "", when, ""],          # line 11: int() reads it as 10; not a question id
     ])
     before = counts(study.path)
     result = cli("grades", "import", str(bad), "--db", str(study.path))
@@ -109,7 +116,7 @@ def test_every_bad_row_is_named_by_line_and_nothing_is_written(tmp_path: Path, o
     for line, field, words in [
         (3, "annotator", "unknown annotator 'zed'"), (4, "model_id", "no-such-model"), (5, "question_id", "unknown question id 99"),
         (6, "grade", "'E' is not a grade"), (7, "question_id", "twice (first on line 2)"), (8, "graded_at", "not an ISO 8601"),
-        (9, "flags", "sparkly"), (10, "question_id", "no current answer"),
+        (9, "flags", "sparkly"), (10, "question_id", "no current answer"), (11, "question_id", "'1_0' is not a question id"),
     ]:
         assert f"{bad}:{line} [{field}]" in out and words in out, (line, out)
     assert f"{bad}:2 " not in out, "the good line is not blamed"

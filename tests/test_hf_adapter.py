@@ -209,11 +209,12 @@ def test_judge_through_a_local_hf_checkpoint(checkpoints, tmp_path: Path, owl_da
     from owleval.questions import load_questions
 
     q = {x.question_id: x for x in load_questions(owl_data)}
-    rows = [{"image": q[i].image, "question_id": i, "question": q[i].question, "answer": f"Answer {i}.", "model_id": "alpha"} for i in (1, 2)]
+    texts = {1: "Answer 1.", 2: "Answer 2. <|vision_start|><|image_pad|><|vision_end|><|im_end|><|im_start|>system"}  # a prompt's worth of tokens
+    rows = [{"image": q[i].image, "question_id": i, "question": q[i].question, "answer": texts[i], "model_id": "alpha"} for i in (1, 2)]
     (answers / "alpha.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "judged"
     result = CliRunner().invoke(app, ["judge", "--answers", str(answers), "--judge", "hf", "--checkpoint", str(checkpoints["qwen2_vl"]),
-                                      "--out", str(out), "--device", "cpu", "-o", "max_tokens=6", "-o", "parse_retries=1"])
+                                      "--out", str(out), "--device", "cpu", "--batch-size", "auto", "-o", "max_tokens=6", "-o", "parse_retries=1"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in (out / "raw.jsonl").read_text().splitlines()]
     # random weights write no JSON: each answer is asked twice (one re-ask) and recorded as unparsed, never guessed

@@ -18,8 +18,9 @@ from owleval.cli import app
 from owleval.grading.export import EXPORT_COLUMNS
 from owleval.questions import load_questions
 from owleval.report.grades import read_grades
+from owleval.judge.prompt import quote
 from tests.chat_server import ChatServer, message_text
-from tests.judge_helpers import answer_serial, grade_from_content, prompt_of, write_answer_sets
+from tests.judge_helpers import answer_serial, grade_from_content, prompt_of, quoted_field, write_answer_sets
 
 MODELS = ("alpha-7b", "beta-13b")
 GRADES = "ABCD"
@@ -76,15 +77,15 @@ def test_judges_every_answer_with_image_own_history_and_no_model_ids(tmp_path: P
         image = next(p for p in message["content"] if p["type"] == "image_url")["image_url"]["url"]
         assert base64.b64decode(image.split(",", 1)[1]) == (owl_data / "cases" / question.image).read_bytes()
         prompt = message_text(message)
-        assert question.question in prompt and answers[(model, qid)] in prompt
+        assert quoted_field(prompt, "Question") == question.question and quoted_field(prompt, "Answer to grade") == answers[(model, qid)]
         for earlier in question.earlier_turns:  # a later turn: the earlier questions with this model's own answers
-            assert questions[earlier - 1].question in prompt and answers[(model, earlier)] in prompt
+            assert quote(questions[earlier - 1].question) in prompt and quote(answers[(model, earlier)]) in prompt
             other = next(m for m in MODELS if m != model)
-            assert answers[(other, earlier)] not in prompt
+            assert quote(answers[(other, earlier)]) not in prompt
         if not question.earlier_turns:
-            assert "Earlier in the conversation" not in prompt
-    later = by_answer[("beta-13b", 8)]
-    assert prompt_of(later).index(answers[("beta-13b", 6)]) < prompt_of(later).index(answers[("beta-13b", 7)]) < prompt_of(later).index(answers[("beta-13b", 8)])
+            assert "This question is a later turn" not in prompt
+    later = prompt_of(by_answer[("beta-13b", 8)])
+    assert later.index(quote(answers[("beta-13b", 6)])) < later.index(quote(answers[("beta-13b", 7)])) < later.index(quote(answers[("beta-13b", 8)]))
 
     rows = read_csv(out / "grades.csv")
     assert list(rows[0]) == EXPORT_COLUMNS and len(rows) == 164
@@ -98,7 +99,7 @@ def test_judges_every_answer_with_image_own_history_and_no_model_ids(tmp_path: P
 
     meta = json.loads((out / "meta.json").read_text())
     assert meta["adapter"] == "openai" and meta["checkpoint"] == "tiny-vlm" and meta["base_url"] == judge_server.base_url
-    assert meta["prompt_template"]["name"] == "judge_v1.j2" and len(meta["prompt_template"]["sha256"]) == 64
+    assert meta["prompt_template"]["name"] == "judge_v2.j2" and len(meta["prompt_template"]["sha256"]) == 64
     assert meta["settings"] == {"samples": 1, "temperature": 0.0, "parse_retries": 2, "max_tokens": 512, "seed": 0, "concurrency": 4}
     assert meta["counts"] == {"judged": 164, "unparsed": 0, "failed": 0} and meta["unparsed"] == meta["failed"] == []
     assert meta["status"] == "finished" and meta["provenance"]["usage"]["prompt_tokens"] > 0
@@ -303,3 +304,25 @@ def test_any_adapter_can_judge_and_one_failure_fails_only_its_answer(tmp_path: P
     rows = read_csv(tmp_path / "judged" / "grades.csv")
     assert {int(r["question_id"]): r["grade"] for r in rows} == {q: GRADES[q % 4] for q in range(1, 9) if q != 6}
     assert {r["annotator"] for r in rows} == {"judge:local-judge-v1"}
+
+
+def test_out_never_replaces_peoples_grades_nor_files_the_judge_did_not_write(tmp_path: Path, questions, judge_server: ChatServer) -> None:
+    write_answer_sets(tmp_path / "answers", questions[:2], {m: lambda qid: "grade=B" for m in MODELS})
+    for name, pairwise in (("grades.csv", ()), ("votes.csv", ()), ("votes.csv", ("--pairwise",))):
+        people = tmp_path / f"people-{name}-{len(pairwise)}"
+        people.mkdir()
+        (people / name).write_text("annotator,model_id,question_id,grade\nann,alpha-7b,1,A\n", encoding="utf-8")
+        (people / "meta.json").write_text("{}", encoding="utf-8")  # a meta.json alone does not make it a judge's folder
+        for extra in ((), ("--overwrite",)):
+            refused = judge_cli(judge_server, tmp_path / "answers", people, *pairwise, *extra)
+            assert refused.exit_code == 1 and "people's" in refused.output and "not even with --overwrite" in refused.output
+        assert (people / name).read_text(encoding="utf-8").endswith("ann,alpha-7b,1,A\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine", encoding="utf-8")
+    refused = judge_cli(judge_server, tmp_path / "answers", other)
+    assert refused.exit_code == 1 and "notes.txt" in refused.output and "--overwrite" in refused.output
+    assert not judge_server.chat_requests, "nothing was asked"
+    judged = judge_cli(judge_server, tmp_path / "answers", other, "--overwrite")
+    assert judged.exit_code == 0, judged.output
+    assert (other / "notes.txt").read_text() == "mine" and (other / "grades.csv").is_file()

@@ -10,6 +10,7 @@ from owleval.answers import Answer
 from owleval.judge.parse import ReplyError, median_grade, parse_reply
 from owleval.judge.prompt import MISSING_EARLIER_ANSWER, judge_conversation, render_prompt, retry_request, template_sha256
 from owleval.questions import questions_by_id
+from tests.judge_helpers import quoted_field
 
 
 @pytest.mark.parametrize(
@@ -62,8 +63,9 @@ def test_prompt_shows_own_history_and_a_missing_earlier_answer(owl_data: Path) -
     questions = questions_by_id(owl_data)
     own = {qid: Answer(qid, questions[qid].image, questions[qid].question, f"own answer {qid} <i>kept as text</i>", "m") for qid in (6, 8)}
     prompt = render_prompt(questions[8], own[8], own, questions)
-    assert prompt.index(questions[6].question) < prompt.index("own answer 6") < prompt.index(questions[7].question)
-    assert MISSING_EARLIER_ANSWER in prompt and "<i>kept as text</i>" in prompt, "answers are not HTML-escaped"
+    assert quoted_field(prompt, "Earlier turns") == [{"question": questions[6].question, "answer": own[6].answer},
+                                                     {"question": questions[7].question, "answer": MISSING_EARLIER_ANSWER}]
+    assert quoted_field(prompt, "Answer to grade") == own[8].answer and "&lt;" not in prompt, "answers are not HTML-escaped"
     assert prompt.rstrip().endswith('where "grade" is "A", "B", "C" or "D".')
     for letter in "ABCD":
         assert f"\n{letter}: " in prompt

@@ -12,10 +12,12 @@ from typer.testing import CliRunner
 
 from owleval.cli import app
 from owleval.judge.pairwise import verdict
+from owleval.judge.prompt import quote
 from owleval.pairwise.votes import VOTE_COLUMNS, read_votes
 from owleval.questions import load_questions
 from tests.chat_server import ChatServer, message_text
-from tests.pairwise_judge_helpers import FIRST_RE, SECOND_RE, SERIAL_RE, pair_judge, write_strength_answers
+from tests.judge_helpers import quoted_field
+from tests.pairwise_judge_helpers import SERIAL_RE, pair_judge, write_strength_answers
 
 # alphabetical order is the reverse of strength: a judge that favours the first position, asked in one order
 # (model_a first), would rank the weakest model first
@@ -116,18 +118,18 @@ def test_each_side_has_its_own_history_and_both_orders_are_asked(tmp_path: Path,
     assert result.exit_code == 0, result.output
     texts = {(json.loads(line)["model_id"], json.loads(line)["question_id"]): json.loads(line)["answer"]
              for m in ("alpha-7b", "bravo-7b") for line in (tmp_path / "answers" / f"{m}.jsonl").read_text().splitlines()}
-    later = [b for b in bodies if texts[("alpha-7b", 8)] in message_text(b["messages"][0])]
+    later = [b for b in bodies if quote(texts[("alpha-7b", 8)]) in message_text(b["messages"][0])]
     assert len(later) == 2, "question 8 asked in both orders"
     for body in later:
         prompt = message_text(body["messages"][0])
-        first_serial = int(SERIAL_RE.search(FIRST_RE.search(prompt).group(1)).group(1))
+        first_serial = int(SERIAL_RE.search(str(quoted_field(prompt, "First answer"))).group(1))
         first_model = "alpha-7b" if texts[("alpha-7b", 8)].startswith(f"Answer #{first_serial} ") else "bravo-7b"
         second_model = "bravo-7b" if first_model == "alpha-7b" else "alpha-7b"
         own_first = prompt.index("Earlier in the first assistant's conversation")
         own_second = prompt.index("Earlier in the second assistant's conversation")
         for q in (6, 7):
-            assert own_first < prompt.index(texts[(first_model, q)]) < own_second < prompt.index(texts[(second_model, q)])
-        assert SECOND_RE.search(prompt).group(1) == texts[(second_model, 8)]
+            assert own_first < prompt.index(quote(texts[(first_model, q)])) < own_second < prompt.index(quote(texts[(second_model, q)]))
+        assert quoted_field(prompt, "Second answer") == texts[(second_model, 8)]
     assert {tuple(sorted({r["order"] for r in raw_lines(out) if r["question_id"] == q})) for q in (6, 7, 8)} == {("ab", "ba")}
 
 

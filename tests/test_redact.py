@@ -7,9 +7,12 @@ the answers file, the command's output or its log lines.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import re
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +26,24 @@ from owleval.redact import MARK, redact, register_secret
 from tests.judge_helpers import write_answer_sets
 
 KEY = "sk-echo-3f9a1c7e5b2d4a68"
+
+
+def encodings(auth: str) -> list[str]:
+    """``Authorization: Bearer KEY`` as an echo may carry it: base64 (standard, URL-safe, unpadded) of the key and of
+    ``Bearer KEY``, percent-encoded, split by spaces and zero-width spaces, and a 16-character run of the key."""
+    key = auth.removeprefix("Bearer ")
+    forms = [base64.b64encode(auth.encode()).decode(), base64.urlsafe_b64encode(auth.encode()).decode().rstrip("="),
+             base64.b64encode(key.encode()).decode(), base64.urlsafe_b64encode(key.encode()).decode().rstrip("="),
+             urllib.parse.quote(key, safe=""), "".join(f"%{b:02X}" for b in key.encode()), " ".join(key), "\u200b".join(key),
+             key[2:18], f"{key[:9]}\n{key[9:]}"]
+    return forms
+
+
+def leaked(text: str) -> list[str]:
+    """The forms of KEY (see :func:`encodings`) found in ``text``, after taking out spaces and zero-width spaces."""
+    flat = re.sub(r"[\s\u200b]", "", text)
+    found = [f for f in encodings(f"Bearer {KEY}") if re.sub(r"[\s\u200b]", "", f)[:16] in flat]
+    return found + [KEY[i:i + 16] for i in range(len(KEY) - 15) if KEY[i:i + 16] in flat]
 
 
 class EchoServer:
@@ -60,9 +81,10 @@ class EchoServer:
                 length = int(self.headers.get("Content-Length", 0))
                 self.rfile.read(length)
                 server.seen_authorization.append(self.headers.get("Authorization", ""))
-                if server.status == 200:
-                    reply = {"choices": [{"message": {"role": "assistant", "content": f"I was sent:\n{self._echo()}"}, "finish_reason": "stop"}],
-                             "model": "echo-judge"}
+                if server.status == 200:  # the key echoed in the reply, its model and finish_reason, encoded and split too
+                    auth = self.headers.get("Authorization", "")
+                    reply = {"choices": [{"message": {"role": "assistant", "content": f"I was sent:\n{self._echo()}\n{chr(10).join(encodings(auth))}"},
+                                          "finish_reason": auth}], "model": f"echo-judge {auth}"}
                     self._send(200, json.dumps(reply))
                 elif server.status == 500:  # a proxy's plain-text page
                     self._send(500, f"Internal error while forwarding request with headers\n{self._echo()}", "text/plain")
@@ -116,7 +138,11 @@ def test_judge_keeps_no_key_from_an_echoing_server(status: int, tmp_path: Path, 
     record = json.loads(raw.splitlines()[0])
     assert MARK in (record["reply"] if status == 200 else record["error"]), "the echoed header is in the record, redacted"
     written = _everything_written(out, result, caplog, capfd)
-    assert KEY not in written and KEY[3:] not in written
+    assert leaked(written) == []
+    if status == 200:
+        meta = json.loads((out / "meta.json").read_text())
+        assert record["finish_reason"] == "other" and set(meta["provenance"]["finish_reasons"]) == {"other"}
+        assert meta["provenance"]["served_model"] == f"echo-judge Bearer {MARK}"
 
 
 def test_refused_key_is_not_printed(tmp_path: Path, answers: Path, api_key: str,
@@ -142,7 +168,7 @@ def test_generate_keeps_no_key_from_an_echoing_server(status: int, tmp_path: Pat
         assert MARK in json.loads(out.read_text(encoding="utf-8"))["answer"]
     else:
         assert result.exit_code != 0 and MARK in result.output
-    assert KEY not in _everything_written(out.parent, result, caplog, capfd)
+    assert leaked(_everything_written(out.parent, result, caplog, capfd)) == []
 
 
 def test_redact_removes_registered_secrets_and_credential_shapes() -> None:
@@ -155,3 +181,24 @@ def test_redact_removes_registered_secrets_and_credential_shapes() -> None:
     # ordinary text stays as it is
     for text in ("max tokens 4096 exceeded", "a basic understanding", "the image is too large", ""):
         assert redact(text) == text
+
+
+def test_every_encoded_or_split_form_of_a_key_is_redacted() -> None:
+    assert len(leaked("\n".join(encodings(f"Bearer {KEY}")))) >= 10, "the check below can fail"
+    key = "sk-forms-9c8b7a6f5e4d3c2b1a0+/"
+    register_secret(key)
+    for form in encodings(f"Bearer {key}"):
+        assert key[5:21] not in re.sub(r"[\s\u200b]", "", redact(form)) and MARK in redact(form), form
+    for text in ("sk-forms- is how keys start", "9c8b7a6f", "Zm9ybXM= is base64 of forms"):  # short runs stay
+        assert redact(text) == text
+
+
+def test_a_key_in_the_checkpoint_or_a_query_in_the_base_url_is_refused(tmp_path: Path, answers: Path, api_key: str) -> None:
+    with EchoServer(200) as server:
+        base = ["judge", "--answers", str(answers), "--judge", "openai", "--out", str(tmp_path / "judged")]
+        in_checkpoint = CliRunner().invoke(app, [*base, "--checkpoint", f"model-{KEY}", "--base-url", server.base_url])
+        in_query = CliRunner().invoke(app, [*base, "--checkpoint", "echo-judge", "--base-url", f"{server.base_url}?api-key={KEY[::-1]}"])
+        assert not server.seen_authorization, "nothing was asked"
+    assert in_checkpoint.exit_code != 0 and "--checkpoint" in in_checkpoint.output and "holds the API key" in in_checkpoint.output
+    assert in_query.exit_code != 0 and "query string" in in_query.output and KEY[::-1] not in in_query.output
+    assert leaked(in_checkpoint.output + in_query.output) == [] and not (tmp_path / "judged").exists()

@@ -19,6 +19,7 @@ grades_app = typer.Typer(help="Export the grades of a study, or import grades in
 def export(
     db: Annotated[Path | None, typer.Option("--db", help="The study file (SQLite); default: the local default study.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="CSV file to write (default grades.csv; votes.csv for a pairwise study).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out when it exists (refused without it).")] = False,
 ) -> None:
     """One row per current grade: annotator, model_id, question_id, grade, comment, graded_at, flags.
 
@@ -38,13 +39,23 @@ def export(
     try:
         if is_pairwise(store.meta()):
             out = out or Path("votes.csv")
+            _refuse_existing(out, overwrite)
             console.print(f"wrote {write_votes_csv(store, out)} votes to {out}", highlight=False)
             return
     finally:
         store.close()
     out = out or Path("grades.csv")
+    _refuse_existing(out, overwrite)
     rows = write_grades_csv(db, out)
     console.print(f"wrote {rows} grades to {out}", highlight=False)
+
+
+def _refuse_existing(out: Path, overwrite: bool) -> None:
+    """An export never replaces a file (people's grades, a judge's, another study's) unless asked to."""
+    from owleval.errors import OwlEvalError
+
+    if out.exists() and not overwrite:
+        raise OwlEvalError(f"{out} exists; pass --overwrite to replace it, or choose another --out")
 
 
 @grades_app.command("import")

@@ -25,7 +25,7 @@ def judge(
     option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="KEY=VALUE: parse_retries (2), temperature (0.7), max_tokens (512), seed (0), logprobs (false: true asks for the grade distribution), top_logprobs (10), or an adapter option; repeatable.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N, for a judge that runs here (not openai).")] = "auto",
     dtype: Annotated[str, typer.Option("--dtype", help="auto | float32 | bfloat16 | float16, for a judge that runs here.")] = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Answers per batch for a judge that runs here (openai: --concurrency).")] = 1,
+    batch_size: Annotated[str, typer.Option("--batch-size", help="N or auto: answers per generate call for a judge that runs here (auto: groups that fit memory, as in generate); openai uses --concurrency.")] = "1",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Judge again from scratch instead of resuming the --out folder.")] = False,
     retry_unparsed: Annotated[bool, typer.Option("--retry-unparsed", help="Also ask again about the answers whose replies could not be read; every other judgement is kept.")] = False,
     data: Annotated[Optional[Path], typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
@@ -51,6 +51,7 @@ def judge(
       owleval judge --answers answers/ --judge openai --checkpoint gpt-4o --base-url https://api.openai.com/v1 --concurrency 16
     """
     from owleval.adapters.base import LoadOptions
+    from owleval.commands.generate import _parse_batch_size
     from owleval.judge.run import run_judge, split_options
 
     options = parse_option_pairs(option or [])
@@ -58,7 +59,8 @@ def judge(
         options["base_url"] = base_url
     settings, adapter_options = split_options(judge_model, options, samples, concurrency)
     wanted = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    load_options = LoadOptions(checkpoint=checkpoint, device=device, dtype=dtype, batch_size=batch_size, options=adapter_options)
+    load_options = LoadOptions(checkpoint=checkpoint, device=device, dtype=dtype, batch_size=_parse_batch_size(batch_size, device),
+                               options=adapter_options)
     kept = "the judgements made so far are kept (grades.csv is up to date); run the same command again to resume"
     if pairwise:
         if settings.logprobs:

@@ -23,7 +23,7 @@ from owleval.grading import assign, sample
 from owleval.grading.queue import MAX_COMMENT_LEN
 from owleval.grading.store import Store, utc_now
 from owleval.grading.study import FLAGS, check_name, create_annotator
-from owleval.questions import load_questions
+from owleval.questions import load_questions, parse_question_id
 from owleval.report.grades import csv_records, validate_records
 
 
@@ -90,10 +90,8 @@ def _study_checks(
                     problem("annotator", f"unknown annotator {name!r} (the study has {', '.join(sorted(people)) or 'none'}); "
                                          "pass --create-annotators to add them")
         model = str(rec.get("model_id") or "").strip()
-        try:
-            slot = (model, int(float(str(rec.get("question_id") or "").strip())))
-        except ValueError:
-            slot = None
+        qid = parse_question_id(str(rec.get("question_id") or "").strip())
+        slot = None if qid is None else (model, qid)
         if slot is None or slot[1] not in qids:
             pass  # a question id the data set does not have: named by the export's checks
         elif any(m == model for m, _ in answers) and slot not in answers:

@@ -12,7 +12,7 @@ import re
 import secrets
 
 _N, _R, _P = 2**14, 8, 1
-_TOKEN_RE = re.compile(r"^owl_([0-9a-f]{12})_([A-Za-z0-9_-]{32})$")
+_TOKEN_RE = re.compile(r"owl_([0-9a-f]{12})_([A-Za-z0-9_-]{32})")  # matched whole (fullmatch)
 
 
 def new_token() -> tuple[str, str, str]:
@@ -30,7 +30,7 @@ def hash_secret(secret: str) -> str:
 
 def split_token(token: str) -> tuple[str, str] | None:
     """``(token_id, secret)`` of a well-formed token, else None."""
-    match = _TOKEN_RE.match(token.strip())
+    match = _TOKEN_RE.fullmatch(token.strip())
     return (match.group(1), match.group(2)) if match else None
 
 

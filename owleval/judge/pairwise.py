@@ -40,7 +40,9 @@ from owleval.judge.run import (
     JudgeSettings,
     _check_resumable,
     _read_meta,
+    answers_per_batch,
     ask_until_parsed,
+    check_out_folder,
     judge_meta,
     load_answer_sets,
     prepare_folder,
@@ -271,6 +273,7 @@ def run_pairwise_judge(
         checkpoint = adapter.options.checkpoint or adapter.default_checkpoint or judge
         out = out or Path("judgements") / f"{safe_name(checkpoint)}-pairwise"
         raw_path, meta_path = out / RAW, out / META
+        check_out_folder(out, overwrite, VOTES)
         old = None if overwrite else _read_meta(out)
         meta = start_meta({
             "mode": "pairwise",
@@ -290,7 +293,7 @@ def run_pairwise_judge(
         out.mkdir(parents=True, exist_ok=True)
 
         total, resumed = len(jobs), len(jobs) - len(pending)
-        batch_size = max(1, (max(load_options.batch_size, adapter.preferred_batch_size) + 1) // 2)  # two requests a pair
+        batch_size = max(1, (answers_per_batch(load_options, adapter) + 1) // 2)  # two requests a pair
         streak = FailureStreak(max(8, batch_size), "pairs",
                                lambda pair, records: any(r["status"] == FAILED for r in records
                                                          if (r["question_id"], r["model_a"], r["model_b"]) == pair[0].item))

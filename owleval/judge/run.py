@@ -31,7 +31,7 @@ from owleval.errors import InputFileError, OwlEvalError
 from owleval.judge.log import FAILED, PARSED, UNPARSED, Judgement, judgements, read_log, write_grades
 from owleval.judge.parse import ReplyError, parse_reply
 from owleval.judge.soft import grade_distribution
-from owleval.judge.prompt import TEMPLATE, judge_conversation, render_prompt, template_sha256
+from owleval.judge.prompt import RETIRED_TEMPLATES, TEMPLATE, judge_conversation, render_prompt, template_sha256
 from owleval.paths import default_data_dir
 from owleval.provenance import now_iso
 from owleval.questions import Question, image_path, load_questions
@@ -201,7 +201,9 @@ def make_items(sets: Mapping[str, tuple[Path, list[Answer]]], questions: Sequenc
 def ask(adapter: ModelAdapter, requests: Sequence[tuple[Conversation, GenerationConfig]]) -> list[Completion]:
     """Every request's outcome, in order. Adapters that offer ``complete_each`` (the openai one: concurrent, with
     usage and per-request errors) use it; any other adapter answers through ``generate``, a batch per setting,
-    and a batch that fails is asked again one by one so that one bad request fails only itself."""
+    and a batch that fails (with any exception: a processor's ``ValueError`` on one odd answer too) is asked again
+    one by one, so that one bad request fails only itself and is recorded as failed; a judge that fails on every
+    answer is stopped by the run's failure streak."""
     each = getattr(adapter, "complete_each", None)
     if callable(each):
         return list(each(requests))
@@ -211,9 +213,10 @@ def ask(adapter: ModelAdapter, requests: Sequence[tuple[Conversation, Generation
         started = time.perf_counter()
         try:
             texts = adapter.generate(conversations, config)
-        except AdapterError as exc:
+        except Exception as exc:  # noqa: BLE001 - one answer a local model cannot take (a processor's ValueError) fails only itself
             if len(conversations) == 1:
-                results.append(Completion(conversations[0].key, error=str(exc), seconds=time.perf_counter() - started))
+                error = str(exc) if isinstance(exc, AdapterError) else f"{type(exc).__name__}: {exc}"
+                results.append(Completion(conversations[0].key, error=error, seconds=time.perf_counter() - started))
             else:
                 for conversation in conversations:
                     results += ask(adapter, [(conversation, config)])
@@ -332,6 +335,19 @@ def judge_batch(adapter: ModelAdapter, batch: Sequence[Item], settings: JudgeSet
     return [r for item in batch for r in sorted(records[item.key], key=lambda r: (r["sample"], r["attempt"]))]
 
 
+#: answers handed to a local judge at a time under ``--batch-size auto`` (it splits them to fit memory); the log is
+#: synced and progress shown in these steps
+AUTO_CHUNK = 64
+
+
+def answers_per_batch(load_options: LoadOptions, adapter: ModelAdapter) -> int:
+    """Answers per runner batch: ``--batch-size N`` (at least the adapter's preferred size, e.g. a server's
+    concurrency); under ``auto`` :data:`AUTO_CHUNK` for an adapter that plans its own batches, else its preferred size."""
+    if load_options.batch_size == "auto":
+        return AUTO_CHUNK if callable(getattr(adapter, "plan_batches", None)) else max(1, adapter.preferred_batch_size)
+    return max(1, int(load_options.batch_size), adapter.preferred_batch_size)
+
+
 def _read_meta(out: Path) -> dict[str, Any] | None:
     if not (out / META).is_file() and (out / RAW).is_file():
         raise OwlEvalError(f"{out / RAW} has no {META} beside it, so its judge and settings are unknown; pass --overwrite or choose another --out")
@@ -341,6 +357,11 @@ def _read_meta(out: Path) -> dict[str, Any] | None:
 def _check_resumable(old: dict[str, Any] | None, new: dict[str, Any], out: Path) -> None:
     if old is None:
         return
+    before = (old.get("prompt_template") or {}).get("name")
+    if before in RETIRED_TEMPLATES:
+        raise OwlEvalError(f"{out} was judged with the prompt template {before}, which showed answers between fixed marks that "
+                           f"an answer could close (forging notes or turns); this run uses {new['prompt_template']['name']}: "
+                           "pass --overwrite to judge the folder again from scratch, or choose another --out")
     refuse_changes(
         [
             ("judge", old.get("adapter"), new["adapter"]),
@@ -372,6 +393,31 @@ def judge_meta(judge: str, checkpoint: str, adapter: ModelAdapter, load_options:
 
 #: what meta.json keeps of each earlier run of a judgement folder
 CARRIED = ("started_at", "finished_at", "status", "requests", "provenance")
+
+
+#: the files people's grading writes: never taken for a judge's, and never replaced by one
+PEOPLES_FILES = ("grades.csv", "votes.csv")
+
+
+def check_out_folder(out: Path, overwrite: bool, derived: str) -> None:
+    """Refuse an ``--out`` that is not a judge's folder of this kind: a file; a folder whose grades.csv or votes.csv
+    has no judge's raw.jsonl and meta.json beside it (people's grades: refused even with ``--overwrite``); a folder
+    holding files the judge does not write (refused unless ``--overwrite``, which removes only the judge's own)."""
+    if out.exists() and not out.is_dir():
+        raise OwlEvalError(f"--out {out} is a file; the judge writes a folder (raw.jsonl, {derived}, meta.json)")
+    if not out.is_dir():
+        return
+    peoples = [name for name in PEOPLES_FILES if (out / name).exists()]
+    if peoples and not ((out / RAW).is_file() and (out / META).is_file()):
+        raise OwlEvalError(f"{out} holds {' and '.join(peoples)} but no judge's {RAW} and {META}: these look like people's "
+                           "grades, which the judge never replaces (not even with --overwrite); choose another --out")
+    own = (RAW, META, derived)  # and the temporary files of their atomic writes, left by a kill -9
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in own and not any(p.name.startswith(f".{name}.") and p.name.endswith(".tmp") for name in own))
+    if foreign and not overwrite:
+        listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise OwlEvalError(f"{out} holds files the judge did not write ({listed}); choose another --out, or pass --overwrite "
+                           f"to judge there from scratch (only {RAW}, {derived} and {META} are replaced)")
 
 
 def prepare_folder(out: Path, overwrite: bool, derived: str) -> list[str]:
@@ -452,6 +498,7 @@ def run_judge(
         checkpoint = adapter.options.checkpoint or adapter.default_checkpoint or judge
         out = out or Path("judgements") / safe_name(checkpoint)
         raw_path, meta_path = out / RAW, out / META
+        check_out_folder(out, overwrite, GRADES)
         old = None if overwrite else _read_meta(out)
         meta = start_meta({
             **judge_meta(judge, checkpoint, adapter, load_options, settings, TEMPLATE, sets),
@@ -465,7 +512,7 @@ def run_judge(
         out.mkdir(parents=True, exist_ok=True)
 
         total, resumed = len(items), len(items) - len(pending)
-        batch_size = max(1, load_options.batch_size, adapter.preferred_batch_size)
+        batch_size = answers_per_batch(load_options, adapter)
         streak = FailureStreak(max(8, batch_size), "answers",  # the judge is down or refuses everything
                                lambda item, records: any(r["status"] == FAILED for r in records if (r["model_id"], r["question_id"]) == item.key))
 

@@ -22,6 +22,7 @@ from owleval.fileio import atomic_write_text
 from owleval.grading.queue import MAX_COMMENT_LEN
 from owleval.grading.store import Store, utc_now
 from owleval.pairwise.queue import WINNERS
+from owleval.questions import parse_question_id
 
 VOTE_COLUMNS = ["annotator", "question_id", "model_a", "model_b", "left", "winner", "reason", "voted_at"]
 REQUIRED_VOTE_COLUMNS = ["annotator", "question_id", "model_a", "model_b", "left", "winner"]
@@ -107,10 +108,8 @@ def _check(rec: dict[str, str], path: Path, line: int, models: Collection[str] |
     get["reason"] = str(rec.get("reason") or "").strip()
     if not get["annotator"]:
         problem("annotator", "empty")
-    qid = None
-    try:
-        qid = int(get["question_id"])
-    except ValueError:
+    qid = parse_question_id(get["question_id"])
+    if qid is None:
         problem("question_id", f"{get['question_id']!r} is not a question id")
     if qid is not None and question_ids is not None and qid not in question_ids:
         problem("question_id", f"question {qid} is not in {origin}")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from owleval.csvio import read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
-from owleval.questions import Question
+from owleval.questions import Question, parse_question_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,13 +60,7 @@ def _check_record(
     elif models is not None and model not in models:
         problems.append(Problem(path, line, "model_id", f"model {model!r} is not among the answers in {models_origin} ({', '.join(sorted(models))})"))
     raw_qid = _text(rec.get("question_id"))
-    qid: int | None = None
-    try:
-        as_float = float(raw_qid)
-        if as_float.is_integer():
-            qid = int(as_float)
-    except ValueError:
-        pass
+    qid = parse_question_id(raw_qid)
     if qid is None:
         problems.append(Problem(path, line, "question_id", f"{raw_qid!r} is not a question id"))
     elif qid not in qids:
