@@ -8,7 +8,6 @@ model with a ``<model>.jsonl.meta.json`` beside it (provenance: a fingerprint of
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ class KitSample:
 
     sample_id: str
     question_ids: list[int]
-    outputs: list[str]
+    outputs: list[str | None]  # None: the kit recorded a failure for that turn (imported as a missing answer)
     line: int | None  # where in the run file (a JSONL line, a table row); None for a member of an archive
     where: str | None = None  # the field or archive member, for messages
 
@@ -73,6 +72,8 @@ def _check_run(run: KitRun, digest: str, by_id: dict[int, Question], model_id: s
                                     f"sample {sample.sample_id}: {len(sample.outputs)} replies for question ids {sample.question_ids}"))
             continue
         for turn, (qid, text) in enumerate(zip(sample.question_ids, sample.outputs)):
+            if text is None:
+                continue
             question = by_id.get(qid) if isinstance(qid, int) else None
             raw = {"image": question.image if question else "", "question_id": qid, "question": question.question if question else "",
                    "answer": text, "model_id": model_id,
@@ -155,10 +156,6 @@ def import_kit_runs(runs: Sequence[KitRun], out_dir: Path, questions: Sequence[Q
         result.append(ImportedModel(name, path, [run], len(answers), missing, len(by_id)))
     write_files_all_or_nothing(texts, overwrite=overwrite)
     return result
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 __all__ = ["KitRun", "KitSample", "ImportedModel", "import_kit_runs", "fingerprint", "MULTI_TURN", "SINGLE_PASS"]
