@@ -1,7 +1,7 @@
 """Runs inside the Inspect venv (.venv-inspect), never imported by pytest: the exported OwlEval task end to end
 with a mock model that answers from what it was sent, then (with --scores) precomputed_scores on the log.
 
-Usage: python inspect_kit_script.py TASK_FILE LOG_DIR [--scores SCORES.jsonl LOG_FILE]
+Usage: python inspect_kit_script.py run TASK_FILE LOG_DIR | score SCORES.jsonl LOG_FILE
 The mock's replies name the turn, how many of its own earlier replies came back as assistant turns, the last of
 them, and whether an image came with the first user turn. Usage is given explicitly, so no tokenizer is fetched.
 """
@@ -43,14 +43,9 @@ def score(scores: str, log_file: str) -> None:
     log = read_eval_log(log_file)
     scored = inspect_score(log, precomputed_scores(scores, metrics={"mean_score": [mean()], "acceptable": [mean()]}), display="none")
     write_eval_log(scored, log_file)
-    for name, value in scored.results.scores[0].metrics.items():
-        print("METRIC", name, value.value)
-    first = scored.samples[0].scores
-    print("SAMPLE", scored.samples[0].id, {k: v.value for k, v in first.items()})
-
+    for result in scored.results.scores:  # a dict-valued score gives one result per key
+        print("METRIC", result.name, result.metrics["mean"].value)
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[3] == "--scores":
-        score(sys.argv[4], sys.argv[2])
-    else:
-        run(sys.argv[1], sys.argv[2])
+    command, *args = sys.argv[1:]
+    {"run": run, "score": score}[command](*args)
