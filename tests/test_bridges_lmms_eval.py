@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from owleval.bridges.common import model_ids_for, normalise_model_name
@@ -64,6 +65,8 @@ def test_export_is_one_document_per_dialogue_with_ids_and_digest(task_dir: Path)
     multi = (task_dir / "owleval.yaml").read_text(encoding="utf-8")
     assert "task: owleval\n" in multi and "output_type: generate_until_multi_round" in multi
     assert f'test: "{(task_dir / "owleval_dialogues.jsonl").resolve()}"' in multi  # absolute: lmms-eval resolves against its cwd
+    config = yaml.load(multi.replace("!function ", ""), Loader=yaml.SafeLoader)  # lmms-eval reads it with PyYAML
+    assert config["generation_kwargs"]["until"] == [] and config["metadata"]["dataset_digest"] == load_manifest().digest
     single_yaml = (task_dir / "owleval_single.yaml").read_text(encoding="utf-8")
     assert "task: owleval_single\n" in single_yaml and "output_type: generate_until\n" in single_yaml and "single-pass" in single_yaml
     assert json.loads((task_dir / "owleval_export.json").read_text())["dataset_digest"] == load_manifest().digest

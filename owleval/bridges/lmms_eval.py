@@ -58,7 +58,7 @@ generation_kwargs:
   max_new_tokens: {max_new_tokens}
   temperature: 0
   do_sample: false
-  until: []  # lmms-eval would otherwise stop at the first blank line ("\n\n"): OwlEval's answers run to paragraphs
+  until: []  # without it lmms-eval stops at the first blank line: OwlEval answers run to paragraphs
 metric_list:
   - metric: {metric}
     aggregation: !function {module}.aggregate_answered
