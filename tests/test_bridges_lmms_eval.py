@@ -131,6 +131,12 @@ def test_single_pass_run_says_so(task_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "a" / "mine.jsonl.meta.json").read_text())
     assert meta["protocol"] == "single-pass" and "did not see the earlier ones" in meta["protocol_note"]
+    grades = tmp_path / "grades.csv"
+    grades.write_text("annotator,model_id,question_id,grade\n" + "".join(f"ann,mine,{q},{'AB'[q % 2]}\n" for q in range(1, 83)))
+    report = runner.invoke(app, ["report", "--grades", str(grades), "--answers", str(tmp_path / "a"), "--out", str(tmp_path / "rep"),
+                                 "--format", "md", "--bootstrap", "20"])
+    assert report.exit_code == 0, report.output
+    assert "mine answered each question alone" in (tmp_path / "rep" / "report.md").read_text() and "single-pass" in report.output
 
 
 def test_partial_run_lists_what_is_missing(task_dir: Path, tmp_path: Path) -> None:

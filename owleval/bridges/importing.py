@@ -159,3 +159,23 @@ def import_kit_runs(runs: Sequence[KitRun], out_dir: Path, questions: Sequence[Q
 
 
 __all__ = ["KitRun", "KitSample", "ImportedModel", "import_kit_runs", "fingerprint", "MULTI_TURN", "SINGLE_PASS"]
+
+
+def single_pass_models(answers: Path | None) -> list[str]:
+    """Models among the answers files (a file or a folder) whose provenance says ``protocol: single-pass``."""
+    import json
+
+    from owleval.answers import answer_files_in
+
+    if answers is None:
+        return []
+    found = []
+    for path in answer_files_in([answers]):
+        meta = path.with_name(path.name + ".meta.json")
+        try:
+            doc = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("protocol") == SINGLE_PASS:
+            found.append(str(doc.get("model_id") or path.stem))
+    return sorted(found)
