@@ -18,7 +18,7 @@ from typing import Any
 
 from owleval.errors import OwlEvalError
 from owleval.manifest import load_manifest
-from owleval.questions import Question, image_path, load_questions
+from owleval.questions import Question, image_path
 
 #: what every kit's task is named, and the single-pass fallback's name
 TASK_NAME = "owleval"
@@ -88,10 +88,6 @@ def image_data_uri(path: Path) -> str:
     data = path.read_bytes()
     mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def questions_for_export(data_dir: Path | None) -> tuple[Question, ...]:
-    return load_questions(data_dir)
 
 
 def prepare_out_dir(out: Path, names: Sequence[str], overwrite: bool) -> None:

@@ -158,7 +158,6 @@ def import_kit_runs(runs: Sequence[KitRun], out_dir: Path, questions: Sequence[Q
     return result
 
 
-__all__ = ["KitRun", "KitSample", "ImportedModel", "import_kit_runs", "fingerprint", "MULTI_TURN", "SINGLE_PASS"]
 
 
 def single_pass_models(answers: Path | None) -> list[str]:

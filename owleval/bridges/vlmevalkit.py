@@ -28,7 +28,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from owleval import __version__
 from owleval.bridges.common import EXPORT_INFO, MULTI_TURN, TASK_NAME, dataset_stamp, dialogues, export_info, image_file, prepare_out_dir
 from owleval.bridges.importing import KitRun, KitSample
 from owleval.errors import MissingDependencyError, OwlEvalError, Problem

@@ -47,7 +47,7 @@ def lmms_eval(
 
 
 @export_app.command("inspect")
-def inspect(
+def inspect_(
     out: Annotated[Path, typer.Option("--out", help=_OUT_HELP)],
     embed_images: Annotated[bool, typer.Option("--embed-images", help="Store the images as data: URIs in owleval.jsonl instead of absolute paths.")] = False,
     data: Annotated[Optional[Path], typer.Option("--data", help=_DATA_HELP)] = None,
