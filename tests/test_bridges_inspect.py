@@ -107,3 +107,56 @@ def test_inspect_runs_the_export_and_its_log_comes_back(tmp_path: Path) -> None:
     expected = _expected(grades).values()
     assert metrics["mean_score"] == pytest.approx(sum(v["mean_score"] for v in expected) / len(expected))
     assert metrics["acceptable"] == pytest.approx(sum(v["acceptable"] for v in expected) / len(expected))
+
+
+def _eval_log(path: Path, samples: list[dict], *, task: str = "owleval", digest: str | None = None) -> Path:
+    """A .eval log in Inspect's documented layout (a zip of header.json and samples/<id>_epoch_<n>.json), deflated."""
+    import zipfile
+
+    from owleval.manifest import load_manifest
+
+    header = {"status": "success", "eval": {"task": task, "model": "openai/gpt-4o-mini", "packages": {"inspect_ai": "0.3.285"},
+                                            "metadata": {"dataset_digest": digest or load_manifest().digest}}}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("header.json", json.dumps(header))
+        for sample in samples:
+            archive.writestr(f"samples/{sample['id']}_epoch_{sample.get('epoch', 1)}.json", json.dumps(sample))
+    return path
+
+
+def _sample(dialogue, digest: str | None = None, **changes: object) -> dict:
+    from owleval.manifest import load_manifest
+
+    replies = [{"question_id": q, "answer": f"reply {q}"} for q in dialogue.question_ids]
+    sample = {"id": dialogue.sample_id, "epoch": 1, "metadata": {"dataset_digest": digest or load_manifest().digest},
+              "store": {"owleval_replies": replies}}
+    sample.update(changes)
+    return sample
+
+
+def test_inspect_logs_are_checked_before_anything_is_written(tmp_path: Path) -> None:
+    all_dialogues = dialogues(load_questions())
+    good = _eval_log(tmp_path / "good.eval", [_sample(d) for d in all_dialogues[2:]] + [_sample(all_dialogues[0], epoch=2)])
+    result = runner.invoke(app, ["answers", "import", "--from", "inspect", str(good), "--out", str(tmp_path / "a"), "--model-id", "gpt-mini"])
+    missing = all_dialogues[0].question_ids + all_dialogues[1].question_ids
+    assert result.exit_code == 0, result.output
+    assert f"{82 - len(missing)} of 82" in result.output and ", ".join(map(str, missing)) in result.output  # epoch 2 is not imported
+    assert json.loads((tmp_path / "a" / "gpt-mini.jsonl.meta.json").read_text())["kit"]["settings"]["epochs_in_log"] == [1, 2]
+
+    foreign = _eval_log(tmp_path / "foreign.eval", [_sample(all_dialogues[0], store={})])
+    result = runner.invoke(app, ["answers", "import", "--from", "inspect", str(foreign), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 1 and "[samples/owleval-1_epoch_1.json]" in result.output and "not a sample of OwlEval" in result.output
+    other = _eval_log(tmp_path / "other.eval", [_sample(all_dialogues[0])], digest="ffffffffffffffff")
+    result = runner.invoke(app, ["answers", "import", "--from", "inspect", str(other), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 1 and "ffffffffffffffff" in result.output
+    assert not (tmp_path / "b").exists()
+    not_a_log = tmp_path / "notes.eval"
+    not_a_log.write_text("hello")
+    result = runner.invoke(app, ["answers", "import", "--from", "inspect", str(not_a_log), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 1 and "not an Inspect .eval log" in result.output
+
+
+def test_kit_import_flags_are_checked(tmp_path: Path) -> None:
+    assert "give the kit's run files" in runner.invoke(app, ["answers", "import", "--from", "inspect", "--out", str(tmp_path)]).output
+    assert "unknown kit 'helm'" in runner.invoke(app, ["answers", "import", "--from", "helm", str(tmp_path), "--out", str(tmp_path)]).output
+    assert "--model-id goes with --from" in runner.invoke(app, ["answers", "import", str(tmp_path), "--model-id", "x"]).output
