@@ -250,19 +250,33 @@ def import_answer_files(sources: Sequence[Path], out_dir: Path, questions: Seque
         if name in planned:
             raise OwlEvalError(f"{f.path} and {planned[name].path} both hold model {name!r}: import them separately")
         planned[name] = f
-    targets = {name: out_dir / f"{name}.jsonl" for name in planned}
+    texts = {
+        out_dir / f"{name}.jsonl": format_answers(Answer(a.question_id, a.image, a.question, a.answer, name, a.metadata) for a in f.answers)
+        for name, f in planned.items()
+    }
+    write_files_all_or_nothing(texts, overwrite=overwrite)
+    return planned
+
+
+def write_files_all_or_nothing(texts: dict[Path, str], *, overwrite: bool = False) -> None:
+    """Write every ``path -> text`` or none: a target that exists (without ``overwrite``) refuses the lot, and
+    every file is staged beside its target before any is renamed into place."""
     if not overwrite:
-        existing = [str(t) for t in targets.values() if t.exists()]
+        existing = [str(t) for t in texts if t.exists()]
         if existing:
             raise OwlEvalError(f"would overwrite {', '.join(existing)}; pass --overwrite to replace")
-    staged: list[tuple[Path, Path]] = []  # every file is written before any is renamed into place
+    staged: list[tuple[Path, Path]] = []
     try:
-        for name, f in planned.items():
-            normalised = [Answer(a.question_id, a.image, a.question, a.answer, name, a.metadata) for a in f.answers]
-            staged.append((write_temp_beside(targets[name], format_answers(normalised)), targets[name]))
+        for target, text in texts.items():
+            staged.append((write_temp_beside(target, text), target))
         for tmp, target in staged:
             os.replace(tmp, target)
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
-    return planned
+
+
+def check_answer_record(raw: Any, path: Path, line: int | None, questions: dict[int, Question]) -> tuple[Answer | None, list[Problem]]:
+    """One answer record built elsewhere (a kit's run file) checked as an answers-file line: ``path`` and ``line``
+    name where it came from in the problems found."""
+    return _check_line(raw, path, line, questions)  # type: ignore[arg-type]

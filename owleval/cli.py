@@ -65,6 +65,7 @@ COMMAND_MODULES = (
     "owleval.commands.rate",
     "owleval.commands.report",
     "owleval.commands.legacy",
+    "owleval.commands.export",
 )
 
 for _name in COMMAND_MODULES:

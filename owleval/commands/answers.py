@@ -66,17 +66,30 @@ def import_(
     published: Annotated[bool, typer.Option("--published", help="Import the six answer sets published with the data set.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files that exist in --out.")] = False,
     data: Annotated[Optional[Path], typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
+    from_kit: Annotated[Optional[str], typer.Option("--from", help="Read what a kit generated from OwlEval's exported task: lmms-eval (samples files or their output folder), vlmevalkit (prediction .xlsx/.tsv/.json or an outputs folder) or inspect (.eval logs or a log folder).")] = None,
+    model_id: Annotated[Optional[str], typer.Option("--model-id", help="With --from: the model id to use instead of the kit's normalised model name (one model only).")] = None,
 ) -> None:
     """Validate answer files and write them normalised (fixed image names, canonical model names).
 
     All or nothing: if any input has an error, nothing is written.
 
-    Examples: owleval answers import --published --out answers/ ;  owleval answers import my_model.jsonl --out answers/
+    With --from KIT: one answers file per model found, with provenance in <model>.jsonl.meta.json (the kit, its
+    version, the model and settings it recorded, the run file's sha256). A run on another data-set version, or not
+    of OwlEval's exported task, is refused; a partial run is imported and its missing question ids listed. Kit model
+    names become ids by dropping `key=` and turning `/` into `--` (pretrained=org/name -> org--name).
+
+    Examples: owleval answers import --published --out answers/ ;  owleval answers import my_model.jsonl --out answers/ ;
+    owleval answers import --from lmms-eval runs/ --out answers/
     """
     from owleval.answers import PUBLISHED_MODELS, answer_files_in, import_answer_files
     from owleval.questions import load_questions
 
     root = data or default_data_dir()
+    if from_kit is not None:
+        _import_from_kit(from_kit, sources or [], out, load_questions(root), model_id=model_id, overwrite=overwrite)
+        return
+    if model_id is not None:
+        raise OwlEvalError("--model-id goes with --from (an answers file names its own model_id)")
     paths = answer_files_in(sources or [])
     if published:
         paths += [root / "answer" / name for name in PUBLISHED_MODELS]
@@ -90,6 +103,23 @@ def import_(
         if result.warnings:
             err_console.print(f"[yellow]{result.path}: {counted(len(result.warnings), 'warning')} (see `owleval answers check -v {result.path}`)[/]", highlight=False)
         console.print(f"[green]imported[/] {result.path} -> {out / (name + '.jsonl')} ({len(result.answers)} answers)", highlight=False)
+
+
+def _import_from_kit(kit: str, sources: list[Path], out: Path, questions, *, model_id: str | None, overwrite: bool) -> None:
+    from owleval.bridges import read_kit_runs
+    from owleval.bridges.importing import import_kit_runs
+
+    if not sources:
+        raise OwlEvalError(f"--from {kit}: give the kit's run files or output folder")
+    imported = import_kit_runs(read_kit_runs(kit, sources), out, questions, model_id=model_id, overwrite=overwrite)
+    for model in imported:
+        run = model.runs[0]
+        extent = f"all {model.total} questions" if not model.missing else f"{model.answers} of {model.total} questions"
+        console.print(f"[green]imported[/] {run.run_file} -> {model.path} ({model.model_id}, {run.kit} {run.kit_version or '(version unknown)'}, "
+                      f"{run.protocol}, {extent})", highlight=False)
+        if model.missing:
+            err_console.print(f"[yellow]partial run: {model.answers} of {model.total}; missing question ids: "
+                              f"{', '.join(map(str, model.missing))}[/]", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,16 +18,32 @@ grades_app = typer.Typer(help="Export the grades of a study, or import grades in
 @grades_app.command("export")
 def export(
     db: Annotated[Path | None, typer.Option("--db", help="The study file (SQLite); default: the local default study.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="CSV file to write (default grades.csv; votes.csv for a pairwise study).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="File to write (default grades.csv; votes.csv for a pairwise study; owleval_scores.jsonl with --format inspect).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out when it exists (refused without it).")] = False,
+    format_: Annotated[str, typer.Option("--format", help="csv: the current grades; inspect: one JSONL record per dialogue of --model for Inspect's precomputed_scores.")] = "csv",
+    model: Annotated[str | None, typer.Option("--model", help="With --format inspect: the model whose grades to export (its model_id).")] = None,
+    grades: Annotated[Path | None, typer.Option("--grades", help="With --format inspect: read grades from this CSV (e.g. a judge's grades.csv) instead of --db.")] = None,
 ) -> None:
     """One row per current grade: annotator, model_id, question_id, grade, comment, graded_at, flags.
 
     A pairwise study writes its current votes instead: annotator, question_id, model_a, model_b, left, winner,
     reason, voted_at (winner: model_a, model_b, tie or both_bad; left: the model shown on the left).
 
-    Example: owleval grades export --db grades.sqlite --out grades.csv
+    --format inspect writes, for Inspect's precomputed_scores, one record per sample (dialogue) of --model:
+    value {"mean_score": 0-3, "acceptable": 0|1} (numbers, never letters) and each turn's grade in metadata.
+
+    Examples: owleval grades export --db grades.sqlite --out grades.csv ;
+    owleval grades export --format inspect --model mockllm--model --db grades.sqlite --out scores.jsonl
     """
+    if format_ == "inspect":
+        out = out or Path("owleval_scores.jsonl")
+        _refuse_existing(out, overwrite)
+        _export_inspect(db, grades, model, out)
+        return
+    if format_ != "csv":
+        from owleval.errors import OwlEvalError
+
+        raise OwlEvalError(f"unknown --format {format_!r}; choose csv or inspect")
     from owleval.grading.default_study import default_db_path
     from owleval.grading.export import write_grades_csv
     from owleval.grading.store import Store
@@ -56,6 +72,25 @@ def _refuse_existing(out: Path, overwrite: bool) -> None:
 
     if out.exists() and not overwrite:
         raise OwlEvalError(f"{out} exists; pass --overwrite to replace it, or choose another --out")
+
+
+def _export_inspect(db: Path | None, grades: Path | None, model: str | None, out: Path) -> None:
+    from owleval.bridges.inspect_scores import format_records, score_records
+    from owleval.errors import OwlEvalError
+    from owleval.fileio import atomic_write_text
+    from owleval.grading.default_study import default_db_path
+    from owleval.questions import load_questions
+    from owleval.report.grades import read_grades
+
+    if not model:
+        raise OwlEvalError("--format inspect needs --model (the model_id whose grades become the log's scores)")
+    if db is not None and grades is not None:
+        raise OwlEvalError("give --db or --grades, not both")
+    questions = load_questions()
+    records = score_records(read_grades(grades or db or default_db_path(), questions), model, questions)
+    atomic_write_text(out, format_records(records))
+    turns = sum(r["metadata"]["graded_turns"] for r in records)
+    console.print(escape(f"wrote {counted(len(records), 'sample')} ({counted(turns, 'graded answer')}) of {model} to {out}"), highlight=False)
 
 
 @grades_app.command("import")

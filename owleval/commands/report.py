@@ -109,6 +109,9 @@ def report_command(
     report = build_report(
         frame, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling
     )
+    from owleval.bridges.importing import single_pass_models
+
+    report.meta["single_pass_models"] = single_pass_models(answers)  # imported from a kit's single-pass task
     if votes is not None:
         report = _add_votes(report, questions, votes, judge_votes, against, models, answers, rule=combine, bootstrap=bootstrap, seed=seed)
     written = write_folder(target, render_files(report, chosen), overwrite=overwrite)
@@ -124,6 +127,9 @@ def report_command(
         print_table(ppi_terminal_table(report.tables["ppi"]), console)
     if "arena" in report.tables:
         print_table(arena_terminal_table(report.tables["arena"]), console)
+    if report.meta["single_pass_models"]:
+        console.print(Text(f"note: {', '.join(report.meta['single_pass_models'])} answered each question alone (single-pass): "
+                           "their later turns did not see the dialogue", style="yellow"))
     console.print(Text(f"wrote {len(written)} files to {target}"))
 
 
