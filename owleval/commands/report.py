@@ -51,6 +51,20 @@ def report_command(
         typer.Option("--judge-votes", help="votes.csv of `owleval judge --pairwise` (or its folder): adds the judge's ranking and the human-anchored (PPI) one"),
     ] = None,
     against: Annotated[Optional[str], typer.Option("--against", help="baseline model: the reference of the PPI ranking")] = None,
+    qc: Annotated[
+        str, typer.Option("--qc", help="annotator QC: flag (report the rules that fire, change nothing), exclude (drop flagged annotators' grades), off")
+    ] = "flag",
+    qc_rule: Annotated[
+        Optional[list[str]], typer.Option("--qc-rule", help="override a QC rule: NAME=THRESHOLD or NAME=off (repeatable; see annotator-qc-report guide)")
+    ] = None,
+    exclude_annotators: Annotated[Optional[str], typer.Option("--exclude-annotators", help="comma-separated annotators whose grades and votes are dropped by hand")] = None,
+    gold: Annotated[
+        Optional[Path],
+        typer.Option("--gold", help="gold file: question_id, model_id, grade[, note] (A-D) or question_id, model_a, model_b, winner (--votes) [default: the expected grades of gold rows]"),
+    ] = None,
+    gold_counts: Annotated[
+        bool, typer.Option("--gold-counts", help="count the expert's gold grade as one more human grade of its answer (refused for a sampled study)")
+    ] = False,
 ) -> None:
     """Score tables (all, single-turn, multi-turn, per ability), agreement, pairwise tests and a leaderboard;
     with --votes, rankings from pairwise votes (people's, the judge's and human-anchored)."""
@@ -59,14 +73,20 @@ def report_command(
     from rich.text import Text
 
     from owleval.questions import load_questions
-    from owleval.report.build import build_report, check_out_dir, parse_formats, render_files, write_folder
+    from owleval.quality.items import regular_grades
+    from owleval.report.build import Report, add_qc, build_report, check_out_dir, parse_formats, render_files, write_folder
     from owleval.report.combine import check_rule
     from owleval.report.grades import is_sqlite, read_grades
     from owleval.report.judge import check_answer_texts, read_judge, resolve_judge_path, sampling_info
-    from owleval.report.render import score_rows
+    from owleval.report.render import count_text, score_rows
+
+    from owleval.report.qc import check_mode
 
     chosen = parse_formats(formats)
     check_rule(combine)
+    check_mode(qc)
+    if gold is not None and not gold.is_file():
+        raise OwlEvalError(f"--gold {gold}: no such file")
     if grades is None and votes is None:
         raise OwlEvalError("give --grades (A-D grades) or --votes (pairwise votes), or both")
     if grades is None and (judge is not None or legacy is not None):
@@ -81,9 +101,10 @@ def report_command(
         from owleval.report.votes import resolve_judge_votes
 
         resolve_judge_votes(judge_votes)  # a missing file fails before any work
+    qc_options = {"mode": qc, "rule_specs": list(qc_rule or []), "exclude": exclude_annotators, "gold": gold}
     if grades is None:
         _votes_report(votes, judge_votes, against, answers=answers, data=data, target=target, formats=chosen, bootstrap=bootstrap, seed=seed,
-                      overwrite=overwrite)  # fmt: skip
+                      overwrite=overwrite, qc_options=qc_options)  # fmt: skip
         return
     if legacy is not None and not legacy.is_file():
         raise OwlEvalError(f"--legacy {legacy}: no such file")
@@ -104,12 +125,29 @@ def report_command(
         if answer_texts is not None:
             check_answer_texts(judged, answer_texts, str(answers))
     from_db = is_sqlite(grades)
-    sampling = sampling_info(grades, from_db, frame) if judged is not None or from_db else None
-    report = build_report(
-        frame, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling
-    )
+    from owleval.quality.gold import gold_kind
+    from owleval.report.qc import parse_exclusions, refuse_gold_counts_if_sampled, run_qc
+
+    sampling = sampling_info(grades, from_db, regular_grades(frame)) if judged is not None or from_db else None
+    if gold_counts:
+        refuse_gold_counts_if_sampled(sampling_info(grades, from_db) if sampling is None else sampling, str(grades))
+    checked = run_qc(
+        frame, mode=qc, rule_specs=list(qc_rule or []), exclude_by_hand=parse_exclusions(exclude_annotators, frame["annotator"].unique().tolist()),
+        gold_path=gold if gold is not None and gold_kind(gold) == "grades" else None, gold_counts=gold_counts,
+        judges=judged.grades if judged is not None else None, answers=answer_texts, images={q.question_id: q.image for q in questions},
+        seed=seed,
+    )  # fmt: skip
+
+    def build(graded: pd.DataFrame) -> Report:
+        return build_report(
+            graded, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling
+        )
+
+    report = build(checked.kept)
+    add_qc(report, checked, build)
     if votes is not None:
-        report = _add_votes(report, questions, votes, judge_votes, against, models, answers, rule=combine, bootstrap=bootstrap, seed=seed)
+        report = _add_votes(report, questions, votes, judge_votes, against, models, answers, rule=combine, bootstrap=bootstrap, seed=seed,
+                            qc_options=qc_options)  # fmt: skip
     written = write_folder(target, render_files(report, chosen), overwrite=overwrite)
     console = Console()
     console.print(scores_terminal_table(report.tables["scores"]))
@@ -117,7 +155,7 @@ def report_command(
     _model_column(table, report.tables["summary"]["model"])
     _columns(table, ("n", "A", "B", "C", "D", "acceptable [95% CI]", "mean [95% CI]"))
     for r in score_rows(report.tables["summary"]):
-        table.add_row(Text(str(r["model"])), str(r["n"]), *(str(r[g]) for g in "ABCD"), r["acceptable_text"], r["mean_text"])
+        table.add_row(Text(str(r["model"])), str(r["n"]), *(count_text(r[g]) for g in "ABCD"), r["acceptable_text"], r["mean_text"])
     console.print(table)
     if "ppi" in report.tables:
         console.print(ppi_terminal_table(report.tables["ppi"]))
