@@ -132,7 +132,7 @@ def report_command(
     if gold_counts:
         refuse_gold_counts_if_sampled(sampling_info(grades, from_db) if sampling is None else sampling, str(grades))
     checked = run_qc(
-        frame, mode=qc, rule_specs=list(qc_rule or []), exclude_by_hand=parse_exclusions(exclude_annotators, frame["annotator"].unique().tolist()),
+        frame, mode=qc, rule_specs=list(qc_rule or []), exclude_by_hand=parse_exclusions(exclude_annotators, _rater_names(frame, votes, questions)),
         gold_path=gold if gold is not None and gold_kind(gold) == "grades" else None, gold_counts=gold_counts,
         judges=judged.grades if judged is not None else None, answers=answer_texts, images={q.question_id: q.image for q in questions},
         seed=seed,
@@ -164,27 +164,56 @@ def report_command(
     console.print(Text(f"wrote {len(written)} files to {target}"))
 
 
+def _rater_names(frame: pd.DataFrame, votes: Path | None, questions: Sequence[Question]) -> list[str]:
+    """Annotators of the grades and, with --votes, the voters: the names --exclude-annotators may give."""
+    names = set(frame["annotator"])
+    if votes is not None:
+        from owleval.report.votes import read_votes
+
+        names |= set(read_votes(votes, questions)["annotator"])
+    return sorted(names)
+
+
 def _add_votes(
     report: Report | None, questions: Sequence[Question], votes: Path, judge_votes: Path | None, against: str | None,
-    models: set[str] | None, answers: Path | None, *, rule: str, bootstrap: int, seed: int,
+    models: set[str] | None, answers: Path | None, *, rule: str, bootstrap: int, seed: int, qc_options: dict,
 ) -> Report:  # fmt: skip
-    """Read --votes / --judge-votes (checked against --answers when given) and add their tables to ``report``."""
+    """Read --votes / --judge-votes (checked against --answers when given), check the voters (--qc) and add their
+    tables to ``report``."""
+    from owleval.quality.gold import gold_kind
     from owleval.report.build import add_votes
+    from owleval.report.qc import parse_exclusions, run_vote_qc, vote_qc_meta
     from owleval.report.votes import read_judge_votes, read_votes
 
-    human = read_votes(votes, questions, models=models, models_origin=str(answers))
+    every_vote = read_votes(votes, questions, models=models, models_origin=str(answers))
+    names = sorted(set(every_vote["annotator"]) | (set(report.grades["annotator"]) if report is not None else set()))
+    by_hand = parse_exclusions(qc_options["exclude"], names)
+    gold = qc_options["gold"]
+    checked = run_vote_qc(every_vote, mode=qc_options["mode"], rule_specs=qc_options["rule_specs"], exclude_by_hand=by_hand,
+                          gold_path=gold if gold is not None and gold_kind(gold) == "votes" else None)  # fmt: skip
+    human = checked.kept
     judged = read_judge_votes(judge_votes, questions, models=models, models_origin=str(answers)) if judge_votes is not None else None
     if against is not None:
         named = set(human["model_a"]) | set(human["model_b"])
         if against not in named:
             raise OwlEvalError(f"--against {against!r}: no vote in {votes} names this model ({', '.join(sorted(named))})")
-    return add_votes(report, questions, votes=human, votes_source=str(votes), judge_votes=judged, against=against, rule=rule, n_boot=bootstrap,
-                     seed=seed)  # fmt: skip
+    report = add_votes(report, questions, votes=human, votes_source=str(votes), judge_votes=judged, against=against, rule=rule, n_boot=bootstrap,
+                       seed=seed)  # fmt: skip
+    report.tables["voters"] = checked.table
+    report.meta["vote_qc"] = vote_qc_meta(checked, qc_options["mode"])
+    if checked.excluded:
+        from owleval.report.arena import build_arena
+        from owleval.report.tables import question_info
+
+        everyone = build_arena(checked.everyone, judged.votes if judged else None, question_info(questions), n_boot=bootstrap, seed=seed,
+                               against=against)  # fmt: skip
+        report.tables["arena_without_qc"] = everyone.tables["arena"]
+    return report
 
 
 def _votes_report(
     votes: Path, judge_votes: Path | None, against: str | None, *, answers: Path | None, data: Path | None, target: Path,
-    formats: list[str], bootstrap: int, seed: int, overwrite: bool,
+    formats: list[str], bootstrap: int, seed: int, overwrite: bool, qc_options: dict,
 ) -> None:  # fmt: skip
     """`owleval report --votes` without --grades: the pairwise-vote sections alone."""
     from rich.console import Console
@@ -197,7 +226,8 @@ def _votes_report(
     from owleval.report.legacy import load_model_answers
 
     models = set(load_model_answers(answers, questions)) if answers is not None else None
-    report = _add_votes(None, questions, votes, judge_votes, against, models, answers, rule="median", bootstrap=bootstrap, seed=seed)
+    report = _add_votes(None, questions, votes, judge_votes, against, models, answers, rule="median", bootstrap=bootstrap, seed=seed,
+                        qc_options=qc_options)  # fmt: skip
     written = write_folder(target, render_files(report, formats), overwrite=overwrite)
     console = Console()
     console.print(arena_terminal_table(report.tables["arena"]))

@@ -60,21 +60,26 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 MIN_COUNT_SETTINGS = {"gold_min_n": "gold", "agreement_min_n": "agreement", "retest_min_n": "retest", "attention_min_n": "attention"}
 
 
-def resolve_rules(overrides: Iterable[str] | Mapping[str, Any] | None = None) -> tuple[Rule, ...]:
-    """The default rules with ``NAME=THRESHOLD`` overrides (or a mapping name -> threshold / "off")."""
-    rules = {r.name: r for r in DEFAULT_RULES}
+def resolve_rules(overrides: Iterable[str] | Mapping[str, Any] | None = None, *, defaults: Iterable[Rule] | None = None,
+                  also_known: Iterable[str] = ()) -> tuple[Rule, ...]:  # fmt: skip
+    """The ``defaults`` rules (the A-D rules unless given) with ``NAME=THRESHOLD`` overrides (or a mapping name ->
+    threshold / "off"); names in ``also_known`` (another rule set's) are skipped, any other unknown name is refused."""
+    rules = {r.name: r for r in (DEFAULT_RULES if defaults is None else defaults)}
+    skip = set(also_known)
     if overrides is None:
         return tuple(rules.values())
     items = overrides.items() if isinstance(overrides, Mapping) else (_split(spec) for spec in overrides)
     for name, raw in items:
         text = str(raw).strip().lower()
-        if name in MIN_COUNT_SETTINGS:
+        if name in skip and name not in rules:
+            continue
+        if name in MIN_COUNT_SETTINGS and MIN_COUNT_SETTINGS[name] in rules:
             target = MIN_COUNT_SETTINGS[name]
             rules[target] = replace(rules[target], min_count=_number(name, text))
         elif name in rules:
             rules[name] = replace(rules[name], enabled=False) if text == "off" else replace(rules[name], threshold=_number(name, text), enabled=True)
         else:
-            known = ", ".join([*rules, *MIN_COUNT_SETTINGS])
+            known = ", ".join(sorted({*rules, *MIN_COUNT_SETTINGS, *skip}))
             raise OwlEvalError(f"--qc-rule {name}={raw}: no such rule or setting (known: {known})")
     return tuple(rules.values())
 

@@ -44,11 +44,11 @@ class QCResult:
 
 
 def parse_exclusions(spec: str | None, annotators: Sequence[str]) -> list[str]:
-    """--exclude-annotators a,b: every name must be an annotator of the grades."""
+    """--exclude-annotators a,b: every name must be an annotator of the grades or a voter of the votes given."""
     names = [n.strip() for n in (spec or "").split(",") if n.strip()]
     unknown = [n for n in names if n not in set(annotators)]
     if unknown:
-        raise OwlEvalError(f"--exclude-annotators: no grades by {', '.join(map(repr, unknown))} (annotators: {', '.join(sorted(annotators))})")
+        raise OwlEvalError(f"--exclude-annotators: no grades or votes by {', '.join(map(repr, unknown))} (annotators: {', '.join(sorted(annotators))})")
     return names
 
 
@@ -74,7 +74,9 @@ def run_qc(
 ) -> QCResult:
     """The annotator table of validated grades (all item kinds) and the regular grades the scores count."""
     check_mode(mode)
-    rules = resolve_rules(list(rule_specs))
+    from owleval.quality.voters import VOTER_RULES
+
+    rules = resolve_rules(list(rule_specs), also_known=[r.name for r in VOTER_RULES])
     applied = rules if mode != "off" else tuple(r.__class__(**{**r.describe(), "enabled": False}) for r in rules)
     gold = read_gold_csv(gold_path) if gold_path is not None else gold_from_rows(grades)
     gold_source = str(gold_path) if gold_path is not None else "expected_grade of the gold and onboarding rows"
@@ -83,7 +85,8 @@ def run_qc(
     if gold_counts:
         everyone = pd.concat([everyone, gold_rows(gold, everyone)], ignore_index=True)
     dropped = exclusions(qc.details, applied) if mode == "exclude" else []
-    for name in exclude_by_hand:
+    present = set(grades["annotator"])
+    for name in (n for n in exclude_by_hand if n in present):
         hit = next((d for d in dropped if d["annotator"] == name), None)
         if hit is None:
             dropped.append({"annotator": name, "rules": ["by hand"], "figures": {}})
@@ -137,3 +140,59 @@ def qc_meta(result: QCResult) -> dict[str, Any]:
         "n_grades_before_exclusions": int(len(result.everyone)),
         "notes": result.notes,
     }
+
+
+@dataclass
+class VoteQCResult:
+    table: pd.DataFrame
+    details: pd.DataFrame
+    rules: tuple[Rule, ...]
+    excluded: list[dict[str, Any]]
+    kept: pd.DataFrame
+    everyone: pd.DataFrame
+    gold_source: str
+
+
+def run_vote_qc(votes: pd.DataFrame, *, mode: str, rule_specs: Sequence[str] = (), exclude_by_hand: Sequence[str] = (),
+                gold_path: Path | None = None) -> VoteQCResult:  # fmt: skip
+    """voters.csv of validated votes (all item kinds) and the regular votes the rankings count."""
+    from owleval.quality.voters import VOTER_RULES, read_gold_pairs, voter_table
+
+    check_mode(mode)
+    rules = resolve_rules(list(rule_specs), defaults=VOTER_RULES, also_known=_grade_rule_names())
+    applied = rules if mode != "off" else tuple(r.__class__(**{**r.describe(), "enabled": False}) for r in rules)
+    gold = read_gold_pairs(gold_path) if gold_path is not None else None
+    table, details = voter_table(votes, gold=gold, rules=applied)
+    everyone = votes[votes["item_kind"] == REGULAR] if "item_kind" in votes.columns else votes
+    dropped = exclusions(details, applied) if mode == "exclude" else []
+    present = set(votes["annotator"])
+    for name in (n for n in exclude_by_hand if n in present):
+        hit = next((d for d in dropped if d["annotator"] == name), None)
+        if hit is None:
+            dropped.append({"annotator": name, "rules": ["by hand"], "figures": {}})
+        else:
+            hit["rules"].append("by hand")
+    kept = everyone[~everyone["annotator"].isin({d["annotator"] for d in dropped})]
+    if kept.empty:
+        raise OwlEvalError("every voter's votes were excluded: nothing is left to rank (see voters.csv; --qc flag keeps them)")
+    source = str(gold_path) if gold_path is not None else "expected_winner of the gold vote rows"
+    return VoteQCResult(table, details, rules, dropped, kept.reset_index(drop=True), everyone.reset_index(drop=True), source)
+
+
+def vote_qc_meta(result: VoteQCResult, mode: str) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "rules": [r.describe() for r in result.rules],
+        "excluded": result.excluded,
+        "flagged": flagged(result.table),
+        "gold_source": result.gold_source,
+        "special_items": "gold vote rows never count in a ranking",
+        "n_votes_kept": int(len(result.kept)),
+        "n_votes_before_exclusions": int(len(result.everyone)),
+    }
+
+
+def _grade_rule_names() -> list[str]:
+    from owleval.quality.rules import DEFAULT_RULES, MIN_COUNT_SETTINGS
+
+    return [r.name for r in DEFAULT_RULES] + list(MIN_COUNT_SETTINGS)

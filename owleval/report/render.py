@@ -225,6 +225,7 @@ def _context(report: Report) -> dict[str, Any]:
         "legacy_metrics": [c for c in (report.legacy_corpus.columns if report.legacy_corpus is not None else []) if c not in ("model", "n")],
         "judge": judge_context(report),
         "arena": _arena_context(report),
+        "annotators": _annotators_context(report),
         "sampling": report.meta.get("sampling"),
         "comments": comments.head(MAX_COMMENTS).to_dict("records"),
         "comments_total": int(len(comments)),
@@ -232,6 +233,12 @@ def _context(report: Report) -> dict[str, Any]:
         "num": num,
         "pct": pct,
     }
+
+
+def _annotators_context(report: Report) -> dict[str, Any] | None:
+    from owleval.report.render_qc import annotators_context
+
+    return annotators_context(report)
 
 
 def _arena_context(report: Report) -> dict[str, Any] | None:
