@@ -13,7 +13,7 @@ import pytest
 
 from owleval.errors import OwlEvalError
 from owleval.quality import TABLE_COLUMNS, annotator_table
-from owleval.quality.agreement import kappa_rows
+from owleval.quality.agreement import agreement_figures
 from owleval.quality.dawid_skene import fit_dawid_skene
 from owleval.quality.rules import resolve_rules
 from owleval.quality.voters import voter_table
@@ -100,7 +100,7 @@ def test_kappa_equals_scikit_learn_against_the_lower_median_of_the_others():
     grades = study(seed=3)
     grades = grades.assign(score=grades["grade"].map({"A": 3, "B": 2, "C": 1, "D": 0}))
     mine, others = grades[grades.annotator == "a0"], grades[grades.annotator != "a0"]
-    got = kappa_rows(mine, others, None, n_boot=200, rng=np.random.default_rng(0))
+    got = agreement_figures(grades, None, None, n_boot=200).loc["a0"]
     ref = others.sort_values("score").groupby(["model_id", "question_id"])["score"].apply(lambda s: s.iloc[(len(s) - 1) // 2])
     pairs = mine.set_index(["model_id", "question_id"])["score"].to_frame().join(ref.rename("ref"), how="inner")
     assert got["kappa_n"] == len(pairs)

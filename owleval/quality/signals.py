@@ -85,7 +85,7 @@ def grade_distribution(regular: pd.DataFrame, annotators: list[str]) -> pd.DataF
 
     counts = pd.crosstab(regular["annotator"], regular["grade"]).reindex(index=annotators, columns=list(GRADES), fill_value=0)
     total = counts.sum(axis=0)
-    rows = []
+    rows: list[dict] = []
     for name in annotators:
         own = counts.loc[name].to_numpy(dtype=float)
         rest = total.to_numpy(dtype=float) - own
@@ -95,7 +95,7 @@ def grade_distribution(regular: pd.DataFrame, annotators: list[str]) -> pd.DataF
         used = (own + rest) > 0
         row["chi2_p"] = float(chi2_contingency(np.vstack([own[used], rest[used]]))[1]) if n and rest.sum() and used.sum() > 1 else np.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["annotator", "n", *(f"share_{g}" for g in GRADES), "tv_distance", "chi2_p"])
 
 
 def retest_figures(grades: pd.DataFrame, annotators: list[str]) -> pd.DataFrame:

@@ -53,6 +53,9 @@ def annotator_qc(
     rule_set = _rules(rules)
     frame = _prepared(grades)
     people = sorted(frame["annotator"].unique().tolist())
+    if not people:  # nothing graded yet (a new study on the Admin page): the columns and no row
+        empty = pd.DataFrame(columns=list(TABLE_COLUMNS))
+        return AnnotatorQC(empty, empty.copy(), rule_set)
     regular = frame[(frame["item_kind"] == REGULAR) & (frame["model_id"] != CHECK_MODEL)]
     gold_grades = _gold_frame(gold) if gold is not None else gold_mod.gold_from_rows(frame)
     events = signals.timed_events(frame, answers)
