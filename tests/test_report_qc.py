@@ -116,6 +116,8 @@ def test_combine_ds_reaches_ppi_and_counts_are_expected_counts(files):
     assert np.allclose(summary[["A", "B", "C", "D"]].sum(axis=1), summary["n"])
     assert not np.allclose(summary["A"], summary["A"].round())  # expected counts, not whole ones
     assert json.loads((out / "report_meta.json").read_text())["combine"] == "ds"
+    raters = pd.read_csv(out / "annotators.csv").set_index("annotator")  # the judge is one more rater, kappa against the people
+    assert raters.loc["judge:judge-test", "kappa_w"] > 0.5 and pd.isna(raters.loc["judge:judge-test", "median_seconds"])
 
 
 def test_votes_with_qc_exclude_write_voters_and_arena_without_qc(files):

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from owleval.errors import OwlEvalError
@@ -34,9 +35,10 @@ class Rule:
 
     def fires(self, row: Mapping[str, Any]) -> bool:
         value = row.get(self.column)
-        if not self.enabled or value is None or (isinstance(value, float) and math.isnan(value)):
+        if not self.enabled or value is None or bool(pd.isna(value)):
             return False
-        if self.count_column is not None and not (row.get(self.count_column, 0) or 0) >= self.min_count:
+        count = row.get(self.count_column) if self.count_column is not None else None
+        if self.count_column is not None and (count is None or bool(pd.isna(count)) or not count >= self.min_count):
             return False
         return value >= self.threshold if self.direction == "at_least" else value < self.threshold
 
@@ -122,6 +124,9 @@ def exclusions(table: pd.DataFrame, rules: Iterable[Rule]) -> list[dict[str, Any
 
 
 def _plain(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A figure as JSON can hold it: None where blank (NaN, pd.NA), Python numbers for numpy ones."""
+    if value is None or bool(pd.isna(value)):
         return None
-    return float(value) if isinstance(value, (int, float)) else value
+    if isinstance(value, (int, float, np.number)):
+        return float(value)
+    return value
