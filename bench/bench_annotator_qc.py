@@ -4,7 +4,8 @@ the coverage of the per-model scores.csv intervals under --qc off vs --qc exclud
 CLI calls (report.qc.run_qc, then report.build.build_report on the grades it keeps). Also the Dawid-Skene model with
 and without the ordinal constraint, and the time of annotator_table on a 12-annotator 6 x 82 study.
 
-Seeded. Default 30 repetitions (about 2-3 minutes on two busy cores); --reps N for more. Writes
+Seeded. Default 20 repetitions (about 2-4 minutes on two busy cores; 6-12 s a repetition); the stored
+results are --reps 60 (12 min while other work shared the two cores). Writes
 bench/results/annotator_qc.json and prints it.
 """
 
@@ -54,7 +55,7 @@ def covered(table: pd.DataFrame, target: dict[str, float]) -> list[bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=400)
     args = parser.parse_args()
