@@ -180,3 +180,35 @@ def test_gold_counts_is_refused_for_a_sampled_study(tmp_path, owl_data):
     result = runner.invoke(app, ["report", "--grades", str(study.path), "--gold", str(gold), "--gold-counts", "--out", str(tmp_path / "r"),
                                  "--data", str(owl_data), "--bootstrap", "10"])  # fmt: skip
     assert result.exit_code != 0 and "sampled study" in result.output
+
+
+def test_gold_file_sets_the_gold_figures_and_gold_counts_adds_the_expert_grade(files):
+    grades = pd.read_csv(files["old"])
+    first = grades.drop_duplicates(["model_id", "question_id"]).head(12)
+    gold = files["root"] / "gold.csv"
+    first.assign(grade="A", note="expert")[["question_id", "model_id", "grade", "note"]].to_csv(gold, index=False)
+    out = files["root"] / "gold-out"
+    result = invoke("--grades", str(files["old"]), "--gold", str(gold), "--gold-counts", "--qc", "off", "--out", str(out))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    table = pd.read_csv(out / "annotators.csv").set_index("annotator")
+    keys = grades.merge(first[["model_id", "question_id"]])
+    assert table["gold_n"].to_dict() == {k: int((keys.annotator == k).sum()) for k in table.index}
+    meta = json.loads((out / "report_meta.json").read_text())
+    assert meta["n_ratings"] == len(grades) + 12 and meta["qc"]["gold_counts"] and "gold:expert" in meta["annotators"]
+    bad = files["root"] / "bad-gold.csv"
+    bad.write_text("question_id,model_id,grade\n1,m0,E\n")
+    result = invoke("--grades", str(files["old"]), "--gold", str(bad), "--out", str(files["root"] / "bad-gold"))
+    assert result.exit_code != 0 and "bad-gold.csv:2 [grade]" in result.output
+
+
+def test_annotators_section_escapes_names_and_needs_no_script(files):
+    grades = pd.read_csv(files["old"])
+    grades.loc[grades.annotator == "sam", "annotator"] = "<script>alert(1)</script>"
+    hostile = files["root"] / "hostile.csv"
+    grades.to_csv(hostile, index=False)
+    out = files["root"] / "hostile-out"
+    result = runner.invoke(app, ["report", "--data", str(data_dir()), "--bootstrap", "50", "--format", "html", "--grades", str(hostile),
+                                 "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    html = (out / "report.html").read_text()
+    assert 'id="annotators"' in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html

@@ -33,7 +33,7 @@ def report_command(
     answers: Annotated[Optional[Path], typer.Option("--answers", help="answer files/folder: every graded model must be among them")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="output folder [default: reports/<grades file name>]")] = None,
     formats: Annotated[str, typer.Option("--format", help="comma-separated: md, html, csv")] = "md,html,csv",
-    combine: Annotated[str, typer.Option("--combine", help="median: one median grade per answer; all: count every rating")] = "median",
+    combine: Annotated[str, typer.Option("--combine", help="median: one median grade per answer; all: count every rating; ds: Dawid-Skene posterior per answer (mean score, P(A or B))")] = "median",
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="bootstrap resamples for the CIs")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="seed of the bootstrap")] = 0,
     legacy: Annotated[Optional[Path], typer.Option("--legacy", help="legacy.csv from `owleval legacy`: adds metric-vs-human rank correlations")] = None,
