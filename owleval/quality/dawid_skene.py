@@ -43,12 +43,12 @@ def _m_step(task: np.ndarray, worker: np.ndarray, label: np.ndarray, probas: np.
     used = np.zeros((n_workers, k), dtype=bool)
     used[worker, label] = True
     if ordinal:
-        return _ordinal_confusion(counts, used)
+        return _ordinal_confusion(counts)
     errors = np.where(used[:, :, None], np.maximum(counts, EPS), 0.0)
     return errors / errors.sum(axis=1, keepdims=True)
 
 
-def _ordinal_confusion(counts: np.ndarray, used: np.ndarray) -> np.ndarray:
+def _ordinal_confusion(counts: np.ndarray) -> np.ndarray:
     """Discretised-normal confusion per worker from the expected (given, true) counts."""
     k = counts.shape[1]
     given, true = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
@@ -60,7 +60,6 @@ def _ordinal_confusion(counts: np.ndarray, used: np.ndarray) -> np.ndarray:
     logits = -((diff - bias[:, None, None]) ** 2) / (2.0 * spread[:, None, None] ** 2)
     errors = np.exp(logits - logits.max(axis=1, keepdims=True))
     errors = np.maximum(errors / errors.sum(axis=1, keepdims=True), EPS)
-    del used
     return errors / errors.sum(axis=1, keepdims=True)
 
 
