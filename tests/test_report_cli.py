@@ -48,7 +48,7 @@ def test_writes_every_file_with_counts_from_the_grades(report_dir, grades_csv):
     names = {p.name for p in report_dir.iterdir()}
     assert names == {
         "report.md", "report.html", "report_meta.json", "summary.csv", "summary_single_turn.csv", "summary_multi_turn.csv",
-        "by_ability.csv", "pairwise.csv", "leaderboard.csv", "agreement.csv", "scores.csv",
+        "by_ability.csv", "pairwise.csv", "leaderboard.csv", "agreement.csv", "scores.csv", "annotators.csv",
     }  # fmt: skip
     summary = pd.read_csv(report_dir / "summary.csv")
     # scores.csv without a judge: the summary table's estimates and intervals, source human, ranked by interval
@@ -96,7 +96,7 @@ def test_html_is_self_contained_and_escaped(report_dir):
     assert "<script" not in html.replace("&lt;script", "")
     assert "onerror=window" not in html.replace("&lt;img src=x onerror=window", "")
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
-    assert html.count('class="stacked-chart"') == 1 + 2 + 6
+    assert html.count('class="stacked-chart"') == 1 + 2 + 6 + 1  # + the per-annotator grade distribution
 
 
 @pytest.mark.browser

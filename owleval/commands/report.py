@@ -34,7 +34,7 @@ def report_command(
     answers: Annotated[Optional[Path], typer.Option("--answers", help="answer files/folder: every graded model must be among them")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="output folder [default: reports/<grades file name>]")] = None,
     formats: Annotated[str, typer.Option("--format", help="comma-separated: md, html, csv")] = "md,html,csv",
-    combine: Annotated[str, typer.Option("--combine", help="median: one median grade per answer; all: count every rating")] = "median",
+    combine: Annotated[str, typer.Option("--combine", help="median: one median grade per answer; all: count every rating; ds: Dawid-Skene posterior per answer (mean score, P(A or B))")] = "median",
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="bootstrap resamples for the CIs")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="seed of the bootstrap")] = 0,
     legacy: Annotated[Optional[Path], typer.Option("--legacy", help="legacy.csv from `owleval legacy`: adds metric-vs-human rank correlations")] = None,
@@ -52,6 +52,20 @@ def report_command(
         typer.Option("--judge-votes", help="votes.csv of `owleval judge --pairwise` (or its folder): adds the judge's ranking and the human-anchored (PPI) one"),
     ] = None,
     against: Annotated[Optional[str], typer.Option("--against", help="baseline model: the reference of the PPI ranking")] = None,
+    qc: Annotated[
+        str, typer.Option("--qc", help="annotator QC: flag (report the rules that fire, change nothing), exclude (drop flagged annotators' grades), off")
+    ] = "flag",
+    qc_rule: Annotated[
+        Optional[list[str]], typer.Option("--qc-rule", help="override a QC rule: NAME=THRESHOLD or NAME=off (repeatable; see annotator-qc-report guide)")
+    ] = None,
+    exclude_annotators: Annotated[Optional[str], typer.Option("--exclude-annotators", help="comma-separated annotators whose grades and votes are dropped by hand")] = None,
+    gold: Annotated[
+        Optional[Path],
+        typer.Option("--gold", help="gold file: question_id, model_id, grade[, note] (A-D) or question_id, model_a, model_b, winner (--votes) [default: the expected grades of gold rows]"),
+    ] = None,
+    gold_counts: Annotated[
+        bool, typer.Option("--gold-counts", help="count the expert's gold grade as one more human grade of its answer (refused for a sampled study)")
+    ] = False,
 ) -> None:
     """Score tables (all, single-turn, multi-turn, per ability), agreement, pairwise tests and a leaderboard;
     with --votes, rankings from pairwise votes (people's, the judge's and human-anchored)."""
@@ -60,14 +74,20 @@ def report_command(
     from rich.text import Text
 
     from owleval.questions import load_questions
-    from owleval.report.build import build_report, check_out_dir, parse_formats, render_files, write_folder
+    from owleval.quality.items import regular_grades
+    from owleval.report.build import Report, add_qc, build_report, check_out_dir, parse_formats, render_files, write_folder
     from owleval.report.combine import check_rule
     from owleval.report.grades import is_sqlite, read_grades
     from owleval.report.judge import check_answer_texts, read_judge, resolve_judge_path, sampling_info
-    from owleval.report.render import score_rows
+    from owleval.report.render import count_text, score_rows
+
+    from owleval.report.qc import check_mode
 
     chosen = parse_formats(formats)
     check_rule(combine)
+    check_mode(qc)
+    if gold is not None and not gold.is_file():
+        raise OwlEvalError(f"--gold {gold}: no such file")
     if grades is None and votes is None:
         raise OwlEvalError("give --grades (A-D grades) or --votes (pairwise votes), or both")
     if grades is None and (judge is not None or legacy is not None):
@@ -82,9 +102,10 @@ def report_command(
         from owleval.report.votes import resolve_judge_votes
 
         resolve_judge_votes(judge_votes)  # a missing file fails before any work
+    qc_options = {"mode": qc, "rule_specs": list(qc_rule or []), "exclude": exclude_annotators, "gold": gold}
     if grades is None:
         _votes_report(votes, judge_votes, against, answers=answers, data=data, target=target, formats=chosen, bootstrap=bootstrap, seed=seed,
-                      overwrite=overwrite)  # fmt: skip
+                      overwrite=overwrite, qc_options=qc_options)  # fmt: skip
         return
     if legacy is not None and not legacy.is_file():
         raise OwlEvalError(f"--legacy {legacy}: no such file")
@@ -105,15 +126,32 @@ def report_command(
         if answer_texts is not None:
             check_answer_texts(judged, answer_texts, str(answers))
     from_db = is_sqlite(grades)
-    sampling = sampling_info(grades, from_db, frame) if judged is not None or from_db else None
-    report = build_report(
-        frame, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling
-    )
+    from owleval.quality.gold import gold_kind
+    from owleval.report.qc import parse_exclusions, refuse_gold_counts_if_sampled, run_qc
+
+    sampling = sampling_info(grades, from_db, regular_grades(frame)) if judged is not None or from_db else None
+    if gold_counts:
+        refuse_gold_counts_if_sampled(sampling_info(grades, from_db) if sampling is None else sampling, str(grades))
+    checked = run_qc(
+        frame, mode=qc, rule_specs=list(qc_rule or []), exclude_by_hand=parse_exclusions(exclude_annotators, _rater_names(frame, votes, questions)),
+        gold_path=gold if gold is not None and gold_kind(gold) == "grades" else None, gold_counts=gold_counts,
+        judges=judged.grades if judged is not None else None, answers=answer_texts, images={q.question_id: q.image for q in questions},
+        seed=seed,
+    )  # fmt: skip
+
+    def build(graded: pd.DataFrame) -> Report:
+        return build_report(
+            graded, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling
+        )
+
+    report = build(checked.kept)
+    add_qc(report, checked, build)
     from owleval.bridges.importing import single_pass_models
 
     report.meta["single_pass_models"] = single_pass_models(answers)  # imported from a kit's single-pass task
     if votes is not None:
-        report = _add_votes(report, questions, votes, judge_votes, against, models, answers, rule=combine, bootstrap=bootstrap, seed=seed)
+        report = _add_votes(report, questions, votes, judge_votes, against, models, answers, rule=combine, bootstrap=bootstrap, seed=seed,
+                            qc_options=qc_options)  # fmt: skip
     written = write_folder(target, render_files(report, chosen), overwrite=overwrite)
     console = Console()
     print_table(scores_terminal_table(report.tables["scores"]), console)
@@ -121,7 +159,7 @@ def report_command(
     _model_column(table, report.tables["summary"]["model"])
     _columns(table, ("n", "A", "B", "C", "D", "acceptable [95% CI]", "mean [95% CI]"))
     for r in score_rows(report.tables["summary"]):
-        table.add_row(Text(str(r["model"])), str(r["n"]), *(str(r[g]) for g in "ABCD"), r["acceptable_text"], r["mean_text"])
+        table.add_row(Text(str(r["model"])), str(r["n"]), *(count_text(r[g]) for g in "ABCD"), r["acceptable_text"], r["mean_text"])
     print_table(table, console)
     if "ppi" in report.tables:
         print_table(ppi_terminal_table(report.tables["ppi"]), console)
@@ -133,27 +171,56 @@ def report_command(
     console.print(Text(f"wrote {len(written)} files to {target}"))
 
 
+def _rater_names(frame: pd.DataFrame, votes: Path | None, questions: Sequence[Question]) -> list[str]:
+    """Annotators of the grades and, with --votes, the voters: the names --exclude-annotators may give."""
+    names = set(frame["annotator"])
+    if votes is not None:
+        from owleval.report.votes import read_votes
+
+        names |= set(read_votes(votes, questions)["annotator"])
+    return sorted(names)
+
+
 def _add_votes(
     report: Report | None, questions: Sequence[Question], votes: Path, judge_votes: Path | None, against: str | None,
-    models: set[str] | None, answers: Path | None, *, rule: str, bootstrap: int, seed: int,
+    models: set[str] | None, answers: Path | None, *, rule: str, bootstrap: int, seed: int, qc_options: dict,
 ) -> Report:  # fmt: skip
-    """Read --votes / --judge-votes (checked against --answers when given) and add their tables to ``report``."""
+    """Read --votes / --judge-votes (checked against --answers when given), check the voters (--qc) and add their
+    tables to ``report``."""
+    from owleval.quality.gold import gold_kind
     from owleval.report.build import add_votes
+    from owleval.report.qc import parse_exclusions, run_vote_qc, vote_qc_meta
     from owleval.report.votes import read_judge_votes, read_votes
 
-    human = read_votes(votes, questions, models=models, models_origin=str(answers))
+    every_vote = read_votes(votes, questions, models=models, models_origin=str(answers))
+    names = sorted(set(every_vote["annotator"]) | (set(report.grades["annotator"]) if report is not None else set()))
+    by_hand = parse_exclusions(qc_options["exclude"], names)
+    gold = qc_options["gold"]
+    checked = run_vote_qc(every_vote, mode=qc_options["mode"], rule_specs=qc_options["rule_specs"], exclude_by_hand=by_hand,
+                          gold_path=gold if gold is not None and gold_kind(gold) == "votes" else None)  # fmt: skip
+    human = checked.kept
     judged = read_judge_votes(judge_votes, questions, models=models, models_origin=str(answers)) if judge_votes is not None else None
     if against is not None:
         named = set(human["model_a"]) | set(human["model_b"])
         if against not in named:
             raise OwlEvalError(f"--against {against!r}: no vote in {votes} names this model ({', '.join(sorted(named))})")
-    return add_votes(report, questions, votes=human, votes_source=str(votes), judge_votes=judged, against=against, rule=rule, n_boot=bootstrap,
-                     seed=seed)  # fmt: skip
+    report = add_votes(report, questions, votes=human, votes_source=str(votes), judge_votes=judged, against=against, rule=rule, n_boot=bootstrap,
+                       seed=seed)  # fmt: skip
+    report.tables["voters"] = checked.table
+    report.meta["vote_qc"] = vote_qc_meta(checked, qc_options["mode"])
+    if checked.excluded:
+        from owleval.report.arena import build_arena
+        from owleval.report.tables import question_info
+
+        everyone = build_arena(checked.everyone, judged.votes if judged else None, question_info(questions), n_boot=bootstrap, seed=seed,
+                               against=against)  # fmt: skip
+        report.tables["arena_without_qc"] = everyone.tables["arena"]
+    return report
 
 
 def _votes_report(
     votes: Path, judge_votes: Path | None, against: str | None, *, answers: Path | None, data: Path | None, target: Path,
-    formats: list[str], bootstrap: int, seed: int, overwrite: bool,
+    formats: list[str], bootstrap: int, seed: int, overwrite: bool, qc_options: dict,
 ) -> None:  # fmt: skip
     """`owleval report --votes` without --grades: the pairwise-vote sections alone."""
     from rich.console import Console
@@ -166,7 +233,8 @@ def _votes_report(
     from owleval.report.legacy import load_model_answers
 
     models = set(load_model_answers(answers, questions)) if answers is not None else None
-    report = _add_votes(None, questions, votes, judge_votes, against, models, answers, rule="median", bootstrap=bootstrap, seed=seed)
+    report = _add_votes(None, questions, votes, judge_votes, against, models, answers, rule="median", bootstrap=bootstrap, seed=seed,
+                        qc_options=qc_options)  # fmt: skip
     written = write_folder(target, render_files(report, formats), overwrite=overwrite)
     console = Console()
     print_table(arena_terminal_table(report.tables["arena"]), console)

@@ -10,7 +10,7 @@ import datetime as _dt
 import json
 import os
 import shutil
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,12 +20,14 @@ import pandas as pd
 from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
 from owleval.fileio import temp_dir_beside
+from owleval.quality.items import regular_grades
 from owleval.questions import Question
 from owleval.report import agreement, combine, compare, correlation, estimands, ppi, ranks, scores, tables
 from owleval.report.stats import CI_LEVEL
 
 if TYPE_CHECKING:
     from owleval.report.judge import JudgeInput
+    from owleval.report.qc import QCResult
     from owleval.report.votes import JudgeVotes
 
 FORMATS = ("md", "html", "csv")
@@ -34,6 +36,7 @@ CSV_TABLES = (
     "scores", "agreement", "summary", "summary_single_turn", "summary_multi_turn", "by_ability", "pairwise", "leaderboard", "correlation",
     "judge_agreement", "judge_confusion", "ppi",
     "arena", "arena_pairs", "arena_adjacent", "arena_agreement",
+    "annotators", "scores_without_qc", "voters", "arena_without_qc",
 )  # fmt: skip
 
 
@@ -52,6 +55,9 @@ class Report:
     #: with --judge: per-model coverage (human / judge / both / unparsed / failed) and the worst disagreements
     judge_coverage: pd.DataFrame | None = None
     judge_disagreements: pd.DataFrame | None = None
+    #: annotator QC: the table's figures in full (grade shares for the chart) and the scores with and without exclusions
+    qc_details: pd.DataFrame | None = None
+    qc_compare: pd.DataFrame | None = None
 
 
 def dataset_version() -> str:
@@ -117,6 +123,7 @@ def build_report(
     combine.check_rule(rule)
     if n_boot < 0:
         raise OwlEvalError("--bootstrap must be 0 or more")
+    grades = regular_grades(grades)  # special items (gold, checks, retests) never count as grades
     legacy = correlation.read_legacy_csv(legacy_path) if legacy_path is not None else None
     units = combine.combine_grades(grades, rule)
     models = tables.model_order(units)
@@ -208,6 +215,41 @@ def build_report(
         },
     }
     return Report(grades, out, meta, legacy_corpus, coverage, worst)
+
+
+def add_qc(report: Report, result: QCResult, build: Callable[[pd.DataFrame], Report]) -> Report:
+    """The annotator table, QC meta and the scores with and without the exclusions.
+
+    ``build`` makes a report from other grades (the same settings): under exclusions it gives the scores with
+    everyone (``scores_without_qc``); under ``--qc flag`` with flags it gives the scores the exclusions would give,
+    shown side by side but written to no CSV.
+    """
+    from owleval.report.qc import qc_meta
+    from owleval.quality import flagged
+
+    report.tables["annotators"] = result.table
+    report.qc_details = result.details
+    report.meta["qc"] = qc_meta(result)
+    other: pd.DataFrame | None = None
+    if result.excluded:
+        report.tables["scores_without_qc"] = build(result.everyone).tables["scores"]
+        other, labels = report.tables["scores_without_qc"], ("with exclusions", "without exclusions")
+    elif result.mode == "flag" and flagged(result.table):
+        rest = result.everyone[~result.everyone["annotator"].isin(flagged(result.table))]
+        if len(rest):
+            other, labels = build(rest).tables["scores"], ("as reported (nobody excluded)", "if the flagged were excluded")
+    if other is not None:
+        report.qc_compare = compare_scores(report.tables["scores"], other, labels)
+    return report
+
+
+def compare_scores(first: pd.DataFrame, second: pd.DataFrame, labels: tuple[str, str]) -> pd.DataFrame:
+    """Per model and metric: the two scores.csv estimates with their intervals, side by side."""
+    keys = ["model", "metric"]
+    cols = ["estimate", "ci_low", "ci_high", "n_human"]
+    merged = first[keys + cols].merge(second[keys + cols], on=keys, how="outer", suffixes=("_1", "_2"))
+    merged.attrs["labels"] = labels
+    return merged
 
 
 def add_votes(

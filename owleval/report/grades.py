@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from owleval.csvio import read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
+from owleval.quality.items import CHECK_MODEL, GOLD_KINDS, ITEM_KINDS, REGULAR
 from owleval.questions import Question, parse_question_id
 
 if TYPE_CHECKING:
@@ -22,9 +23,10 @@ if TYPE_CHECKING:
 GRADE_SCORES: dict[str, int] = {"A": 3, "B": 2, "C": 1, "D": 0}
 SCORE_GRADES: dict[int, str] = {v: k for k, v in GRADE_SCORES.items()}
 REQUIRED_COLUMNS = ("annotator", "model_id", "question_id", "grade")
-OPTIONAL_COLUMNS = ("comment", "graded_at")
-#: columns of the validated frame, in order
-FRAME_COLUMNS = ("annotator", "model_id", "question_id", "grade", "score", "comment", "graded_at", "source_line")
+OPTIONAL_COLUMNS = ("comment", "graded_at", "item_kind", "expected_grade")
+#: columns of the validated frame, in order. ``item_kind`` is regular|gold|onboarding|attention|retest (a missing
+#: column or blank cell: regular); ``expected_grade`` the expert's grade of a gold, onboarding or attention row.
+FRAME_COLUMNS = ("annotator", "model_id", "question_id", "grade", "score", "comment", "graded_at", "item_kind", "expected_grade", "source_line")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -57,7 +59,7 @@ def _check_record(
         problems.append(Problem(path, line, "model_id", "empty"))
     elif any(ch < " " for ch in model):
         problems.append(Problem(path, line, "model_id", "holds control characters"))
-    elif models is not None and model not in models:
+    elif models is not None and model not in models and model != CHECK_MODEL:
         problems.append(Problem(path, line, "model_id", f"model {model!r} is not among the answers in {models_origin} ({', '.join(sorted(models))})"))
     raw_qid = _text(rec.get("question_id"))
     qid = parse_question_id(raw_qid)
@@ -68,6 +70,16 @@ def _check_record(
     grade = _text(rec.get("grade")).upper()
     if grade not in GRADE_SCORES:
         problems.append(Problem(path, line, "grade", f"{_text(rec.get('grade'))!r} is not a grade; allowed A, B, C, D"))
+    kind = _text(rec.get("item_kind")).lower() or REGULAR
+    if kind not in ITEM_KINDS:
+        problems.append(Problem(path, line, "item_kind", f"{_text(rec.get('item_kind'))!r} is not an item kind; allowed {', '.join(ITEM_KINDS)}"))
+    expected = _text(rec.get("expected_grade")).upper()
+    if expected and expected not in GRADE_SCORES:
+        problems.append(Problem(path, line, "expected_grade", f"{expected!r} is not a grade; allowed A, B, C, D or blank"))
+    elif expected and kind not in (*GOLD_KINDS, "attention"):
+        problems.append(Problem(path, line, "expected_grade", f"only gold, onboarding and attention rows carry an expected grade (this row is {kind})"))
+    if model == CHECK_MODEL and kind != "attention":
+        problems.append(Problem(path, line, "model_id", f"{CHECK_MODEL!r} is reserved for attention-check rows (item_kind attention)"))
     if problems:
         return None, problems
     row = {
@@ -78,6 +90,8 @@ def _check_record(
         "score": GRADE_SCORES[grade],
         "comment": _text(rec.get("comment")),
         "graded_at": _text(rec.get("graded_at")),
+        "item_kind": kind,
+        "expected_grade": expected,
         "source_line": line if line is not None else -1,
     }
     return row, []
@@ -98,18 +112,19 @@ def validate_records(
     qids = {q.question_id for q in questions}
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
-    first_seen: dict[tuple[str, str, int], int | None] = {}
+    first_seen: dict[tuple[str, str, int, str], int | None] = {}
     for line, rec in records:
         row, found = _check_record(rec, (path, line), qids, models, models_origin)
         problems += found
         if row is None:
             continue
-        key = (row["annotator"], row["model_id"], row["question_id"])
+        key = (row["annotator"], row["model_id"], row["question_id"], row["item_kind"])
         if key in first_seen:
             first = first_seen[key]
             at = f" (first on {unit} {first})" if first is not None else ""
+            kind = "" if key[3] == REGULAR else f" as a {key[3]} item"
             problems.append(
-                Problem(path, line, "question_id", f"annotator {key[0]!r} rated model {key[1]!r} on question {key[2]} twice{at}")
+                Problem(path, line, "question_id", f"annotator {key[0]!r} rated model {key[1]!r} on question {key[2]}{kind} twice{at}")
             )
             continue
         first_seen[key] = line

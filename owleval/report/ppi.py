@@ -97,6 +97,7 @@ PPI_ALPHA = 0.05
 HUMAN_VALUE_RULES = {
     "median": "Y = per answer, the lower-median human grade (its score, or 1 when A or B)",
     "all": "Y = per answer, the mean over its human ratings (of the score, or of 1 for A or B)",
+    "ds": "Y = per answer, the Dawid-Skene posterior mean score (or posterior P(A or B))",
 }
 
 
@@ -108,6 +109,13 @@ def human_values(grades: pd.DataFrame, rule: str) -> pd.DataFrame:
     from owleval.report.combine import lower_median_scores
     from owleval.report.tables import ACCEPTABLE_MIN_SCORE
 
+    if rule == "ds":
+        from owleval.report.combine import ds_posterior
+
+        post = ds_posterior(grades)
+        return post.assign(mean_score=post["score"].astype(float), acceptable=post["acceptable"].astype(float))[
+            ["model_id", "question_id", "mean_score", "acceptable"]
+        ]
     if rule == "median":
         per = lower_median_scores(grades)[["model_id", "question_id", "score"]]
         return per.assign(mean_score=per["score"].astype(float), acceptable=(per["score"] >= ACCEPTABLE_MIN_SCORE).astype(float)).drop(columns="score")

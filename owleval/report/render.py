@@ -90,6 +90,13 @@ def _is_too_few(row: dict[str, Any]) -> bool:
     return isinstance(row.get("note"), str) and TOO_FEW in row["note"]
 
 
+def count_text(x: Any) -> str:
+    """A count as text: whole counts as integers, expected counts (``--combine ds``) with one decimal."""
+    if _missing(x):
+        return ""
+    return str(int(x)) if float(x).is_integer() else f"{float(x):.1f}"
+
+
 def score_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Table rows with display strings: counts with shares, acceptable and mean with their CIs."""
     rows = []
@@ -97,7 +104,7 @@ def score_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
         rows.append(
             {
                 **r,
-                "grades": {g: f"{r[g]} ({pct(r[f'share_{g}'], 0)})" for g in GRADE_LETTERS},
+                "grades": {g: f"{count_text(r[g])} ({pct(r[f'share_{g}'], 0)})" for g in GRADE_LETTERS},
                 "acceptable_text": f"{pct(r['acceptable'])} {ci(r['acceptable_ci_low'], r['acceptable_ci_high'])}",
                 "mean_text": f"{num(r['mean_score'])} {TOO_FEW if _is_too_few(r) else ci(r['mean_score_ci_low'], r['mean_score_ci_high'], num)}",
             }
@@ -114,7 +121,7 @@ def stacked_chart(table: pd.DataFrame, title: str) -> dict[str, Any]:
         for g in GRADE_LETTERS:
             share = 0.0 if _missing(r[f"share_{g}"]) else float(r[f"share_{g}"])
             width = share * PLOT_WIDTH
-            segments.append({"grade": g, "x": LABEL_WIDTH + x, "width": width, "color": GRADE_COLORS[g], "count": r[g], "share": pct(share, 0),
+            segments.append({"grade": g, "x": LABEL_WIDTH + x, "width": width, "color": GRADE_COLORS[g], "count": count_text(r[g]), "share": pct(share, 0),
                              "show": width >= 26})  # fmt: skip
             x += width
         rows.append(
@@ -218,6 +225,7 @@ def _context(report: Report) -> dict[str, Any]:
         "legacy_metrics": [c for c in (report.legacy_corpus.columns if report.legacy_corpus is not None else []) if c not in ("model", "n")],
         "judge": judge_context(report),
         "arena": _arena_context(report),
+        "annotators": _annotators_context(report),
         "sampling": report.meta.get("sampling"),
         "comments": comments.head(MAX_COMMENTS).to_dict("records"),
         "comments_total": int(len(comments)),
@@ -226,6 +234,12 @@ def _context(report: Report) -> dict[str, Any]:
         "pct": pct,
         "rank_range": rank_range,
     }
+
+
+def _annotators_context(report: Report) -> dict[str, Any] | None:
+    from owleval.report.render_qc import annotators_context
+
+    return annotators_context(report)
 
 
 def _arena_context(report: Report) -> dict[str, Any] | None:

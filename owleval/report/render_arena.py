@@ -91,7 +91,24 @@ def arena_context(report: Report) -> dict[str, Any] | None:
         "judge": judge,
         "consistency": consistency,
         "matrix_max": MATRIX_MAX_MODELS,
+        "voters": voter_rows(t["voters"]) if "voters" in t else None,
+        "vote_qc": report.meta.get("vote_qc"),
     }
+
+
+def voter_rows(voters: Any) -> list[dict[str, Any]]:
+    """voters.csv as display text."""
+    rows = []
+    for r in voters.to_dict("records"):
+        rows.append({
+            "annotator": str(r["annotator"]), "n_votes": r["n_votes"],
+            "left": f"{pct(r['left_share'], 0)} {ci(r['left_ci_low'], r['left_ci_high'], lambda v: pct(v, 0))}",
+            "ties": f"{pct(r['tie_share'], 0)} {ci(r['tie_ci_low'], r['tie_ci_high'], lambda v: pct(v, 0))}",
+            "anomaly": f"{num(r['anomaly_z'])} (p {num(r['anomaly_p'], 4)})",
+            "gold": "–" if not r["gold_n"] else f"{pct(r['gold_correct'], 0)} (n={int(r['gold_n'])})",
+            "flags": str(r["qc_flags"] or ""),
+        })  # fmt: skip
+    return rows
 
 
 def votes_only_context(report: Report) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def _cluster_arrays(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[st
     n_img, n_mod = len(img_names), len(models)
     score = units["score"].to_numpy(dtype=np.float64)
     count_m = cluster_sums(img_codes, col, np.ones_like(score), n_img, n_mod)
-    accept_m = cluster_sums(img_codes, col, (score >= ACCEPTABLE_MIN_SCORE).astype(float), n_img, n_mod)
+    accept_m = cluster_sums(img_codes, col, _acceptable(units), n_img, n_mod)
     score_m = cluster_sums(img_codes, col, score, n_img, n_mod)
     return units, col, n_img, count_m, accept_m, score_m
 
@@ -94,8 +94,7 @@ def score_table(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], 
     n_mod = len(models)
     score = units["score"].to_numpy(dtype=np.float64)
     ones = np.ones_like(score)
-    letter = units["score"].map(_LETTER_INDEX).to_numpy(dtype=np.int64)
-    letter_counts = cluster_sums(col, letter, ones, n_mod, len(GRADE_LETTERS)).astype(np.int64)
+    letter_counts = _letter_counts(units, col, n_mod)
     n = count_m.sum(axis=0)
     counts = bootstrap_counts(n_img, n_boot, rng)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -105,7 +104,7 @@ def score_table(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], 
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = score_m.sum(axis=0) / n
     mean_lo, mean_hi = bounded_score_interval(mean, _boot_var(ratio_bootstrap(counts, score_m, count_m)) * factor**2, 0.0, 3.0)
-    constant = (letter_counts == n[:, None]).any(axis=1)  # every observation has one grade: no spread to measure
+    constant = np.isclose(letter_counts, n[:, None]).any(axis=1)  # every observation has one grade: no spread to measure
     too_few = (n > 0) & ((n < MIN_N_MEAN_INTERVAL) | constant)
     mean_lo, mean_hi = np.where(too_few, np.nan, mean_lo), np.where(too_few, np.nan, mean_hi)
     notes = [
@@ -134,9 +133,27 @@ def score_table(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], 
     return table[list(TABLE_COLUMNS)]
 
 
+def _acceptable(units: pd.DataFrame) -> np.ndarray:
+    """1 per observation graded A or B (0 otherwise), or its probability when the units carry one (``--combine ds``)."""
+    if "acceptable" in units.columns:
+        return units["acceptable"].to_numpy(dtype=np.float64)
+    return (units["score"].to_numpy(dtype=np.float64) >= ACCEPTABLE_MIN_SCORE).astype(np.float64)
+
+
+def _letter_counts(units: pd.DataFrame, col: np.ndarray, n_mod: int) -> np.ndarray:
+    """(models, A-D) counts: whole counts of letters, or expected counts from p_A..p_D (``--combine ds``)."""
+    probability = [f"p_{g}" for g in GRADE_LETTERS]
+    if all(c in units.columns for c in probability):
+        out = np.zeros((n_mod, len(GRADE_LETTERS)))
+        np.add.at(out, col, units[probability].to_numpy(dtype=np.float64))
+        return out
+    letter = units["score"].map(_LETTER_INDEX).to_numpy(dtype=np.int64)
+    return cluster_sums(col, letter, np.ones(len(units)), n_mod, len(GRADE_LETTERS)).astype(np.int64)
+
+
 def model_order(units: pd.DataFrame) -> list[str]:
     """Models best first (acceptable share, then mean score, then name): the order of every table and chart."""
-    acc = units.assign(ok=units["score"] >= ACCEPTABLE_MIN_SCORE).groupby("model_id").agg(ok=("ok", "mean"), mean=("score", "mean"))
+    acc = units.assign(ok=_acceptable(units)).groupby("model_id").agg(ok=("ok", "mean"), mean=("score", "mean"))
     acc = acc.reset_index().sort_values(["ok", "mean", "model_id"], ascending=[False, False, True])
     return acc["model_id"].tolist()
 

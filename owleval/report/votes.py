@@ -20,15 +20,18 @@ import pandas as pd
 
 from owleval.csvio import read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
+from owleval.quality.items import VOTE_ITEM_KINDS
 from owleval.questions import Question
 
 VOTE_COLUMNS = ("annotator", "question_id", "model_a", "model_b", "left", "winner", "reason", "voted_at")
+#: the study side's QC columns: item_kind regular|gold (missing or blank: regular), expected_winner on gold rows
+QC_VOTE_COLUMNS = ("item_kind", "expected_winner")
 REQUIRED_VOTE_COLUMNS = ("annotator", "question_id", "model_a", "model_b", "winner")
 WINNER_TOKENS = ("model_a", "model_b", "tie", "both_bad")
 #: model_a's score in a vote: a tie and "both bad" count half a win each
 OUTCOME_SCORE = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "both_bad": 0.5}
 #: columns of the validated frame
-FRAME_COLUMNS = (*VOTE_COLUMNS, "outcome", "source_line")
+FRAME_COLUMNS = (*VOTE_COLUMNS, *QC_VOTE_COLUMNS, "outcome", "source_line")
 VOTES_FILE = "votes.csv"
 JUDGE_META = "meta.json"
 #: meta.json keys that may hold the pairwise judge's position-consistency rate, in the order tried
@@ -57,7 +60,7 @@ def _text(value: Any) -> str:
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line where the record starts, record with formula quotes removed); header problems raise at once."""
-    return read_records(path, REQUIRED_VOTE_COLUMNS, known=VOTE_COLUMNS, what="a votes file has")
+    return read_records(path, REQUIRED_VOTE_COLUMNS, known=(*VOTE_COLUMNS, *QC_VOTE_COLUMNS), what="a votes file has")
 
 
 def _check_model(value: str, field: str, where: tuple[Path, int], models: Collection[str] | None, origin: str) -> list[Problem]:
@@ -102,9 +105,16 @@ def _check_vote(rec: dict[str, Any], where: tuple[Path, int], qids: Collection[i
     left = _text(rec.get("left"))
     if left and left not in (model_a, model_b):
         problems.append(Problem(path, line, "left", f"{left!r} is neither model_a nor model_b"))
+    kind = _text(rec.get("item_kind")).lower() or "regular"
+    if kind not in VOTE_ITEM_KINDS:
+        problems.append(Problem(path, line, "item_kind", f"{_text(rec.get('item_kind'))!r} is not a vote item kind; allowed {', '.join(VOTE_ITEM_KINDS)}"))
+    expected = _text(rec.get("expected_winner"))
+    if expected and expected not in WINNER_TOKENS:
+        problems.append(Problem(path, line, "expected_winner", f"{expected!r} is not a vote; allowed {', '.join(WINNER_TOKENS)} or blank"))
     if problems:
         return None, problems
     return {
+        "item_kind": kind, "expected_winner": expected,
         "annotator": annotator, "question_id": qid, "model_a": model_a, "model_b": model_b, "left": left, "winner": winner,
         "reason": _text(rec.get("reason")), "voted_at": _text(rec.get("voted_at")), "outcome": OUTCOME_SCORE[winner], "source_line": line,
     }, []  # fmt: skip
@@ -116,13 +126,13 @@ def read_votes(path: Path, questions: Sequence[Question], *, models: Collection[
     qids = {q.question_id for q in questions}
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
-    first_seen: dict[tuple[str, int, str, str], int] = {}
+    first_seen: dict[tuple[str, int, str, str, str], int] = {}
     for line, rec in _records(path):
         row, found = _check_vote(rec, (path, line), qids, models, models_origin)
         problems += found
         if row is None:
             continue
-        key = (row["annotator"], row["question_id"], row["model_a"], row["model_b"])
+        key = (row["annotator"], row["question_id"], row["model_a"], row["model_b"], row["item_kind"])
         if key in first_seen:
             problems.append(Problem(path, line, "winner", f"annotator {key[0]!r} voted on {key[2]!r} vs {key[3]!r} for question {key[1]} twice (first on line {first_seen[key]})"))
             continue
