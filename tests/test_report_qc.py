@@ -140,7 +140,7 @@ def test_votes_with_qc_exclude_write_voters_and_arena_without_qc(files):
     assert "vote_position" in voters.loc["lefty", "qc_flags"] and int(voters.loc["v1", "gold_n"]) == 2  # its gold-row vote and its regular vote on that pair
     assert (out / "arena_without_qc.csv").is_file()
     arena = pd.read_csv(out / "arena.csv")
-    assert arena["n_votes"].sum() == 2 * 3 * 3 * 40  # v1-v3 regular votes only: the gold row and lefty are out
+    assert arena["n_human_votes"].sum() == 2 * 3 * 3 * 40  # v1-v3 regular votes only: the gold row and lefty are out
     meta = json.loads((out / "report_meta.json").read_text())
     assert [e["annotator"] for e in meta["vote_qc"]["excluded"]] == ["lefty"]
 
