@@ -17,7 +17,7 @@ from owleval.grading.store import SCHEMA_VERSION, Store
 from owleval.grading.study import add_annotator, create_study, refresh_study
 from owleval.pairwise.pairs import PairDesign, design_from_flags, select_pairs
 from owleval.pairwise.queue import StaleVoteError, load_pair_queue, next_unvoted, pair_screen, record_vote
-from owleval.pairwise.votes import VOTE_COLUMNS, current_votes_frame, read_votes
+from owleval.pairwise.votes import VOTE_COLUMNS, VOTES_CSV_COLUMNS, current_votes_frame, read_votes
 from owleval.questions import load_questions
 from tests.grading_helpers import MODELS, QIDS, default_text, make_study, write_answer_files
 from tests.qc_helpers import copy_study, schema_3_study_file  # noqa: F401 (a fixture)
@@ -223,7 +223,7 @@ def test_cli_create_status_export_and_import_round_trip(tmp_path: Path, owl_data
     assert result.exit_code == 0 and "wrote 16 votes" in result.output, result.output
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == VOTE_COLUMNS and len(rows) == 16
+    assert list(rows[0]) == VOTES_CSV_COLUMNS and len(rows) == 16 and {r["item_kind"] for r in rows} == {"regular"}
     assert {r["winner"] for r in rows} == {"model_a", "model_b", "tie", "both_bad"}
     assert all(r["left"] in (r["model_a"], r["model_b"]) and r["model_a"] < r["model_b"] for r in rows)
     assert any(r["reason"].startswith("'") for r in rows) and not any(r["reason"].startswith("=") for r in rows), "formula-quoted"

@@ -225,3 +225,48 @@ def test_pausing_is_an_event_with_who_and_why(tmp_path: Path, owl_data: Path) ->
     with pytest.raises(sqlite3.IntegrityError):
         store.conn.execute("DELETE FROM pause_events")
     store.close()
+
+
+def test_gold_pairs_are_blind_items_of_their_own_and_round_trip_through_votes_csv(tmp_path: Path, owl_data: Path) -> None:
+    from owleval.pairwise.pairs import PairDesign
+    from owleval.pairwise.queue import load_pair_queue, record_vote
+    from owleval.pairwise.votes import VOTES_CSV_COLUMNS, current_votes_frame, import_votes, votes_export_frame, write_votes_csv
+
+    answers = write_answer_files(tmp_path / "answers", owl_data)
+    a, b, c = sorted(MODELS)
+    gold = tmp_path / "gold-pairs.csv"
+    gold.write_text(f"question_id,model_a,model_b,winner,note\n1,{a},{b},model_a,\n6,{a},{c},tie,close\n7,{b},{c},both_bad,\n",
+                    encoding="utf-8")
+    created = create_study(tmp_path / "pairs.sqlite", answers, annotators=("ann", "bob"), data_dir=owl_data, seed=1,
+                           pairwise=PairDesign(), gold=gold, quality=QcSettings(gold_rate=0.2))
+    store = Store(created.path)
+    ann = _ann(store)
+    queue = load_pair_queue(store, ann)
+    regular = [i for i in queue if i.item_kind == "regular"]
+    golds = [i for i in queue if i.item_kind == "gold"]
+    assert len(golds) == min(3, max(1, round(0.2 * len(regular))))
+    twin = next(i for i in regular if i.pair_id == golds[0].pair_id)
+    record_vote(store, ann, twin.pair_id, "left")
+    record_vote(store, ann, golds[0].pair_id, "tie", "a gold look", item_id=golds[0].item_id)
+    assert len(current_votes_frame(store)) == 1
+    exported = votes_export_frame(store)
+    assert list(exported.columns) == VOTES_CSV_COLUMNS and sorted(exported["item_kind"]) == ["gold", "regular"]
+    row = exported.set_index("item_kind").loc["gold"]
+    assert row["winner"] == "tie" and row["expected_winner"] in ("model_a", "tie", "both_bad")
+    assert current_votes_frame(store)["reason"].tolist() == [""], "the gold vote never replaces the regular vote"
+    out = tmp_path / "votes.csv"
+    write_votes_csv(store, out)
+    store.close()
+    target = create_study(tmp_path / "target.sqlite", answers, data_dir=owl_data, pairwise=PairDesign())
+    target_store = Store(target.path)
+    summary = import_votes(target_store, out, create_annotators=True)
+    assert summary.imported == 2
+    again = tmp_path / "again.csv"
+    write_votes_csv(target_store, again)
+    assert again.read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
+    target_store.close()
+    bad = tmp_path / "bad-gold.csv"
+    bad.write_text(f"question_id,model_a,model_b,winner\n1,{b},{a},model_a\n1,{a},{b},left\n", encoding="utf-8")
+    with pytest.raises(InputFileError) as caught:
+        create_study(tmp_path / "bad.sqlite", answers, annotators=("ann",), data_dir=owl_data, pairwise=PairDesign(), gold=bad)
+    assert {(p.line, p.field) for p in caught.value.problems} == {(2, "model_b"), (3, "winner")}

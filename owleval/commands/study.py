@@ -47,7 +47,7 @@ def create(
     against: Annotated[str | None, typer.Option("--against", help="Pairwise: each model against this baseline model.")] = None,
     pairs_per_question: Annotated[int | None, typer.Option("--pairs-per-question", min=1, help="Pairwise: K model pairs per question, every model pair about equally often.")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
-    gold: Annotated[Path | None, typer.Option("--gold", help="Gold answers: a CSV of question_id, model_id, grade[, note] (answers of this study whose right grade an expert fixed), mixed blind into every queue.")] = None,
+    gold: Annotated[Path | None, typer.Option("--gold", help="Gold answers: a CSV of question_id, model_id, grade[, note] (answers of this study whose right grade an expert fixed), mixed blind into every queue. Pairwise: question_id, model_a, model_b, winner[, note] (votes.csv's winner words, model_a < model_b).")] = None,
     gold_rate: Annotated[float, typer.Option("--gold-rate", min=0.0, max=1.0, help="Blind gold items per annotator: max(1, round(rate x their queue length)), capped at the gold rows left.")] = 0.1,
     onboarding: Annotated[int, typer.Option("--onboarding", min=0, help="Each annotator's first K items are gold, and after each the app shows the expected grade and its note (training); needs --gold.")] = 0,
     attention_checks: Annotated[int, typer.Option("--attention-checks", min=0, help="N attention checks per annotator (instructed-response and nonsense answers, alternating), placed at random after the first few answers.")] = 0,
@@ -117,7 +117,7 @@ def _print_special_items(db: Path) -> None:
 @study_app.command("add-gold")
 def add_gold(
     db: DbOption,
-    gold: Annotated[Path, typer.Option("--gold", help="Gold answers: a CSV of question_id, model_id, grade[, note].")],
+    gold: Annotated[Path, typer.Option("--gold", help="Gold answers: a CSV of question_id, model_id, grade[, note]; in a pairwise study question_id, model_a, model_b, winner[, note].")],
     gold_rate: Annotated[float | None, typer.Option("--gold-rate", min=0.0, max=1.0, help="Replace the study's gold rate (default: keep it; 0.1 for a study made without one).")] = None,
 ) -> None:
     """Add gold answers to an existing study: each annotator's blind gold is topped up to max(1, round(rate x queue

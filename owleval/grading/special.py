@@ -174,17 +174,24 @@ def add_gold(store: Store, path: Path, gold_rate: float | None = None) -> tuple[
     from owleval.pairwise.study import is_pairwise
 
     meta = store.meta()
-    if is_pairwise(meta):
-        raise OwlEvalError(f"{store.path} is a pairwise study; add-gold takes graded (A-D) answers")
     settings = read_settings(meta)
     if gold_rate is not None:
         settings = replace(settings, gold_rate=gold_rate)
     added: dict[str, int] = {}
+    path = Path(path)
     with store.write() as conn:
-        new_rows = gold.insert_gold(conn, gold.read_gold_csv(path, conn), path)
+        people = conn.execute("SELECT annotator_id, name FROM annotators ORDER BY name").fetchall()
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (META_KEY, settings.to_json()))
+        if is_pairwise(meta):  # gold pairs: question_id, model_a, model_b, winner[, note]
+            from owleval.pairwise import gold as pair_gold
+
+            new_rows = pair_gold.insert_gold_pairs(conn, pair_gold.read_gold_pairs(path, conn), path)
+            for annotator_id, name in people:
+                added[name] = pair_gold.add_gold_items(conn, int(annotator_id), name, settings.gold_rate, int(meta["seed"]))
+            return new_rows, added
+        new_rows = gold.insert_gold(conn, gold.read_gold_csv(path, conn), path)
         total = conn.execute("SELECT COUNT(*) FROM gold_answers").fetchone()[0]
-        for annotator_id, name in conn.execute("SELECT annotator_id, name FROM annotators ORDER BY name").fetchall():
+        for annotator_id, name in people:
             rng = random.Random(f"quality:add-gold:{meta['seed']}:{name}:{total}")
             added[name] = add_blind_gold(conn, int(annotator_id), settings.gold_rate, rng, graded_regular_count(conn, int(annotator_id)))
     return new_rows, added

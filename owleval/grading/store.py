@@ -147,6 +147,8 @@ MIGRATIONS: dict[int, str] = {
     # answers of the reserved model ``owleval:check`` stored inactive, so no regular path (queues, exports, refresh)
     # sees them. A grade event of a special item names it in ``item_id``; ``current_grades`` keeps regular events only.
     # ``pause_events``: the admin pausing or resuming an annotator, with the admin token's id and the reason.
+    # Pairwise studies: ``gold_pairs`` (an expert's winner of one pair item) and ``pair_special_items`` (blind gold
+    # pairs in a queue, with their own left side); a vote event of one names it in ``item_id``.
     3: """
     CREATE TABLE gold_answers (
         gold_id INTEGER PRIMARY KEY,
@@ -189,6 +191,26 @@ MIGRATIONS: dict[int, str] = {
     BEGIN SELECT RAISE(ABORT, 'pause events are append-only'); END;
     CREATE TRIGGER pause_events_no_delete BEFORE DELETE ON pause_events
     BEGIN SELECT RAISE(ABORT, 'pause events are append-only'); END;
+    CREATE TABLE gold_pairs (
+        gold_id INTEGER PRIMARY KEY,
+        pair_id INTEGER NOT NULL UNIQUE REFERENCES pair_items(pair_id),
+        winner TEXT NOT NULL CHECK (winner IN ('model_a', 'model_b', 'tie', 'both_bad')),
+        note TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL,
+        added_at TEXT NOT NULL
+    );
+    CREATE TABLE pair_special_items (
+        item_id INTEGER PRIMARY KEY,
+        annotator_id INTEGER NOT NULL REFERENCES annotators(annotator_id),
+        item_kind TEXT NOT NULL CHECK (item_kind IN ('gold')),
+        pair_id INTEGER NOT NULL REFERENCES pair_items(pair_id),
+        left_model TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        expected_winner TEXT CHECK (expected_winner IN ('model_a', 'model_b', 'tie', 'both_bad')),
+        added_at TEXT NOT NULL,
+        UNIQUE (annotator_id, item_kind, pair_id)
+    );
+    ALTER TABLE vote_events ADD COLUMN item_id INTEGER REFERENCES pair_special_items(item_id);
     """,
 }
 

@@ -170,9 +170,9 @@ def create_study(
     quality = quality or special.QcSettings()
     if pairwise is None and quality.onboarding and gold is None:
         raise OwlEvalError("--onboarding K shows K gold answers first: give the gold answers with --gold FILE")
-    if pairwise is not None and (quality.any or gold is not None):
-        raise OwlEvalError("--gold, --onboarding, --attention-checks and --retest are for A-D studies; a pairwise study "
-                           "takes gold pairs with --gold (question_id, model_a, model_b, winner) in a later version")
+    if pairwise is not None and quality.any:
+        raise OwlEvalError("--onboarding, --attention-checks and --retest are for A-D studies; a pairwise study takes gold "
+                           "pairs with --gold (question_id, model_a, model_b, winner[, note]) and --gold-rate")
     design = None
     if pairwise is not None and sample_size is not None:
         raise OwlEvalError("a pairwise study takes its --sample in the pair design (items per model pair)")
@@ -205,8 +205,7 @@ def create_study(
         meta[sample.META_KEY] = json.dumps(design, sort_keys=True)
     if pairwise is not None:
         meta.update({pairwise_study.MODE_KEY: pairwise_study.PAIRWISE, pairs.META_KEY: pairwise.to_json()})
-    else:
-        meta[special.META_KEY] = quality.to_json()
+    meta[special.META_KEY] = quality.to_json()
     pair_info = None
     try:
         fd, tmp = temp_file_beside(db_path, suffix=".creating")
@@ -227,7 +226,11 @@ def create_study(
                     pair_info = {"design": pairwise.describe(), "asked": len(asked), "identical": synced.identical}
                     pair_plan = pairwise_study.deal(asked, names, overlap, seed)
                 plan = assign.spread(gradable_slots(conn, meta), names, overlap, seed) if pairwise is None else {}
-                if gold is not None:
+                if gold is not None and pairwise is not None:
+                    from owleval.pairwise import gold as pair_gold  # here: it imports the queues, which import this
+
+                    pair_gold.insert_gold_pairs(conn, pair_gold.read_gold_pairs(gold, conn), Path(gold))
+                elif gold is not None:
                     gold_module.insert_gold(conn, gold_module.read_gold_csv(gold, conn), gold)
                 for name in names:
                     annotator_id, token = _insert_annotator(conn, name, auth == AUTH_TOKEN)
@@ -235,6 +238,7 @@ def create_study(
                         tokens[name] = token
                     if pairwise is not None:
                         pairwise_study.append_pair_assignments(conn, annotator_id, name, pair_plan[name], seed)
+                        _add_gold_pairs(conn, annotator_id, name, quality.gold_rate, seed)
                     else:
                         assign.append_assignments(conn, annotator_id, assign.shuffled(plan[name], name, seed))
                         special.plan_new_annotator(conn, annotator_id, name, quality, seed)
@@ -252,6 +256,12 @@ def create_study(
     return CreatedStudy(db_path, admin_token, tokens, models, design, pair_info)
 
 
+def _add_gold_pairs(conn: sqlite3.Connection, annotator_id: int, name: str, gold_rate: float, seed: int) -> None:
+    from owleval.pairwise import gold as pair_gold  # here: it imports the queues, which import this module
+
+    pair_gold.add_gold_items(conn, annotator_id, name, gold_rate, seed)
+
+
 def enrol_annotator(conn: sqlite3.Connection, name: str, meta: dict[str, str]) -> tuple[int, str | None]:
     """Insert an annotator with their share of the work, inside the caller's transaction.
 
@@ -261,6 +271,7 @@ def enrol_annotator(conn: sqlite3.Connection, name: str, meta: dict[str, str]) -
     annotator_id, token = _insert_annotator(conn, name, meta["auth"] == AUTH_TOKEN)
     if pairwise_study.is_pairwise(meta):
         pairwise_study.enrol(conn, annotator_id, name, meta)
+        _add_gold_pairs(conn, annotator_id, name, special.read_settings(meta).gold_rate, int(meta["seed"]))
         return annotator_id, token
     slots = gradable_slots(conn, meta) if meta["overlap"] == "all" else assign.take_share(conn, annotator_id)
     assign.append_assignments(conn, annotator_id, assign.shuffled(slots, name, int(meta["seed"])))
