@@ -19,7 +19,7 @@ from owleval.grading import pause
 from owleval.grading.export import GRADES_CSV_COLUMNS, current_grades_frame, grades_export_frame, write_grades_csv
 from owleval.grading.importer import import_grades
 from owleval.grading.queue import answer_screen, load_queue, record_grade
-from owleval.grading.special import FIRST_FEW, QcSettings, add_gold, blind_gold_count
+from owleval.grading.special import FIRST_FEW, RETEST_GAP, QcSettings, add_gold, blind_gold_count
 from owleval.grading.store import SCHEMA_VERSION, Store
 from owleval.grading.study import add_annotator, create_study
 from owleval.questions import load_questions
@@ -63,6 +63,10 @@ def test_each_queue_gets_its_onboarding_first_disjoint_blind_gold_and_checks_aft
             if item.item_kind == "retest":
                 first = next(i for i in queue if i.item_kind == "regular" and i.answer_id == item.answer_id)
                 assert first.index < item.index, "a retest comes after the answer it repeats"
+            if item.item_kind == "gold" and item.answer_id in {r.answer_id for r in queue if r.item_kind == "regular"}:
+                twin = next(i for i in queue if i.item_kind == "regular" and i.answer_id == item.answer_id)
+                low, high = sorted((twin.index, item.index))
+                assert sum(i.item_kind == "regular" for i in queue[low + 1:high]) >= RETEST_GAP, "gold is not next to its twin"
         checks = [i for i in queue if i.item_kind == "attention"]
         expected = dict(store.conn.execute("SELECT item_id, expected_grade FROM special_items WHERE item_kind = 'attention'").fetchall())
         texts = [answer_screen(store, _ann(store, name), i, owl_data).answer for i in checks]

@@ -151,8 +151,11 @@ def add_blind_gold(conn: sqlite3.Connection, annotator_id: int, gold_rate: float
     want = blind_gold_count(gold_rate, len(positions), len(rows) + held) - held
     added = 0
     for answer_id, grade, note in _pick_gold(rows, set(answer_ids), max(0, want), rng):
-        at = rng.randint(min(start, len(positions)), len(positions))
-        _insert(conn, annotator_id, "gold", answer_id, _slot(positions, at), grade, note)
+        places = range(min(start, len(positions)), len(positions) + 1)
+        if answer_id in answer_ids:  # not next to the regular item of the same answer, where the queue allows
+            twin = answer_ids.index(answer_id)
+            places = [i for i in places if not twin - RETEST_GAP <= i <= twin + 1 + RETEST_GAP] or list(places)
+        _insert(conn, annotator_id, "gold", answer_id, _slot(positions, rng.choice(places)), grade, note)
         added += 1
     return added
 
