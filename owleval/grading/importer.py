@@ -6,7 +6,9 @@ whether the study has that answer, whether a sampled study drew it, the graded_a
 one transaction: an imported grade is a grade event like one given in the app, keeping its ``graded_at``; an answer
 not yet in that annotator's queue is added to it. A row equal to the current grade is skipped, so importing the
 same file twice changes nothing; a row older than a grade the study already holds for that annotator and answer is
-refused (it would replace a later grade).
+refused (it would replace a later grade). Rows with an ``item_kind`` other than regular (gold, onboarding, attention,
+retest) go to that annotator's special item of that kind (:mod:`owleval.grading.import_special`), never to their
+regular grade, so export -> import -> export gives the same rows.
 """
 
 from __future__ import annotations
