@@ -293,6 +293,7 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
         )
     if is_pairwise(meta):
         rate_pairwise.admin(store)
+        rate_qc.admin_pausing(store, meta)
         return
     per_cell = export.progress_frame(store)
     st.subheader("Per annotator")
@@ -343,7 +344,8 @@ def main() -> None:
     elif "annotator" not in ss:
         _sign_in(store, meta, default)
     elif is_pairwise(meta):
-        rate_pairwise.voting(store, data_dir, _screen_image)
+        if not rate_qc.refuse_paused(store, ss.annotator):
+            rate_pairwise.voting(store, data_dir, _screen_image)
     else:
         _grading(store, data_dir)
 
