@@ -3,6 +3,7 @@ page of a regular item with another answer text and image (the same elements, at
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,10 @@ _SERIALISE = """() => {
   walk(document.querySelector('[data-testid="stMain"]'), "");
   return out;
 }"""
+
+# the run that drew the page is over and nothing of an earlier run is left on it
+_SETTLED = """() => document.querySelector('[data-testid="stApp"]').dataset.testScriptState !== "running"
+  && !document.querySelector('[data-stale="true"]')"""
 
 
 @pytest.fixture
@@ -91,11 +96,13 @@ def test_special_items_look_like_regular_ones_in_the_page(served, browser, owl_d
         page.get_by_role("heading", name=f"Answer {item.index + 1} of {len(queue)}").wait_for()
         page.locator(f'[class*="st-key-shown_{item.index}_{item.view_id}_"]').wait_for()
         page.get_by_role("img").first.wait_for()
+        page.wait_for_function(_SETTLED)
         screen = screens[item.index]
         texts = [screen.answer, screen.question] + [t for turn in screen.earlier for t in (turn.question, turn.answer or "")]
         pages[item.index] = _normalised(page.evaluate(_SERIALISE), texts)
         page.keyboard.press("ArrowRight")
     for kind, special in wanted.items():
         regular = next(r for r in queue if r.item_kind == "regular" and shape(r) == shape(special))
-        assert pages[special.index] == pages[regular.index], f"the page of a {kind} item differs from a regular one"
+        diff = list(difflib.unified_diff(pages[regular.index], pages[special.index], "regular", kind, lineterm="", n=1))
+        assert not diff, f"the page of a {kind} item differs from a regular one:\n" + "\n".join(diff[:40])
     assert all("Answer to grade" in "".join(p) for p in pages.values())
