@@ -150,8 +150,21 @@ def _check_line(raw: Any, path: Path, line: int, questions: dict[int, Question])
     problems += found
     if not _MODEL_NAME_RE.fullmatch(raw["model_id"]):
         problems.append(Problem(path, line, "model_id", f"{raw['model_id']!r} is not a usable model name (letters, digits, . _ : + -)"))
+    elif is_reserved_model_id(raw["model_id"]):
+        problems.append(Problem(path, line, "model_id", f"{raw['model_id']!r} is reserved: model ids beginning with "
+                                                        f"{RESERVED_MODEL_PREFIX!r} mark OwlEval's own attention checks"))
     answer = Answer(qid, image, question.question, raw["answer"], raw["model_id"], dict(raw.get("metadata") or {}))
     return answer, problems
+
+
+#: model ids OwlEval keeps for itself: the attention checks of a grading study (owleval.grading.special) are answers
+#: of :data:`CHECK_MODEL_ID`, which belongs to no model and is left out of every score
+RESERVED_MODEL_PREFIX = "owleval:"
+CHECK_MODEL_ID = "owleval:check"
+
+
+def is_reserved_model_id(model_id: str) -> bool:
+    return model_id.strip().lower().startswith(RESERVED_MODEL_PREFIX)
 
 
 def read_answer_file(path: Path, questions: Sequence[Question]) -> AnswerFile:

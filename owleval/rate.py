@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import streamlit as st
 
-from owleval import rate_pairwise
+from owleval import rate_pairwise, rate_qc
 from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
 from owleval.grading import access, export, gradebar
@@ -138,6 +138,8 @@ def _sign_in(store: Store, meta: dict[str, str], default: bool) -> None:
     if who is None:
         st.error(refusal or "That token is not valid for this study.")
         return
+    if rate_qc.refuse_paused(store, who):
+        return
     st.session_state.annotator = who
     st.session_state.pos = None
     st.rerun()
@@ -157,18 +159,21 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.Queue
         flags = [f for f in FLAGS if ss.get(f"flag_{f}_{action.index}")]
         try:
             event = gq.record_grade(store, who.annotator_id, item.answer_id, action.grade or "",
-                                    ss.get(f"comment_{action.index}", ""), flags, window=window, seq=action.seq, seen=action.seen)
+                                    ss.get(f"comment_{action.index}", ""), flags, window=window, seq=action.seq, seen=action.seen,
+                                    item_id=item.item_id)
         except (OwlEvalError, sqlite3.Error) as exc:
             ss.flash.append(("error", f"Answer {action.index + 1}: {exc}" if isinstance(exc, gq.StaleViewError) else f"Not saved: {exc}"))
             ss.pos = action.index
             return items
         items = [*items[:action.index], dataclasses.replace(item, grade=event.grade), *items[action.index + 1:]]
         ss.flash.append(("ok", f"Saved grade {event.grade} for answer {action.index + 1}."))
+        if (feedback := rate_qc.onboarding_feedback(store, item, event.grade)) is not None:
+            ss.flash.append((rate_qc.ONBOARDING_FLASH, feedback))
         nxt = gq.next_ungraded(items, action.index)
         ss.pos = DONE if nxt is None else nxt
         return items
 
-    return gradebar.apply_actions(ss, items, lambda item: item.answer_id, record)
+    return gradebar.apply_actions(ss, items, lambda item: item.view_id, record)
 
 
 def _go(pos: int) -> None:
@@ -178,6 +183,8 @@ def _go(pos: int) -> None:
 def _grading(store: Store, data_dir: Path) -> None:
     ss = st.session_state
     who: access.Annotator = ss.annotator
+    if rate_qc.refuse_paused(store, who):
+        return
     items = gq.load_queue(store, who.annotator_id)
     if not items:
         st.info("Nothing is assigned to you in this study yet.")
@@ -190,7 +197,7 @@ def _grading(store: Store, data_dir: Path) -> None:
     for kind, message in ss.pop("flash", []):
         if kind == "ok":
             st.toast(message)
-        else:
+        elif not rate_qc.show_flash(kind, message):
             st.error(message)
     st.progress(graded / total, text=f"{graded} of {total} graded")
     if ss.pos == DONE or ss.pos >= total:  # finished, or "Next" on the last answer
@@ -218,7 +225,7 @@ def _answer_view(store: Store, screen: gq.AnswerScreen, total: int, who: access.
     left, right = st.columns([2, 3], gap="large")
     seen = current.event_id if current else 0
     with right:  # written first so the text reaches the browser before the image
-        with st.container(height=ANSWER_BOX_HEIGHT, key=f"{gradebar.SHOWN_KEY_PREFIX}{index}_{screen.item.answer_id}_{seen}"):
+        with st.container(height=ANSWER_BOX_HEIGHT, key=f"{gradebar.SHOWN_KEY_PREFIX}{index}_{screen.item.view_id}_{seen}"):
             if screen.earlier:
                 st.markdown("**The dialogue so far** (earlier questions and this assistant's answers)")
                 for number, turn in enumerate(screen.earlier, 1):
@@ -286,6 +293,7 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
         )
     if is_pairwise(meta):
         rate_pairwise.admin(store)
+        rate_qc.admin_pausing(store, meta)
         return
     per_cell = export.progress_frame(store)
     st.subheader("Per annotator")
@@ -296,12 +304,13 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
     if not per_cell.empty:
         cells = per_cell.assign(cell=per_cell["graded"].astype(str) + " / " + per_cell["assigned"].astype(str))
         st.dataframe(cells.pivot(index="annotator", columns="model_id", values="cell"))
+    rate_qc.admin_pausing(store, meta)
     flagged = export.flagged_frame(export.current_grades_frame(store))
     st.subheader(f"Flagged answers ({len(flagged)})")
     if not flagged.empty:
         st.dataframe(flagged, hide_index=True)
     # built when clicked, from the grades of that moment, instead of on every rerun of this page
-    st.download_button("Download grades CSV", data=lambda: frame_to_csv(export.current_grades_frame(store)),
+    st.download_button("Download grades CSV", data=lambda: frame_to_csv(export.grades_export_frame(store)),
                        file_name="grades.csv", mime="text/csv")
 
 
@@ -335,7 +344,8 @@ def main() -> None:
     elif "annotator" not in ss:
         _sign_in(store, meta, default)
     elif is_pairwise(meta):
-        rate_pairwise.voting(store, data_dir, _screen_image)
+        if not rate_qc.refuse_paused(store, ss.annotator):
+            rate_pairwise.voting(store, data_dir, _screen_image)
     else:
         _grading(store, data_dir)
 

@@ -54,7 +54,8 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQ
         item = items[action.index]
         try:
             event = pq.record_vote(store, who.annotator_id, item.pair_id, action.grade or "",
-                                   ss.get(f"reason_{action.index}", ""), window=window, seq=action.seq, seen=action.seen)
+                                   ss.get(f"reason_{action.index}", ""), window=window, seq=action.seq, seen=action.seen,
+                                   item_id=item.item_id)
         except (OwlEvalError, sqlite3.Error) as exc:
             stale = isinstance(exc, pq.StaleVoteError)
             ss.flash.append(("error", f"Pair {action.index + 1}: {exc}" if stale else f"Not saved: {exc}"))
@@ -66,7 +67,7 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQ
         ss.pos = DONE if nxt is None else nxt
         return items
 
-    return gradebar.apply_actions(ss, items, lambda item: item.pair_id, record, VOTE_BAR.choices)
+    return gradebar.apply_actions(ss, items, lambda item: item.view_id, record, VOTE_BAR.choices)
 
 
 def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
@@ -97,7 +98,7 @@ def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
             st.button("Go to the first pair without a vote", key="nav_first_unvoted", type="primary", on_click=_go, args=(first,))
         st.button("Back to the last pair", key="nav_back_done", on_click=_go, args=(total - 1,))
         return
-    _pair_view(pq.pair_screen(store, who.annotator_id, items[ss.pos], data_dir), total, image)
+    _pair_view(pq.pair_screen(store, who.annotator_id, items[ss.pos], data_dir), items[ss.pos].view_id, total, image)
 
 
 def _side(title: str, side: pq.Side, box_key: str) -> None:
@@ -121,7 +122,7 @@ def _earlier(turns: tuple[EarlierTurn, ...]) -> None:
         st.text(turn.answer if turn.answer is not None else "(no answer)")
 
 
-def _pair_view(screen: pq.PairScreen, total: int, image: Callable[[str], bytes]) -> None:
+def _pair_view(screen: pq.PairScreen, view_id: int, total: int, image: Callable[[str], bytes]) -> None:
     """Heading, vote bar, then image, question and reason (left) and the two answers side by side.
 
     The box around both answers is keyed with the pair on screen (place, pair id, latest vote event seen): the bar
@@ -134,7 +135,7 @@ def _pair_view(screen: pq.PairScreen, total: int, image: Callable[[str], bytes])
     seen = current.event_id if current else 0
     context, answers = st.columns([1, 3], gap="medium")
     with answers:  # written first so the texts reach the browser before the image
-        with st.container(key=f"{gradebar.SHOWN_KEY_PREFIX}{index}_{screen.pair_id}_{seen}"):
+        with st.container(key=f"{gradebar.SHOWN_KEY_PREFIX}{index}_{view_id}_{seen}"):
             left, right = st.columns(2, gap="medium")
             with left:
                 _side("Left answer", screen.left, "left_answer")
@@ -173,7 +174,7 @@ def admin(store: Store) -> None:
 
     from owleval.csvio import frame_to_csv
     from owleval.pairwise.study import progress_rows
-    from owleval.pairwise.votes import current_votes_frame
+    from owleval.pairwise.votes import votes_export_frame
 
     cells = pd.DataFrame(progress_rows(store.conn), columns=["annotator", "model pair", "voted", "assigned"])
     for by in ("annotator", "model pair"):
@@ -183,5 +184,5 @@ def admin(store: Store) -> None:
     if not cells.empty:
         cells = cells.assign(cell=cells["voted"].astype(str) + " / " + cells["assigned"].astype(str))
         st.dataframe(cells.pivot(index="annotator", columns="model pair", values="cell"))
-    st.download_button("Download votes CSV", data=lambda: frame_to_csv(current_votes_frame(store)),
+    st.download_button("Download votes CSV", data=lambda: frame_to_csv(votes_export_frame(store)),
                        file_name="votes.csv", mime="text/csv")

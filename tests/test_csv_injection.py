@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from owleval.answers import read_answer_file
 from owleval.cli import app
 from owleval.csvio import FORMULA_STARTS, frame_to_csv, unquote_frame
-from owleval.grading.export import current_grades_frame
+from owleval.grading.export import grades_export_frame
 from owleval.grading.queue import load_queue, record_grade
 from owleval.grading.store import Store
 from owleval.questions import load_questions
@@ -71,7 +71,7 @@ def test_grades_export_and_admin_download_quote_names_and_comments(tmp_path: Pat
         comments = [LINK, MINUS, TAB.strip() + " x", "'quoted already"]
         for item, comment in zip(load_queue(store, who), comments, strict=False):
             record_grade(store, who, item.answer_id, "B", comment)
-        download = frame_to_csv(current_grades_frame(store))  # what the admin page's button sends
+        download = frame_to_csv(grades_export_frame(store))  # what the admin page's button sends
     finally:
         store.close()
     out = tmp_path / "grades.csv"

@@ -10,6 +10,7 @@ import pytest
 from owleval.errors import OwlEvalError
 from owleval.grading.export import (
     EXPORT_COLUMNS,
+    GRADES_CSV_COLUMNS,
     current_grades_frame,
     write_grades_csv,
 )
@@ -17,6 +18,7 @@ from owleval.grading.queue import load_queue, record_grade
 from owleval.grading.store import SCHEMA_VERSION, Store
 from owleval.grading.study import refresh_study
 from tests.grading_helpers import MODELS, QIDS, default_text, make_study, write_answer_files
+from tests.qc_helpers import copy_study, schema_3_study_file  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -171,7 +173,7 @@ def test_export_csv_holds_every_current_grade(tmp_path: Path, study) -> None:
     import pandas as pd
 
     frame = pd.read_csv(out, keep_default_na=False)
-    assert list(frame.columns) == EXPORT_COLUMNS
+    assert list(frame.columns) == GRADES_CSV_COLUMNS and set(frame["item_kind"]) == {"regular"}
     assert sorted(frame["annotator"]) == ["ann"] * 3 + ["bob"] * 3
     assert set(frame["comment"]) == {'said "ann", with a comma\nand a line break', 'said "bob", with a comma\nand a line break'}
 
@@ -189,20 +191,17 @@ def _as_schema_1(path: Path) -> None:
     conn.close()
 
 
-def test_a_schema_1_study_opens_migrated_with_its_grades(tmp_path: Path, owl_data: Path) -> None:
-    created = make_study(tmp_path, owl_data)
-    store = Store(created.path)
-    ann = _ann(store)
-    first, second = load_queue(store, ann)[:2]
-    record_grade(store, ann, first.answer_id, "C", "before the upgrade", request_id="r1")
-    store.close()
-    _as_schema_1(created.path)
-    columns = [r[1] for r in sqlite3.connect(created.path).execute("PRAGMA table_info(grade_events)")]
+def test_a_schema_1_study_opens_migrated_with_its_grades(tmp_path: Path, schema_3_study_file: Path) -> None:
+    path = copy_study(schema_3_study_file, tmp_path / "old.sqlite")  # ann graded her first answer C (request r1)
+    _as_schema_1(path)
+    columns = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(grade_events)")]
     assert "window_id" not in columns
 
-    store = Store(created.path)  # migrates
-    assert store.meta()["schema_version"] == str(SCHEMA_VERSION) == "3"
+    store = Store(path)  # migrates
+    assert store.meta()["schema_version"] == str(SCHEMA_VERSION) == "4"
+    ann = _ann(store)
     assert [i.grade for i in load_queue(store, ann)[:2]] == ["C", None]
+    second = load_queue(store, ann)[1]
     record_grade(store, ann, second.answer_id, "A", window="w1", seq=1, seen=0)
     record_grade(store, ann, second.answer_id, "A", window="w1", seq=1, seen=0)  # delivered twice: one event
     rows = store.conn.execute("SELECT grade, comment, window_id, window_seq FROM grade_events ORDER BY event_id").fetchall()

@@ -171,7 +171,7 @@ def test_cli_create_add_status_export(tmp_path: Path, owl_data: Path) -> None:
     result = runner.invoke(app, ["grades", "export", "--db", str(db), "--out", str(out)])
     assert result.exit_code == 0 and "wrote 4 grades" in result.stdout
     lines = out.read_text().splitlines()
-    assert lines[0] == "annotator,model_id,question_id,grade,comment,graded_at,flags" and len(lines) == 5
+    assert lines[0] == "annotator,model_id,question_id,grade,comment,graded_at,flags,item_kind,expected_grade" and len(lines) == 5
     result = runner.invoke(app, ["grades", "export", "--db", str(db), "--out", str(out / "inside-a-file.csv")])
     assert result.exit_code == 1 and "cannot write" in result.stderr and "Traceback" not in result.output
 

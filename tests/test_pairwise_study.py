@@ -17,9 +17,10 @@ from owleval.grading.store import SCHEMA_VERSION, Store
 from owleval.grading.study import add_annotator, create_study, refresh_study
 from owleval.pairwise.pairs import PairDesign, design_from_flags, select_pairs
 from owleval.pairwise.queue import StaleVoteError, load_pair_queue, next_unvoted, pair_screen, record_vote
-from owleval.pairwise.votes import VOTE_COLUMNS, current_votes_frame, read_votes
+from owleval.pairwise.votes import VOTE_COLUMNS, VOTES_CSV_COLUMNS, current_votes_frame, read_votes
 from owleval.questions import load_questions
 from tests.grading_helpers import MODELS, QIDS, default_text, make_study, write_answer_files
+from tests.qc_helpers import copy_study, schema_3_study_file  # noqa: F401 (a fixture)
 
 runner = CliRunner()
 
@@ -90,7 +91,7 @@ def test_a_pairwise_study_queues_every_pair_with_sides_drawn_per_annotator(tmp_p
     created, store = _pair_study(tmp_path, owl_data, annotators=("ann", "bob", "cy"))
     # question 32's answer is the same hostile text for every model (see grading_helpers): 3 ties, not asked
     assert created.pairs["asked"] == 12 and created.pairs["identical"] == 3
-    assert store.meta()["schema_version"] == str(SCHEMA_VERSION) == "3"
+    assert store.meta()["schema_version"] == str(SCHEMA_VERSION) == "4"
     assert store.conn.execute("SELECT COUNT(*) FROM assignments").fetchone()[0] == 0, "no A-D work in a pairwise study"
     queues = {n: load_pair_queue(store, _ann(store, n)) for n in ("ann", "bob", "cy")}
     assert all(sorted((i.question_id, i.model_a, i.model_b) for i in q) == sorted((i.question_id, i.model_a, i.model_b)
@@ -178,20 +179,16 @@ def test_overlap_add_annotator_and_refresh(tmp_path: Path, owl_data: Path) -> No
     store.close()
 
 
-def test_an_ad_study_of_schema_2_opens_migrated_with_its_grades(tmp_path: Path, owl_data: Path) -> None:
-    created = make_study(tmp_path, owl_data)
-    store = Store(created.path)
-    ann = _ann(store)
-    record_grade(store, ann, load_queue(store, ann)[0].answer_id, "B")
-    store.close()
-    conn = sqlite3.connect(created.path)
+def test_an_ad_study_of_schema_2_opens_migrated_with_its_grades(tmp_path: Path, schema_3_study_file: Path) -> None:
+    path = copy_study(schema_3_study_file, tmp_path / "old.sqlite")  # ann graded her first answer C
+    conn = sqlite3.connect(path)
     with conn:
         for table in ("vote_events", "pair_assignments", "pair_items"):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     conn.close()
-    store = Store(created.path)
-    assert store.meta()["schema_version"] == "3" and load_queue(store, ann)[0].grade == "B"
+    store = Store(path)
+    assert store.meta()["schema_version"] == "4" and load_queue(store, _ann(store))[0].grade == "C"
     assert store.conn.execute("SELECT COUNT(*) FROM pair_items").fetchone()[0] == 0
     store.close()
 
@@ -226,7 +223,7 @@ def test_cli_create_status_export_and_import_round_trip(tmp_path: Path, owl_data
     assert result.exit_code == 0 and "wrote 16 votes" in result.output, result.output
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == VOTE_COLUMNS and len(rows) == 16
+    assert list(rows[0]) == VOTES_CSV_COLUMNS and len(rows) == 16 and {r["item_kind"] for r in rows} == {"regular"}
     assert {r["winner"] for r in rows} == {"model_a", "model_b", "tie", "both_bad"}
     assert all(r["left"] in (r["model_a"], r["model_b"]) and r["model_a"] < r["model_b"] for r in rows)
     assert any(r["reason"].startswith("'") for r in rows) and not any(r["reason"].startswith("=") for r in rows), "formula-quoted"

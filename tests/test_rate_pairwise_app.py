@@ -54,7 +54,7 @@ def test_the_page_is_blind_and_a_vote_lands_once_on_the_pair_shown(study) -> Non
     assert at.subheader[0].value == f"Pair 1 of {total}"
     sent = page_text(at._tree)
     assert not [w for w in (*MODELS, ".jsonl", "model_a", "model_b") if w in sent]
-    assert shown_answer(at)["answer"] == queue[0].pair_id and bar_data(at)["index"] == 0
+    assert shown_answer(at)["answer"] == queue[0].view_id and bar_data(at)["index"] == 0
 
     at.text_input(key="reason_0").input("  clearer  ")
     bar_action(at, "grade", "right")
@@ -81,7 +81,7 @@ def test_an_action_for_a_pair_no_longer_at_its_place_is_refused(study) -> None:
     at = _signed_in(study.tokens["ann"])
     queue, _ = _queue_and_votes(study.path)
     shown = shown_answer(at)
-    send_bar_state(at, [{"seq": 1, "kind": "grade", "grade": "left", **shown, "answer": queue[1].pair_id}])
+    send_bar_state(at, [{"seq": 1, "kind": "grade", "grade": "left", **shown, "answer": queue[1].view_id}])
     assert _queue_and_votes(study.path)[1] == []
     assert [e.value for e in at.error] == ["Not saved: the study changed since this page was drawn; reload the page."]
 

@@ -24,10 +24,13 @@ def export(
     model: Annotated[str | None, typer.Option("--model", help="With --format inspect: the model whose grades to export (its model_id).")] = None,
     grades: Annotated[Path | None, typer.Option("--grades", help="With --format inspect: read grades from this CSV (e.g. a judge's grades.csv) instead of --db.")] = None,
 ) -> None:
-    """One row per current grade: annotator, model_id, question_id, grade, comment, graded_at, flags.
+    """One row per current grade: annotator, model_id, question_id, grade, comment, graded_at, flags, item_kind,
+    expected_grade (item_kind: regular, gold, onboarding, attention or retest; a quality-control item's grade is a
+    row of its own, expected_grade its gold or check grade).
 
     A pairwise study writes its current votes instead: annotator, question_id, model_a, model_b, left, winner,
-    reason, voted_at (winner: model_a, model_b, tie or both_bad; left: the model shown on the left).
+    reason, voted_at, item_kind, expected_winner (winner: model_a, model_b, tie or both_bad; left: the model shown on
+    the left; item_kind: regular or gold).
 
     --format inspect writes, for Inspect's precomputed_scores, one record per sample (dialogue) of --model:
     value {"mean_score": 0-3, "acceptable": 0|1} (numbers, never letters) and each turn's grade in metadata.
@@ -95,7 +98,7 @@ def _export_inspect(db: Path | None, grades: Path | None, model: str | None, out
 
 @grades_app.command("import")
 def import_(
-    source: Annotated[Path, typer.Argument(help="CSV in the export's columns (annotator, model_id, question_id, grade; comment, graded_at, flags optional); for a pairwise study, votes.csv.")],
+    source: Annotated[Path, typer.Argument(help="CSV in the export's columns (annotator, model_id, question_id, grade; comment, graded_at, flags, item_kind, expected_grade optional); for a pairwise study, votes.csv.")],
     db: Annotated[Path, typer.Option("--db", help="The study file (SQLite) to add the grades to.")],
     create_annotators: Annotated[bool, typer.Option("--create-annotators", help="Add annotators the study does not know (with an empty queue) instead of refusing their rows.")] = False,
     data: Annotated[Path | None, typer.Option("--data", help="Data-set folder (default: the study's).")] = None,

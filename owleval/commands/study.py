@@ -47,6 +47,11 @@ def create(
     against: Annotated[str | None, typer.Option("--against", help="Pairwise: each model against this baseline model.")] = None,
     pairs_per_question: Annotated[int | None, typer.Option("--pairs-per-question", min=1, help="Pairwise: K model pairs per question, every model pair about equally often.")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
+    gold: Annotated[Path | None, typer.Option("--gold", help="Gold answers: a CSV of question_id, model_id, grade[, note] (answers of this study whose right grade an expert fixed), mixed blind into every queue. Pairwise: question_id, model_a, model_b, winner[, note] (votes.csv's winner words, model_a < model_b).")] = None,
+    gold_rate: Annotated[float, typer.Option("--gold-rate", min=0.0, max=1.0, help="Blind gold items per annotator: max(1, round(rate x their queue length)), capped at the gold rows left.")] = 0.1,
+    onboarding: Annotated[int, typer.Option("--onboarding", min=0, help="Each annotator's first K items are gold, and after each the app shows the expected grade and its note (training); needs --gold.")] = 0,
+    attention_checks: Annotated[int, typer.Option("--attention-checks", min=0, help="N attention checks per annotator (instructed-response and nonsense answers, alternating), placed at random after the first few answers.")] = 0,
+    retest: Annotated[int, typer.Option("--retest", min=0, help="N of each annotator's answers shown again later in their queue (test-retest).")] = 0,
 ) -> None:
     """Load validated answer files into a new study and print the admin token and annotator tokens once.
 
@@ -54,8 +59,10 @@ def create(
     Sampled: owleval study create --db sample.sqlite --answers answers/ --annotators ann,bob --sample 20 --seed 7
     Active: owleval study create --db active.sqlite --answers answers/ --annotators ann --sample 20 --design active --judgements judgements/gpt-4o/
     Pairwise: owleval study create --pairwise --against base-7b --db pairs.sqlite --answers answers/ --annotators ann,bob --sample 20
+    Hired annotators: owleval study create --db hired.sqlite --answers answers/ --annotators ann,bob --gold gold.csv --onboarding 3 --attention-checks 4 --retest 5
     """
     from owleval.errors import OwlEvalError
+    from owleval.grading.special import QcSettings
     from owleval.grading.study import create_study
     from owleval.pairwise.pairs import design_from_flags
 
@@ -72,8 +79,9 @@ def create(
         sample_size = None
     elif pairs is not None or against is not None or pairs_per_question is not None:
         raise OwlEvalError("--pairs, --against and --pairs-per-question choose the pairs of a --pairwise study; add --pairwise")
+    quality = QcSettings(gold_rate=gold_rate, onboarding=onboarding, attention_checks=attention_checks, retest=retest)
     created = create_study(db, answers, annotators=names, overlap=overlap, seed=seed, data_dir=data, sample_size=sample_size,
-                           pairwise=design, judgements=judgements)
+                           pairwise=design, judgements=judgements, gold=gold, quality=quality)
     if created.pairs is not None:
         console.print(escape(f"created pairwise study {db}: {created.pairs['asked']} pair items to vote on "
                              f"({created.pairs['design']}), {created.pairs['identical']} identical pairs recorded as ties "
@@ -86,7 +94,47 @@ def create(
                          f"{len(names)} annotators"), highlight=False)
     if created.sample_design is not None:
         _print_design(created.sample_design)
+    _print_special_items(db)
     print_tokens(created.admin_token, created.tokens)
+
+
+def _print_special_items(db: Path) -> None:
+    """Quality-control items per annotator, when the study has any."""
+    from owleval.grading.special import special_counts
+    from owleval.grading.store import Store
+
+    store = Store(db)
+    try:
+        counts = special_counts(store)
+    finally:
+        store.close()
+    for name, by_kind in counts.items():
+        if any(by_kind.values()):
+            what = ", ".join(f"{n} {kind}" for kind, n in by_kind.items() if n)
+            console.print(escape(f"  {name}: {what}"), highlight=False, soft_wrap=True)
+
+
+@study_app.command("add-gold")
+def add_gold(
+    db: DbOption,
+    gold: Annotated[Path, typer.Option("--gold", help="Gold answers: a CSV of question_id, model_id, grade[, note]; in a pairwise study question_id, model_a, model_b, winner[, note].")],
+    gold_rate: Annotated[float | None, typer.Option("--gold-rate", min=0.0, max=1.0, help="Replace the study's gold rate (default: keep it; 0.1 for a study made without one).")] = None,
+) -> None:
+    """Add gold answers to an existing study: each annotator's blind gold is topped up to max(1, round(rate x queue
+    length)) items, placed at random after the answers they have graded so far.
+
+    Example: owleval study add-gold --db grades.sqlite --gold gold.csv
+    """
+    from owleval.grading.special import add_gold as add
+    from owleval.grading.store import Store
+
+    store = Store(db)
+    try:
+        new_rows, added = add(store, gold, gold_rate)
+    finally:
+        store.close()
+    console.print(escape(f"added {new_rows} gold answers; blind gold items added: "
+                         + (", ".join(f"{name} {count}" for name, count in added.items()) or "none (no annotators)")), highlight=False, soft_wrap=True)
 
 
 def _print_design(design: dict | None) -> None:

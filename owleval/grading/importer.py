@@ -6,7 +6,9 @@ whether the study has that answer, whether a sampled study drew it, the graded_a
 one transaction: an imported grade is a grade event like one given in the app, keeping its ``graded_at``; an answer
 not yet in that annotator's queue is added to it. A row equal to the current grade is skipped, so importing the
 same file twice changes nothing; a row older than a grade the study already holds for that annotator and answer is
-refused (it would replace a later grade).
+refused (it would replace a later grade). Rows with an ``item_kind`` other than regular (gold, onboarding, attention,
+retest) go to that annotator's special item of that kind (:mod:`owleval.grading.import_special`), never to their
+regular grade, so export -> import -> export gives the same rows.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from owleval.errors import InputFileError, OwlEvalError, Problem
-from owleval.grading import assign, sample
+from owleval.grading import assign, import_special, sample
 from owleval.grading.queue import MAX_COMMENT_LEN
 from owleval.grading.store import Store, utc_now
 from owleval.grading.study import FLAGS, check_name, create_annotator
@@ -46,6 +48,8 @@ class _Row:
     flags: str  # comma-separated, in the order of FLAGS, as the app stores them
     graded_at: str
     when: datetime
+    item_kind: str = "regular"  # a special row (see owleval.grading.import_special) goes to an item of its own
+    expected_grade: str = ""
 
 
 def _instant(text: str) -> datetime:
@@ -96,7 +100,7 @@ def _study_checks(
             pass  # a question id the data set does not have: named by the export's checks
         elif any(m == model for m, _ in answers) and slot not in answers:
             problem("question_id", f"the study has no current answer of model {model!r} to question {slot[1]}")
-        elif drawn is not None and slot in answers and slot not in drawn:
+        elif drawn is not None and slot in answers and slot not in drawn and import_special.record_kind(rec) == "regular":
             problem("question_id", f"model {model!r} question {slot[1]} is outside the study's sample (the answers drawn "
                                    "for grading); a grade for it would break the sampling design")
         graded_at = str(rec.get("graded_at") or "").strip() or now
@@ -124,35 +128,45 @@ def read_import(path: Path, store: Store, data_dir: Path | None = None, create: 
     conn = store.conn
     models = {r[0] for r in conn.execute("SELECT DISTINCT model_id FROM answers WHERE active = 1")}
     extras, problems = _study_checks(records, path, conn, meta, create)
-    try:
-        frame = validate_records(records, path, questions, models=models, models_origin=f"the study {store.path}")
-    except InputFileError as exc:
-        problems = exc.problems + problems
-        frame = None
+    problems += import_special.check_item_columns(records, path)
+    regular = [(line, rec) for line, rec in records if import_special.record_kind(rec) == "regular"]
+    special = {line: rec for line, rec in records if import_special.record_kind(rec) != "regular"}
+    origin = f"the study {store.path}"
+    problems += import_special.validate_special(list(special.items()), path, questions, models, origin)
+    frame = None
+    if regular or not special:
+        try:
+            frame = validate_records(regular, path, questions, models=models, models_origin=origin)
+        except InputFileError as exc:
+            problems = exc.problems + problems
     if problems:
         raise InputFileError(sorted(problems, key=lambda p: (p.line or 0, p.field or "")))
-    assert frame is not None
     rows = []
-    for rec in frame.to_dict("records"):
+    for rec in [] if frame is None else frame.to_dict("records"):
         flags, graded_at, when = extras[int(rec["source_line"])]
         rows.append(_Row(int(rec["source_line"]), " ".join(rec["annotator"].split()), rec["model_id"], int(rec["question_id"]), rec["grade"],
                          rec["comment"], flags, graded_at, when))
+    for line, rec in special.items():
+        flags, graded_at, when = extras[line]
+        rows.append(_Row(line, " ".join(str(rec["annotator"]).split()), str(rec["model_id"]).strip(), int(float(str(rec["question_id"]).strip())),
+                         str(rec["grade"]).strip().upper(), str(rec.get("comment") or "").strip(), flags, graded_at, when,
+                         import_special.record_kind(rec), str(rec.get("expected_grade") or "").strip().upper()))
     return sorted(rows, key=lambda r: (r.when, r.line))
 
 
-def _current(conn: sqlite3.Connection, annotator_id: int, answer_id: int) -> sqlite3.Row | None:
+def _current(conn: sqlite3.Connection, annotator_id: int, answer_id: int, item_id: int | None = None) -> sqlite3.Row | None:
     return conn.execute(
-        "SELECT grade, comment, flags, created_at FROM grade_events WHERE annotator_id = ? AND answer_id = ? "
+        "SELECT grade, comment, flags, created_at FROM grade_events WHERE annotator_id = ? AND answer_id = ? AND item_id IS ? "
         "ORDER BY event_id DESC LIMIT 1",
-        (annotator_id, answer_id),
+        (annotator_id, answer_id, item_id),
     ).fetchone()
 
 
-def insert_grade_event(conn: sqlite3.Connection, annotator_id: int, answer_id: int, row: _Row) -> None:
+def insert_grade_event(conn: sqlite3.Connection, annotator_id: int, answer_id: int, row: _Row, item_id: int | None = None) -> None:
     """One imported grade event (explicit columns: later schema versions add columns with defaults)."""
     conn.execute(
-        "INSERT INTO grade_events(annotator_id, answer_id, grade, comment, flags, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (annotator_id, answer_id, row.grade, row.comment, row.flags, row.graded_at),
+        "INSERT INTO grade_events(annotator_id, answer_id, grade, comment, flags, created_at, item_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (annotator_id, answer_id, row.grade, row.comment, row.flags, row.graded_at, item_id),
     )
 
 
@@ -170,10 +184,19 @@ def write_import(store: Store, path: Path, rows: Iterable[_Row]) -> ImportSummar
             if row.annotator not in ids:
                 ids[row.annotator], summary.created[row.annotator] = create_annotator(conn, row.annotator, meta)
             who, slot = ids[row.annotator], (row.model_id, row.question_id)
-            if slot not in answer_ids:  # a `study refresh` retired it after the check
+            item_id = None
+            if row.item_kind != "regular":
+                item_id, problem = import_special.special_item(conn, who, row.item_kind, row.model_id, row.question_id,
+                                                               row.expected_grade, path, row.line)
+                if problem is not None:
+                    conflicts.append(problem)
+                    continue
+                answer_id = import_special.item_answer(conn, item_id)
+            elif slot not in answer_ids:  # a `study refresh` retired it after the check
                 raise OwlEvalError(f"{path}:{row.line}: the study's answer changed during the import; run it again")
-            answer_id = answer_ids[slot]
-            current = _current(conn, who, answer_id)
+            else:
+                answer_id = answer_ids[slot]
+            current = _current(conn, who, answer_id, item_id)
             if current is not None and (current["grade"], current["comment"], current["flags"], current["created_at"]) == (
                 row.grade, row.comment, row.flags, row.graded_at
             ):
@@ -184,10 +207,10 @@ def write_import(store: Store, path: Path, rows: Iterable[_Row]) -> ImportSummar
                                                                       f"answer ({current['grade']} at {current['created_at']}); "
                                                                       "importing this older one would replace it"))
                 continue
-            if (who, *slot) not in held:
+            if item_id is None and (who, *slot) not in held:
                 held.add((who, *slot))
                 new_slots.setdefault(who, []).append(slot)
-            insert_grade_event(conn, who, answer_id, row)
+            insert_grade_event(conn, who, answer_id, row, item_id)
             summary.imported += 1
         if conflicts:
             raise InputFileError(conflicts)  # rolls the transaction back: nothing was written

@@ -6,11 +6,13 @@ handed to the page.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from owleval.answers import CHECK_MODEL_ID
 from owleval.errors import OwlEvalError
 from owleval.grading.store import Store, utc_now
 from owleval.grading.study import FLAGS
@@ -26,6 +28,9 @@ class QueueItem:
     model_id: str
     question_id: int
     grade: str | None
+    item_id: int | None = None  # a special item (gold, onboarding, attention, retest); None: the regular item
+    item_kind: str = "regular"
+    view_id: int = 0  # what the page may show of the item: opaque, the same kind of number for every kind of item
 
 
 @dataclass(frozen=True)
@@ -66,21 +71,43 @@ class AnswerScreen:
         return self.history[-1] if self.history else None
 
 
+def view_id(study_id: str, annotator_id: int, item_id: int | None, answer_id: int) -> int:
+    """An opaque id of a queue item for the page (48 bits: exact in a browser's numbers). It names the item, so an
+    action made on it can be checked against the queue, but says nothing about which kind of item or answer it is
+    (answer ids would: an attention check's answer is newer than every answer of the study)."""
+    digest = hashlib.blake2b(f"{study_id}|{annotator_id}|{item_id or 0}|{answer_id}".encode(), digest_size=6).digest()
+    return int.from_bytes(digest, "big")
+
+
 def load_queue(store: Store, annotator_id: int) -> list[QueueItem]:
-    """The annotator's assignments that have an answer to grade, in their order, with their current grades."""
+    """The annotator's items that have an answer to grade, in their order, with their current grades: the regular
+    assignments and, just before the regular item at their position, the special items (see
+    :mod:`owleval.grading.special`), each with its own grade."""
     rows = store.conn.execute(
-        """SELECT a.answer_id, s.model_id, s.question_id, g.grade
+        f"""SELECT a.answer_id, s.model_id, s.question_id, g.grade, NULL AS item_id, 'regular' AS kind, s.position, 1 AS tie
            FROM assignments s
            JOIN answers a ON a.model_id = s.model_id AND a.question_id = s.question_id AND a.active = 1
            LEFT JOIN (
                SELECT answer_id, grade FROM grade_events WHERE event_id IN (
-                   SELECT MAX(event_id) FROM grade_events WHERE annotator_id = ? GROUP BY answer_id)
+                   SELECT MAX(event_id) FROM grade_events WHERE annotator_id = ? AND item_id IS NULL GROUP BY answer_id)
            ) g ON g.answer_id = a.answer_id
            WHERE s.annotator_id = ?
-           ORDER BY s.position""",
-        (annotator_id, annotator_id),
+           UNION ALL
+           SELECT a.answer_id, a.model_id, a.question_id, g.grade, p.item_id, p.item_kind, p.position, 0 AS tie
+           FROM special_items p
+           JOIN answers a ON a.answer_id = p.answer_id AND (a.active = 1 OR a.model_id = '{CHECK_MODEL_ID}')
+           LEFT JOIN (
+               SELECT item_id, grade FROM grade_events WHERE event_id IN (
+                   SELECT MAX(event_id) FROM grade_events WHERE annotator_id = ? AND item_id IS NOT NULL GROUP BY item_id)
+           ) g ON g.item_id = p.item_id
+           WHERE p.annotator_id = ?
+           ORDER BY 7, 8, 5""",
+        (annotator_id, annotator_id, annotator_id, annotator_id),
     )
-    return [QueueItem(i, int(r[0]), r[1], int(r[2]), r[3]) for i, r in enumerate(rows)]
+    study_id = store.meta().get("study_id", "")
+    return [QueueItem(i, int(r[0]), r[1], int(r[2]), r[3], None if r[4] is None else int(r[4]), r[5],
+                      view_id(study_id, annotator_id, r[4], int(r[0])))
+            for i, r in enumerate(rows)]
 
 
 def next_ungraded(queue: list[QueueItem], after: int = -1) -> int | None:
@@ -93,10 +120,11 @@ def next_ungraded(queue: list[QueueItem], after: int = -1) -> int | None:
     return None
 
 
-def _events(conn: sqlite3.Connection, annotator_id: int, answer_id: int) -> tuple[GradeEvent, ...]:
+def _events(conn: sqlite3.Connection, annotator_id: int, answer_id: int, item_id: int | None = None) -> tuple[GradeEvent, ...]:
+    """The grade events of one queue item: a special item's own, or the regular ones of the answer."""
     rows = conn.execute(
-        f"SELECT {_EVENT_COLUMNS} FROM grade_events WHERE annotator_id = ? AND answer_id = ? ORDER BY event_id",
-        (annotator_id, answer_id),
+        f"SELECT {_EVENT_COLUMNS} FROM grade_events WHERE annotator_id = ? AND answer_id = ? AND item_id IS ? ORDER BY event_id",
+        (annotator_id, answer_id, item_id),
     )
     return tuple(GradeEvent.from_row(r) for r in rows)
 
@@ -124,7 +152,7 @@ def answer_screen(store: Store, annotator_id: int, item: QueueItem, data_dir: Pa
         image_path=Path(data_dir) / "cases" / row["image"],
         earlier=tuple(earlier),
         answer=row["answer"],
-        history=_events(conn, annotator_id, item.answer_id),
+        history=_events(conn, annotator_id, item.answer_id, item.item_id),
     )
 
 
@@ -151,13 +179,15 @@ def record_grade(
     window: str | None = None,
     seq: int | None = None,
     seen: int | None = None,
+    item_id: int | None = None,
 ) -> GradeEvent:
     """Append a grade event and return it once committed. A repeated ``request_id`` returns the first event.
 
     From the grading app: ``window`` and ``seq`` name the action (a repeated pair returns its first event, and a
     window repeating its own current grade, as a double click does, adds nothing); ``seen`` is the latest event id
     the window showed for this answer (0: none): if a grade was given since in another window, the grade is refused
-    with :class:`StaleViewError` rather than silently replacing it.
+    with :class:`StaleViewError` rather than silently replacing it. ``item_id``: a special item of the annotator's
+    queue (gold, onboarding, attention, retest); its grades are its own and never replace the regular grade.
     """
     if grade not in GRADES:
         raise OwlEvalError(f"grade must be one of {', '.join(GRADES)}, got {grade!r}")
@@ -178,17 +208,24 @@ def record_grade(
                                 (window, seq)).fetchone()
             if done is not None:
                 return GradeEvent.from_row(done)
-        allowed = conn.execute(
-            "SELECT 1 FROM answers a JOIN assignments s ON s.model_id = a.model_id AND s.question_id = a.question_id "
-            "WHERE a.answer_id = ? AND a.active = 1 AND s.annotator_id = ?",
-            (answer_id, annotator_id),
-        ).fetchone()
+        if item_id is None:
+            allowed = conn.execute(
+                "SELECT 1 FROM answers a JOIN assignments s ON s.model_id = a.model_id AND s.question_id = a.question_id "
+                "WHERE a.answer_id = ? AND a.active = 1 AND s.annotator_id = ?",
+                (answer_id, annotator_id),
+            ).fetchone()
+        else:
+            allowed = conn.execute(
+                "SELECT 1 FROM special_items p JOIN answers a ON a.answer_id = p.answer_id "
+                f"WHERE p.item_id = ? AND p.annotator_id = ? AND p.answer_id = ? AND (a.active = 1 OR a.model_id = '{CHECK_MODEL_ID}')",
+                (item_id, annotator_id, answer_id),
+            ).fetchone()
         if allowed is None:
             raise OwlEvalError("this answer is not in your queue any more (the study was changed); reload the page")
         latest = conn.execute(
-            f"SELECT {_EVENT_COLUMNS}, window_id FROM grade_events WHERE annotator_id = ? AND answer_id = ? "
+            f"SELECT {_EVENT_COLUMNS}, window_id FROM grade_events WHERE annotator_id = ? AND answer_id = ? AND item_id IS ? "
             "ORDER BY event_id DESC LIMIT 1",
-            (annotator_id, answer_id),
+            (annotator_id, answer_id, item_id),
         ).fetchone()
         if latest is not None and window is not None:
             current = GradeEvent.from_row(tuple(latest)[:5])
@@ -198,8 +235,8 @@ def record_grade(
                 return current  # the same grade again from the same window (a double click): nothing new
         now = utc_now()
         cur = conn.execute(
-            "INSERT INTO grade_events(annotator_id, answer_id, grade, comment, flags, created_at, request_id, window_id, window_seq) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (annotator_id, answer_id, grade, comment, flag_text, now, request_id, window, seq),
+            "INSERT INTO grade_events(annotator_id, answer_id, grade, comment, flags, created_at, request_id, window_id, window_seq, item_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (annotator_id, answer_id, grade, comment, flag_text, now, request_id, window, seq, item_id),
         )
     return GradeEvent.from_row((cur.lastrowid, grade, comment, flag_text, now))  # only now committed

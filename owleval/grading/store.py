@@ -3,10 +3,12 @@
 Why SQLite and why this shape: several annotators grade at once from one server (or several), and the server
 may be killed at any moment. WAL mode lets readers and one writer work side by side; a busy timeout makes a
 writer wait instead of failing; every grade is an append-only event (triggers refuse UPDATE and DELETE), and
-the current grade is simply the latest event of an annotator for an answer. Events from the grading app carry
+the current grade is simply the latest *regular* event of an annotator for an answer. Events from the grading app carry
 the browser window and its action number (schema 2), so a window's actions apply once and in the order made. A grade is tied to the exact answer
 text it was given for (``answers.answer_sha256``): refreshing a study with a changed answer adds a new answer
-row, so old grades stay in history without silently carrying over.
+row, so old grades stay in history without silently carrying over. Schema 4 adds annotator quality control
+(:mod:`owleval.grading.special`): gold answers, special queue items (gold, onboarding, attention check, retest) whose
+grade events carry the item and never count as the annotator's regular grade, and pause events.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from owleval.errors import OwlEvalError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA_V1 = """
@@ -137,6 +139,78 @@ MIGRATIONS: dict[int, str] = {
     BEGIN SELECT RAISE(ABORT, 'vote events are append-only'); END;
     CREATE TRIGGER vote_events_no_delete BEFORE DELETE ON vote_events
     BEGIN SELECT RAISE(ABORT, 'vote events are append-only'); END;
+    """,
+    # 4: annotator quality control (owleval.grading.special, owleval.grading.pause). New tables, one new nullable
+    # column: a study of schema 3 reads and grades as before. ``gold_answers``: an expert's grade of one exact answer
+    # text. ``special_items``: an annotator's gold / onboarding / attention / retest items, each shown just before the
+    # regular item at ``position`` of their queue (a position past the last one: at the end). Attention checks are
+    # answers of the reserved model ``owleval:check`` stored inactive, so no regular path (queues, exports, refresh)
+    # sees them. A grade event of a special item names it in ``item_id``; ``current_grades`` keeps regular events only.
+    # ``pause_events``: the admin pausing or resuming an annotator, with the admin token's id and the reason.
+    # Pairwise studies: ``gold_pairs`` (an expert's winner of one pair item) and ``pair_special_items`` (blind gold
+    # pairs in a queue, with their own left side); a vote event of one names it in ``item_id``.
+    3: """
+    CREATE TABLE gold_answers (
+        gold_id INTEGER PRIMARY KEY,
+        answer_id INTEGER NOT NULL UNIQUE REFERENCES answers(answer_id),
+        grade TEXT NOT NULL CHECK (grade IN ('A', 'B', 'C', 'D')),
+        note TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL,
+        added_at TEXT NOT NULL
+    );
+    CREATE TABLE special_items (
+        item_id INTEGER PRIMARY KEY,
+        annotator_id INTEGER NOT NULL REFERENCES annotators(annotator_id),
+        item_kind TEXT NOT NULL CHECK (item_kind IN ('gold', 'onboarding', 'attention', 'retest')),
+        answer_id INTEGER NOT NULL REFERENCES answers(answer_id),
+        position INTEGER NOT NULL,
+        expected_grade TEXT CHECK (expected_grade IN ('A', 'B', 'C', 'D')),
+        note TEXT NOT NULL DEFAULT '',
+        added_at TEXT NOT NULL,
+        UNIQUE (annotator_id, item_kind, answer_id)
+    );
+    CREATE INDEX special_items_by_annotator ON special_items(annotator_id, position, item_id);
+    ALTER TABLE grade_events ADD COLUMN item_id INTEGER REFERENCES special_items(item_id);
+    CREATE INDEX grade_events_by_item ON grade_events(item_id, event_id) WHERE item_id IS NOT NULL;
+    DROP VIEW current_grades;
+    CREATE VIEW current_grades AS
+    SELECT e.* FROM grade_events e
+    WHERE e.item_id IS NULL AND e.event_id = (
+        SELECT MAX(x.event_id) FROM grade_events x
+        WHERE x.annotator_id = e.annotator_id AND x.answer_id = e.answer_id AND x.item_id IS NULL
+    );
+    CREATE TABLE pause_events (
+        event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        annotator_id INTEGER NOT NULL REFERENCES annotators(annotator_id),
+        paused INTEGER NOT NULL CHECK (paused IN (0, 1)),
+        by_token_id TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    CREATE TRIGGER pause_events_no_update BEFORE UPDATE ON pause_events
+    BEGIN SELECT RAISE(ABORT, 'pause events are append-only'); END;
+    CREATE TRIGGER pause_events_no_delete BEFORE DELETE ON pause_events
+    BEGIN SELECT RAISE(ABORT, 'pause events are append-only'); END;
+    CREATE TABLE gold_pairs (
+        gold_id INTEGER PRIMARY KEY,
+        pair_id INTEGER NOT NULL UNIQUE REFERENCES pair_items(pair_id),
+        winner TEXT NOT NULL CHECK (winner IN ('model_a', 'model_b', 'tie', 'both_bad')),
+        note TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL,
+        added_at TEXT NOT NULL
+    );
+    CREATE TABLE pair_special_items (
+        item_id INTEGER PRIMARY KEY,
+        annotator_id INTEGER NOT NULL REFERENCES annotators(annotator_id),
+        item_kind TEXT NOT NULL CHECK (item_kind IN ('gold')),
+        pair_id INTEGER NOT NULL REFERENCES pair_items(pair_id),
+        left_model TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        expected_winner TEXT CHECK (expected_winner IN ('model_a', 'model_b', 'tie', 'both_bad')),
+        added_at TEXT NOT NULL,
+        UNIQUE (annotator_id, item_kind, pair_id)
+    );
+    ALTER TABLE vote_events ADD COLUMN item_id INTEGER REFERENCES pair_special_items(item_id);
     """,
 }
 

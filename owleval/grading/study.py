@@ -24,7 +24,8 @@ from owleval.answers import (
 from owleval.csvio import FORMULA_STARTS
 from owleval.errors import InputFileError, OwlEvalError
 from owleval.fileio import temp_file_beside
-from owleval.grading import assign, sample
+from owleval.grading import assign, sample, special
+from owleval.grading import gold as gold_module
 from owleval.grading.store import Store, initialise, open_connection, utc_now, write_transaction
 from owleval.grading.tokens import new_token
 from owleval.pairwise import pairs
@@ -142,6 +143,8 @@ def create_study(
     sample_size: int | None = None,
     pairwise: PairDesign | None = None,
     judgements: Path | None = None,
+    gold: Path | None = None,
+    quality: special.QcSettings | None = None,
 ) -> CreatedStudy:
     """Build a new study file; refuses to touch an existing one.
 
@@ -164,6 +167,12 @@ def create_study(
         raise OwlEvalError("--overlap needs --annotators (who shares the answers?)")
     if overlap is not None and not 1 <= overlap <= len(names):
         raise OwlEvalError(f"--overlap must be between 1 and the number of annotators ({len(names)}), got {overlap}")
+    quality = quality or special.QcSettings()
+    if pairwise is None and quality.onboarding and gold is None:
+        raise OwlEvalError("--onboarding K shows K gold answers first: give the gold answers with --gold FILE")
+    if pairwise is not None and quality.any:
+        raise OwlEvalError("--onboarding, --attention-checks and --retest are for A-D studies; a pairwise study takes gold "
+                           "pairs with --gold (question_id, model_a, model_b, winner[, note]) and --gold-rate")
     design = None
     if pairwise is not None and sample_size is not None:
         raise OwlEvalError("a pairwise study takes its --sample in the pair design (items per model pair)")
@@ -196,6 +205,7 @@ def create_study(
         meta[sample.META_KEY] = json.dumps(design, sort_keys=True)
     if pairwise is not None:
         meta.update({pairwise_study.MODE_KEY: pairwise_study.PAIRWISE, pairs.META_KEY: pairwise.to_json()})
+    meta[special.META_KEY] = quality.to_json()
     pair_info = None
     try:
         fd, tmp = temp_file_beside(db_path, suffix=".creating")
@@ -216,14 +226,22 @@ def create_study(
                     pair_info = {"design": pairwise.describe(), "asked": len(asked), "identical": synced.identical}
                     pair_plan = pairwise_study.deal(asked, names, overlap, seed)
                 plan = assign.spread(gradable_slots(conn, meta), names, overlap, seed) if pairwise is None else {}
+                if gold is not None and pairwise is not None:
+                    from owleval.pairwise import gold as pair_gold  # here: it imports the queues, which import this
+
+                    pair_gold.insert_gold_pairs(conn, pair_gold.read_gold_pairs(gold, conn), Path(gold))
+                elif gold is not None:
+                    gold_module.insert_gold(conn, gold_module.read_gold_csv(gold, conn), gold)
                 for name in names:
                     annotator_id, token = _insert_annotator(conn, name, auth == AUTH_TOKEN)
                     if token:
                         tokens[name] = token
                     if pairwise is not None:
                         pairwise_study.append_pair_assignments(conn, annotator_id, name, pair_plan[name], seed)
+                        _add_gold_pairs(conn, annotator_id, name, quality.gold_rate, seed)
                     else:
                         assign.append_assignments(conn, annotator_id, assign.shuffled(plan[name], name, seed))
+                        special.plan_new_annotator(conn, annotator_id, name, quality, seed)
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
@@ -238,6 +256,12 @@ def create_study(
     return CreatedStudy(db_path, admin_token, tokens, models, design, pair_info)
 
 
+def _add_gold_pairs(conn: sqlite3.Connection, annotator_id: int, name: str, gold_rate: float, seed: int) -> None:
+    from owleval.pairwise import gold as pair_gold  # here: it imports the queues, which import this module
+
+    pair_gold.add_gold_items(conn, annotator_id, name, gold_rate, seed)
+
+
 def enrol_annotator(conn: sqlite3.Connection, name: str, meta: dict[str, str]) -> tuple[int, str | None]:
     """Insert an annotator with their share of the work, inside the caller's transaction.
 
@@ -247,9 +271,11 @@ def enrol_annotator(conn: sqlite3.Connection, name: str, meta: dict[str, str]) -
     annotator_id, token = _insert_annotator(conn, name, meta["auth"] == AUTH_TOKEN)
     if pairwise_study.is_pairwise(meta):
         pairwise_study.enrol(conn, annotator_id, name, meta)
+        _add_gold_pairs(conn, annotator_id, name, special.read_settings(meta).gold_rate, int(meta["seed"]))
         return annotator_id, token
     slots = gradable_slots(conn, meta) if meta["overlap"] == "all" else assign.take_share(conn, annotator_id)
     assign.append_assignments(conn, annotator_id, assign.shuffled(slots, name, int(meta["seed"])))
+    special.plan_new_annotator(conn, annotator_id, name, special.read_settings(meta), int(meta["seed"]))
     return annotator_id, token
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from owleval.errors import OwlEvalError
-from owleval.grading.queue import MAX_COMMENT_LEN, EarlierTurn
+from owleval.grading.queue import MAX_COMMENT_LEN, EarlierTurn, view_id
 from owleval.grading.store import Store, utc_now
 
 WINNERS = ("model_a", "model_b", "tie", "both_bad")
@@ -31,6 +31,9 @@ class PairQueueItem:
     model_b: str
     left_model: str
     choice: str | None  # the current vote as a side: left, right, tie, both_bad (None: not voted)
+    item_id: int | None = None  # a blind gold pair (pair_special_items); None: the regular item
+    item_kind: str = "regular"
+    view_id: int = 0  # what the page may show of the item (opaque; see owleval.grading.queue.view_id)
 
 
 @dataclass(frozen=True)
@@ -84,22 +87,34 @@ def winner_of(choice: str, left: str, model_a: str) -> str:
 
 
 def load_pair_queue(store: Store, annotator_id: int) -> list[PairQueueItem]:
-    """The annotator's assigned items that are active and askable, in their order, with their current votes."""
+    """The annotator's assigned items that are active and askable, in their order, with their current votes; a blind
+    gold pair (:mod:`owleval.pairwise.gold`) comes just before the regular item at its position, with its own vote."""
     rows = store.conn.execute(
-        """SELECT p.pair_id, s.question_id, s.model_a, s.model_b, s.left_model, v.winner
+        """SELECT p.pair_id, s.question_id, s.model_a, s.model_b, s.left_model, v.winner, NULL, 'regular', s.position, 1
            FROM pair_assignments s
            JOIN pair_items p ON p.question_id = s.question_id AND p.model_a = s.model_a AND p.model_b = s.model_b
                 AND p.active = 1 AND p.identical = 0
            LEFT JOIN (
                SELECT pair_id, winner FROM vote_events WHERE event_id IN (
-                   SELECT MAX(event_id) FROM vote_events WHERE annotator_id = ? GROUP BY pair_id)
+                   SELECT MAX(event_id) FROM vote_events WHERE annotator_id = ? AND item_id IS NULL GROUP BY pair_id)
            ) v ON v.pair_id = p.pair_id
            WHERE s.annotator_id = ?
-           ORDER BY s.position""",
-        (annotator_id, annotator_id),
+           UNION ALL
+           SELECT p.pair_id, p.question_id, p.model_a, p.model_b, g.left_model, v.winner, g.item_id, g.item_kind, g.position, 0
+           FROM pair_special_items g
+           JOIN pair_items p ON p.pair_id = g.pair_id AND p.active = 1 AND p.identical = 0
+           LEFT JOIN (
+               SELECT item_id, winner FROM vote_events WHERE event_id IN (
+                   SELECT MAX(event_id) FROM vote_events WHERE annotator_id = ? AND item_id IS NOT NULL GROUP BY item_id)
+           ) v ON v.item_id = g.item_id
+           WHERE g.annotator_id = ?
+           ORDER BY 9, 10, 7""",
+        (annotator_id, annotator_id, annotator_id, annotator_id),
     )
+    study_id = store.meta().get("study_id", "")
     return [
-        PairQueueItem(i, int(r[0]), int(r[1]), r[2], r[3], r[4], None if r[5] is None else choice_of(r[5], r[4], r[2]))
+        PairQueueItem(i, int(r[0]), int(r[1]), r[2], r[3], r[4], None if r[5] is None else choice_of(r[5], r[4], r[2]),
+                      None if r[6] is None else int(r[6]), r[7], view_id(study_id, annotator_id, r[6], int(r[0])))
         for i, r in enumerate(rows)
     ]
 
@@ -114,10 +129,11 @@ def next_unvoted(queue: list[PairQueueItem], after: int = -1) -> int | None:
     return None
 
 
-def _events(conn: sqlite3.Connection, annotator_id: int, pair_id: int, model_a: str) -> tuple[VoteEvent, ...]:
+def _events(conn: sqlite3.Connection, annotator_id: int, pair_id: int, model_a: str, item_id: int | None = None) -> tuple[VoteEvent, ...]:
     rows = conn.execute(
-        "SELECT event_id, winner, left_model, reason, created_at FROM vote_events WHERE annotator_id = ? AND pair_id = ? ORDER BY event_id",
-        (annotator_id, pair_id),
+        "SELECT event_id, winner, left_model, reason, created_at FROM vote_events WHERE annotator_id = ? AND pair_id = ? "
+        "AND item_id IS ? ORDER BY event_id",
+        (annotator_id, pair_id, item_id),
     )
     return tuple(VoteEvent(int(r[0]), r[1], choice_of(r[1], r[2], model_a), r[3], r[4]) for r in rows)
 
@@ -153,7 +169,7 @@ def pair_screen(store: Store, annotator_id: int, item: PairQueueItem, data_dir: 
     texts = {item.model_a: row["answer_a"], item.model_b: row["answer_b"]}
     left, right = Side(left.earlier, texts[item.left_model]), Side(right.earlier, texts[right_model])
     return PairScreen(item.index, item.pair_id, row["question"], Path(data_dir) / "cases" / row["image"], left, right,
-                      _events(conn, annotator_id, item.pair_id, item.model_a))
+                      _events(conn, annotator_id, item.pair_id, item.model_a, item.item_id))
 
 
 class StaleVoteError(OwlEvalError):
@@ -176,22 +192,31 @@ def record_vote(
     window: str | None = None,
     seq: int | None = None,
     seen: int | None = None,
+    item_id: int | None = None,
 ) -> VoteEvent:
     """Append a vote event (``choice``: left, right, tie or both_bad, as the annotator saw the pair) and return it
     once committed. ``request_id``, ``window``/``seq`` and ``seen`` work as in
-    :func:`owleval.grading.queue.record_grade`."""
+    :func:`owleval.grading.queue.record_grade`. ``item_id``: a blind gold pair of the annotator's queue; its votes
+    are its own and never replace the regular vote of that pair."""
     if choice not in CHOICES:
         raise OwlEvalError(f"a vote must be one of {', '.join(CHOICES)}, got {choice!r}")
     reason = reason.strip()
     if len(reason) > MAX_COMMENT_LEN:
         raise OwlEvalError(f"reason is {len(reason)} characters; the limit is {MAX_COMMENT_LEN}")
     with store.write() as conn:
-        held = conn.execute(
-            "SELECT p.model_a, s.left_model FROM pair_items p JOIN pair_assignments s ON s.question_id = p.question_id "
-            "AND s.model_a = p.model_a AND s.model_b = p.model_b "
-            "WHERE p.pair_id = ? AND p.active = 1 AND p.identical = 0 AND s.annotator_id = ?",
-            (pair_id, annotator_id),
-        ).fetchone()
+        if item_id is None:
+            held = conn.execute(
+                "SELECT p.model_a, s.left_model FROM pair_items p JOIN pair_assignments s ON s.question_id = p.question_id "
+                "AND s.model_a = p.model_a AND s.model_b = p.model_b "
+                "WHERE p.pair_id = ? AND p.active = 1 AND p.identical = 0 AND s.annotator_id = ?",
+                (pair_id, annotator_id),
+            ).fetchone()
+        else:
+            held = conn.execute(
+                "SELECT p.model_a, g.left_model FROM pair_items p JOIN pair_special_items g ON g.pair_id = p.pair_id "
+                "WHERE p.pair_id = ? AND p.active = 1 AND p.identical = 0 AND g.annotator_id = ? AND g.item_id = ?",
+                (pair_id, annotator_id, item_id),
+            ).fetchone()
         done = None
         if request_id is not None:
             done = conn.execute("SELECT event_id, winner, left_model, reason, created_at FROM vote_events WHERE request_id = ?",
@@ -209,8 +234,8 @@ def record_vote(
         winner = winner_of(choice, left, model_a)
         latest = conn.execute(
             "SELECT event_id, winner, left_model, reason, created_at, window_id FROM vote_events "
-            "WHERE annotator_id = ? AND pair_id = ? ORDER BY event_id DESC LIMIT 1",
-            (annotator_id, pair_id),
+            "WHERE annotator_id = ? AND pair_id = ? AND item_id IS ? ORDER BY event_id DESC LIMIT 1",
+            (annotator_id, pair_id, item_id),
         ).fetchone()
         if latest is not None and window is not None:
             current = VoteEvent(int(latest[0]), latest[1], choice_of(latest[1], latest[2], model_a), latest[3], latest[4])
@@ -220,8 +245,8 @@ def record_vote(
                 return current  # the same vote again from the same window (a double click): nothing new
         now = utc_now()
         cur = conn.execute(
-            "INSERT INTO vote_events(annotator_id, pair_id, left_model, winner, reason, created_at, request_id, window_id, window_seq) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (annotator_id, pair_id, left, winner, reason, now, request_id, window, seq),
+            "INSERT INTO vote_events(annotator_id, pair_id, left_model, winner, reason, created_at, request_id, window_id, window_seq, item_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (annotator_id, pair_id, left, winner, reason, now, request_id, window, seq, item_id),
         )
     return VoteEvent(int(cur.lastrowid), winner, choice, reason, now)  # only now committed

@@ -195,7 +195,7 @@ def progress_rows(conn: sqlite3.Connection) -> list[tuple[str, str, int, int]]:
            JOIN pair_assignments s ON s.annotator_id = n.annotator_id
            JOIN pair_items p ON p.question_id = s.question_id AND p.model_a = s.model_a AND p.model_b = s.model_b
                 AND p.active = 1 AND p.identical = 0
-           LEFT JOIN (SELECT DISTINCT annotator_id, pair_id FROM vote_events) v
+           LEFT JOIN (SELECT DISTINCT annotator_id, pair_id FROM vote_events WHERE item_id IS NULL) v
                   ON v.annotator_id = n.annotator_id AND v.pair_id = p.pair_id
            GROUP BY n.name, s.model_a, s.model_b ORDER BY n.name, s.model_a, s.model_b"""
     ).fetchall()

@@ -4,11 +4,13 @@
 Columns: ``annotator, question_id, model_a, model_b, left, winner, reason, voted_at``; ``model_a`` sorts before
 ``model_b``, ``left`` is the model shown on the left, ``winner`` is ``model_a``, ``model_b``, ``tie`` or
 ``both_bad``. The reader checks a whole file and names every problem by line and column: a model or question not in
-the answers, an unknown winner token, a pair of one model with itself, a left side outside the pair.
+the answers, an unknown winner token, a pair of one model with itself, a left side outside the pair. The export adds
+``item_kind`` (regular|gold) and ``expected_winner`` (:data:`VOTES_CSV_COLUMNS`); import reads them back.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +28,12 @@ from owleval.questions import parse_question_id
 
 VOTE_COLUMNS = ["annotator", "question_id", "model_a", "model_b", "left", "winner", "reason", "voted_at"]
 REQUIRED_VOTE_COLUMNS = ["annotator", "question_id", "model_a", "model_b", "left", "winner"]
+#: ``owleval grades export`` of a pairwise study adds them: ``item_kind`` regular|gold (missing or blank: regular) and
+#: ``expected_winner`` (the gold pair's winner, in the winner vocabulary; blank on regular rows). A gold item's vote is
+#: a row of its own beside the annotator's regular vote of that pair.
+ITEM_VOTE_COLUMNS = ["item_kind", "expected_winner"]
+VOTES_CSV_COLUMNS = VOTE_COLUMNS + ITEM_VOTE_COLUMNS
+VOTE_ITEM_KINDS = ("regular", "gold")
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,8 @@ class Vote:
     reason: str
     voted_at: str  # the file's time, or the time of reading when it has none
     timed: bool = True  # False: the file gave no voted_at
+    item_kind: str = "regular"
+    expected_winner: str = ""
 
 
 def current_votes_frame(store: Store) -> pd.DataFrame:
@@ -49,15 +59,33 @@ def current_votes_frame(store: Store) -> pd.DataFrame:
            FROM vote_events e
            JOIN pair_items p ON p.pair_id = e.pair_id AND p.active = 1
            JOIN annotators n ON n.annotator_id = e.annotator_id
-           WHERE e.event_id = (SELECT MAX(x.event_id) FROM vote_events x
-                               WHERE x.annotator_id = e.annotator_id AND x.pair_id = e.pair_id)
+           WHERE e.item_id IS NULL AND e.event_id = (SELECT MAX(x.event_id) FROM vote_events x
+                               WHERE x.annotator_id = e.annotator_id AND x.pair_id = e.pair_id AND x.item_id IS NULL)
            ORDER BY n.name, p.question_id, p.model_a, p.model_b"""
     ).fetchall()
     return pd.DataFrame([tuple(r) for r in rows], columns=VOTE_COLUMNS).astype({"question_id": "int64"})
 
 
+def votes_export_frame(store: Store) -> pd.DataFrame:
+    """votes.csv as ``owleval grades export`` writes it: the current regular votes (``item_kind`` regular) and one
+    row per voted gold item (its latest vote) with the expected winner."""
+    regular = current_votes_frame(store).assign(item_kind="regular", expected_winner="")
+    rows = store.conn.execute(
+        """SELECT n.name, p.question_id, p.model_a, p.model_b, e.left_model, e.winner, e.reason, e.created_at, g.item_kind,
+                  COALESCE(g.expected_winner, '')
+           FROM pair_special_items g
+           JOIN vote_events e ON e.event_id = (SELECT MAX(x.event_id) FROM vote_events x WHERE x.item_id = g.item_id)
+           JOIN pair_items p ON p.pair_id = g.pair_id AND p.active = 1
+           JOIN annotators n ON n.annotator_id = g.annotator_id"""
+    ).fetchall()
+    gold = pd.DataFrame([tuple(r) for r in rows], columns=VOTES_CSV_COLUMNS)
+    frame = pd.concat([regular, gold], ignore_index=True) if len(gold) else regular
+    frame = frame.astype({"question_id": "int64"})[VOTES_CSV_COLUMNS]
+    return frame.sort_values(["annotator", "question_id", "model_a", "model_b", "item_kind"], kind="stable").reset_index(drop=True)
+
+
 def write_votes_csv(store: Store, out: Path) -> int:
-    frame = current_votes_frame(store)
+    frame = votes_export_frame(store)
     try:
         atomic_write_text(Path(out), frame_to_csv(frame))
     except OSError as exc:
@@ -80,12 +108,12 @@ def read_votes(path: Path, models: Collection[str] | None = None, question_ids: 
     records = list(read_records(path, REQUIRED_VOTE_COLUMNS, known=VOTE_COLUMNS, what="votes.csv holds"))
     problems: list[Problem] = []
     votes: list[Vote] = []
-    seen: dict[tuple[str, int, str, str], int] = {}
+    seen: dict[tuple[str, int, str, str, str], int] = {}
     for line, rec in records:
         vote = _check(rec, path, line, models, question_ids, origin, problems)
         if vote is None:
             continue
-        key = (vote.annotator, vote.question_id, vote.model_a, vote.model_b)
+        key = (vote.annotator, vote.question_id, vote.model_a, vote.model_b, vote.item_kind)
         if key in seen:
             problems.append(Problem(path, line, None, f"a second vote by {vote.annotator!r} on question {vote.question_id} "
                                                       f"{vote.model_a} vs {vote.model_b} (first on line {seen[key]})"))
@@ -134,10 +162,18 @@ def _check(rec: dict[str, str], path: Path, line: int, models: Collection[str] |
             _instant(get["voted_at"])
         except ValueError:
             problem("voted_at", f"{get['voted_at']!r} is not an ISO 8601 time (e.g. 2024-05-01T09:30:00+00:00)")
+    kind = str(rec.get("item_kind") or "").strip().lower() or "regular"
+    expected = str(rec.get("expected_winner") or "").strip()
+    if kind not in VOTE_ITEM_KINDS:
+        problem("item_kind", f"{rec.get('item_kind')!r} is not an item kind of votes; allowed {', '.join(VOTE_ITEM_KINDS)}")
+    elif kind == "gold" and expected not in WINNERS:
+        problem("expected_winner", f"a gold row needs its expected winner ({', '.join(WINNERS)}), got {expected!r}")
+    elif kind == "regular" and expected:
+        problem("expected_winner", "a regular row has no expected winner; leave it blank")
     if len(problems) > before:
         return None
     return Vote(line, get["annotator"], int(qid), a, b, get["left"], get["winner"], get["reason"], get["voted_at"] or utc_now(),
-                bool(get["voted_at"]))
+                bool(get["voted_at"]), kind, expected)
 
 
 @dataclass
@@ -194,8 +230,14 @@ def import_votes(store: Store, path: Path, *, create_annotators: bool = False) -
             if v.annotator not in ids:
                 ids[v.annotator], summary.created[v.annotator] = create_annotator(conn, v.annotator, meta)
             who, pair_id = ids[v.annotator], items[(v.question_id, v.model_a, v.model_b)][0]
+            item_id = None
+            if v.item_kind == "gold":
+                item_id, problem = _gold_item(conn, who, pair_id, v, path)
+                if problem is not None:
+                    conflicts.append(problem)
+                    continue
             current = conn.execute("SELECT left_model, winner, reason, created_at FROM vote_events WHERE annotator_id = ? AND pair_id = ? "
-                                   "ORDER BY event_id DESC LIMIT 1", (who, pair_id)).fetchone()
+                                   "AND item_id IS ? ORDER BY event_id DESC LIMIT 1", (who, pair_id, item_id)).fetchone()
             same = current is not None and tuple(current)[:3] == (v.left, v.winner, v.reason)
             if same and (not v.timed or current["created_at"] == v.voted_at):  # a row without a time: the same vote
                 summary.unchanged += 1
@@ -204,16 +246,38 @@ def import_votes(store: Store, path: Path, *, create_annotators: bool = False) -
                 conflicts.append(Problem(path, v.line, "voted_at", f"the study holds a later vote by {v.annotator!r} on this pair "
                                          f"({current['winner']} at {current['created_at']}); importing this older one would replace it"))
                 continue
-            if (who, v.question_id, v.model_a, v.model_b) not in held:
+            if item_id is None and (who, v.question_id, v.model_a, v.model_b) not in held:
                 held.add((who, v.question_id, v.model_a, v.model_b))
                 position = int(conn.execute("SELECT COALESCE(MAX(position), -1) FROM pair_assignments WHERE annotator_id = ?",
                                             (who,)).fetchone()[0]) + 1
                 conn.execute("INSERT INTO pair_assignments(annotator_id, question_id, model_a, model_b, left_model, position) "
                              "VALUES (?, ?, ?, ?, ?, ?)", (who, v.question_id, v.model_a, v.model_b, v.left, position))
                 summary.assignments_added += 1
-            conn.execute("INSERT INTO vote_events(annotator_id, pair_id, left_model, winner, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                         (who, pair_id, v.left, v.winner, v.reason, v.voted_at))
+            conn.execute("INSERT INTO vote_events(annotator_id, pair_id, left_model, winner, reason, created_at, item_id) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (who, pair_id, v.left, v.winner, v.reason, v.voted_at, item_id))
             summary.imported += 1
         if conflicts:
             raise InputFileError(conflicts)  # rolls back: nothing written
     return summary
+
+
+def _gold_item(conn: sqlite3.Connection, annotator_id: int, pair_id: int, vote: Vote, path: Path) -> tuple[int | None, Problem | None]:
+    """The annotator's gold item of this pair, made (at the end of their queue, with the file's left side) when the
+    study lacks it; the study's gold winner of the pair must be the row's expected winner (a pair without gold takes
+    it as its gold)."""
+    gold = conn.execute("SELECT winner FROM gold_pairs WHERE pair_id = ?", (pair_id,)).fetchone()
+    if gold is None:
+        conn.execute("INSERT INTO gold_pairs(pair_id, winner, note, source, added_at) VALUES (?, ?, '', ?, ?)",
+                     (pair_id, vote.expected_winner, f"imported from {path}", utc_now()))
+    elif gold[0] != vote.expected_winner:
+        return None, Problem(path, vote.line, "expected_winner", f"the study's gold winner of this pair is {gold[0]}")
+    found = conn.execute("SELECT item_id FROM pair_special_items WHERE annotator_id = ? AND item_kind = 'gold' AND pair_id = ?",
+                         (annotator_id, pair_id)).fetchone()
+    if found is not None:
+        return int(found[0]), None
+    end = conn.execute("SELECT MAX(p) FROM (SELECT MAX(position) AS p FROM pair_assignments WHERE annotator_id = ? "
+                       "UNION ALL SELECT MAX(position) FROM pair_special_items WHERE annotator_id = ?)", (annotator_id, annotator_id)).fetchone()[0]
+    cur = conn.execute("INSERT INTO pair_special_items(annotator_id, item_kind, pair_id, left_model, position, expected_winner, added_at) "
+                       "VALUES (?, 'gold', ?, ?, ?, ?, ?)", (annotator_id, pair_id, vote.left, 0 if end is None else int(end) + 1,
+                                                             vote.expected_winner, utc_now()))
+    return int(cur.lastrowid), None
