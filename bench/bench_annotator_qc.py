@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from annotator_qc_sim import BAD_KINDS, HONEST_KINDS, population_means, simulate  # noqa: E402
 
 from owleval.quality.dawid_skene import fit_dawid_skene, posterior_scores  # noqa: E402
-from owleval.quality.items import regular_grades  # noqa: E402
+from owleval.items import regular_grades  # noqa: E402
 from owleval.quality.rules import DEFAULT_RULES  # noqa: E402
 from owleval.report import combine  # noqa: E402
 from owleval.report.build import build_report  # noqa: E402

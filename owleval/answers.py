@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from owleval.items import CHECK_MODEL
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.fileio import write_temp_beside
 from owleval.imagefiles import plain_name_problem
@@ -158,9 +159,8 @@ def _check_line(raw: Any, path: Path, line: int, questions: dict[int, Question])
 
 
 #: model ids OwlEval keeps for itself: the attention checks of a grading study (owleval.grading.special) are answers
-#: of :data:`CHECK_MODEL_ID`, which belongs to no model and is left out of every score
+#: of :data:`CHECK_MODEL`, which belongs to no model and is left out of every score
 RESERVED_MODEL_PREFIX = "owleval:"
-CHECK_MODEL_ID = "owleval:check"
 
 
 def is_reserved_model_id(model_id: str) -> bool:

@@ -293,6 +293,7 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
         )
     if is_pairwise(meta):
         rate_pairwise.admin(store)
+        rate_qc.admin_quality(store, pairwise=True)
         rate_qc.admin_pausing(store, meta)
         return
     per_cell = export.progress_frame(store)
@@ -304,6 +305,7 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
     if not per_cell.empty:
         cells = per_cell.assign(cell=per_cell["graded"].astype(str) + " / " + per_cell["assigned"].astype(str))
         st.dataframe(cells.pivot(index="annotator", columns="model_id", values="cell"))
+    rate_qc.admin_quality(store, pairwise=False)
     rate_qc.admin_pausing(store, meta)
     flagged = export.flagged_frame(export.current_grades_frame(store))
     st.subheader(f"Flagged answers ({len(flagged)})")

@@ -7,6 +7,7 @@ grade, and a paused annotator is told only that the study is paused for them.
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from owleval.errors import OwlEvalError
@@ -72,3 +73,39 @@ def admin_pausing(store: Store, meta: dict[str, str]) -> None:
     if not log.empty:
         with st.expander(f"Pauses and resumes ({len(log)})"):
             st.dataframe(log, hide_index=True)
+
+
+def admin_quality(store: Store, pairwise: bool) -> None:
+    """The Admin page's live quality table: annotators.csv's columns for an A-D study (gold, checks, retests,
+    agreement, speed, straight-lining and the rules that fired), voters.csv's for a pairwise one. Admin only."""
+    from owleval.quality.table import annotator_table
+    from owleval.quality.voters import voter_table
+
+    if pairwise:
+        from owleval.pairwise.votes import votes_export_frame
+
+        votes = votes_export_frame(store)
+        st.subheader("Voters (quality control)")
+        if votes.empty:
+            st.caption("No votes yet.")
+            return
+        st.dataframe(voter_table(votes)[0], hide_index=True)
+        st.caption("The report's `voters.csv`: position (left-side) and tie shares with 95% intervals, agreement with the "
+                   "others' Bradley-Terry fit, gold pairs, and the rules that fired (`qc_flags`). Voters never see these.")
+        return
+    from owleval.grading.export import grades_export_frame
+
+    grades = grades_export_frame(store)
+    st.subheader("Annotators (quality control)")
+    if grades.empty:
+        st.caption("No grades yet.")
+        return
+    answers: dict[str, dict[int, str]] = {}
+    for model, qid, text in store.conn.execute("SELECT model_id, question_id, answer FROM answers WHERE active = 1"):
+        answers.setdefault(model, {})[int(qid)] = text
+    gold = store.conn.execute("SELECT a.model_id, a.question_id, g.grade FROM gold_answers g JOIN answers a USING (answer_id)").fetchall()
+    gold_frame = pd.DataFrame([tuple(r) for r in gold], columns=["model_id", "question_id", "grade"]) if gold else None
+    st.dataframe(annotator_table(grades, gold=gold_frame, answers=answers), hide_index=True)
+    st.caption("The report's `annotators.csv`, live: gold answers, attention checks, retests, agreement with the others "
+               "(quadratic-weighted kappa), speed, straight-lining and the rules that fired (`qc_flags`, with the report's "
+               "default thresholds). Annotators never see these; pause one below if a flag holds up.")

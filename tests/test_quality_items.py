@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from owleval.answers import CHECK_MODEL_ID, read_answer_file
+from owleval.answers import read_answer_file
+from owleval.items import CHECK_MODEL
 from owleval.cli import app
 from owleval.errors import InputFileError, OwlEvalError
 from owleval.grading import pause
@@ -58,7 +59,7 @@ def test_each_queue_gets_its_onboarding_first_disjoint_blind_gold_and_checks_aft
         for item in queue:
             regular_seen += item.item_kind == "regular"
             if item.item_kind == "attention":
-                assert regular_seen >= FIRST_FEW and item.model_id == CHECK_MODEL_ID
+                assert regular_seen >= FIRST_FEW and item.model_id == CHECK_MODEL
                 assert not questions[item.question_id].earlier_turns, "checks are asked on questions with no earlier turns"
             if item.item_kind == "retest":
                 first = next(i for i in queue if i.item_kind == "regular" and i.answer_id == item.answer_id)
@@ -108,7 +109,7 @@ def test_a_special_grade_never_replaces_the_regular_grade_and_shows_no_history(t
     assert list(exported.columns) == GRADES_CSV_COLUMNS
     kinds = exported.set_index("item_kind")
     assert kinds.loc["retest", "grade"] == "D" and kinds.loc["retest", "expected_grade"] == ""
-    assert kinds.loc["attention", "model_id"] == CHECK_MODEL_ID and kinds.loc["attention", "expected_grade"] in "ABCD"
+    assert kinds.loc["attention", "model_id"] == CHECK_MODEL and kinds.loc["attention", "expected_grade"] in "ABCD"
     gold_grade = store.conn.execute("SELECT grade FROM gold_answers WHERE answer_id = ?", (gold.answer_id,)).fetchone()[0]
     assert kinds.loc["gold", "expected_grade"] == gold_grade and kinds.loc["regular", "expected_grade"] == ""
     events = store.conn.execute("SELECT COUNT(*) FROM grade_events WHERE item_id = ?", (retest.item_id,)).fetchone()[0]
@@ -152,7 +153,7 @@ def test_bad_item_columns_and_gold_rows_are_named_by_line(tmp_path: Path, owl_da
     where = {(p.line, p.field) for p in caught.value.problems}
     assert {(2, "item_kind"), (3, "expected_grade"), (4, "expected_grade"), (5, "model_id")} <= where
     gold = tmp_path / "gold.csv"
-    gold.write_text(f"question_id,model_id,grade\n1,{MODELS[0]},E\n99,{MODELS[0]},A\n1,nobody,A\n1,{CHECK_MODEL_ID},A\n", encoding="utf-8")
+    gold.write_text(f"question_id,model_id,grade\n1,{MODELS[0]},E\n99,{MODELS[0]},A\n1,nobody,A\n1,{CHECK_MODEL},A\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["study", "add-gold", "--db", str(created.path), "--gold", str(gold)])
     assert result.exit_code != 0
     for needle in (f"{gold}:2 [grade]", f"{gold}:3 [question_id]", f"{gold}:4 [model_id]", f"{gold}:5 [model_id]"):
@@ -160,7 +161,7 @@ def test_bad_item_columns_and_gold_rows_are_named_by_line(tmp_path: Path, owl_da
     answers = tmp_path / "check.jsonl"
     question = load_questions(owl_data)[0]
     answers.write_text(json.dumps({"image": question.image, "question_id": 1, "question": question.question, "answer": "x",
-                                   "model_id": CHECK_MODEL_ID}) + "\n", encoding="utf-8")
+                                   "model_id": CHECK_MODEL}) + "\n", encoding="utf-8")
     assert any("reserved" in p.message for p in read_answer_file(answers, load_questions(owl_data)).errors)
 
 

@@ -90,3 +90,26 @@ def test_onboarding_feedback_follows_an_onboarding_item_only(study) -> None:
         assert bar_action(at, "grade", wrong) == item.index
         assert not at.error and not [i.value for i in at.info if "expected" in i.value], item.item_kind
         assert not at.warning, item.item_kind
+
+
+def test_the_admin_page_shows_the_live_annotator_table_and_annotators_never_see_it(study) -> None:
+    """The Admin page's table is the report's annotators.csv over the study as it stands: bob, who failed his
+    attention check, has it counted there; his own screen shows nothing of it."""
+    from owleval.grading.access import sign_in_with_token
+    from owleval.grading.queue import record_grade
+
+    store = Store(study.path)
+    bob = sign_in_with_token(store, study.tokens["bob"])
+    for item in load_queue(store, bob.annotator_id):
+        wrong = "A" if item.item_kind == "attention" else "B"
+        record_grade(store, bob.annotator_id, item.answer_id, wrong, item_id=item.item_id)
+    store.close()
+    admin = AppTest.from_file(APP, default_timeout=30).run()
+    _open_admin(admin, study.admin_token)
+    assert any(s.value == "Annotators (quality control)" for s in admin.subheader)
+    tables = [df.value for df in admin.dataframe if "qc_flags" in df.value.columns]
+    assert len(tables) == 1
+    row = tables[0].set_index("annotator").loc["bob"]
+    assert row["n_grades"] >= 1 and row["checks_n"] == 1 and row["checks_failed"] == 1
+    screen = _sign_in(study.tokens["bob"])
+    assert "qc_flags" not in page_text(screen._tree) and "checks_failed" not in page_text(screen._tree)

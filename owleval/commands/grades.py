@@ -90,7 +90,9 @@ def _export_inspect(db: Path | None, grades: Path | None, model: str | None, out
     if db is not None and grades is not None:
         raise OwlEvalError("give --db or --grades, not both")
     questions = load_questions()
-    records = score_records(read_grades(grades or db or default_db_path(), questions), model, questions)
+    from owleval.items import regular_grades
+
+    records = score_records(regular_grades(read_grades(grades or db or default_db_path(), questions)), model, questions)
     atomic_write_text(out, format_records(records))
     turns = sum(r["metadata"]["graded_turns"] for r in records)
     console.print(escape(f"wrote {counted(len(records), 'sample')} ({counted(turns, 'graded answer')}) of {model} to {out}"), highlight=False)

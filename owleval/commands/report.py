@@ -74,7 +74,7 @@ def report_command(
     from rich.text import Text
 
     from owleval.questions import load_questions
-    from owleval.quality.items import regular_grades
+    from owleval.items import regular_grades
     from owleval.report.build import Report, add_qc, build_report, check_out_dir, parse_formats, render_files, write_folder
     from owleval.report.combine import check_rule
     from owleval.report.grades import is_sqlite, read_grades

@@ -4,7 +4,7 @@
 - *Nonsense*: the answer another model gave to a question about another image, shown under this question; it
   cannot answer it, so D (irrelevant or incorrect) is the only right grade.
 
-Both are stored as answers of the reserved model :data:`~owleval.answers.CHECK_MODEL_ID`, inactive, so no queue,
+Both are stored as answers of the reserved model :data:`~owleval.answers.CHECK_MODEL`, inactive, so no queue,
 export or refresh of regular answers ever sees them. They are asked only on questions with no earlier turns: a later
 turn shows "this assistant's" earlier answers, which a check does not have.
 """
@@ -16,7 +16,7 @@ import random
 import sqlite3
 from dataclasses import dataclass
 
-from owleval.answers import CHECK_MODEL_ID
+from owleval.items import CHECK_MODEL
 from owleval.grading.store import utc_now
 
 INSTRUCTED, NONSENSE = "instructed", "nonsense"
@@ -69,6 +69,6 @@ def make_check(conn: sqlite3.Connection, kind: str, question_id: int, image: str
             text, origin = "The picture shows a bowl of soup on a wooden table next to a spoon.", f"{source}: nonsense, fixed text"
     cur = conn.execute(
         "INSERT INTO answers(model_id, question_id, answer, answer_sha256, source, active, added_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
-        (CHECK_MODEL_ID, question_id, text, answer_sha256(text), origin, utc_now()),
+        (CHECK_MODEL, question_id, text, answer_sha256(text), origin, utc_now()),
     )
     return CheckAnswer(int(cur.lastrowid), question_id, expected, kind)

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from owleval.answers import CHECK_MODEL_ID
+from owleval.items import CHECK_MODEL
 from owleval.errors import InputFileError, Problem
 from owleval.grading.special import EXPECTED_KINDS, ITEM_KINDS
 from owleval.grading.store import utc_now
@@ -41,10 +41,10 @@ def check_item_columns(records: Sequence[Record], path: Path) -> list[Problem]:
         elif kind not in EXPECTED_KINDS and expected:
             problems.append(Problem(path, line, "expected_grade", f"a {kind} row has no expected grade; leave it blank"))
         model = str(rec.get("model_id") or "").strip()
-        if kind == "attention" and model != CHECK_MODEL_ID:
-            problems.append(Problem(path, line, "model_id", f"an attention row names the model {CHECK_MODEL_ID!r}, got {model!r}"))
-        elif kind != "attention" and model == CHECK_MODEL_ID:
-            problems.append(Problem(path, line, "model_id", f"{CHECK_MODEL_ID!r} is the model of attention rows only (item_kind attention)"))
+        if kind == "attention" and model != CHECK_MODEL:
+            problems.append(Problem(path, line, "model_id", f"an attention row names the model {CHECK_MODEL!r}, got {model!r}"))
+        elif kind != "attention" and model == CHECK_MODEL:
+            problems.append(Problem(path, line, "model_id", f"{CHECK_MODEL!r} is the model of attention rows only (item_kind attention)"))
     return problems
 
 
@@ -55,7 +55,7 @@ def validate_special(records: Sequence[Record], path: Path, questions: Sequence[
         group = [(line, rec) for line, rec in records if record_kind(rec) == kind]
         if not group:
             continue
-        allowed = {CHECK_MODEL_ID} if kind == "attention" else set(models)
+        allowed = {CHECK_MODEL} if kind == "attention" else set(models)
         try:
             validate_records(group, path, questions, models=allowed, models_origin=origin)
         except InputFileError as exc:
@@ -95,7 +95,7 @@ def special_item(conn: sqlite3.Connection, annotator_id: int, kind: str, model_i
         text = f"(attention check imported from {path.name}; expected grade {expected})"
         cur = conn.execute(
             "INSERT INTO answers(model_id, question_id, answer, answer_sha256, source, active, added_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
-            (CHECK_MODEL_ID, question_id, text, answer_sha256(text), f"imported from {path}", utc_now()))
+            (CHECK_MODEL, question_id, text, answer_sha256(text), f"imported from {path}", utc_now()))
         return _new_item(conn, annotator_id, kind, int(cur.lastrowid), expected, ""), None
     answer = conn.execute("SELECT answer_id FROM answers WHERE model_id = ? AND question_id = ? AND active = 1",
                           (model_id, question_id)).fetchone()

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from owleval.answers import CHECK_MODEL_ID
+from owleval.items import CHECK_MODEL
 from owleval.errors import OwlEvalError
 from owleval.grading.store import Store, utc_now
 from owleval.grading.study import FLAGS
@@ -95,7 +95,7 @@ def load_queue(store: Store, annotator_id: int) -> list[QueueItem]:
            UNION ALL
            SELECT a.answer_id, a.model_id, a.question_id, g.grade, p.item_id, p.item_kind, p.position, 0 AS tie
            FROM special_items p
-           JOIN answers a ON a.answer_id = p.answer_id AND (a.active = 1 OR a.model_id = '{CHECK_MODEL_ID}')
+           JOIN answers a ON a.answer_id = p.answer_id AND (a.active = 1 OR a.model_id = '{CHECK_MODEL}')
            LEFT JOIN (
                SELECT item_id, grade FROM grade_events WHERE event_id IN (
                    SELECT MAX(event_id) FROM grade_events WHERE annotator_id = ? AND item_id IS NOT NULL GROUP BY item_id)
@@ -217,7 +217,7 @@ def record_grade(
         else:
             allowed = conn.execute(
                 "SELECT 1 FROM special_items p JOIN answers a ON a.answer_id = p.answer_id "
-                f"WHERE p.item_id = ? AND p.annotator_id = ? AND p.answer_id = ? AND (a.active = 1 OR a.model_id = '{CHECK_MODEL_ID}')",
+                f"WHERE p.item_id = ? AND p.annotator_id = ? AND p.answer_id = ? AND (a.active = 1 OR a.model_id = '{CHECK_MODEL}')",
                 (item_id, annotator_id, answer_id),
             ).fetchone()
         if allowed is None:

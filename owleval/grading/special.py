@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from owleval.errors import OwlEvalError
+from owleval.items import ITEM_KINDS
 from owleval.grading import checks
 from owleval.grading.store import Store, utc_now
 
-ITEM_KINDS = ("regular", "gold", "onboarding", "attention", "retest")
 SPECIAL_KINDS = ITEM_KINDS[1:]
 #: kinds whose item has an expected grade (and whose export row carries it)
 EXPECTED_KINDS = ("gold", "onboarding", "attention")

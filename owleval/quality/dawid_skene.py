@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from owleval.quality.items import GRADES, SCORES
+from owleval.items import GRADES, SCORES
 
 #: crowd-kit's floor on the cells of a confusion matrix and on the priors
 EPS = 1e-10

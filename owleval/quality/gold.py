@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from owleval.quality.items import GOLD_KINDS, GRADES, SCORES
+from owleval.items import GOLD_KINDS, GRADES, SCORES
 
 GOLD_COLUMNS = ("question_id", "model_id", "grade")
 

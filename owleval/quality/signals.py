@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from owleval.quality.items import GRADES, REGULAR
+from owleval.items import GRADES, REGULAR
 
 #: a longer gap is a break, not reading: capped here
 MAX_GAP_SECONDS = 600.0

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from owleval.quality import agreement, gold as gold_mod, signals
-from owleval.quality.items import CHECK_MODEL, REGULAR, SCORES, with_item_columns
+from owleval.items import CHECK_MODEL, REGULAR, SCORES, with_item_columns
 from owleval.quality.rules import Rule, fired, resolve_rules
 
 TABLE_COLUMNS = (

@@ -20,7 +20,7 @@ import pandas as pd
 from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
 from owleval.fileio import temp_dir_beside
-from owleval.quality.items import regular_grades
+from owleval.items import regular_grades
 from owleval.questions import Question
 from owleval.report import agreement, combine, compare, correlation, estimands, ppi, ranks, scores, tables
 from owleval.report.stats import CI_LEVEL

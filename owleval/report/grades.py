@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from owleval.csvio import read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
-from owleval.quality.items import CHECK_MODEL, GOLD_KINDS, ITEM_KINDS, REGULAR
+from owleval.items import CHECK_MODEL, GOLD_KINDS, ITEM_KINDS, REGULAR
 from owleval.questions import Question, parse_question_id
 
 if TYPE_CHECKING:
@@ -151,12 +151,13 @@ def read_grades_csv(path: Path, questions: Sequence[Question], *, models: Collec
 
 
 def read_grades_db(path: Path, questions: Sequence[Question], *, models: Collection[str] | None = None, models_origin: str = "--answers") -> pd.DataFrame:
-    """The current grades of a grading database, through the grading package's export."""
+    """The grades of a grading database as ``owleval grades export`` writes them: the current regular grades and the
+    grades of special items (gold, onboarding, attention checks, retests), told apart by ``item_kind``."""
     try:
-        from owleval.grading.export import current_grades_frame
+        from owleval.grading.export import grades_export_frame
     except ImportError as exc:
         raise OwlEvalError(f"{path}: reading a grading database needs owleval.grading.export ({exc})") from exc
-    frame = current_grades_frame(path)
+    frame = grades_export_frame(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise OwlEvalError(f"{path}: the grading database export lacks columns {missing}")

@@ -102,7 +102,9 @@ def build_inputs(spec: str, answers: dict[str, dict[int, str]], questions: Seque
         from owleval.report.combine import lower_median_scores
         from owleval.report.grades import read_grades
 
-        grades = read_grades(path, questions, models=set(answers), models_origin="the answers given")
+        from owleval.items import regular_grades
+
+        grades = regular_grades(read_grades(path, questions, models=set(answers), models_origin="the answers given"))
         best = lower_median_scores(grades)
         best = best[best["grade"] == "A"]
         good: dict[int, list[tuple[str, str]]] = {}

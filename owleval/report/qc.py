@@ -18,7 +18,7 @@ import pandas as pd
 from owleval.errors import OwlEvalError
 from owleval.quality import annotator_qc, flagged
 from owleval.quality.gold import gold_from_rows, read_gold_csv
-from owleval.quality.items import REGULAR, regular_grades
+from owleval.items import REGULAR, regular_grades
 from owleval.quality.rules import Rule, exclusions, resolve_rules
 from owleval.report.grades import GRADE_SCORES
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from owleval.csvio import read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
-from owleval.quality.items import VOTE_ITEM_KINDS
+from owleval.items import VOTE_ITEM_KINDS
 from owleval.questions import Question
 
 VOTE_COLUMNS = ("annotator", "question_id", "model_a", "model_b", "left", "winner", "reason", "voted_at")

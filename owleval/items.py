@@ -1,4 +1,5 @@
-"""Item kinds of a study's queue, as the grades and votes exports mark them.
+"""Item kinds of a grading study's queue and the reserved attention-check model, shared by the study, the quality checks, the
+answers files and the report.
 
 Rows of special kinds (gold, onboarding, attention, retest) are extra rows beside the annotator's regular grade of
 the answer; they never count as grades in a score. A grades CSV without ``item_kind`` (or with a blank cell) holds
