@@ -8,6 +8,7 @@ behind with the old text. The whole file is checked before anything is written a
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,21 +33,32 @@ class GoldRow:
     answer_id: int
 
 
-def read_gold_csv(path: Path, conn: sqlite3.Connection) -> list[GoldRow]:
-    """Every row of the gold file ``path``, checked against the study open on ``conn``; raises
-    :class:`InputFileError` naming each problem by line and column."""
+@dataclass(frozen=True)
+class GoldRecord:
+    """One well-formed row of a gold file, not yet tied to a study."""
+
+    line: int
+    model_id: str
+    question_id: int
+    grade: str
+    note: str
+
+
+def parse_gold_csv(path: Path, check: Callable[[str, int], list[tuple[str, str]]] | None = None) -> list[GoldRecord]:
+    """Every row of the gold file ``path`` checked on its own (ids, grade, note, no answer twice) and by ``check``
+    (model id, question id -> problems as (column, message)); raises :class:`InputFileError` naming every problem by
+    line and column at once. The report reads gold files with this too."""
     path = Path(path)
     if not path.is_file():
         raise OwlEvalError(f"{path}: no such gold file (expected a CSV with {', '.join(GOLD_REQUIRED)}[, note])")
-    answers = {(r[0], int(r[1])): int(r[2]) for r in conn.execute("SELECT model_id, question_id, answer_id FROM answers WHERE active = 1")}
-    models = sorted({m for m, _ in answers})
-    rows: list[GoldRow] = []
+    rows: list[GoldRecord] = []
     problems: list[Problem] = []
     seen: dict[tuple[str, int], int] = {}
     for line, rec in read_records(path, GOLD_REQUIRED, known=GOLD_OPTIONAL):
         def problem(column: str, message: str) -> None:
             problems.append(Problem(path, line, column, message))
 
+        problems_before = len(problems)
         model = str(rec.get("model_id") or "").strip()
         raw_qid = str(rec.get("question_id") or "").strip()
         grade = str(rec.get("grade") or "").strip().upper()
@@ -58,26 +70,42 @@ def read_gold_csv(path: Path, conn: sqlite3.Connection) -> list[GoldRow]:
             problem("model_id", "empty")
         elif is_reserved_model_id(model):
             problem("model_id", f"{model!r} is reserved for OwlEval's attention checks; gold rows name answers of the study's models")
-        elif model not in models:
-            problem("model_id", f"model {model!r} is not in this study ({', '.join(models)})")
-        elif qid is not None and (model, qid) not in answers:
-            problem("question_id", f"the study has no current answer of model {model!r} to question {qid}")
+        elif check is not None:
+            for column, message in check(model, qid):
+                problem(column, message)
         if grade not in GRADES:
             problem("grade", f"{rec.get('grade')!r} is not a grade; allowed A, B, C, D")
         if len(note) > MAX_NOTE_LEN:
             problem("note", f"longer than {MAX_NOTE_LEN} characters")
-        if qid is None or (model, qid) not in answers or grade not in GRADES:
+        if len(problems) > problems_before:
             continue
         if (model, qid) in seen:
             problem("question_id", f"model {model!r} question {qid} is given twice (first on line {seen[(model, qid)]})")
             continue
         seen[(model, qid)] = line
-        rows.append(GoldRow(line, model, qid, grade, note, answers[(model, qid)]))
+        rows.append(GoldRecord(line, model, qid, grade, note))
     if problems:
         raise InputFileError(problems)
     if not rows:
         raise InputFileError([Problem(path, None, None, "holds no gold rows")])
     return rows
+
+
+def read_gold_csv(path: Path, conn: sqlite3.Connection) -> list[GoldRow]:
+    """Every row of the gold file ``path`` (see :func:`parse_gold_csv`), each naming a current answer of the study open
+    on ``conn``; raises :class:`InputFileError` naming each problem by line and column."""
+    answers = {(r[0], int(r[1])): int(r[2]) for r in conn.execute("SELECT model_id, question_id, answer_id FROM answers WHERE active = 1")}
+    models = sorted({m for m, _ in answers})
+
+    def in_study(model: str, qid: int | None) -> list[tuple[str, str]]:
+        if model not in models:
+            return [("model_id", f"model {model!r} is not in this study ({', '.join(models)})")]
+        if qid is not None and (model, qid) not in answers:
+            return [("question_id", f"the study has no current answer of model {model!r} to question {qid}")]
+        return []
+
+    records = parse_gold_csv(path, in_study)
+    return [GoldRow(r.line, r.model_id, r.question_id, r.grade, r.note, answers[(r.model_id, r.question_id)]) for r in records]
 
 
 def insert_gold(conn: sqlite3.Connection, rows: list[GoldRow], path: Path) -> int:

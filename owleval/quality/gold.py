@@ -14,7 +14,6 @@ import pandas as pd
 
 from owleval.items import GOLD_KINDS, GRADES, SCORES
 
-GOLD_COLUMNS = ("question_id", "model_id", "grade")
 
 
 def gold_kind(path: Path) -> str:
@@ -36,32 +35,11 @@ def gold_from_rows(grades: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_gold_csv(path: Path) -> pd.DataFrame:
-    """A gold file ``question_id, model_id, grade[, note]``: (model_id, question_id, gold_grade); every problem is
-    named by line and field."""
-    from owleval.csvio import read_records
-    from owleval.errors import InputFileError, Problem
+    """A gold file ``question_id, model_id, grade[, note]`` (checked as ``study create --gold`` checks it):
+    (model_id, question_id, gold_grade)."""
+    from owleval.grading.gold import parse_gold_csv
 
-    rows, problems, seen = [], [], {}
-    for line, rec in read_records(Path(path), GOLD_COLUMNS, known=("note",), what="a gold file has"):
-        model = str(rec.get("model_id") or "").strip()
-        grade = str(rec.get("grade") or "").strip().upper()
-        qid_text = str(rec.get("question_id") or "").strip()
-        if not model:
-            problems.append(Problem(path, line, "model_id", "empty"))
-        if not qid_text.isdigit():
-            problems.append(Problem(path, line, "question_id", f"{qid_text!r} is not a question id"))
-        if grade not in GRADES:
-            problems.append(Problem(path, line, "grade", f"{grade!r} is not a grade; allowed A, B, C, D"))
-        if not model or not qid_text.isdigit() or grade not in GRADES:
-            continue
-        key = (model, int(qid_text))
-        if key in seen:
-            problems.append(Problem(path, line, "question_id", f"answer {model!r} question {key[1]} has a gold grade already (line {seen[key]})"))
-            continue
-        seen[key] = line
-        rows.append({"model_id": model, "question_id": key[1], "gold_grade": grade})
-    if problems:
-        raise InputFileError(problems)
+    rows = [{"model_id": r.model_id, "question_id": r.question_id, "gold_grade": r.grade} for r in parse_gold_csv(path)]
     return pd.DataFrame(rows, columns=["model_id", "question_id", "gold_grade"])
 
 
