@@ -12,7 +12,11 @@ from owleval.console import console, counted, err_console
 from owleval.errors import OwlEvalError
 from owleval.paths import default_data_dir
 
-answers_app = typer.Typer(help="Check and import answer files (JSONL: image, question_id, question, answer, model_id).", no_args_is_help=True)
+answers_app = typer.Typer(
+    help="Check and import answer files (JSONL: image, question_id, question, answer, model_id).\n\n"
+    "Example: owleval answers check answers/",
+    no_args_is_help=True,
+)
 
 
 WARNINGS_SHOWN = 5

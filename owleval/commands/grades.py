@@ -12,7 +12,10 @@ from rich.markup import escape
 
 from owleval.console import console, counted
 
-grades_app = typer.Typer(help="Export the grades of a study, or import grades into one.", no_args_is_help=True)
+grades_app = typer.Typer(
+    help="Export the grades of a study, or import grades into one.\n\nExample: owleval grades export --db grades.sqlite --out grades.csv",
+    no_args_is_help=True,
+)
 
 
 @grades_app.command("export")
