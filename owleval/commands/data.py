@@ -21,7 +21,7 @@ data_app = typer.Typer(
 
 DestOption = Annotated[
     Optional[Path],
-    typer.Option("--dest", "--data", help="Data-set folder. Default: $OWLEVAL_DATA, else data/owleval_82q/ in a checkout, else ~/.cache/owleval/owleval_82q."),
+    typer.Option("--dest", "--data", help="Data-set folder.", show_default="$OWLEVAL_DATA, else a set installed in the checkout's data/owleval_82q, else ~/.cache/owleval/owleval_82q"),
 ]
 
 
