@@ -97,6 +97,10 @@ def test_every_nav_page_exists_or_is_a_pending_guide() -> None:
     assert not {p for p in config.get("plugins", []) if isinstance(p, (str, dict)) and str(p).startswith(("social", "privacy"))}
 
 
+#: column constants of frames that stay in memory (no file has these columns)
+IN_MEMORY = {"FRAME_COLUMNS", "PROBABILITY_COLUMNS"}  # PROBABILITY_COLUMNS: --combine ds posteriors (owleval.report.combine)
+
+
 def _column_constants() -> dict[str, tuple[str, ...]]:
     """Every ``*_COLUMNS`` constant of owleval.report (the files the report writes) and of the study exports,
     except the in-memory frames' (FRAME_COLUMNS) and the required subsets."""
@@ -107,7 +111,7 @@ def _column_constants() -> dict[str, tuple[str, ...]]:
     found = {}
     for name in modules:
         for key, value in vars(importlib.import_module(name)).items():
-            if key.endswith("_COLUMNS") and isinstance(value, (tuple, list)) and key != "FRAME_COLUMNS" and not key.startswith("REQUIRED"):
+            if key.endswith("_COLUMNS") and isinstance(value, (tuple, list)) and key not in IN_MEMORY and not key.startswith("REQUIRED"):
                 found[f"{name}.{key}"] = tuple(value)
     return found
 
