@@ -8,13 +8,18 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from owleval.cli_help import tidy_help
 from owleval.console import err_console
 from owleval.errors import InputFileError, OwlEvalError
 
 
 class _UserErrorsAsMessages(TyperGroup):
     """Turn user errors (:class:`OwlEvalError`, and file-system errors) from any sub-command into one red line and
-    exit code 1, not a traceback."""
+    exit code 1, not a traceback. Also tidies every command's help once the tree is built (:mod:`owleval.cli_help`)."""
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        tidy_help(self)
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
@@ -30,7 +35,8 @@ class _UserErrorsAsMessages(TyperGroup):
 app = typer.Typer(
     name="owleval",
     cls=_UserErrorsAsMessages,
-    help="OwlEval: answer the 82 OwlEval questions with a model, grade the answers A-D by hand, report the scores.",
+    help="OwlEval: answer the 82 OwlEval questions with a model, grade the answers A-D by hand, report the scores.\n\n"
+    "Example: owleval answers import --published --out answers/",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -22,6 +22,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first and pinned: this version resolves to the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
+# test includes the docs extra (MkDocs + Material): a test builds the docs site with --strict
 .venv/bin/python -m pip install -q -e ".[test]"
 # ppi_py, the reference the PPI equality test checks against, in its own folder (git-ignored): --no-deps, because
 # a full install brings its own numpy/pandas/scipy (~650 MB); the test appends .ppi_py to sys.path *after* the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,10 +11,14 @@ import typer
 from rich.markup import escape
 
 from owleval.console import console, counted, err_console
-from owleval.errors import OwlEvalError
+from owleval.errors import OwlEvalError, Problem
 from owleval.paths import default_data_dir
 
-answers_app = typer.Typer(help="Check and import answer files (JSONL: image, question_id, question, answer, model_id).", no_args_is_help=True)
+answers_app = typer.Typer(
+    help="Check and import answer files (JSONL: image, question_id, question, answer, model_id).\n\n"
+    "Example: owleval answers check answers/",
+    no_args_is_help=True,
+)
 
 
 WARNINGS_SHOWN = 5
@@ -63,6 +69,7 @@ def check(
 def import_(
     sources: Annotated[Optional[list[Path]], typer.Argument(help="Answer files or folders to import.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the normalised files, one <model>.jsonl per model.")] = Path("answers"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every known slip normalised (by default one line per kind, with its count).")] = False,
     published: Annotated[bool, typer.Option("--published", help="Import the six answer sets published with the data set.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files that exist in --out.")] = False,
     data: Annotated[Optional[Path], typer.Option("--data", help="Data-set folder (default: the installed one).")] = None,
@@ -99,9 +106,8 @@ def import_(
     if not paths:
         raise OwlEvalError("nothing to import: give answer files or --published")
     imported = import_answer_files(paths, out, load_questions(root), overwrite=overwrite)
+    _report_slips([w for result in imported.values() for w in result.warnings], verbose)
     for name, result in imported.items():
-        if result.warnings:
-            err_console.print(f"[yellow]{result.path}: {counted(len(result.warnings), 'warning')} (see `owleval answers check -v {result.path}`)[/]", highlight=False)
         console.print(f"[green]imported[/] {result.path} -> {out / (name + '.jsonl')} ({len(result.answers)} answers)", highlight=False)
 
 
@@ -120,6 +126,34 @@ def _import_from_kit(kit: str, sources: list[Path], out: Path, questions, *, mod
         if model.missing:
             err_console.print(f"[yellow]partial run: {model.answers} of {model.total}; missing question ids: "
                               f"{', '.join(map(str, model.missing))}[/]", highlight=False)
+
+
+#: (field, words of its message) -> the kind of a known slip, as the summary names it
+KNOWN_SLIPS = {
+    ("image", "wrong extension"): "image names with the wrong extension (N.png for N.jpg), the set's name used",
+    ("question", "spacing or punctuation"): "question texts that differ in spacing or punctuation, the set's text used",
+    ("question", "differs from question"): "question texts with a typo or split across lines, the set's text used",
+}
+
+
+def slip_kind(problem: Problem) -> str:
+    """The kind of a warning for the summary: a known slip's name, else its message with the particulars out."""
+    for (field, words), kind in KNOWN_SLIPS.items():
+        if problem.field == field and words in problem.message:
+            return kind
+    return f"[{problem.field}] " + re.sub(r"'[^']*'|\d+", "...", problem.message) if problem.field else problem.message
+
+
+def _report_slips(warnings: list[Problem], verbose: bool) -> None:
+    """Known slips are normalised, not errors: one line per kind with its count, or (--verbose) every one."""
+    if verbose:
+        _print_problems(warnings, "yellow")
+        return
+    kinds = Counter(slip_kind(w) for w in warnings)
+    if kinds:
+        err_console.print(f"normalised {counted(len(warnings), 'slip')} (--verbose lists each):", highlight=False)
+    for kind, count in kinds.most_common():
+        err_console.print(f"  [yellow]{count}[/] {escape(kind)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,11 +13,15 @@ from owleval.console import console, err_console, make_progress
 from owleval.errors import OwlEvalError
 from owleval.paths import default_data_dir
 
-data_app = typer.Typer(help="Install, verify and describe the OwlEval data set (50 images, 82 questions, 6 published answer sets).", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Install, verify and describe the OwlEval data set (50 images, 82 questions, 6 published answer sets).\n\n"
+    "Example: owleval data fetch --from ../shared/owleval_82q",
+    no_args_is_help=True,
+)
 
 DestOption = Annotated[
     Optional[Path],
-    typer.Option("--dest", "--data", help="Data-set folder. Default: $OWLEVAL_DATA, else data/owleval_82q/ in a checkout, else ~/.cache/owleval/owleval_82q."),
+    typer.Option("--dest", "--data", help="Data-set folder.", show_default="$OWLEVAL_DATA, else a set installed in the checkout's data/owleval_82q, else ~/.cache/owleval/owleval_82q"),
 ]
 
 

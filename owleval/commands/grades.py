@@ -10,9 +10,12 @@ import typer
 
 from rich.markup import escape
 
-from owleval.console import console, counted
+from owleval.console import console, counted, err_console
 
-grades_app = typer.Typer(help="Export the grades of a study, or import grades into one.", no_args_is_help=True)
+grades_app = typer.Typer(
+    help="Export the grades of a study, or import grades into one.\n\nExample: owleval grades export --db grades.sqlite --out grades.csv",
+    no_args_is_help=True,
+)
 
 
 @grades_app.command("export")
@@ -53,7 +56,9 @@ def export(
     from owleval.pairwise.study import is_pairwise
     from owleval.pairwise.votes import write_votes_csv
 
-    db = db or default_db_path()
+    if db is None:
+        db = default_db_path()
+        err_console.print(escape(f"no --db: exporting the default study, {db}"), highlight=False)
     store = Store(db)
     try:
         if is_pairwise(store.meta()):

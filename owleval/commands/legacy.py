@@ -17,14 +17,19 @@ LEGACY_HELP = (
 
 
 def legacy_command(
-    answers: Annotated[Path, typer.Option("--answers", help="answer files/folder to score")],
+    answers: Annotated[Path, typer.Option("--answers", help="Answer files or folder to score.")],
     references: Annotated[str, typer.Option("--references", help=LEGACY_HELP)],
-    metrics: Annotated[str, typer.Option("--metrics", help="comma-separated: bleu, meteor, rouge, cider")] = "bleu,meteor,rouge,cider",
-    out: Annotated[Optional[Path], typer.Option("--out", help="output folder [default: reports/legacy]")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="data-set folder [default: OWLEVAL_DATA or the installed one]")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing output folder")] = False,
+    metrics: Annotated[str, typer.Option("--metrics", help="Comma-separated: bleu, meteor, rouge, cider.")] = "bleu,meteor,rouge,cider",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder.", show_default="./reports/legacy")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data-set folder.", show_default="$OWLEVAL_DATA, else the installed set")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
 ) -> None:
-    """Captioning metrics per model (corpus) and per answer into legacy.csv; `owleval report --legacy` correlates them."""
+    """Captioning metrics per model (corpus) and per answer into legacy.csv; `owleval report --legacy` correlates them.
+
+    For comparison only: BLEU, METEOR, ROUGE-L and CIDEr-D fit open-ended answers badly (Java is needed).
+
+    Example: owleval legacy --answers answers/ --references leave-one-out --out reports/legacy
+    """
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

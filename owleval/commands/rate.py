@@ -91,7 +91,8 @@ def rate(
     headless: Annotated[bool, typer.Option("--headless/--open-browser", help="Do not open a browser window (servers, containers); implied when there is no display or stdin is not a terminal.")] = False,
     allow_name_sign_in: Annotated[bool, typer.Option("--allow-name-sign-in", help="Serve a study whose annotators sign in by name on a non-loopback --address (anyone who reaches it can grade as anyone).")] = False,
 ) -> None:
-    """Serve the blind A-D grading app and open it in the browser.
+    """Serve the blind grading app and open it in the browser: the A-D grading screen for an A-D study, the
+    pairwise voting screen (which of two answers is better) for a pairwise study.
 
     With no options it opens the local default study of the six published answer sets (created on first use;
     annotators sign in by name). Stop it with Ctrl-C or SIGTERM: this process is the server.

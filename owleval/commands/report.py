@@ -20,11 +20,8 @@ if TYPE_CHECKING:
 
 
 def default_reports_dir() -> Path:
-    """reports/ at the repository root in a checkout, else ./reports in the current folder."""
-    from owleval.paths import checkout_root
-
-    root = checkout_root()
-    return (root / "reports") if root is not None else Path.cwd() / "reports"
+    """./reports in the current folder, whatever the install (a checkout is never written into from elsewhere)."""
+    return Path.cwd() / "reports"
 
 
 def report_command(
@@ -32,7 +29,7 @@ def report_command(
         Optional[Path], typer.Option("--grades", help="grades CSV (annotator, model_id, question_id, grade, ...) or grading database (.sqlite)")
     ] = None,
     answers: Annotated[Optional[Path], typer.Option("--answers", help="answer files/folder: every graded model must be among them")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="output folder [default: reports/<grades file name>]")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder.", show_default="./reports/<grades or votes file name>")] = None,
     formats: Annotated[str, typer.Option("--format", help="comma-separated: md, html, csv")] = "md,html,csv",
     combine: Annotated[str, typer.Option("--combine", help="median: one median grade per answer; all: count every rating; ds: Dawid-Skene posterior per answer (mean score, P(A or B))")] = "median",
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="bootstrap resamples for the CIs")] = 2000,
@@ -42,7 +39,7 @@ def report_command(
         Optional[Path],
         typer.Option("--judge", help="grades.csv of `owleval judge` (or its folder): adds judge-vs-human agreement and PPI scores"),
     ] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="data-set folder [default: OWLEVAL_DATA or the installed one]")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data-set folder.", show_default="$OWLEVAL_DATA, else the installed set")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing output folder")] = False,
     votes: Annotated[
         Optional[Path], typer.Option("--votes", help="votes.csv of a pairwise study: adds win rates and Bradley-Terry rankings from the votes")
@@ -68,7 +65,10 @@ def report_command(
     ] = False,
 ) -> None:
     """Score tables (all, single-turn, multi-turn, per ability), agreement, pairwise tests and a leaderboard;
-    with --votes, rankings from pairwise votes (people's, the judge's and human-anchored)."""
+    with --votes, rankings from pairwise votes (people's, the judge's and human-anchored).
+
+    Example: owleval report --grades grades.csv --answers answers/ --out reports/first
+    """
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

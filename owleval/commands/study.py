@@ -11,7 +11,11 @@ from rich.table import Table
 
 from owleval.console import console, err_console
 
-study_app = typer.Typer(help="Create and manage a grading study (a SQLite file that holds answers and grades).", no_args_is_help=True)
+study_app = typer.Typer(
+    help="Create and manage a grading study (a SQLite file that holds answers and grades).\n\n"
+    "Example: owleval study create --db grades.sqlite --answers answers/ --annotators ann,bob",
+    no_args_is_help=True,
+)
 
 DbOption = Annotated[Path, typer.Option("--db", help="The study file (SQLite).")]
 
@@ -147,7 +151,10 @@ def _print_design(design: dict | None) -> None:
 
 @study_app.command("add-annotator")
 def add_annotator(db: DbOption, name: Annotated[str, typer.Argument(help="The annotator's name.")]) -> None:
-    """Add an annotator with their share of the answers and print their sign-in token once."""
+    """Add an annotator with their share of the answers and print their sign-in token once.
+
+    Example: owleval study add-annotator --db grades.sqlite carol
+    """
     from owleval.grading.store import Store
     from owleval.grading.study import add_annotator as add
     from owleval.grading.study import check_name
@@ -172,7 +179,10 @@ def refresh(
     db: DbOption,
     answers: Annotated[list[Path], typer.Option("--answers", help="Regenerated answer files or folders (repeatable).")],
 ) -> None:
-    """Load regenerated answers: unchanged answers keep their grades, changed ones must be graded again."""
+    """Load regenerated answers: unchanged answers keep their grades, changed ones must be graded again.
+
+    Example: owleval study refresh --db grades.sqlite --answers answers/
+    """
     from owleval.grading.store import Store
     from owleval.grading.study import refresh_study
 
