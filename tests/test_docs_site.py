@@ -27,8 +27,7 @@ DOCS = ROOT / "docs"
 #: `warn`) once they are all in.
 PENDING_GUIDES = {
     "guides/evaluate-your-model.md", "guides/human-study.md", "guides/judge-ppi.md", "guides/pairwise.md",
-    "guides/serving.md", "guides/hired-annotators.md", "guides/annotator-qc-report.md", "guides/kits.md",
-    "guides/writing-an-adapter.md",
+    "guides/serving.md", "guides/writing-an-adapter.md",
 }  # fmt: skip
 
 
@@ -107,7 +106,7 @@ def _column_constants() -> dict[str, tuple[str, ...]]:
     import owleval.report
 
     modules = [f"owleval.report.{m.name}" for m in pkgutil.iter_modules(owleval.report.__path__)]
-    modules += ["owleval.grading.export", "owleval.grading.sample", "owleval.pairwise.votes"]
+    modules += ["owleval.grading.export", "owleval.grading.sample", "owleval.pairwise.votes", "owleval.quality.table", "owleval.quality.voters"]
     found = {}
     for name in modules:
         for key, value in vars(importlib.import_module(name)).items():
