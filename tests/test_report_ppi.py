@@ -188,14 +188,16 @@ def test_these_answers_interval_matches_the_finite_population_formula():
     thetas = np.array(thetas)
     jack = (1 - n / big_n) * (n - 1) / n * np.sum((thetas - thetas.mean()) ** 2)
     assert jackknife_variance(pop) == pytest.approx(jack)
-    assert sampling_variance(pop, lam, "mean_score") == pytest.approx(max(plain, jack, (1 - n / big_n) / (n + 1) / n))
+    k = 2.0 / (1 - n / big_n)  # pseudo-observations one grade step off, weighted as the unsampled answers
+    honest = (1 - n / big_n) * (np.sum((resid - resid.mean()) ** 2) + k) / (n - 2 + k) / n
+    assert sampling_variance(pop, lam, "mean_score") == pytest.approx(max(honest, jack))
     est, low, high = sample_interval(pop, lam, "mean_score")
     assert est == pytest.approx(lam * f.mean() + resid.mean())
     from scipy.stats import binomtest, t
 
     from owleval.report.stats import bounded_score_interval
 
-    inflated = (t.ppf(0.975, n - 2) / 1.959963984540054) ** 2 * max(plain, jack, (1 - n / big_n) / (n + 1) / n)
+    inflated = (t.ppf(0.975, n - 2) / 1.959963984540054) ** 2 * max(honest, jack)
     expected = bounded_score_interval(np.array(est), np.array(inflated), 0.0, 3.0)
     assert (low, high) == pytest.approx((float(expected[0]), float(expected[1])))
     # the score-type interval of a 0/1 mean with the binomial variance is Wilson's

@@ -46,7 +46,6 @@ the row keeps its estimate, gets a note and no interval.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from owleval.report import finite
 from owleval.report.ppi import PPI_ALPHA, PPI_METRICS, ppi_mean
 from owleval.report.stats import (
     MIN_N_MEAN_INTERVAL,
@@ -69,11 +69,9 @@ from owleval.report.stats import (
 #: fewest human-graded answers for which a model gets an interval (bench/bench_ppi_coverage.py measures why)
 MIN_N_INTERVAL = 10
 #: metric -> (lowest, highest) value of its scale; intervals are clipped to it
-SCALES = {"mean_score": (0.0, 3.0), "acceptable": (0.0, 1.0)}
+SCALES = finite.SCALES
 #: the judge value of an answer the judge could not grade: the scale's midpoint
 STAND_IN = {metric: (low + high) / 2.0 for metric, (low, high) in SCALES.items()}
-#: the variance floor's grade step, per metric
-FLOOR_STEP = {"mean_score": 1.0, "acceptable": 1.0}
 ALL_GRADED = "all graded"
 PPI_COLUMNS = (
     "model", "metric", "estimate", "ci_low", "ci_high", "sample_ci_low", "sample_ci_high", "n_human", "n_judge", "n_answers",
@@ -118,10 +116,7 @@ def tuned_lambda(y: np.ndarray, f: np.ndarray, w: np.ndarray | None = None) -> f
     if y.size < 2:
         return 0.0
     if w is None:
-        var = float(np.var(f))
-        if var <= 0.0:
-            return 0.0
-        return float(np.clip(np.mean((y - y.mean()) * (f - f.mean())) / var, 0.0, 1.0))
+        return float(finite.lambdas(y, f))
     fm, ym = np.average(f, weights=w), np.average(y, weights=w)
     var = float(np.average((f - fm) ** 2, weights=w))
     if var <= 1e-15:
@@ -141,32 +136,31 @@ def difference_estimate(pop: Population, lam: float) -> float:
 
 
 def sampling_variance(pop: Population, lam: float, metric: str, *, floor: bool = True) -> float:
-    """(1 - n/N) s_r^2 / n, s_r^2 the residuals' sample variance with n - 2 degrees of freedom (lam is fitted on the
-    same answers, as in a regression estimator), floored at step^2 / (n + 1) unless ``floor=False``."""
+    """The "these answers" sampling variance (:func:`finite.sampling_variances`; the Poisson-design one under an
+    active design); ``floor=False``: the raw residual formula, without the pseudo-count and the jackknife."""
     graded = pop.graded
-    n, big_n = int(graded.sum()), pop.f.size
-    resid = pop.y[graded] - lam * pop.f[graded]
     if pop.pi is not None:
-        return _poisson_variance(pop, resid, metric, floor=floor)
-    s2 = float(np.var(resid, ddof=2)) if n > 2 else 0.0
-    if not floor:
-        return (1.0 - n / big_n) * s2 / n
-    s2 = max(s2, FLOOR_STEP[metric] ** 2 / (n + 1))
-    return max((1.0 - n / big_n) * s2 / n, jackknife_variance(pop))
+        return _poisson_variance(pop, pop.y[graded] - lam * pop.f[graded], metric, floor=floor)
+    y, f = pop.y[graded][None, :], pop.f[graded][None, :]
+    raw, honest = finite.sampling_variances(y, f, np.array([pop.f.mean()]), np.array([lam]), pop.f.size, metric)
+    return float((honest if floor else raw)[0])
 
 
 def _poisson_variance(pop: Population, resid: np.ndarray, metric: str, *, floor: bool) -> float:
-    """The active (Poisson) design's variance of the weighted estimator (see the module docstring)."""
+    """The active (Poisson) design's variance of the weighted estimator (see the module docstring), with the
+    uniform design's pseudo-count (at the mean factor) and jackknife."""
     pi, big_n = pop.pi[pop.graded], pop.f.size
     n = resid.size
+    if n < 3:
+        return 0.0
     w = 1.0 / pi
     e = resid - np.average(resid, weights=w)
     factor = (1.0 - pi) / pi**2 / big_n**2
-    raw = float(np.sum(factor * e**2)) * (n / (n - 2) if n > 2 else 0.0)
     if not floor:
-        return raw
-    floored = float(np.sum(factor)) * FLOOR_STEP[metric] ** 2 / (n + 1)
-    return max(raw, floored, jackknife_variance(pop))
+        return float(np.sum(factor * e**2)) * n / (n - 2)
+    k = finite.pseudo_count(n, big_n)
+    honest = (float(np.sum(factor * e**2)) + float(np.mean(factor)) * k * finite.STEP[metric] ** 2) * n / (n - 2 + k)
+    return max(honest, jackknife_variance(pop))
 
 
 def _weighted_jackknife(pop: Population) -> float:
@@ -194,39 +188,25 @@ def jackknife_variance(pop: Population) -> float:
         return 0.0
     if pop.pi is not None:
         return _weighted_jackknife(pop)
-    y, f = pop.y[graded], pop.f[graded]
-    keep = ~np.eye(n, dtype=bool)
-    ys, fs = np.where(keep, y[None, :], 0.0), np.where(keep, f[None, :], 0.0)
-    my, mf = ys.sum(axis=1) / (n - 1), fs.sum(axis=1) / (n - 1)
-    cov = (ys * fs).sum(axis=1) / (n - 1) - my * mf
-    var = (fs * fs).sum(axis=1) / (n - 1) - mf * mf
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lam = np.where(var > 1e-12, np.clip(cov / np.where(var > 1e-12, var, 1.0), 0.0, 1.0), 0.0)
-    theta = lam * pop.f.mean() + my - lam * mf
-    return float((1.0 - n / big_n) * (n - 1) / n * np.sum((theta - theta.mean()) ** 2))
+    return float(finite.jackknife_variances(pop.y[graded][None, :], pop.f[graded][None, :], np.array([pop.f.mean()]), big_n)[0])
 
 
-@functools.lru_cache(maxsize=256)
 def _t(alpha: float, dof: int) -> float:
-    from scipy.special import stdtrit  # Student's t quantile (= scipy.stats.t.ppf) without importing scipy.stats
-
-    return float(stdtrit(dof, 1.0 - alpha / 2.0))
+    return finite.t_quantile(alpha, dof)
 
 
 def sample_interval(pop: Population, lam: float, metric: str, alpha: float = PPI_ALPHA) -> tuple[float, float, float]:
-    """(estimate, low, high) of the "these answers" interval: a score-type interval (:func:`stats.bounded_score_interval`)
-    at the t-inflated sampling variance; a t interval clipped to the scale where the estimate sits at an end of it."""
-    n = int(pop.graded.sum())
+    """(estimate, low, high) of the "these answers" interval (:func:`finite.sample_intervals`; under an active
+    design the same score-type interval at the Poisson-design variance)."""
+    graded = pop.graded
+    n = int(graded.sum())
+    if pop.pi is None:
+        est, low, high, _ = finite.sample_intervals(pop.y[graded], pop.f[graded], pop.f.mean(), pop.f.size, metric, alpha, np.array([lam]))
+        return float(est[0]), float(low[0]), float(high[0])
     est = difference_estimate(pop, lam)
-    t = _t(alpha, max(n - 2, 1))
     variance = sampling_variance(pop, lam, metric)
-    low, high = SCALES[metric]
-    z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
-    lo, hi = bounded_score_interval(np.array(est), np.array(variance * (t / z) ** 2), low, high, 1.0 - alpha)
-    if np.isnan(lo):
-        half = t * np.sqrt(variance)
-        return est, float(np.clip(est - half, low, high)), float(np.clip(est + half, low, high))
-    return est, float(lo), float(hi)
+    low, high = finite.score_intervals(np.array(est), np.array(variance), n, pop.f.size, metric, _t(alpha, n - 2))
+    return est, float(low), float(high)
 
 
 def bootstrap_estimates(pop: Population, counts: np.ndarray) -> np.ndarray:
@@ -290,6 +270,38 @@ def human_only_interval(pop: Population, replicates: np.ndarray, metric: str) ->
         return float(lo[0]), float(hi[0])
     lo, hi = bounded_score_interval(np.array(mean), boot_variance(replicates[:, None]) * factor**2, *SCALES[metric])
     return float(lo[0]), float(hi[0])
+
+
+def row_intervals(
+    pop: Population, metric: str, counts: np.ndarray, human: tuple[float, float], alpha: float = PPI_ALPHA
+) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
+    """(lam, estimate, headline interval, "these answers" interval) of one model and metric.
+
+    The judge is used (lam > 0) only where it narrows both intervals: where lam is 0, or the judge-based "these
+    answers" interval is wider than the human-only one (lam = 0) or its headline wider than ``human`` (the human-only
+    interval of the summary table), the row is the human-only estimate with the human-only intervals -- so the
+    headline is never wider than ``human`` and equals it where lam = 0."""
+    lam = pop_lambda(pop)
+    n, big_n = int(pop.graded.sum()), pop.f.size
+    human_ok = bool(np.isfinite(human[0]) and np.isfinite(human[1]))
+
+    def sample(at: float) -> tuple[float, float]:
+        if n == big_n:
+            value = difference_estimate(pop, at)
+            return value, value
+        return sample_interval(pop, at, metric, alpha)[1:]
+
+    if lam > 0.0:
+        s_ppi = sample(lam)
+        head = headline_interval(pop, lam, bootstrap_estimates(pop, counts), metric, alpha)
+        s_zero = sample(0.0)
+        wider = s_ppi[1] - s_ppi[0] > s_zero[1] - s_zero[0] + 1e-12 or (human_ok and head[1] - head[0] > human[1] - human[0] + 1e-12)
+        if not wider:
+            return lam, difference_estimate(pop, lam), head, s_ppi
+    else:
+        s_zero = sample(0.0)
+    head = human if human_ok else headline_interval(pop, 0.0, bootstrap_estimates(pop, counts), metric, alpha)
+    return 0.0, difference_estimate(pop, 0.0), head, s_zero
 
 
 def image_codes(info: pd.DataFrame, first: Sequence[int], every: Sequence[int]) -> tuple[dict[int, int], int]:
@@ -369,23 +381,22 @@ def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts:
     if n == 0:
         return (model, metric, nan, nan, nan, nan, nan, 0, int(in_judge.sum()), big_n, 0, nan, nan, nan, nan, judge_only, *ref,
                 "no human grade: nothing anchors the judge")  # fmt: skip
-    lam = pop_lambda(pop)
-    est = difference_estimate(pop, lam)
     notes = []
     if pop.pi is not None:
         notes.append("active sample: estimates weighted by 1 / inclusion probability; ppi_py's i.i.d. columns ignore the weights")
     if n_stand_in:
         notes.append(f"{n_stand_in} human-graded answer(s) without a judge grade keep the stand-in judge value {STAND_IN[metric]:g}")
     if n < MIN_N_INTERVAL:
+        lam = pop_lambda(pop)
+        est = difference_estimate(pop, lam)
         low = high = s_low = s_high = nan
         notes.insert(0, f"too few: {n} human-graded answer(s); an interval needs {MIN_N_INTERVAL} or more to hold its level")
     else:
+        lam, est, (low, high), (s_low, s_high) = row_intervals(pop, metric, counts, (human_lo, human_hi), alpha)
         if n == big_n:
-            s_low = s_high = est
             notes.insert(0, f"{ALL_GRADED}: the estimate is the human mean, with no sampling uncertainty")
-        else:
-            _, s_low, s_high = sample_interval(pop, lam, metric, alpha)
-        low, high = headline_interval(pop, lam, bootstrap_estimates(pop, counts), metric, alpha)
+        elif lam == 0.0 and pop_lambda(pop) > 0.0:
+            notes.insert(0, "the judge does not narrow the interval here: human-only estimate and intervals (λ = 0)")
         if counts.shape[0] == 0:
             notes.insert(0, "no headline interval without bootstrap resamples (--bootstrap 0)")
     return (model, metric, est, low, high, s_low, s_high, n, int(in_judge.sum()), big_n, n_stand_in, lam, human_est, human_lo,
