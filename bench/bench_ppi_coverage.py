@@ -54,6 +54,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from owleval.grading.sample import TURN_TYPES, allocate, inclusion_probabilities  # noqa: E402
 from owleval.questions import load_questions  # noqa: E402
@@ -250,6 +251,21 @@ def goal_table(table: pd.DataFrame) -> pd.DataFrame:
     return part[["metric", "judge", "share", "design", "n", "mean_drawn", "headline_cov", "sample_cov", "headline_w", "width_ratio", "meets"]]
 
 
+def run_fixed(args: argparse.Namespace) -> None:
+    import ppi_fixed
+
+    questions = load_questions(data_dir())
+    info = question_info(questions)
+    turn = np.array([q.turn_type for q in sorted(questions, key=lambda q: q.question_id)])
+    images, names = pd.factorize(info["image"].to_numpy())
+    start = time.perf_counter()
+    table = ppi_fixed.simulate_fixed(sys.modules[__name__], args.reps or 2000, args.populations, images, len(names), turn, listed_reps=10_000)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    print(ppi_fixed.report_fixed(table))
+    print(f"{time.perf_counter() - start:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--full", action="store_true", help="2,000 repetitions a cell and 1,000 bootstrap resamples")
@@ -262,10 +278,16 @@ def main() -> None:
     parser.add_argument("--ns", default=",".join(map(str, NS)), help="a subset, comma-separated")
     parser.add_argument("--designs", default=",".join(DESIGNS), help="a subset, comma-separated (uniform, active)")
     parser.add_argument("--goal", action="store_true", help="also print the width relative to all 82 graded per design")
+    parser.add_argument("--fixed", action="store_true", help="fixed populations (drawn once, only the sample redrawn): the 'these answers' "
+                        "interval's coverage per cell, 2,000 repetitions a cell (--reps), the issue's listed cells at 10,000+ pooled")
+    parser.add_argument("--populations", type=int, default=10, help="with --fixed: populations per share and judge")
     parser.add_argument("--markdown", nargs="*", type=Path, default=None, help="print the README summary of these CSVs (from --csv) and stop")
     args = parser.parse_args()
     if args.markdown is not None:
         print(markdown(pd.concat([pd.read_csv(p) for p in args.markdown], ignore_index=True)))
+        return
+    if args.fixed:
+        run_fixed(args)
         return
     reps = args.reps or (2000 if args.full else 150)
     n_boot = args.bootstrap or (1000 if args.full else 300)

@@ -106,7 +106,8 @@ def report_command(
     from_db = is_sqlite(grades)
     sampling = sampling_info(grades, from_db, frame) if judged is not None or from_db else None
     report = build_report(
-        frame, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling
+        frame, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling,
+        answers={m: set(texts) for m, texts in answer_texts.items()} if answer_texts is not None else None,
     )
     if votes is not None:
         report = _add_votes(report, questions, votes, judge_votes, against, models, answers, rule=combine, bootstrap=bootstrap, seed=seed)

@@ -21,7 +21,7 @@ from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
 from owleval.fileio import temp_dir_beside
 from owleval.questions import Question
-from owleval.report import agreement, combine, compare, correlation, estimands, ppi, scores, tables
+from owleval.report import agreement, combine, compare, correlation, estimands, finite, ppi, scores, tables
 from owleval.report.stats import CI_LEVEL
 
 if TYPE_CHECKING:
@@ -108,11 +108,13 @@ def build_report(
     legacy_path: Path | None = None,
     judge: JudgeInput | None = None,
     sampling: dict[str, Any] | None = None,
+    answers: dict[str, Collection[int]] | None = None,
 ) -> Report:
     """Every table of the report from validated grades (see :func:`grades.read_grades`).
 
     ``judge``: an LLM judge's grades (:func:`judge.read_judge`), adding agreement with the humans and PPI scores;
-    ``sampling``: how the human-graded answers were chosen (:func:`judge.sampling_info`).
+    ``sampling``: how the human-graded answers were chosen (:func:`judge.sampling_info`); ``answers``: model ->
+    question ids of the answer files (--answers), so PPI's N counts every answer.
     """
     combine.check_rule(rule)
     if n_boot < 0:
@@ -147,7 +149,7 @@ def build_report(
         out["ppi"] = estimands.ppi_table(
             human_values, judge_values, models, info,
             summary_questions=units["question_id"].tolist(), n_boot=n_boot, seed=seed, missing=judge.missing,
-            probabilities=probabilities,
+            probabilities=probabilities, answers=answers,
         )  # fmt: skip
         judge_only = scores.judge_only_models(ppi.judge_values(judge.grades), models)
         coverage = judging.coverage_table(grades, judge, models)
@@ -171,6 +173,9 @@ def build_report(
             "lambda_rule": estimands.LAMBDA_RULE,
             "stand_in_rule": estimands.STAND_IN_RULE,
             "min_n_interval": estimands.MIN_N_INTERVAL,
+            "n_rule": "N = every answer in --answers (those without a judge grade keep the stand-in value)" if answers is not None
+            else "N = the answers the judge graded, people graded or the judge's meta.json lists (no --answers given)",
+            "sample_variance_rule": finite.VARIANCE_RULE,
             "sampling_design": ACTIVE_DESIGN if probabilities is not None else UNIFORM_DESIGN,
         }
     out["scores"] = scores.scores_table(out["summary"], out.get("ppi"), judge_only)

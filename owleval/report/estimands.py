@@ -47,7 +47,7 @@ the row keeps its estimate, gets a note and no interval.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from owleval.report import finite
-from owleval.report.ppi import PPI_ALPHA, PPI_METRICS, ppi_mean
+from owleval.report.ppi import PPI_ALPHA, PPI_METRICS, ppi_py_mean
 from owleval.report.stats import (
     MIN_N_MEAN_INTERVAL,
     boot_variance,
@@ -76,7 +76,7 @@ ALL_GRADED = "all graded"
 PPI_COLUMNS = (
     "model", "metric", "estimate", "ci_low", "ci_high", "sample_ci_low", "sample_ci_high", "n_human", "n_judge", "n_answers",
     "n_stand_in", "lambda", "human_only_estimate", "human_only_ci_low", "human_only_ci_high", "judge_only_estimate",
-    "ppi_py_estimate", "ppi_py_ci_low", "ppi_py_ci_high", "ppi_py_lambda", "note",
+    "ppi_py_estimate", "ppi_py_ci_low", "ppi_py_ci_high", "ppi_py_lambda", "ppi_py_rows", "note",
 )  # fmt: skip
 ESTIMANDS = {
     "headline": "questions like these: the mean grade this study's people would give the model's answers to questions like "
@@ -259,7 +259,8 @@ def headline_interval(pop: Population, lam: float, replicates: np.ndarray, metri
 
 
 def human_only_interval(pop: Population, replicates: np.ndarray, metric: str) -> tuple[float, float]:
-    """The human mean's interval as the summary table gives it: percentile bootstrap (means), clustered Wilson (shares)."""
+    """The human mean's interval as the summary table gives it: a score-type interval at the image bootstrap's variance
+    (means, :func:`stats.bounded_score_interval`), clustered Wilson (shares)."""
     n = int(pop.graded.sum())
     if n == 0 or replicates.size == 0:
         return float("nan"), float("nan")
@@ -326,6 +327,7 @@ def ppi_table(
     missing: pd.DataFrame | None = None,
     alpha: float = PPI_ALPHA,
     probabilities: Mapping[str, Mapping[int, float]] | None = None,
+    answers: Mapping[str, Collection[int]] | None = None,
 ) -> pd.DataFrame:
     """One row per model and metric: the headline estimate and interval, the "these answers" one, the human-only and
     judge-only ones, and ppi_py's i.i.d. PPI++.
@@ -334,10 +336,15 @@ def ppi_table(
     the judge could not grade (model_id, question_id); ``summary_questions``: the question ids of the summary table's
     units in its order, so the bootstrap draws are the summary table's (seed ``[seed, 0]``); ``probabilities``:
     model -> question id -> inclusion probability of an active design (checked by :func:`owleval.report.active.study_probabilities`),
-    which switches those models to the weighted estimator.
+    which switches those models to the weighted estimator; ``answers``: model -> question ids of every answer it
+    gave (from --answers): N counts them all, those without a judge grade with the stand-in value; without it N
+    is what the judge graded, people graded or the judge's meta.json lists, and each row says so.
     """
     keys = ["model_id", "question_id"]
     extra = missing[keys] if missing is not None and len(missing) else judge[keys].iloc[:0]
+    if answers is not None:
+        given = pd.DataFrame([(m, int(q)) for m in models for q in answers.get(m, ())], columns=keys)
+        extra = pd.concat([extra, given], ignore_index=True).drop_duplicates()
     every_q = sorted({*map(int, human["question_id"]), *map(int, judge["question_id"]), *map(int, extra["question_id"])})
     code_of, n_summary_images = image_codes(info, summary_questions, every_q)
     n_images = len(set(code_of.values()))
@@ -358,20 +365,26 @@ def ppi_table(
             if probabilities is not None and model in probabilities:
                 pi = np.array([probabilities[model][int(q)] for q in answers], dtype=float)
             pop = Population(f, y, np.array([code_of[int(q)] for q in answers], dtype=np.int64), pi)
-            rows.append(_row(model, metric, pop, in_judge, counts, summary_counts, alpha))
+            rows.append(_row(model, metric, pop, in_judge, counts, summary_counts, alpha, n_from_answers=answers is not None))
     return pd.DataFrame(rows, columns=list(PPI_COLUMNS))
 
 
-def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts: np.ndarray, summary_counts: np.ndarray, alpha: float) -> tuple:
+def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts: np.ndarray, summary_counts: np.ndarray, alpha: float, *,
+         n_from_answers: bool = False) -> tuple:  # fmt: skip
     graded = pop.graded
     n, big_n = int(graded.sum()), pop.f.size
     n_stand_in = int((graded & ~in_judge).sum())
     judge_only = float(pop.f[in_judge].mean()) if in_judge.any() else float("nan")
     labelled = graded & in_judge
     ref = (np.nan, np.nan, np.nan, np.nan)
-    if labelled.sum() >= 2 and (in_judge & ~graded).any():
-        got = ppi_mean(pop.y[labelled], pop.f[labelled], pop.f[in_judge & ~graded], alpha=alpha)
+    unlabelled = in_judge & ~graded
+    rows_used = (f"Y, Yhat: the {int(labelled.sum())} human-graded answers the judge graded; Yhat_unlabeled: the {int(unlabelled.sum())} "
+                 "judge-graded answers without a human grade" + (f"; {n_stand_in} stand-in row(s) left out" if n_stand_in else ""))  # fmt: skip
+    if labelled.sum() >= 2 and unlabelled.any():
+        got = ppi_py_mean(pop.y[labelled], pop.f[labelled], pop.f[unlabelled], alpha=alpha)
         ref = (got.estimate, got.ci_low, got.ci_high, got.lam)
+    else:
+        rows_used = "none: ppi_py needs 2 or more human-graded answers the judge graded and 1 or more judge-only answers"
     nan = float("nan")
     human_est = (float(np.mean(pop.y[graded])) if pop.pi is None else float(np.average(pop.y[graded], weights=pop.weights))) if n else nan
     graded_only = Population(pop.f[graded] * 0.0, pop.y[graded], pop.image[graded], None if pop.pi is None else pop.pi[graded])  # images the summary table draws
@@ -380,12 +393,14 @@ def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts:
         human_lo = human_hi = nan
     if n == 0:
         return (model, metric, nan, nan, nan, nan, nan, 0, int(in_judge.sum()), big_n, 0, nan, nan, nan, nan, judge_only, *ref,
-                "no human grade: nothing anchors the judge")  # fmt: skip
+                rows_used, "no human grade: nothing anchors the judge")  # fmt: skip
     notes = []
     if pop.pi is not None:
         notes.append("active sample: estimates weighted by 1 / inclusion probability; ppi_py's i.i.d. columns ignore the weights")
     if n_stand_in:
         notes.append(f"{n_stand_in} human-graded answer(s) without a judge grade keep the stand-in judge value {STAND_IN[metric]:g}")
+    if not n_from_answers:
+        notes.append(f"N = {big_n}: the answers the judge graded, people graded or the judge's meta.json lists (give --answers to count every answer)")
     if n < MIN_N_INTERVAL:
         lam = pop_lambda(pop)
         est = difference_estimate(pop, lam)
@@ -400,5 +415,5 @@ def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts:
         if counts.shape[0] == 0:
             notes.insert(0, "no headline interval without bootstrap resamples (--bootstrap 0)")
     return (model, metric, est, low, high, s_low, s_high, n, int(in_judge.sum()), big_n, n_stand_in, lam, human_est, human_lo,
-            human_hi, judge_only, *ref, "; ".join(notes))  # fmt: skip
+            human_hi, judge_only, *ref, rows_used, "; ".join(notes))  # fmt: skip
 

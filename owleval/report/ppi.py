@@ -77,6 +77,17 @@ def ppi_mean(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, *, alp
     return MeanEstimate(float(estimate), float(estimate - z * se), float(estimate + z * se), float(lam))
 
 
+def ppi_py_mean(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, *, alpha: float = 0.05) -> MeanEstimate:
+    """What ``ppi_py.ppi_mean_pointestimate`` / ``ppi_mean_ci`` return, NaN included: where the judge gives one value
+    to every answer its power-tuning lam is 0/0 and ppi_py's estimate and interval are NaN (:func:`ppi_mean` takes
+    lam = 0 there instead)."""
+    both = np.concatenate([np.ravel(yhat), np.ravel(yhat_unlabeled)]).astype(np.float64)
+    if both.size < 2 or not float(np.var(both, ddof=1)) > 0.0:
+        nan = float("nan")
+        return MeanEstimate(nan, nan, nan, nan)
+    return ppi_mean(y, yhat, yhat_unlabeled, alpha=alpha)
+
+
 def classical_mean(y: np.ndarray, *, alpha: float = 0.05) -> MeanEstimate:
     """The sample mean and its CLT interval (population sd / sqrt(n), as ``ppi_py.classical_mean_ci``).
 
