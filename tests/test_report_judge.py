@@ -98,7 +98,8 @@ def report_dir(inputs) -> Path:
 def test_writes_the_judge_tables(report_dir, inputs):
     assert {"judge_agreement.csv", "judge_confusion.csv", "ppi.csv"} <= {p.name for p in report_dir.iterdir()}
     agreement = pd.read_csv(report_dir / "judge_agreement.csv")
-    assert list(agreement.columns) == ["model", "measure", "value", "ci_low", "ci_high", "n"]
+    assert list(agreement.columns) == ["judge", "model", "measure", "value", "ci_low", "ci_high", "n"]
+    assert set(agreement.judge) == {"gpt-test"}  # one judge: named by its folder, no combined rows
     assert set(agreement.model) == {*MODELS, "all"}
     assert set(agreement.measure) == {"exact_agreement", "cohen_kappa", "cohen_kappa_quadratic", "spearman", "mean_shift"}
     assert agreement.ci_low.notna().all() and (agreement.ci_low <= agreement.value + 1e-9).all() and (agreement.value <= agreement.ci_high + 1e-9).all()
@@ -116,6 +117,7 @@ def test_writes_the_judge_tables(report_dir, inputs):
     part = both.loc["m-mid"]
     assert mid.value == pytest.approx(spearmanr(part.h, part.j).statistic) and mid.n == len(part)
     confusion = pd.read_csv(report_dir / "judge_confusion.csv").set_index("human_grade")
+    assert list(confusion.columns) == ["judge", "judge_A", "judge_B", "judge_C", "judge_D", "total"]
     assert int(confusion.total.sum()) == len(both)
     assert confusion.loc["B", "judge_A"] == int(((both.h == 2) & (both.j == 3)).sum())
     ppi = pd.read_csv(report_dir / "ppi.csv")

@@ -38,8 +38,9 @@ def report_command(
     seed: Annotated[int, typer.Option("--seed", help="seed of the bootstrap")] = 0,
     legacy: Annotated[Optional[Path], typer.Option("--legacy", help="legacy.csv from `owleval legacy`: adds metric-vs-human rank correlations")] = None,
     judge: Annotated[
-        Optional[Path],
-        typer.Option("--judge", help="grades.csv of `owleval judge` (or its folder): adds judge-vs-human agreement and PPI scores"),
+        Optional[list[Path]],
+        typer.Option("--judge", help="grades.csv of `owleval judge` (or its folder): adds judge-vs-human agreement and PPI scores; "
+                     "repeat it for several judges (each named by its folder), used together as one predictor (their mean)"),
     ] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="data-set folder [default: OWLEVAL_DATA or the installed one]")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing output folder")] = False,
@@ -87,8 +88,10 @@ def report_command(
         return
     if legacy is not None and not legacy.is_file():
         raise OwlEvalError(f"--legacy {legacy}: no such file")
+    judge = list(judge) if judge else None
     if judge is not None:
-        resolve_judge_path(judge)  # a missing file fails before any work
+        for one in judge:
+            resolve_judge_path(one)  # a missing file fails before any work
     questions = load_questions(data)
     from owleval.report.legacy import load_model_answers
 
@@ -100,9 +103,10 @@ def report_command(
         # a model only the judge graded is allowed: scores.csv lists it with source "judge", no interval and no rank
         from owleval.report.build import dataset_version
 
-        judged = read_judge(judge, questions, models=models, models_origin=str(answers), dataset_version=dataset_version())
+        judged = [read_judge(one, questions, models=models, models_origin=str(answers), dataset_version=dataset_version()) for one in judge]
         if answer_texts is not None:
-            check_answer_texts(judged, answer_texts, str(answers))
+            for one in judged:
+                check_answer_texts(one, answer_texts, str(answers))
     from_db = is_sqlite(grades)
     sampling = sampling_info(grades, from_db, frame) if judged is not None or from_db else None
     report = build_report(

@@ -106,13 +106,14 @@ def build_report(
     n_boot: int = 2000,
     seed: int = 0,
     legacy_path: Path | None = None,
-    judge: JudgeInput | None = None,
+    judge: JudgeInput | Sequence[JudgeInput] | None = None,
     sampling: dict[str, Any] | None = None,
     answers: dict[str, Collection[int]] | None = None,
 ) -> Report:
     """Every table of the report from validated grades (see :func:`grades.read_grades`).
 
-    ``judge``: an LLM judge's grades (:func:`judge.read_judge`), adding agreement with the humans and PPI scores;
+    ``judge``: an LLM judge's grades (:func:`judge.read_judge`), or several judges' (combined as one predictor,
+    :mod:`multijudge`), adding agreement with the humans and PPI scores;
     ``sampling``: how the human-graded answers were chosen (:func:`judge.sampling_info`); ``answers``: model ->
     question ids of the answer files (--answers), so PPI's N counts every answer.
     """
@@ -138,12 +139,22 @@ def build_report(
     judge_only = None
     if judge is not None:
         from owleval.report import judge as judging
+        from owleval.report import multijudge
 
+        judges = [judge] if not isinstance(judge, (list, tuple)) else list(judge)
+        names = multijudge.judge_names([j.path for j in judges])
+        judge = judges[0] if len(judges) == 1 else multijudge.combined_input(judges, names)
+        agreement_parts, confusion_parts = [], []
+        for name, one in [*zip(names, judges, strict=True), *([(multijudge.COMBINED, judge)] if len(judges) > 1 else [])]:
+            one_pairs = judging.pair_answers(grades, one.grades)
+            if one_pairs.empty:
+                raise OwlEvalError(f"{one.path}: the judge graded none of the answers people graded; nothing anchors its grades")
+            agreement_parts.append(judging.agreement_table(one_pairs, info, models, n_boot=n_boot, seed=seed).assign(judge=name))
+            confusion_parts.append(judging.confusion_table(one_pairs).assign(judge=name))
+        shown = multijudge.COMBINED if len(judges) > 1 else names[0]
+        out["judge_agreement"] = _judge_first(pd.concat(agreement_parts, ignore_index=True))
+        out["judge_confusion"] = _judge_first(pd.concat(confusion_parts, ignore_index=True))
         pairs = judging.pair_answers(grades, judge.grades)
-        if pairs.empty:
-            raise OwlEvalError(f"{judge.path}: the judge graded none of the answers people graded; nothing anchors its grades")
-        out["judge_agreement"] = judging.agreement_table(pairs, info, models, n_boot=n_boot, seed=seed)
-        out["judge_confusion"] = judging.confusion_table(pairs)
         human_values, judge_values = ppi.human_values(grades, rule), ppi.judge_values(judge.grades)
         probabilities = _study_probabilities(sampling, source, human_values, judge_values, judge, questions)
         out["ppi"] = estimands.ppi_table(
@@ -155,7 +166,11 @@ def build_report(
         coverage = judging.coverage_table(grades, judge, models)
         worst = judging.disagreements(pairs)
         judge_meta = {
-            "source": str(judge.path),
+            "name": shown,
+            "judges": [{"name": name, "source": str(one.path), "annotator": one.annotator, "n_grades": int(len(one.grades)), "counts": one.counts}
+                       for name, one in zip(names, judges, strict=True)],
+            "judge_combination": multijudge.COMBINATION_RULE if len(judges) > 1 else "one judge: its own values",
+            "source": ", ".join(str(one.path) for one in judges),
             "annotator": judge.annotator,
             "meta_file": str(judge.meta_path) if judge.meta_path else None,
             "settings": judge.settings,
@@ -203,6 +218,7 @@ def build_report(
         "ratings_per_answer_max": int(ratings_per_answer.max()),
         "bt_prior": compare.BT_PRIOR,
         "judge": judge_meta,
+        "judge_combination": judge_meta["judge_combination"] if judge_meta else None,
         "sampling": sampling,
     }
     return Report(grades, out, meta, legacy_corpus, coverage, worst)
@@ -264,6 +280,11 @@ def add_votes(
     report.tables.update(result.tables)
     report.meta["arena"] = result.meta
     return report
+
+
+def _judge_first(table: pd.DataFrame) -> pd.DataFrame:
+    """The ``judge`` column first (judge_agreement.csv and judge_confusion.csv hold one block per judge)."""
+    return table[["judge", *[c for c in table.columns if c != "judge"]]]
 
 
 def _legacy_meta(legacy_path: Path | None) -> dict[str, Any] | None:
