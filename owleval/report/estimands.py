@@ -342,6 +342,7 @@ def ppi_table(
     """
     keys = ["model_id", "question_id"]
     extra = missing[keys] if missing is not None and len(missing) else judge[keys].iloc[:0]
+    n_from_answers = answers is not None
     if answers is not None:
         given = pd.DataFrame([(m, int(q)) for m in models for q in answers.get(m, ())], columns=keys)
         extra = pd.concat([extra, given], ignore_index=True).drop_duplicates()
@@ -365,7 +366,7 @@ def ppi_table(
             if probabilities is not None and model in probabilities:
                 pi = np.array([probabilities[model][int(q)] for q in answers], dtype=float)
             pop = Population(f, y, np.array([code_of[int(q)] for q in answers], dtype=np.int64), pi)
-            rows.append(_row(model, metric, pop, in_judge, counts, summary_counts, alpha, n_from_answers=answers is not None))
+            rows.append(_row(model, metric, pop, in_judge, counts, summary_counts, alpha, n_from_answers=n_from_answers))
     return pd.DataFrame(rows, columns=list(PPI_COLUMNS))
 
 

@@ -116,6 +116,7 @@ def score_intervals(estimate: np.ndarray, variance: np.ndarray, n: float, big_n:
         centre = (p + q2 / (2.0 * m)) / (1.0 + q2 / m)
         half = quantile / (1.0 + q2 / m) * np.sqrt(p * (1.0 - p) / m + q2 / (4.0 * m * m))
     low, high = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    low, high = np.where(p == 0.0, 0.0, low), np.where(p == 1.0, 1.0, high)  # Wilson's end exactly (no rounding)
     return low_end + span * low, low_end + span * high
 
 
