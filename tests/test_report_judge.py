@@ -373,4 +373,4 @@ def test_a_model_with_one_human_grade_gets_no_ppi_and_the_reason(inputs, tmp_pat
     assert ppi.loc[("m-low", "mean_score"), ["ci_low", "ci_high", "sample_ci_low", "sample_ci_high"]].isna().all()
     assert ppi.loc[("m-mid", "mean_score"), ["estimate", "ci_low", "ci_high"]].notna().all()
     text = " ".join((out / "report.md").read_text().split())
-    assert "m-low (mean_score): too few: 1 human-graded answer(s); an interval needs 10 or more to hold its level." in text
+    assert "m-low (mean_score): too few: 1 human-graded answer(s); an interval needs 10 or more to hold its level" in text

@@ -50,8 +50,10 @@ def invoke(*args: str):
 
 def test_two_judges_are_combined_and_each_reported(inputs, tmp_path):
     out = tmp_path / "r"
-    result = invoke("--grades", str(inputs["humans"]), "--judge", str(inputs["a"]), "--judge", str(inputs["b"]), "--out", str(out))
+    result = invoke("--grades", str(inputs["humans"]), "--judge", str(inputs["a"]), "--judge", str(inputs["b"]), "--out", str(out),
+                    "--format", "csv,md")  # fmt: skip
     assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "2 judges (judge-a, judge-b), combined (mean:" in (out / "report.md").read_text()
     agreement = pd.read_csv(out / "judge_agreement.csv")
     assert list(agreement.columns[:2]) == ["judge", "model"] and set(agreement.judge) == {"judge-a", "judge-b", "combined"}
     confusion = pd.read_csv(out / "judge_confusion.csv")
