@@ -12,19 +12,23 @@ with lam = Cov(Y, f) / Var(f) on the graded answers, clipped to [0, 1]: the lam 
 variance (not PPI++'s lam, which carries a (1 + n/N) factor for an unlabelled set disjoint from the labelled one).
 
 *These answers* (``sample_ci_*``): the uncertainty that comes only from grading a simple random sample of the N
-answers: variance (1 - n/N) s_r^2 / n with s_r^2 the sample variance of the residuals Y - lam * f (n - 2 degrees
-of freedom: lam is fitted on the same answers), inflated by (t_{n-2}/z)^2 and shown as a score-type interval
-(see the headline), and s_r^2 floored at 1 / (n + 1) (one grade step squared over n + 1: the variance
-the sample would have with one more answer one grade off) and never below the delete-one jackknife variance (which counts fitting lam on the same
-answers), because at n = 10 a good judge matches every sampled
-answer often enough that a zero variance would otherwise claim certainty. Zero when every answer is graded.
+answers: variance (1 - n/N) s_r^2 / n with s_r^2 the residuals' (Y - lam * f) sum of squares plus 2 / (1 - n/N)
+pseudo-observations one grade step off, over n - 2 (lam is fitted on the same answers) plus those, never below the
+delete-one jackknife variance, as a score-type interval with the t_{n-2} quantile (:mod:`finite`, which says why:
+a sample that missed the judge's rare disagreements would otherwise claim certainty). Zero when every answer is
+graded.
 
 *Questions like these* (``ci_*``, the headline): also the uncertainty of having these 82 questions rather than
 others: the image bootstrap of the whole estimator (questions on one image are resampled together, lam re-tuned in
 every replicate, the summary table's draws; its spread moved out by the few-clusters factor t_{G-1}/z sqrt(G/(G-1))
-for G images, as the summary table does), plus what the t quantile, the floor and the jackknife add to the sampling
-part at small n, as a score-type interval at the effective sample size p(1 - p) / variance on the scale mapped to
-[0, 1] (Wilson's, for a share). With every answer graded it is the summary table's interval.
+for G images, as the summary table does), plus what the t quantile, the pseudo-count and the jackknife add to the
+sampling part at small n, as a score-type interval at the effective sample size p(1 - p) / variance on the scale
+mapped to [0, 1] (Wilson's, for a share). With every answer graded it is the summary table's interval.
+
+*The judge only where it helps* (:func:`row_intervals`): where lam is 0, or the judge-based "these answers" interval
+would be wider than the human-only one (lam = 0) or its headline wider than the human-only interval of the summary
+table, the row is the human-only estimate and intervals: the headline is never wider than ``human_only`` and equal
+to it where lam = 0.
 
 *Active sampling* (``study create --design active``: Poisson sampling, answer i drawn independently with stored
 probability pi_i): the inverse-probability-weighted PPI estimator of active statistical inference (Zrnic & Candes,
@@ -36,7 +40,7 @@ mean residual) becomes a mean weighted by 1 / pi_i, so
 which equals the uniform estimator when all pi are equal. Its sampling variance is the Poisson-design variance of
 this generalised regression estimator, sum over the graded of (1 - pi_i) / pi_i^2 * e_i^2 / N^2 with e_i the
 residuals Y - lam f minus their weighted mean, times n / (n - 2) (lam fitted on the same answers) -- with all pi equal
-to n/N exactly the uniform (1 - n/N) s_r^2 / n; the floor puts step^2 / (n + 1) in place of e_i^2 and the jackknife
+to n/N exactly the uniform (1 - n/N) s_r^2 / n; the pseudo-count adds k step^2 at the mean factor and the jackknife
 deletes one graded answer at a time with the weights kept, each squared deviation times that answer's 1 - pi_i. The image bootstrap
 multiplies each answer's draw count by its weight 1 / pi_i.
 
