@@ -85,7 +85,8 @@ ACTIVE_DESIGN = (
 
 
 def _study_probabilities(sampling: dict[str, Any] | None, source: str, human: pd.DataFrame, judge_values: pd.DataFrame,
-                         judge: JudgeInput, questions: Sequence[Question]) -> dict[str, dict[int, float]] | None:  # fmt: skip
+                         judge: JudgeInput, questions: Sequence[Question],
+                         answers: dict[str, Collection[int]] | None = None) -> dict[str, dict[int, float]] | None:  # fmt: skip
     """The active design's checked inclusion probabilities (None for a uniform design or grades from a CSV)."""
     if sampling is None or sampling.get("design") is None:
         return None
@@ -93,6 +94,8 @@ def _study_probabilities(sampling: dict[str, Any] | None, source: str, human: pd
 
     keys = ["model_id", "question_id"]
     parts = [human[keys], judge_values[keys]] + ([judge.missing[keys]] if judge.missing is not None and len(judge.missing) else [])
+    if answers is not None:  # every answer PPI counts needs its probability
+        parts.append(pd.DataFrame([(m, int(q)) for m in set(human["model_id"]) for q in answers.get(m, ())], columns=keys))
     turn = {q.question_id: q.turn_type for q in questions}
     return study_probabilities(sampling["design"], source, human[keys], pd.concat(parts, ignore_index=True), turn)
 
@@ -156,7 +159,7 @@ def build_report(
         out["judge_confusion"] = _judge_first(pd.concat(confusion_parts, ignore_index=True))
         pairs = judging.pair_answers(grades, judge.grades)
         human_values, judge_values = ppi.human_values(grades, rule), ppi.judge_values(judge.grades)
-        probabilities = _study_probabilities(sampling, source, human_values, judge_values, judge, questions)
+        probabilities = _study_probabilities(sampling, source, human_values, judge_values, judge, questions, answers)
         out["ppi"] = estimands.ppi_table(
             human_values, judge_values, models, info,
             summary_questions=units["question_id"].tolist(), n_boot=n_boot, seed=seed, missing=judge.missing,
