@@ -54,6 +54,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from owleval.grading.sample import TURN_TYPES, allocate, inclusion_probabilities  # noqa: E402
 from owleval.questions import load_questions  # noqa: E402
@@ -184,12 +185,10 @@ def _cells(kind, share, n, design, y_all, f_all, a_all, picked, pi, images, coun
         if n_drawn < 3:  # an active draw this small gets no interval in the report either
             rows.append((kind, share, n, design, n_drawn, metric, truth[metric], finite, *([np.nan] * 9)))
             continue
-        lam = est.pop_lambda(pop)
-        point, s_lo, s_hi = est.sample_interval(pop, lam, metric)
-        h_lo, h_hi = est.headline_interval(pop, lam, est.bootstrap_estimates(pop, counts), metric)
         ref = ppi_mean(y[picked], f[picked], f[~picked]) if n_drawn < y.size else NO_INTERVAL
         human_pop = est.Population(f * 0.0, pop.y, images, pi)
         u_lo, u_hi = est.human_only_interval(human_pop, est.bootstrap_estimates(human_pop, counts), metric)
+        _, point, (h_lo, h_hi), (s_lo, s_hi) = est.row_intervals(pop, metric, counts, (u_lo, u_hi))  # the report's choice
         rows.append((kind, share, n, design, n_drawn, metric, truth[metric], finite, point, h_lo, h_hi, s_lo, s_hi,
                      ref.ci_low, ref.ci_high, u_lo, u_hi))  # fmt: skip
     return rows
@@ -250,6 +249,21 @@ def goal_table(table: pd.DataFrame) -> pd.DataFrame:
     return part[["metric", "judge", "share", "design", "n", "mean_drawn", "headline_cov", "sample_cov", "headline_w", "width_ratio", "meets"]]
 
 
+def run_fixed(args: argparse.Namespace) -> None:
+    import ppi_fixed
+
+    questions = load_questions(data_dir())
+    info = question_info(questions)
+    turn = np.array([q.turn_type for q in sorted(questions, key=lambda q: q.question_id)])
+    images, names = pd.factorize(info["image"].to_numpy())
+    start = time.perf_counter()
+    table = ppi_fixed.simulate_fixed(sys.modules[__name__], args.reps or 2000, args.populations, images, len(names), turn, listed_reps=10_000)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    print(ppi_fixed.report_fixed(table))
+    print(f"{time.perf_counter() - start:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--full", action="store_true", help="2,000 repetitions a cell and 1,000 bootstrap resamples")
@@ -262,10 +276,23 @@ def main() -> None:
     parser.add_argument("--ns", default=",".join(map(str, NS)), help="a subset, comma-separated")
     parser.add_argument("--designs", default=",".join(DESIGNS), help="a subset, comma-separated (uniform, active)")
     parser.add_argument("--goal", action="store_true", help="also print the width relative to all 82 graded per design")
+    parser.add_argument("--fixed", action="store_true", help="fixed populations (drawn once, only the sample redrawn): the 'these answers' "
+                        "interval's coverage per cell, 2,000 repetitions a cell (--reps), the issue's listed cells at 10,000+ pooled")
+    parser.add_argument("--two-judges", action="store_true", help="two independent good judges at n = 20: headline width vs all 82 "
+                        "graded, one judge vs the judges' mean vs a cross-fitted calibration (--reps, default 1,000)")
+    parser.add_argument("--populations", type=int, default=10, help="with --fixed: populations per share and judge")
     parser.add_argument("--markdown", nargs="*", type=Path, default=None, help="print the README summary of these CSVs (from --csv) and stop")
     args = parser.parse_args()
     if args.markdown is not None:
         print(markdown(pd.concat([pd.read_csv(p) for p in args.markdown], ignore_index=True)))
+        return
+    if args.fixed:
+        run_fixed(args)
+        return
+    if args.two_judges:
+        import ppi_two_judges
+
+        ppi_two_judges.run(sys.modules[__name__], args.reps or 1000, args.bootstrap or 300, args.seed)
         return
     reps = args.reps or (2000 if args.full else 150)
     n_boot = args.bootstrap or (1000 if args.full else 300)

@@ -98,7 +98,8 @@ def report_dir(inputs) -> Path:
 def test_writes_the_judge_tables(report_dir, inputs):
     assert {"judge_agreement.csv", "judge_confusion.csv", "ppi.csv"} <= {p.name for p in report_dir.iterdir()}
     agreement = pd.read_csv(report_dir / "judge_agreement.csv")
-    assert list(agreement.columns) == ["model", "measure", "value", "ci_low", "ci_high", "n"]
+    assert list(agreement.columns) == ["judge", "model", "measure", "value", "ci_low", "ci_high", "n"]
+    assert set(agreement.judge) == {"gpt-test"}  # one judge: named by its folder, no combined rows
     assert set(agreement.model) == {*MODELS, "all"}
     assert set(agreement.measure) == {"exact_agreement", "cohen_kappa", "cohen_kappa_quadratic", "spearman", "mean_shift"}
     assert agreement.ci_low.notna().all() and (agreement.ci_low <= agreement.value + 1e-9).all() and (agreement.value <= agreement.ci_high + 1e-9).all()
@@ -116,6 +117,7 @@ def test_writes_the_judge_tables(report_dir, inputs):
     part = both.loc["m-mid"]
     assert mid.value == pytest.approx(spearmanr(part.h, part.j).statistic) and mid.n == len(part)
     confusion = pd.read_csv(report_dir / "judge_confusion.csv").set_index("human_grade")
+    assert list(confusion.columns) == ["judge", "judge_A", "judge_B", "judge_C", "judge_D", "total"]
     assert int(confusion.total.sum()) == len(both)
     assert confusion.loc["B", "judge_A"] == int(((both.h == 2) & (both.j == 3)).sum())
     ppi = pd.read_csv(report_dir / "ppi.csv")
@@ -372,4 +374,4 @@ def test_a_model_with_one_human_grade_gets_no_ppi_and_the_reason(inputs, tmp_pat
     assert ppi.loc[("m-low", "mean_score"), ["ci_low", "ci_high", "sample_ci_low", "sample_ci_high"]].isna().all()
     assert ppi.loc[("m-mid", "mean_score"), ["estimate", "ci_low", "ci_high"]].notna().all()
     text = " ".join((out / "report.md").read_text().split())
-    assert "m-low (mean_score): too few: 1 human-graded answer(s); an interval needs 10 or more to hold its level." in text
+    assert "m-low (mean_score): too few: 1 human-graded answer(s); an interval needs 10 or more to hold its level" in text

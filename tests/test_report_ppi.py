@@ -75,6 +75,30 @@ def test_equals_ppi_py_on_random_data():
         assert (got.estimate, got.ci_low, got.ci_high) == pytest.approx((expected, float(np.squeeze(low)), float(np.squeeze(high))), rel=1e-10)
 
 
+def test_ppi_py_mean_is_ppi_py_nan_included():
+    """ppi_py's own result for the ppi_py_* columns: NaN where a constant judge makes its lambda 0/0 (and the
+    finite values rounding gives it elsewhere), unlike ppi_mean, which takes lambda = 0 there."""
+    from owleval.report.ppi import ppi_py_mean
+
+    ppi_py = _import_ppi_py()
+    rng = np.random.default_rng(1)
+    nans = 0
+    for _ in range(300):
+        n, big_n = int(rng.integers(2, 40)), int(rng.integers(1, 300))
+        y = rng.integers(0, 4, n).astype(float)
+        level = float(rng.integers(0, 4)) * (1.0 if rng.random() < 0.5 else 0.37)
+        yhat, yu = np.full(n, level), (np.full(big_n, level) if rng.random() < 0.7 else rng.integers(0, 4, big_n).astype(float))
+        if rng.random() < 0.3:
+            y, yhat, yu = (y >= 2) * 1.0, (yhat >= 2) * 1.0, (yu >= 2) * 1.0
+        got = ppi_py_mean(y, yhat, yu, alpha=0.05)
+        with np.errstate(all="ignore"):
+            low, high = ppi_py.ppi_mean_ci(y, yhat, yu, alpha=0.05)
+            expected = (float(np.squeeze(ppi_py.ppi_mean_pointestimate(y, yhat, yu))), float(np.squeeze(low)), float(np.squeeze(high)))
+        assert (got.estimate, got.ci_low, got.ci_high) == pytest.approx(expected, rel=1e-12, nan_ok=True)
+        nans += np.isnan(expected[0])
+    assert nans > 20  # the NaN case is exercised
+
+
 def test_lambda_zero_is_the_human_only_mean_and_interval():
     fixed = ppi_mean(Y, YHAT, YU, lam=0.0)
     human = classical_mean(Y)
@@ -165,6 +189,19 @@ def test_ppi_py_columns_equal_ppi_py(info):
         point = float(np.squeeze(ppi_py.ppi_mean_pointestimate(y, yhat, yu)))
         row = table.loc[metric]
         assert (row.ppi_py_estimate, row.ppi_py_ci_low, row.ppi_py_ci_high) == pytest.approx((point, float(np.squeeze(low)), float(np.squeeze(high))), rel=1e-12)
+        assert row.ppi_py_rows.startswith("Y, Yhat: the 20 human-graded answers the judge graded; Yhat_unlabeled: the 62")
+    # a judge that gives every answer one grade: ppi_py's lambda is 0/0 (NaN, or what rounding leaves: see
+    # test_ppi_py_mean_is_ppi_py_nan_included); the columns are ppi_py's, the estimate the human mean
+    constant = _values([("m", q, 2.0, 1.0) for q in range(1, 83)])
+    flat = _table(human, constant, ["m"], info).set_index("metric")
+    for metric, y in {"mean_score": Y, "acceptable": (Y >= 2) * 1.0}.items():
+        yhat = np.full(20, 2.0 if metric == "mean_score" else 1.0)
+        with np.errstate(all="ignore"):
+            expected = (float(np.squeeze(ppi_py.ppi_mean_pointestimate(y, yhat, yhat[:1].repeat(62)))),
+                        *map(float, np.squeeze(ppi_py.ppi_mean_ci(y, yhat, yhat[:1].repeat(62), alpha=0.05))))
+        got = tuple(flat.loc[metric, ["ppi_py_estimate", "ppi_py_ci_low", "ppi_py_ci_high"]])
+        assert got == pytest.approx(expected, rel=1e-12, nan_ok=True)
+        assert flat.loc[metric, "lambda"] == 0.0 and flat.loc[metric, "estimate"] == pytest.approx(y.mean())
 
 
 def test_these_answers_interval_matches_the_finite_population_formula():
@@ -188,14 +225,16 @@ def test_these_answers_interval_matches_the_finite_population_formula():
     thetas = np.array(thetas)
     jack = (1 - n / big_n) * (n - 1) / n * np.sum((thetas - thetas.mean()) ** 2)
     assert jackknife_variance(pop) == pytest.approx(jack)
-    assert sampling_variance(pop, lam, "mean_score") == pytest.approx(max(plain, jack, (1 - n / big_n) / (n + 1) / n))
+    k = 2.0 / (1 - n / big_n)  # pseudo-observations one grade step off, weighted as the unsampled answers
+    honest = (1 - n / big_n) * (np.sum((resid - resid.mean()) ** 2) + k) / (n - 2 + k) / n
+    assert sampling_variance(pop, lam, "mean_score") == pytest.approx(max(honest, jack))
     est, low, high = sample_interval(pop, lam, "mean_score")
     assert est == pytest.approx(lam * f.mean() + resid.mean())
     from scipy.stats import binomtest, t
 
     from owleval.report.stats import bounded_score_interval
 
-    inflated = (t.ppf(0.975, n - 2) / 1.959963984540054) ** 2 * max(plain, jack, (1 - n / big_n) / (n + 1) / n)
+    inflated = (t.ppf(0.975, n - 2) / 1.959963984540054) ** 2 * max(honest, jack)
     expected = bounded_score_interval(np.array(est), np.array(inflated), 0.0, 3.0)
     assert (low, high) == pytest.approx((float(expected[0]), float(expected[1])))
     # the score-type interval of a 0/1 mean with the binomial variance is Wilson's

@@ -36,8 +36,9 @@ def report_command(
     seed: Annotated[int, typer.Option("--seed", help="seed of the bootstrap")] = 0,
     legacy: Annotated[Optional[Path], typer.Option("--legacy", help="legacy.csv from `owleval legacy`: adds metric-vs-human rank correlations")] = None,
     judge: Annotated[
-        Optional[Path],
-        typer.Option("--judge", help="grades.csv of `owleval judge` (or its folder): adds judge-vs-human agreement and PPI scores"),
+        Optional[list[Path]],
+        typer.Option("--judge", help="grades.csv of `owleval judge` (or its folder): adds judge-vs-human agreement and PPI scores; "
+                     "repeat it for several judges (each named by its folder), used together as one predictor (their mean)"),
     ] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Data-set folder.", show_default="$OWLEVAL_DATA, else the installed set")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing output folder")] = False,
@@ -109,8 +110,10 @@ def report_command(
         return
     if legacy is not None and not legacy.is_file():
         raise OwlEvalError(f"--legacy {legacy}: no such file")
+    judge = list(judge) if judge else None
     if judge is not None:
-        resolve_judge_path(judge)  # a missing file fails before any work
+        for one in judge:
+            resolve_judge_path(one)  # a missing file fails before any work
     questions = load_questions(data)
     from owleval.report.legacy import load_model_answers
 
@@ -122,10 +125,13 @@ def report_command(
         # a model only the judge graded is allowed: scores.csv lists it with source "judge", no interval and no rank
         from owleval.report.build import dataset_version
 
-        judged = read_judge(judge, questions, models=models, models_origin=str(answers), dataset_version=dataset_version())
+        judged = [read_judge(one, questions, models=models, models_origin=str(answers), dataset_version=dataset_version()) for one in judge]
         if answer_texts is not None:
-            check_answer_texts(judged, answer_texts, str(answers))
+            for one in judged:
+                check_answer_texts(one, answer_texts, str(answers))
     from_db = is_sqlite(grades)
+    import pandas as pd
+
     from owleval.quality.gold import gold_kind
     from owleval.report.qc import parse_exclusions, refuse_gold_counts_if_sampled, run_qc
 
@@ -135,13 +141,14 @@ def report_command(
     checked = run_qc(
         frame, mode=qc, rule_specs=list(qc_rule or []), exclude_by_hand=parse_exclusions(exclude_annotators, _rater_names(frame, votes, questions)),
         gold_path=gold if gold is not None and gold_kind(gold) == "grades" else None, gold_counts=gold_counts,
-        judges=judged.grades if judged is not None else None, answers=answer_texts, images={q.question_id: q.image for q in questions},
+        judges=pd.concat([j.grades for j in judged], ignore_index=True) if judged else None, answers=answer_texts, images={q.question_id: q.image for q in questions},
         seed=seed,
     )  # fmt: skip
 
     def build(graded: pd.DataFrame) -> Report:
         return build_report(
-            graded, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling
+            graded, questions, source=str(grades), rule=combine, n_boot=bootstrap, seed=seed, legacy_path=legacy, judge=judged, sampling=sampling,
+            answers={m: set(texts) for m, texts in answer_texts.items()} if answer_texts is not None else None,
         )
 
     report = build(checked.kept)

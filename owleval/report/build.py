@@ -22,7 +22,7 @@ from owleval.errors import OwlEvalError
 from owleval.fileio import temp_dir_beside
 from owleval.items import regular_grades
 from owleval.questions import Question
-from owleval.report import agreement, combine, compare, correlation, estimands, ppi, ranks, scores, tables
+from owleval.report import agreement, combine, compare, correlation, estimands, finite, ppi, ranks, scores, tables
 from owleval.report.stats import CI_LEVEL
 
 if TYPE_CHECKING:
@@ -91,7 +91,8 @@ ACTIVE_DESIGN = (
 
 
 def _study_probabilities(sampling: dict[str, Any] | None, source: str, human: pd.DataFrame, judge_values: pd.DataFrame,
-                         judge: JudgeInput, questions: Sequence[Question]) -> dict[str, dict[int, float]] | None:  # fmt: skip
+                         judge: JudgeInput, questions: Sequence[Question],
+                         answers: dict[str, Collection[int]] | None = None) -> dict[str, dict[int, float]] | None:  # fmt: skip
     """The active design's checked inclusion probabilities (None for a uniform design or grades from a CSV)."""
     if sampling is None or sampling.get("design") is None:
         return None
@@ -99,6 +100,8 @@ def _study_probabilities(sampling: dict[str, Any] | None, source: str, human: pd
 
     keys = ["model_id", "question_id"]
     parts = [human[keys], judge_values[keys]] + ([judge.missing[keys]] if judge.missing is not None and len(judge.missing) else [])
+    if answers is not None:  # every answer PPI counts needs its probability
+        parts.append(pd.DataFrame([(m, int(q)) for m in set(human["model_id"]) for q in answers.get(m, ())], columns=keys))
     turn = {q.question_id: q.turn_type for q in questions}
     return study_probabilities(sampling["design"], source, human[keys], pd.concat(parts, ignore_index=True), turn)
 
@@ -112,13 +115,16 @@ def build_report(
     n_boot: int = 2000,
     seed: int = 0,
     legacy_path: Path | None = None,
-    judge: JudgeInput | None = None,
+    judge: JudgeInput | Sequence[JudgeInput] | None = None,
     sampling: dict[str, Any] | None = None,
+    answers: dict[str, Collection[int]] | None = None,
 ) -> Report:
     """Every table of the report from validated grades (see :func:`grades.read_grades`).
 
-    ``judge``: an LLM judge's grades (:func:`judge.read_judge`), adding agreement with the humans and PPI scores;
-    ``sampling``: how the human-graded answers were chosen (:func:`judge.sampling_info`).
+    ``judge``: an LLM judge's grades (:func:`judge.read_judge`), or several judges' (combined as one predictor,
+    :mod:`multijudge`), adding agreement with the humans and PPI scores;
+    ``sampling``: how the human-graded answers were chosen (:func:`judge.sampling_info`); ``answers``: model ->
+    question ids of the answer files (--answers), so PPI's N counts every answer.
     """
     combine.check_rule(rule)
     if n_boot < 0:
@@ -143,24 +149,38 @@ def build_report(
     judge_only = None
     if judge is not None:
         from owleval.report import judge as judging
+        from owleval.report import multijudge
 
+        judges = [judge] if not isinstance(judge, (list, tuple)) else list(judge)
+        names = multijudge.judge_names([j.path for j in judges])
+        judge = judges[0] if len(judges) == 1 else multijudge.combined_input(judges, names)
+        agreement_parts, confusion_parts = [], []
+        for name, one in [*zip(names, judges, strict=True), *([(multijudge.COMBINED, judge)] if len(judges) > 1 else [])]:
+            one_pairs = judging.pair_answers(grades, one.grades)
+            if one_pairs.empty:
+                raise OwlEvalError(f"{one.path}: the judge graded none of the answers people graded; nothing anchors its grades")
+            agreement_parts.append(judging.agreement_table(one_pairs, info, models, n_boot=n_boot, seed=seed).assign(judge=name))
+            confusion_parts.append(judging.confusion_table(one_pairs).assign(judge=name))
+        shown = multijudge.COMBINED if len(judges) > 1 else names[0]
+        out["judge_agreement"] = _judge_first(pd.concat(agreement_parts, ignore_index=True))
+        out["judge_confusion"] = _judge_first(pd.concat(confusion_parts, ignore_index=True))
         pairs = judging.pair_answers(grades, judge.grades)
-        if pairs.empty:
-            raise OwlEvalError(f"{judge.path}: the judge graded none of the answers people graded; nothing anchors its grades")
-        out["judge_agreement"] = judging.agreement_table(pairs, info, models, n_boot=n_boot, seed=seed)
-        out["judge_confusion"] = judging.confusion_table(pairs)
         human_values, judge_values = ppi.human_values(grades, rule), ppi.judge_values(judge.grades)
-        probabilities = _study_probabilities(sampling, source, human_values, judge_values, judge, questions)
+        probabilities = _study_probabilities(sampling, source, human_values, judge_values, judge, questions, answers)
         out["ppi"] = estimands.ppi_table(
             human_values, judge_values, models, info,
             summary_questions=units["question_id"].tolist(), n_boot=n_boot, seed=seed, missing=judge.missing,
-            probabilities=probabilities,
+            probabilities=probabilities, answers=answers,
         )  # fmt: skip
         judge_only = scores.judge_only_models(ppi.judge_values(judge.grades), models)
         coverage = judging.coverage_table(grades, judge, models)
         worst = judging.disagreements(pairs)
         judge_meta = {
-            "source": str(judge.path),
+            "name": shown,
+            "judges": [{"name": name, "source": str(one.path), "annotator": one.annotator, "n_grades": int(len(one.grades)), "counts": one.counts}
+                       for name, one in zip(names, judges, strict=True)],
+            "judge_combination": multijudge.COMBINATION_RULE if len(judges) > 1 else "one judge: its own values",
+            "source": ", ".join(str(one.path) for one in judges),
             "annotator": judge.annotator,
             "meta_file": str(judge.meta_path) if judge.meta_path else None,
             "settings": judge.settings,
@@ -178,6 +198,9 @@ def build_report(
             "lambda_rule": estimands.LAMBDA_RULE,
             "stand_in_rule": estimands.STAND_IN_RULE,
             "min_n_interval": estimands.MIN_N_INTERVAL,
+            "n_rule": "N = every answer in --answers (those without a judge grade keep the stand-in value)" if answers is not None
+            else "N = the answers the judge graded, people graded or the judge's meta.json lists (no --answers given)",
+            "sample_variance_rule": finite.VARIANCE_RULE,
             "sampling_design": ACTIVE_DESIGN if probabilities is not None else UNIFORM_DESIGN,
         }
     replicates = tables.score_replicates(units, questions, models, n_boot=n_boot, seed=seed) if "ppi" not in out else None
@@ -206,6 +229,7 @@ def build_report(
         "ratings_per_answer_max": int(ratings_per_answer.max()),
         "bt_prior": compare.BT_PRIOR,
         "judge": judge_meta,
+        "judge_combination": judge_meta["judge_combination"] if judge_meta else None,
         "sampling": sampling,
         "ranks": {
             "rank": "scores.csv: 1 + the number of models of that metric whose interval lies wholly above (conservative: "
@@ -308,6 +332,11 @@ def add_votes(
     report.tables.update(result.tables)
     report.meta["arena"] = result.meta
     return report
+
+
+def _judge_first(table: pd.DataFrame) -> pd.DataFrame:
+    """The ``judge`` column first (judge_agreement.csv and judge_confusion.csv hold one block per judge)."""
+    return table[["judge", *[c for c in table.columns if c != "judge"]]]
 
 
 def _legacy_meta(legacy_path: Path | None) -> dict[str, Any] | None:

@@ -12,19 +12,23 @@ with lam = Cov(Y, f) / Var(f) on the graded answers, clipped to [0, 1]: the lam 
 variance (not PPI++'s lam, which carries a (1 + n/N) factor for an unlabelled set disjoint from the labelled one).
 
 *These answers* (``sample_ci_*``): the uncertainty that comes only from grading a simple random sample of the N
-answers: variance (1 - n/N) s_r^2 / n with s_r^2 the sample variance of the residuals Y - lam * f (n - 2 degrees
-of freedom: lam is fitted on the same answers), inflated by (t_{n-2}/z)^2 and shown as a score-type interval
-(see the headline), and s_r^2 floored at 1 / (n + 1) (one grade step squared over n + 1: the variance
-the sample would have with one more answer one grade off) and never below the delete-one jackknife variance (which counts fitting lam on the same
-answers), because at n = 10 a good judge matches every sampled
-answer often enough that a zero variance would otherwise claim certainty. Zero when every answer is graded.
+answers: variance (1 - n/N) s_r^2 / n with s_r^2 the residuals' (Y - lam * f) sum of squares plus 2 / (1 - n/N)
+pseudo-observations one grade step off, over n - 2 (lam is fitted on the same answers) plus those, never below the
+delete-one jackknife variance, as a score-type interval with the t_{n-2} quantile (:mod:`finite`, which says why:
+a sample that missed the judge's rare disagreements would otherwise claim certainty). Zero when every answer is
+graded.
 
 *Questions like these* (``ci_*``, the headline): also the uncertainty of having these 82 questions rather than
 others: the image bootstrap of the whole estimator (questions on one image are resampled together, lam re-tuned in
 every replicate, the summary table's draws; its spread moved out by the few-clusters factor t_{G-1}/z sqrt(G/(G-1))
-for G images, as the summary table does), plus what the t quantile, the floor and the jackknife add to the sampling
-part at small n, as a score-type interval at the effective sample size p(1 - p) / variance on the scale mapped to
-[0, 1] (Wilson's, for a share). With every answer graded it is the summary table's interval.
+for G images, as the summary table does), plus what the t quantile, the pseudo-count and the jackknife add to the
+sampling part at small n, as a score-type interval at the effective sample size p(1 - p) / variance on the scale
+mapped to [0, 1] (Wilson's, for a share). With every answer graded it is the summary table's interval.
+
+*The judge only where it helps* (:func:`row_intervals`): where lam is 0, or the judge-based "these answers" interval
+would be wider than the human-only one (lam = 0) or its headline wider than the human-only interval of the summary
+table, the row is the human-only estimate and intervals: the headline is never wider than ``human_only`` and equal
+to it where lam = 0.
 
 *Active sampling* (``study create --design active``: Poisson sampling, answer i drawn independently with stored
 probability pi_i): the inverse-probability-weighted PPI estimator of active statistical inference (Zrnic & Candes,
@@ -36,7 +40,7 @@ mean residual) becomes a mean weighted by 1 / pi_i, so
 which equals the uniform estimator when all pi are equal. Its sampling variance is the Poisson-design variance of
 this generalised regression estimator, sum over the graded of (1 - pi_i) / pi_i^2 * e_i^2 / N^2 with e_i the
 residuals Y - lam f minus their weighted mean, times n / (n - 2) (lam fitted on the same answers) -- with all pi equal
-to n/N exactly the uniform (1 - n/N) s_r^2 / n; the floor puts step^2 / (n + 1) in place of e_i^2 and the jackknife
+to n/N exactly the uniform (1 - n/N) s_r^2 / n; the pseudo-count adds k step^2 at the mean factor and the jackknife
 deletes one graded answer at a time with the weights kept, each squared deviation times that answer's 1 - pi_i. The image bootstrap
 multiplies each answer's draw count by its weight 1 / pi_i.
 
@@ -46,16 +50,16 @@ the row keeps its estimate, gets a note and no interval.
 
 from __future__ import annotations
 
-import functools
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
-from owleval.report.ppi import PPI_ALPHA, PPI_METRICS, ppi_mean
+from owleval.report import finite
+from owleval.report.ppi import PPI_ALPHA, PPI_METRICS, ppi_py_mean
 from owleval.report.stats import (
     MIN_N_MEAN_INTERVAL,
     boot_variance,
@@ -69,16 +73,14 @@ from owleval.report.stats import (
 #: fewest human-graded answers for which a model gets an interval (bench/bench_ppi_coverage.py measures why)
 MIN_N_INTERVAL = 10
 #: metric -> (lowest, highest) value of its scale; intervals are clipped to it
-SCALES = {"mean_score": (0.0, 3.0), "acceptable": (0.0, 1.0)}
+SCALES = finite.SCALES
 #: the judge value of an answer the judge could not grade: the scale's midpoint
 STAND_IN = {metric: (low + high) / 2.0 for metric, (low, high) in SCALES.items()}
-#: the variance floor's grade step, per metric
-FLOOR_STEP = {"mean_score": 1.0, "acceptable": 1.0}
 ALL_GRADED = "all graded"
 PPI_COLUMNS = (
     "model", "metric", "estimate", "ci_low", "ci_high", "sample_ci_low", "sample_ci_high", "n_human", "n_judge", "n_answers",
     "n_stand_in", "lambda", "human_only_estimate", "human_only_ci_low", "human_only_ci_high", "judge_only_estimate",
-    "ppi_py_estimate", "ppi_py_ci_low", "ppi_py_ci_high", "ppi_py_lambda", "note",
+    "ppi_py_estimate", "ppi_py_ci_low", "ppi_py_ci_high", "ppi_py_lambda", "ppi_py_rows", "note",
 )  # fmt: skip
 ESTIMANDS = {
     "headline": "questions like these: the mean grade this study's people would give the model's answers to questions like "
@@ -118,10 +120,7 @@ def tuned_lambda(y: np.ndarray, f: np.ndarray, w: np.ndarray | None = None) -> f
     if y.size < 2:
         return 0.0
     if w is None:
-        var = float(np.var(f))
-        if var <= 0.0:
-            return 0.0
-        return float(np.clip(np.mean((y - y.mean()) * (f - f.mean())) / var, 0.0, 1.0))
+        return float(finite.lambdas(y, f))
     fm, ym = np.average(f, weights=w), np.average(y, weights=w)
     var = float(np.average((f - fm) ** 2, weights=w))
     if var <= 1e-15:
@@ -141,32 +140,31 @@ def difference_estimate(pop: Population, lam: float) -> float:
 
 
 def sampling_variance(pop: Population, lam: float, metric: str, *, floor: bool = True) -> float:
-    """(1 - n/N) s_r^2 / n, s_r^2 the residuals' sample variance with n - 2 degrees of freedom (lam is fitted on the
-    same answers, as in a regression estimator), floored at step^2 / (n + 1) unless ``floor=False``."""
+    """The "these answers" sampling variance (:func:`finite.sampling_variances`; the Poisson-design one under an
+    active design); ``floor=False``: the raw residual formula, without the pseudo-count and the jackknife."""
     graded = pop.graded
-    n, big_n = int(graded.sum()), pop.f.size
-    resid = pop.y[graded] - lam * pop.f[graded]
     if pop.pi is not None:
-        return _poisson_variance(pop, resid, metric, floor=floor)
-    s2 = float(np.var(resid, ddof=2)) if n > 2 else 0.0
-    if not floor:
-        return (1.0 - n / big_n) * s2 / n
-    s2 = max(s2, FLOOR_STEP[metric] ** 2 / (n + 1))
-    return max((1.0 - n / big_n) * s2 / n, jackknife_variance(pop))
+        return _poisson_variance(pop, pop.y[graded] - lam * pop.f[graded], metric, floor=floor)
+    y, f = pop.y[graded][None, :], pop.f[graded][None, :]
+    raw, honest = finite.sampling_variances(y, f, np.array([pop.f.mean()]), np.array([lam]), pop.f.size, metric)
+    return float((honest if floor else raw)[0])
 
 
 def _poisson_variance(pop: Population, resid: np.ndarray, metric: str, *, floor: bool) -> float:
-    """The active (Poisson) design's variance of the weighted estimator (see the module docstring)."""
+    """The active (Poisson) design's variance of the weighted estimator (see the module docstring), with the
+    uniform design's pseudo-count (at the mean factor) and jackknife."""
     pi, big_n = pop.pi[pop.graded], pop.f.size
     n = resid.size
+    if n < 3:
+        return 0.0
     w = 1.0 / pi
     e = resid - np.average(resid, weights=w)
     factor = (1.0 - pi) / pi**2 / big_n**2
-    raw = float(np.sum(factor * e**2)) * (n / (n - 2) if n > 2 else 0.0)
     if not floor:
-        return raw
-    floored = float(np.sum(factor)) * FLOOR_STEP[metric] ** 2 / (n + 1)
-    return max(raw, floored, jackknife_variance(pop))
+        return float(np.sum(factor * e**2)) * n / (n - 2)
+    k = finite.pseudo_count(n, big_n)
+    honest = (float(np.sum(factor * e**2)) + float(np.mean(factor)) * k * finite.STEP[metric] ** 2) * n / (n - 2 + k)
+    return max(honest, jackknife_variance(pop))
 
 
 def _weighted_jackknife(pop: Population) -> float:
@@ -194,39 +192,25 @@ def jackknife_variance(pop: Population) -> float:
         return 0.0
     if pop.pi is not None:
         return _weighted_jackknife(pop)
-    y, f = pop.y[graded], pop.f[graded]
-    keep = ~np.eye(n, dtype=bool)
-    ys, fs = np.where(keep, y[None, :], 0.0), np.where(keep, f[None, :], 0.0)
-    my, mf = ys.sum(axis=1) / (n - 1), fs.sum(axis=1) / (n - 1)
-    cov = (ys * fs).sum(axis=1) / (n - 1) - my * mf
-    var = (fs * fs).sum(axis=1) / (n - 1) - mf * mf
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lam = np.where(var > 1e-12, np.clip(cov / np.where(var > 1e-12, var, 1.0), 0.0, 1.0), 0.0)
-    theta = lam * pop.f.mean() + my - lam * mf
-    return float((1.0 - n / big_n) * (n - 1) / n * np.sum((theta - theta.mean()) ** 2))
+    return float(finite.jackknife_variances(pop.y[graded][None, :], pop.f[graded][None, :], np.array([pop.f.mean()]), big_n)[0])
 
 
-@functools.lru_cache(maxsize=256)
 def _t(alpha: float, dof: int) -> float:
-    from scipy.special import stdtrit  # Student's t quantile (= scipy.stats.t.ppf) without importing scipy.stats
-
-    return float(stdtrit(dof, 1.0 - alpha / 2.0))
+    return finite.t_quantile(alpha, dof)
 
 
 def sample_interval(pop: Population, lam: float, metric: str, alpha: float = PPI_ALPHA) -> tuple[float, float, float]:
-    """(estimate, low, high) of the "these answers" interval: a score-type interval (:func:`stats.bounded_score_interval`)
-    at the t-inflated sampling variance; a t interval clipped to the scale where the estimate sits at an end of it."""
-    n = int(pop.graded.sum())
+    """(estimate, low, high) of the "these answers" interval (:func:`finite.sample_intervals`; under an active
+    design the same score-type interval at the Poisson-design variance)."""
+    graded = pop.graded
+    n = int(graded.sum())
+    if pop.pi is None:
+        est, low, high, _ = finite.sample_intervals(pop.y[graded], pop.f[graded], pop.f.mean(), pop.f.size, metric, alpha, np.array([lam]))
+        return float(est[0]), float(low[0]), float(high[0])
     est = difference_estimate(pop, lam)
-    t = _t(alpha, max(n - 2, 1))
     variance = sampling_variance(pop, lam, metric)
-    low, high = SCALES[metric]
-    z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
-    lo, hi = bounded_score_interval(np.array(est), np.array(variance * (t / z) ** 2), low, high, 1.0 - alpha)
-    if np.isnan(lo):
-        half = t * np.sqrt(variance)
-        return est, float(np.clip(est - half, low, high)), float(np.clip(est + half, low, high))
-    return est, float(lo), float(hi)
+    low, high = finite.score_intervals(np.array(est), np.array(variance), n, pop.f.size, metric, _t(alpha, n - 2))
+    return est, float(low), float(high)
 
 
 def bootstrap_estimates(pop: Population, counts: np.ndarray) -> np.ndarray:
@@ -279,7 +263,8 @@ def headline_interval(pop: Population, lam: float, replicates: np.ndarray, metri
 
 
 def human_only_interval(pop: Population, replicates: np.ndarray, metric: str) -> tuple[float, float]:
-    """The human mean's interval as the summary table gives it: percentile bootstrap (means), clustered Wilson (shares)."""
+    """The human mean's interval as the summary table gives it: a score-type interval at the image bootstrap's variance
+    (means, :func:`stats.bounded_score_interval`), clustered Wilson (shares)."""
     n = int(pop.graded.sum())
     if n == 0 or replicates.size == 0:
         return float("nan"), float("nan")
@@ -290,6 +275,38 @@ def human_only_interval(pop: Population, replicates: np.ndarray, metric: str) ->
         return float(lo[0]), float(hi[0])
     lo, hi = bounded_score_interval(np.array(mean), boot_variance(replicates[:, None]) * factor**2, *SCALES[metric])
     return float(lo[0]), float(hi[0])
+
+
+def row_intervals(
+    pop: Population, metric: str, counts: np.ndarray, human: tuple[float, float], alpha: float = PPI_ALPHA
+) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
+    """(lam, estimate, headline interval, "these answers" interval) of one model and metric.
+
+    The judge is used (lam > 0) only where it narrows both intervals: where lam is 0, or the judge-based "these
+    answers" interval is wider than the human-only one (lam = 0) or its headline wider than ``human`` (the human-only
+    interval of the summary table), the row is the human-only estimate with the human-only intervals -- so the
+    headline is never wider than ``human`` and equals it where lam = 0."""
+    lam = pop_lambda(pop)
+    n, big_n = int(pop.graded.sum()), pop.f.size
+    human_ok = bool(np.isfinite(human[0]) and np.isfinite(human[1]))
+
+    def sample(at: float) -> tuple[float, float]:
+        if n == big_n:
+            value = difference_estimate(pop, at)
+            return value, value
+        return sample_interval(pop, at, metric, alpha)[1:]
+
+    if lam > 0.0:
+        s_ppi = sample(lam)
+        head = headline_interval(pop, lam, bootstrap_estimates(pop, counts), metric, alpha)
+        s_zero = sample(0.0)
+        wider = s_ppi[1] - s_ppi[0] > s_zero[1] - s_zero[0] + 1e-12 or (human_ok and head[1] - head[0] > human[1] - human[0] + 1e-12)
+        if not wider:
+            return lam, difference_estimate(pop, lam), head, s_ppi
+    else:
+        s_zero = sample(0.0)
+    head = human if human_ok else headline_interval(pop, 0.0, bootstrap_estimates(pop, counts), metric, alpha)
+    return 0.0, difference_estimate(pop, 0.0), head, s_zero
 
 
 def image_codes(info: pd.DataFrame, first: Sequence[int], every: Sequence[int]) -> tuple[dict[int, int], int]:
@@ -314,6 +331,7 @@ def ppi_table(
     missing: pd.DataFrame | None = None,
     alpha: float = PPI_ALPHA,
     probabilities: Mapping[str, Mapping[int, float]] | None = None,
+    answers: Mapping[str, Collection[int]] | None = None,
 ) -> pd.DataFrame:
     """One row per model and metric: the headline estimate and interval, the "these answers" one, the human-only and
     judge-only ones, and ppi_py's i.i.d. PPI++.
@@ -322,10 +340,16 @@ def ppi_table(
     the judge could not grade (model_id, question_id); ``summary_questions``: the question ids of the summary table's
     units in its order, so the bootstrap draws are the summary table's (seed ``[seed, 0]``); ``probabilities``:
     model -> question id -> inclusion probability of an active design (checked by :func:`owleval.report.active.study_probabilities`),
-    which switches those models to the weighted estimator.
+    which switches those models to the weighted estimator; ``answers``: model -> question ids of every answer it
+    gave (from --answers): N counts them all, those without a judge grade with the stand-in value; without it N
+    is what the judge graded, people graded or the judge's meta.json lists, and each row says so.
     """
     keys = ["model_id", "question_id"]
     extra = missing[keys] if missing is not None and len(missing) else judge[keys].iloc[:0]
+    n_from_answers = answers is not None
+    if answers is not None:
+        given = pd.DataFrame([(m, int(q)) for m in models for q in answers.get(m, ())], columns=keys)
+        extra = pd.concat([extra, given], ignore_index=True).drop_duplicates()
     every_q = sorted({*map(int, human["question_id"]), *map(int, judge["question_id"]), *map(int, extra["question_id"])})
     code_of, n_summary_images = image_codes(info, summary_questions, every_q)
     n_images = len(set(code_of.values()))
@@ -346,20 +370,26 @@ def ppi_table(
             if probabilities is not None and model in probabilities:
                 pi = np.array([probabilities[model][int(q)] for q in answers], dtype=float)
             pop = Population(f, y, np.array([code_of[int(q)] for q in answers], dtype=np.int64), pi)
-            rows.append(_row(model, metric, pop, in_judge, counts, summary_counts, alpha))
+            rows.append(_row(model, metric, pop, in_judge, counts, summary_counts, alpha, n_from_answers=n_from_answers))
     return pd.DataFrame(rows, columns=list(PPI_COLUMNS))
 
 
-def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts: np.ndarray, summary_counts: np.ndarray, alpha: float) -> tuple:
+def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts: np.ndarray, summary_counts: np.ndarray, alpha: float, *,
+         n_from_answers: bool = False) -> tuple:  # fmt: skip
     graded = pop.graded
     n, big_n = int(graded.sum()), pop.f.size
     n_stand_in = int((graded & ~in_judge).sum())
     judge_only = float(pop.f[in_judge].mean()) if in_judge.any() else float("nan")
     labelled = graded & in_judge
     ref = (np.nan, np.nan, np.nan, np.nan)
-    if labelled.sum() >= 2 and (in_judge & ~graded).any():
-        got = ppi_mean(pop.y[labelled], pop.f[labelled], pop.f[in_judge & ~graded], alpha=alpha)
+    unlabelled = in_judge & ~graded
+    rows_used = (f"Y, Yhat: the {int(labelled.sum())} human-graded answers the judge graded; Yhat_unlabeled: the {int(unlabelled.sum())} "
+                 "judge-graded answers without a human grade" + (f"; {n_stand_in} stand-in row(s) left out" if n_stand_in else ""))  # fmt: skip
+    if labelled.sum() >= 2 and unlabelled.any():
+        got = ppi_py_mean(pop.y[labelled], pop.f[labelled], pop.f[unlabelled], alpha=alpha)
         ref = (got.estimate, got.ci_low, got.ci_high, got.lam)
+    else:
+        rows_used = "none: ppi_py needs 2 or more human-graded answers the judge graded and 1 or more judge-only answers"
     nan = float("nan")
     human_est = (float(np.mean(pop.y[graded])) if pop.pi is None else float(np.average(pop.y[graded], weights=pop.weights))) if n else nan
     graded_only = Population(pop.f[graded] * 0.0, pop.y[graded], pop.image[graded], None if pop.pi is None else pop.pi[graded])  # images the summary table draws
@@ -368,26 +398,27 @@ def _row(model: str, metric: str, pop: Population, in_judge: np.ndarray, counts:
         human_lo = human_hi = nan
     if n == 0:
         return (model, metric, nan, nan, nan, nan, nan, 0, int(in_judge.sum()), big_n, 0, nan, nan, nan, nan, judge_only, *ref,
-                "no human grade: nothing anchors the judge")  # fmt: skip
-    lam = pop_lambda(pop)
-    est = difference_estimate(pop, lam)
+                rows_used, "no human grade: nothing anchors the judge")  # fmt: skip
     notes = []
     if pop.pi is not None:
         notes.append("active sample: estimates weighted by 1 / inclusion probability; ppi_py's i.i.d. columns ignore the weights")
     if n_stand_in:
         notes.append(f"{n_stand_in} human-graded answer(s) without a judge grade keep the stand-in judge value {STAND_IN[metric]:g}")
+    if not n_from_answers:
+        notes.append(f"N = {big_n}: the answers the judge graded, people graded or the judge's meta.json lists (give --answers to count every answer)")
     if n < MIN_N_INTERVAL:
+        lam = pop_lambda(pop)
+        est = difference_estimate(pop, lam)
         low = high = s_low = s_high = nan
         notes.insert(0, f"too few: {n} human-graded answer(s); an interval needs {MIN_N_INTERVAL} or more to hold its level")
     else:
+        lam, est, (low, high), (s_low, s_high) = row_intervals(pop, metric, counts, (human_lo, human_hi), alpha)
         if n == big_n:
-            s_low = s_high = est
             notes.insert(0, f"{ALL_GRADED}: the estimate is the human mean, with no sampling uncertainty")
-        else:
-            _, s_low, s_high = sample_interval(pop, lam, metric, alpha)
-        low, high = headline_interval(pop, lam, bootstrap_estimates(pop, counts), metric, alpha)
+        elif lam == 0.0 and pop_lambda(pop) > 0.0:
+            notes.insert(0, "the judge does not narrow the interval here: human-only estimate and intervals (λ = 0)")
         if counts.shape[0] == 0:
             notes.insert(0, "no headline interval without bootstrap resamples (--bootstrap 0)")
     return (model, metric, est, low, high, s_low, s_high, n, int(in_judge.sum()), big_n, n_stand_in, lam, human_est, human_lo,
-            human_hi, judge_only, *ref, "; ".join(notes))  # fmt: skip
+            human_hi, judge_only, *ref, rows_used, "; ".join(notes))  # fmt: skip
 

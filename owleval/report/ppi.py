@@ -77,6 +77,48 @@ def ppi_mean(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, *, alp
     return MeanEstimate(float(estimate), float(estimate - z * se), float(estimate + z * se), float(lam))
 
 
+def _ppi_py_lambda(y2: np.ndarray, yhat2: np.ndarray, yu2: np.ndarray, start: np.ndarray) -> float:
+    """ppi_py's ``_calc_lam_glm`` for the mean (one coordinate, clipped), from its starting estimate."""
+    n, big_n = y2.shape[0], yu2.shape[0]
+    w, wu = np.ones((n, 1)), np.ones((big_n, 1))
+    grads, grads_hat, grads_hat_u = w * (y2 - start), w * (yhat2 - start), wu * (yu2 - start)
+    grads_cent, hat_cent = grads - grads.mean(axis=0), grads_hat - grads_hat.mean(axis=0)
+    cov = (1 / n) * (grads_cent.T @ hat_cent + hat_cent.T @ grads_cent)
+    var = np.cov(np.concatenate([grads_hat, grads_hat_u], axis=0).T).reshape(1, 1)
+    eye = np.eye(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.clip((np.trace(eye @ cov @ eye) / (2 * (1 + (n / big_n)) * np.trace(eye @ var @ eye))).item(), 0, 1))
+
+
+def ppi_py_mean(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, *, alpha: float = 0.05) -> MeanEstimate:
+    """What ``ppi_py.ppi_mean_pointestimate`` and ``ppi_mean_ci`` (lam=None) return, NaN included, computed in their
+    array shapes and operation order: where the judge gives one value to every answer their power-tuning lam is
+    0/0 and the result NaN -- or, when rounding leaves a variance of 1e-31, some lam -- which :func:`ppi_mean`
+    replaces by lam = 0. The two ppi_py functions start from last-bit different estimates, so they can disagree
+    (a NaN estimate with a finite interval); each is reproduced. For the ``ppi_py_*`` columns, which must be
+    ppi_py's own result; ``lam`` is the interval's."""
+    y2, yhat2, yu2 = (np.asarray(a, dtype=np.float64).reshape(-1, 1) for a in (y, yhat, yhat_unlabeled))
+    n, big_n = y2.shape[0], yu2.shape[0]
+    w, wu = np.ones((n, 1)), np.ones((big_n, 1))
+
+    def given(weights: np.ndarray) -> np.ndarray:  # ppi_py's construct_weight_vector on weights passed in
+        return weights / weights.sum() * weights.shape[0]
+
+    def estimate_at(lam: float, w_in: np.ndarray, wu_in: np.ndarray) -> np.ndarray:  # ppi_mean_pointestimate(lam=...)
+        w_at, wu_at = given(w_in), given(wu_in)
+        return (wu_at * lam * yu2).mean(axis=0) + (w_at * (y2 - lam * yhat2)).mean(axis=0).squeeze()
+
+    with np.errstate(invalid="ignore"):
+        lam_point = _ppi_py_lambda(y2, yhat2, yu2, (wu * yu2).mean(0) + (w * (y2 - yhat2)).mean(0))
+        estimate = float(estimate_at(lam_point, w, wu)[0])
+        lam_ci = _ppi_py_lambda(y2, yhat2, yu2, estimate_at(1, w, wu))
+        w1, wu1 = given(w), given(wu)  # the inner ppi_mean_ci call gets the weights passed in
+        centre = float(estimate_at(lam_ci, w1, wu1)[0])
+        se = float(np.sqrt(((wu1 * (lam_ci * yu2)).std(0) / np.sqrt(big_n)) ** 2 + ((w1 * (y2 - lam_ci * yhat2)).std(0) / np.sqrt(n)) ** 2)[0])
+    half = _z(alpha) * se
+    return MeanEstimate(estimate, centre - half, centre + half, lam_ci)
+
+
 def classical_mean(y: np.ndarray, *, alpha: float = 0.05) -> MeanEstimate:
     """The sample mean and its CLT interval (population sd / sqrt(n), as ``ppi_py.classical_mean_ci``).
 

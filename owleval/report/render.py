@@ -332,7 +332,11 @@ def judge_context(report: Report) -> dict[str, Any] | None:
     if meta is None:
         return None
     t = report.tables
+    shown = meta.get("name")  # the judge the section shows: the combination when there are several
     agreement = t["judge_agreement"]
+    confusion = t["judge_confusion"]
+    if shown is not None and "judge" in agreement.columns:
+        agreement, confusion = agreement[agreement["judge"] == shown], confusion[confusion["judge"] == shown]
     groups = []
     for model, part in agreement.groupby("model", sort=False):
         cells = {}
@@ -349,7 +353,7 @@ def judge_context(report: Report) -> dict[str, Any] | None:
         "meta": meta,
         "measures": JUDGE_MEASURE_LABELS,
         "agreement": groups,
-        "confusion": confusion_cells(t["judge_confusion"]),
+        "confusion": confusion_cells(confusion),
         "shift_chart": dot_chart(points, "Judge − human mean score, per model") if points else None,
         "coverage": coverage,
         "ppi": ppi_rows(t["ppi"]),
