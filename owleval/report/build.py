@@ -231,6 +231,7 @@ def build_report(
         "judge": judge_meta,
         "judge_combination": judge_meta["judge_combination"] if judge_meta else None,
         "sampling": sampling,
+        "single_pass_models": [],  # models whose answers came from a kit's single-pass task (the command fills it in)
         "ranks": {
             "rank": "scores.csv: 1 + the number of models of that metric whose interval lies wholly above (conservative: "
             "overlapping intervals share a rank); leaderboard.csv: the order of Bradley-Terry strength among ranked models",
