@@ -29,11 +29,9 @@ def attempt_keys() -> tuple[str, list[str]]:
 
 
 def check_token(check: Callable[[str], T], token: str) -> tuple[T | None, str | None]:
-    """``(check(token), None)`` once the gate gives this check its turn; ``(None, refusal)`` when the request cannot
-    be believed (forwarded without a trusted proxy) or the queue is full. Never refused for earlier failures."""
-    refusal = serving.proxy_refusal(serving.Request.current())
-    if refusal:
-        return None, refusal
+    """``(check(token), None)`` once the gate gives this check its turn; ``(None, refusal)`` when the queue is full.
+    Never refused for earlier failures. (A request whose address cannot be believed never gets here: see
+    :func:`stop_if_unsafe`, run first.)"""
     session, keys = attempt_keys()
     try:
         with st.spinner("Checking the token..."):
