@@ -4,8 +4,8 @@ each session. Writes the series to ``bench/results/soak_<mode>_<date>.csv`` and 
 growth from session 100 to the end (issue 25 asks: under 5% and under 20 MiB).
 
 Modes:
-- ``sessions`` (default): ``--sessions 200`` one after another, each signing in (names cycle over ``--people``),
-  grading ``--grades`` answers and closing its tab.
+- ``sessions`` (default): ``--sessions 200`` one after another, each signing in under a new name (a name study:
+  a new annotator joins with a full queue), grading ``--grades`` answers and closing its tab.
 - ``day``: a working day compressed: ``--sessions`` sessions, two tabs open at a time, each one half the time
   reloaded mid-session (F5) before grading on, and every tenth session left open idle until the next one ends —
   the shapes of a day (people coming back, reloading, leaving a tab open) without its hours. The server's
@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> list[tuple[int, float, float]]:
     from playwright.sync_api import sync_playwright
 
     tmp = Path(tempfile.mkdtemp(prefix="owleval-soak-"))
-    people = [f"annotator {i}" for i in range(args.people)]
-    study = make_study(tmp, args.data, people, auth="name", name="soak.sqlite")
+    study = make_study(tmp, args.data, ("first annotator",), auth="name", name="soak.sqlite")
     server = Server(study.path, tmp, args=("--server.address", "127.0.0.1", "--server.disconnectedSessionTTL", str(args.ttl)))
     server.start()
     assert server.proc is not None
@@ -75,10 +74,10 @@ def run(args: argparse.Namespace) -> list[tuple[int, float, float]]:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             idle = None
             for n in range(1, args.sessions + 1):
-                name = people[n % len(people)]
+                name = f"annotator {n}"
                 page = open_session(browser, server.url, name)
                 if args.mode == "day":
-                    other = open_session(browser, server.url, people[(n + 1) % len(people)])
+                    other = open_session(browser, server.url, f"annotator {n} second tab")
                     grade(other, 1)
                     if n % 2:
                         page.reload()
@@ -111,7 +110,6 @@ def main() -> None:
     parser.add_argument("--mode", choices=("sessions", "day"), default="sessions")
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--grades", type=int, default=3)
-    parser.add_argument("--people", type=int, default=8)
     parser.add_argument("--ttl", type=int, default=120, help="server.disconnectedSessionTTL (Streamlit's default: 120 s)")
     parser.add_argument("--data", type=Path, default=default_data_dir(), help="data-set folder (images, questions)")
     parser.add_argument("--out", type=Path, default=None)

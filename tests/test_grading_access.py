@@ -76,6 +76,18 @@ def test_token_studies_and_loopback_need_no_flag(token_study, name_study) -> Non
     assert warning.startswith("warning:") and "0.0.0.0:8501" in warning
 
 
+def test_a_name_sign_in_study_behind_a_trusted_proxy_is_refused_unless_allowed(name_study, token_study) -> None:
+    with pytest.raises(OwlEvalError, match="through the proxy"):
+        check_exposure(name_study.path, "127.0.0.1", 8501, allow_name_sign_in=False, proxied=True)
+    assert check_exposure(token_study.path, "127.0.0.1", 8501, allow_name_sign_in=False, proxied=True) is None
+
+
+def test_a_trusted_proxy_must_be_an_address(tmp_path: Path, token_study) -> None:
+    result = _rate("--db", str(token_study.path), "--trusted-proxy", "proxy.example.org", home=tmp_path)
+    assert result.returncode != 0 and "--trusted-proxy 'proxy.example.org'" in result.stderr
+    assert trusted_proxy_setting(["::1"]) == "::1"
+
+
 def test_no_traceback_reaches_an_annotator() -> None:
     cmd = streamlit_command(8501, "0.0.0.0", None, None, True)
     assert cmd[cmd.index("--client.showErrorDetails") + 1] == "none"
