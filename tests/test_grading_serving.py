@@ -12,9 +12,12 @@ import pytest
 
 from owleval.commands.rate import streamlit_command, trusted_proxy_setting
 from owleval.errors import OwlEvalError
-from owleval.grading import action_limits, admin_download, serving
+from owleval.grading import action_limits, admin_download, gradebar, serving
 from owleval.grading.log_limits import BoundedLogFilter
+from owleval.grading.queue import load_queue, record_grade
 from owleval.grading.serving import Request
+from owleval.grading.store import Store
+from tests.grading_helpers import make_study
 
 LOCAL = {"host": "127.0.0.1:8501", "origin": "http://127.0.0.1:8501"}
 CONFIG = Path(serving.__file__).resolve().parent.parent / ".streamlit" / "config.toml"
@@ -142,6 +145,27 @@ def test_grade_actions_are_limited_per_annotator() -> None:
     assert passed == 30
 
 
+def _bar_message(window: str, actions: list[tuple[int, str]]) -> dict:
+    pending = [{"seq": seq, "kind": "grade", "grade": grade, "index": 0, "answer": 7, "seen": 0} for seq, grade in actions]
+    return {gradebar.BAR_KEY: {"actions": {"window": window, "pending": pending}}}
+
+
+def test_a_flood_of_grade_actions_is_refused_past_the_limit_with_a_message() -> None:
+    ss = _bar_message("w1", [(seq, "ABCD"[seq % 4]) for seq in range(1, 41)])
+    recorded: list[int] = []
+
+    def record(items, action, window):
+        recorded.append(action.seq)
+        return items
+
+    limiter = action_limits.ActionLimiter(rate=5.0, burst=15, clock=Clock())
+    action_limits.apply_limited(ss, limiter, "ann", [object()], lambda item: 7, record)
+    assert recorded == list(range(1, 16)), "a burst of 15, then refused"
+    assert [kind for kind, _ in ss["flash"]] == ["error"] * 25
+    assert all(message == action_limits.RATE_MESSAGE for _, message in ss["flash"])
+    assert ss["bar_applied"] == {"w1": 40}, "answered (refused ones too): never retried in a loop"
+
+
 def test_windows_per_session_are_capped_most_recent_kept() -> None:
     ss = {"bar_applied": {f"w{i}": i for i in range(10)}}
     action_limits.trim_windows(ss, "w2", max_windows=4)
@@ -176,6 +200,22 @@ def test_log_lines_from_a_flood_of_bad_messages_are_bounded() -> None:
     assert len(lines) == 6, "5 a minute, then the next minute's first"
     assert all(len(line.encode()) <= 512 for line in lines) and "Traceback" not in "".join(lines)
     assert "[195 similar lines dropped]" in lines[-1]
+
+
+def test_the_same_grade_from_any_window_is_not_stored_again(tmp_path: Path, owl_data: Path) -> None:
+    study = make_study(tmp_path, owl_data, ("ann",), qids=(1,))
+    store = Store(study.path)
+    try:
+        who = store.conn.execute("SELECT annotator_id FROM annotators").fetchone()[0]
+        item = load_queue(store, who)[0]
+        first = record_grade(store, who, item.answer_id, "B", window="w1", seq=1, seen=0)
+        for n in range(2, 50):  # fresh window ids, nothing changed
+            assert record_grade(store, who, item.answer_id, "B", window=f"w{n}", seq=1, seen=first.event_id) == first
+        changed = record_grade(store, who, item.answer_id, "C", window="w99", seq=1, seen=first.event_id)
+        count = store.conn.execute("SELECT COUNT(*) FROM grade_events").fetchone()[0]
+    finally:
+        store.close()
+    assert changed.grade == "C" and count == 2
 
 
 # -- the admin's CSV link -----------------------------------------------------------------------------------------
