@@ -18,7 +18,6 @@ Usage: python bench/bench_soak.py [--mode sessions|day] [--sessions 200] [--grad
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import sys
 import tempfile
@@ -59,7 +58,8 @@ def grade(page, count: int, choices: str = "BCAD") -> None:
                                arg=heading.strip(), timeout=60_000)
 
 
-def run(args: argparse.Namespace) -> list[tuple[int, float, float]]:
+def run(args: argparse.Namespace, out: Path) -> list[tuple[int, float, float]]:
+    """Drive the sessions; each sample is appended to ``out`` as it is taken (an interrupted run keeps its series)."""
     from playwright.sync_api import sync_playwright
 
     tmp = Path(tempfile.mkdtemp(prefix="owleval-soak-"))
@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> list[tuple[int, float, float]]:
     assert server.proc is not None
     pid, start = server.proc.pid, time.monotonic()
     series = [(0, rss_mib(pid), 0.0)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("session,rss_mib,elapsed_s\n0,%.1f,0.0\n" % series[0][1], encoding="utf-8")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -95,6 +97,8 @@ def run(args: argparse.Namespace) -> list[tuple[int, float, float]]:
                 else:
                     page.context.close()
                 series.append((n, rss_mib(pid), time.monotonic() - start))
+                with open(out, "a", encoding="utf-8") as fh:
+                    fh.write(f"{n},{series[-1][1]:.1f},{series[-1][2]:.1f}\n")
                 if n % 10 == 0:
                     print(f"session {n}: {series[-1][1]:.0f} MiB", flush=True)
             if idle is not None:
@@ -114,13 +118,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=default_data_dir(), help="data-set folder (images, questions)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    series = run(args)
     out = args.out or RESULTS / f"soak_{args.mode}_{dt.date.today().isoformat()}.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["session", "rss_mib", "elapsed_s"])
-        writer.writerows((n, f"{rss:.1f}", f"{t:.1f}") for n, rss, t in series)
+    series = run(args, out)
     by = {n: rss for n, rss, _ in series}
     marks = [n for n in (0, 20, 100, 200, args.sessions) if n in by]
     print("RSS (MiB) after session " + ", ".join(f"{n}: {by[n]:.0f}" for n in dict.fromkeys(marks)))
