@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
-from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server
+from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server, free_port, wait_healthy
 from tests.grading_helpers import make_study
 
 pytestmark = BROWSER_MARKS
@@ -148,3 +151,36 @@ def test_weakened_server_limits_are_refused(tmp_path: Path, owl_data: Path, brow
         page.context.close()
     finally:
         weak.kill9()
+
+
+def test_owleval_rate_on_loopback_serves_this_machine_and_refuses_a_rebinding_page(tmp_path: Path, owl_data: Path, browser) -> None:
+    """The default set-up (a name study, `owleval rate` on 127.0.0.1): Streamlit's own allowed-hosts list refuses
+    attacker.example's websocket before the page's check would."""
+    study = make_study(tmp_path, owl_data, ("ann",), qids=(1,), auth="name", name="named.sqlite")
+    port, log = free_port(), tmp_path / "rate.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OWLEVAL_RATE_")} | {"HOME": str(tmp_path)}
+    owleval = Path(sys.executable).parent / "owleval"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(owleval), "rate", "--headless", "--db", str(study.path), "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    rebinding = browser.browser_type.launch(executable_path=str(CHROMIUM),
+                                            args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP attacker.example 127.0.0.1"])
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/", proc, log)
+        page = _open(browser, f"http://localhost:{port}/")
+        page.get_by_label("Your name").fill("ann")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Answer to grade").wait_for()
+        page.context.close()
+        attacker = _open(rebinding, f"http://attacker.example:{port}/")
+        refused = "Rejecting WebSocket connection with disallowed Origin or Host header"
+        for _ in range(600):  # until the server has answered the page's websocket
+            if refused in log.read_text(errors="replace"):
+                break
+            attacker.wait_for_timeout(100)
+        assert refused in log.read_text(errors="replace")
+        assert attacker.get_by_label("Your name").count() == 0
+    finally:
+        rebinding.close()
+        proc.kill()
+        proc.wait(timeout=10)
