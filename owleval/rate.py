@@ -247,7 +247,9 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
                 st.rerun()
             st.error(refusal or "That is not this study's admin token.")
         return
-    exposed = os.environ.get(access.EXPOSED_ENV) or (serving.allow_name_sign_in() and f"{st.get_option('server.address') or 'every interface'}")
+    exposed = os.environ.get(access.EXPOSED_ENV)  # set by owleval rate; under streamlit run the flag comes after --
+    if not exposed and serving.allow_name_sign_in():
+        exposed = st.get_option("server.address") or "every interface"
     if exposed and meta["auth"] == AUTH_NAME:
         st.warning(
             f"This study signs annotators in by name alone and is served on {exposed} (--allow-name-sign-in): anyone "
