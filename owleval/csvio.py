@@ -5,12 +5,18 @@ strip first) as a formula: ``=HYPERLINK(...)`` in an annotator's comment or a mo
 opens ``grades.csv``. Following the OWASP rule, such a *text* cell is written with a leading ``'``; a text cell that
 already begins with ``'`` gets one more, so :func:`unquote_cell` restores every value exactly. Numbers stay numbers
 (a negative score is not text) and keep full float precision.
+
+Disguised starts are quoted too (:func:`formula_like`): a leading NUL or invisible format character (U+200B,
+U+FEFF, bidi controls: some readers drop them and then see the ``=``), and the compatibility look-alikes of
+``= + - @`` (full-width ``＝＋－＠``, small ``﹦﹢﹣﹫``) that NFKC normalisation — and some spreadsheets — turn
+into the real characters.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,14 +24,25 @@ from typing import Any
 import pandas as pd
 
 from owleval.fileio import atomic_write_text
+from owleval.textsafety import is_format_char
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
 
 
+def formula_like(text: str) -> bool:
+    """Whether a spreadsheet could run ``text`` as a formula: it begins with ``= + - @``, a tab or a carriage
+    return, a NUL or a format character, or a compatibility look-alike of ``= + - @`` (NFKC)."""
+    if not text:
+        return False
+    first = text[0]
+    return (first in FORMULA_STARTS or first == "\0" or is_format_char(first)
+            or unicodedata.normalize("NFKC", first).startswith(FORMULA_STARTS[:4]))
+
+
 def quote_cell(value: Any) -> Any:
     """``value`` made safe to open in a spreadsheet: text that a spreadsheet would run gets a leading ``'``."""
-    if isinstance(value, str) and value and (value.startswith(FORMULA_STARTS) or value.startswith(QUOTE)):
+    if isinstance(value, str) and value and (formula_like(value) or value.startswith(QUOTE)):
         return QUOTE + value
     return value
 

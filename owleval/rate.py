@@ -15,17 +15,14 @@ import dataclasses
 import os
 import sqlite3
 import sys
-import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import streamlit as st
 
 from owleval import rate_pairwise, rate_qc
 from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
-from owleval.grading import access, export, gradebar
+from owleval.grading import access, action_limits, admin_download, export, gradebar, serving, signin_guard
 from owleval.grading import queue as gq
 from owleval.grading.default_study import (
     admin_token_path,
@@ -38,7 +35,6 @@ from owleval.grading.study import AUTH_NAME, FLAGS, MAX_NAME_LEN
 from owleval.pairwise.study import is_pairwise
 
 DB_ENV, DATA_ENV = "OWLEVAL_RATE_DB", "OWLEVAL_RATE_DATA"
-T = TypeVar("T")
 DONE = -1
 
 # The answer's own box scrolls, and the image is capped, so the grade bar above them is never below the fold.
@@ -87,33 +83,6 @@ def _open() -> tuple[Store, dict[str, str], Path, bool]:
     return store, meta, Path(data or meta["data_dir"]), default
 
 
-@st.cache_resource(show_spinner=False)
-def _throttle() -> access.Throttle:
-    """One per server: wrong tokens counted across every session of it."""
-    return access.Throttle()
-
-
-def _attempt_keys() -> tuple[str, list[str]]:
-    """The throttle keys of this attempt: this browser session, and the client's address when known."""
-    session = "session:" + st.session_state.setdefault("throttle_id", uuid.uuid4().hex)
-    address = st.context.ip_address
-    return session, [session] + ([f"address:{address}"] if address else [])
-
-
-def _check_token(check: Callable[[str], T], token: str) -> tuple[T | None, str | None]:
-    """``check(token)`` unless this session or address is waiting after wrong tokens; ``(result, refusal)``."""
-    session, keys = _attempt_keys()
-    wait = _throttle().wait_seconds(keys)
-    if wait > 0:
-        return None, f"Too many wrong tokens. Try again in {wait:.0f} seconds."
-    result = check(token)
-    if result:
-        _throttle().succeeded([session])
-    else:
-        _throttle().failed(keys)
-    return result, None
-
-
 def _sign_in(store: Store, meta: dict[str, str], default: bool) -> None:
     st.title("OwlEval grading")
     by_name = meta["auth"] == AUTH_NAME
@@ -131,7 +100,7 @@ def _sign_in(store: Store, meta: dict[str, str], default: bool) -> None:
         if by_name:
             who, refusal = access.sign_in_with_name(store, secret), None
         else:
-            who, refusal = _check_token(lambda token: access.sign_in_with_token(store, token), secret)
+            who, refusal = signin_guard.check_token(lambda token: access.sign_in_with_token(store, token), secret)
     except OwlEvalError as exc:
         st.error(str(exc))
         return
@@ -173,7 +142,8 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.Queue
         ss.pos = DONE if nxt is None else nxt
         return items
 
-    return gradebar.apply_actions(ss, items, lambda item: item.view_id, record)
+    return action_limits.apply_limited(ss, action_limits.SHARED, (str(store.path), who.annotator_id), items,
+                                       lambda item: item.view_id, record)
 
 
 def _go(pos: int) -> None:
@@ -278,13 +248,15 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
         if meta["auth"] == AUTH_NAME:
             st.caption(f"The admin token of this local study is in `{admin_token_path(store.path)}`")
         if submitted:
-            ok, refusal = _check_token(lambda t: access.is_admin(store, t), token)
+            ok, refusal = signin_guard.check_token(lambda t: access.is_admin(store, t), token)
             if ok:
                 ss.is_admin = True
                 st.rerun()
             st.error(refusal or "That is not this study's admin token.")
         return
-    exposed = os.environ.get(access.EXPOSED_ENV)
+    exposed = os.environ.get(access.EXPOSED_ENV)  # set by owleval rate; under streamlit run the flag comes after --
+    if not exposed and serving.allow_name_sign_in():
+        exposed = st.get_option("server.address") or "every interface"
     if exposed and meta["auth"] == AUTH_NAME:
         st.warning(
             f"This study signs annotators in by name alone and is served on {exposed} (--allow-name-sign-in): anyone "
@@ -312,8 +284,7 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
     if not flagged.empty:
         st.dataframe(flagged, hide_index=True)
     # built when clicked, from the grades of that moment, instead of on every rerun of this page
-    st.download_button("Download grades CSV", data=lambda: frame_to_csv(export.grades_export_frame(store)),
-                       file_name="grades.csv", mime="text/csv")
+    admin_download.offer("Make a grades CSV link", lambda: frame_to_csv(export.grades_export_frame(store)), "grades.csv", "grades_csv")
 
 
 def _annotator_toolbar() -> None:
@@ -333,6 +304,7 @@ def main() -> None:
     except OwlEvalError as exc:
         st.error(f"The grading app cannot open its study.\n\n{exc}")
         st.stop()
+    signin_guard.stop_if_unsafe(by_name=meta["auth"] == AUTH_NAME)
     ss = st.session_state
     page = st.sidebar.radio("Page", ["Grade", "Admin"], key="page")
     if "annotator" in ss:

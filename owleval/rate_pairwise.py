@@ -17,7 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 from owleval.errors import OwlEvalError
-from owleval.grading import access, gradebar
+from owleval.grading import access, action_limits, admin_download, gradebar
 from owleval.grading.queue import EarlierTurn
 from owleval.grading.store import Store
 from owleval.pairwise import queue as pq
@@ -67,7 +67,8 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQ
         ss.pos = DONE if nxt is None else nxt
         return items
 
-    return gradebar.apply_actions(ss, items, lambda item: item.view_id, record, VOTE_BAR.choices)
+    return action_limits.apply_limited(ss, action_limits.SHARED, (str(store.path), who.annotator_id), items,
+                                       lambda item: item.view_id, record, VOTE_BAR.choices)
 
 
 def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
@@ -184,5 +185,4 @@ def admin(store: Store) -> None:
     if not cells.empty:
         cells = cells.assign(cell=cells["voted"].astype(str) + " / " + cells["assigned"].astype(str))
         st.dataframe(cells.pivot(index="annotator", columns="model pair", values="cell"))
-    st.download_button("Download votes CSV", data=lambda: frame_to_csv(votes_export_frame(store)),
-                       file_name="votes.csv", mime="text/csv")
+    admin_download.offer("Make a votes CSV link", lambda: frame_to_csv(votes_export_frame(store)), "votes.csv", "votes_csv")

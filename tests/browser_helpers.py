@@ -48,14 +48,14 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 6
 class Server:
     """A `streamlit run` process serving the app on a loopback port; restartable on the same port."""
 
-    def __init__(self, db: Path, tmp: Path):
-        self.db, self.log = db, tmp / "server.log"
+    def __init__(self, db: Path, tmp: Path, args: tuple[str, ...] = ("--server.address", "127.0.0.1")):
+        self.db, self.log, self.args = db, tmp / "server.log", args
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", "--server.address", "127.0.0.1",
+        cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", *self.args,
                "--server.port", str(self.port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
                "--", "--db", str(self.db)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("OWLEVAL_RATE_")}

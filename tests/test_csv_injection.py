@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from owleval.answers import read_answer_file
 from owleval.cli import app
-from owleval.csvio import FORMULA_STARTS, frame_to_csv, unquote_frame
+from owleval.csvio import formula_like, frame_to_csv, unquote_frame
 from owleval.grading.export import grades_export_frame
 from owleval.grading.queue import load_queue, record_grade
 from owleval.grading.store import Store
@@ -50,7 +50,7 @@ def _is_number(cell: str) -> bool:
 
 
 def assert_inert(text: str, where: str) -> None:
-    live = [c for c in raw_cells(text) if c.startswith(FORMULA_STARTS) and not _is_number(c)]
+    live = [c for c in raw_cells(text) if formula_like(c) and not _is_number(c)]
     assert not live, f"{where}: cells a spreadsheet would run: {live}"
 
 
@@ -68,7 +68,7 @@ def test_grades_export_and_admin_download_quote_names_and_comments(tmp_path: Pat
         with store.write() as conn:  # a name from before check_name refused such names
             conn.execute("UPDATE annotators SET name = ? WHERE name = 'ann'", (CALC,))
         who = store.conn.execute("SELECT annotator_id FROM annotators").fetchone()[0]
-        comments = [LINK, MINUS, TAB.strip() + " x", "'quoted already"]
+        comments = [LINK, MINUS, TAB.strip() + " x", "'quoted already", "＝HYPERLINK(1)", "\u200b=1"]
         for item, comment in zip(load_queue(store, who), comments, strict=False):
             record_grade(store, who, item.answer_id, "B", comment)
         download = frame_to_csv(grades_export_frame(store))  # what the admin page's button sends

@@ -23,6 +23,24 @@ def test_dangerous_text_never_starts_a_cell_with_a_formula_character(text: str) 
     assert quote_cell(text).startswith("'")
 
 
+#: disguised starts: a NUL, invisible format characters, and the NFKC look-alikes of = + - @
+DISGUISED = ["\x00=1+1", "\u200b=HYPERLINK(\"http://x\")", "\ufeff=1", "\u202e=1", "＝HYPERLINK(\"http://x\")",
+             "＋1", "－1", "＠SUM(A1)", "﹦1", "﹢1", "﹣1", "﹫x"]
+
+
+@pytest.mark.parametrize("text", DISGUISED)
+def test_disguised_formula_starts_are_quoted_and_round_trip(text: str) -> None:
+    assert quote_cell(text).startswith("'")
+    assert unquote_cell(quote_cell(text)) == text
+    back = list(csv.reader(io.StringIO(rows_to_csv(["c"], [[text]]))))[1][0]
+    assert unquote_cell(back) == text
+
+
+@pytest.mark.parametrize("text", ["Ａnn", "１２", "a＝b", "ÉQUIPE", "日本"])
+def test_ordinary_wide_text_is_left_alone(text: str) -> None:
+    assert quote_cell(text) == text
+
+
 def test_numbers_stay_numbers_at_full_precision() -> None:
     frame = pd.DataFrame({"name": ["=1+1", "ok"], "value": [-0.123456789012345, 2.0], "n": [-3, 4]})
     text = frame_to_csv(frame)

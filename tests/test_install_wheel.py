@@ -27,7 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 #: source folder -> where its files land in the wheel
 INSTALLED_AS = {"owleval": "owleval", "adapters": "owleval/adapters", "data/owleval_82q": "owleval/dataset_manifest"}
-SHIPPED = ("*.py", "*.j2", "py.typed", "manifest.json")
+SHIPPED = ("*.py", "*.j2", "py.typed", "manifest.json", "config.toml")
 
 pytestmark = pytest.mark.slow
 

@@ -1,8 +1,8 @@
 """`owleval rate` on a network address, driven by headless Chromium.
 
 A name sign-in study lets anyone who reaches the page sign in as "ann" and change her grades, so `owleval rate`
-refuses to serve one beyond this machine; with --allow-name-sign-in it serves it and the admin page says so. A
-token study is served, and a browser guessing tokens is slowed down, in a new session from the same address too.
+refuses to serve one beyond this machine; with --allow-name-sign-in it serves it (the flag reaches the page after
+`--`) and the admin page says so. A token study is served and checks tokens.
 """
 
 from __future__ import annotations
@@ -106,30 +106,22 @@ def test_name_sign_in_is_refused_on_the_network_and_warned_about_when_allowed(tm
         allowed.stop()
 
 
-def test_a_token_study_on_the_network_slows_down_guessing(tmp_path: Path, owl_data: Path, browser) -> None:
-    """Served on 0.0.0.0 as for a network, a token study is served, and guessing tokens is slowed down. The browser
-    stays on loopback (tests send no traffic elsewhere), where Streamlit reports no client address, so this shows
-    the per-session limit; the per-address one is checked in test_grading_access with the throttle itself."""
+def test_a_token_study_on_the_network_is_served_and_checks_tokens(tmp_path: Path, owl_data: Path, browser) -> None:
+    """Served on 0.0.0.0 as for a network, a token study is served: a wrong token is refused, the right one signs in.
+    How guesses are spaced (and that a lock-out never refuses the right token) is checked with the gate itself in
+    test_grading_throttle and through the app in test_grading_access: the browser here stays on loopback, where
+    every session shares one address key."""
     study = make_study(tmp_path, owl_data, ("ann", "bob"), qids=(1,))
     served = Rate(tmp_path, "--db", str(study.path))
     try:
         served.wait_served()
         assert "warning" not in served.output()
         page = _page(browser, served.url())
-        wrong = "owl_0123456789ab_" + "A" * 32
-        page.get_by_label("Your sign-in token").fill(wrong)
+        page.get_by_label("Your sign-in token").fill("owl_0123456789ab_" + "A" * 32)
         page.get_by_role("button", name="Sign in").click()
         page.get_by_text("That token is not valid for this study.").wait_for()
-        for _ in range(5):  # the same browser session goes on guessing
-            page.wait_for_timeout(600)  # each attempt its own submission, as a person retyping would
-            page.get_by_label("Your sign-in token").fill(wrong)
-            page.get_by_role("button", name="Sign in").click()
-        page.get_by_text("Too many wrong tokens").wait_for(timeout=20_000)
-        # while it waits, even the right token is not checked
         page.get_by_label("Your sign-in token").fill(study.tokens["bob"])
         page.get_by_role("button", name="Sign in").click()
-        page.wait_for_timeout(1500)
-        assert page.get_by_text("Answer to grade").count() == 0
-        page.get_by_text("Too many wrong tokens").wait_for()
+        page.get_by_text("Answer to grade").wait_for()
     finally:
         served.stop()

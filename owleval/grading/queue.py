@@ -184,7 +184,7 @@ def record_grade(
     """Append a grade event and return it once committed. A repeated ``request_id`` returns the first event.
 
     From the grading app: ``window`` and ``seq`` name the action (a repeated pair returns its first event, and a
-    window repeating its own current grade, as a double click does, adds nothing); ``seen`` is the latest event id
+    grade equal to the current one, from any window, adds nothing); ``seen`` is the latest event id
     the window showed for this answer (0: none): if a grade was given since in another window, the grade is refused
     with :class:`StaleViewError` rather than silently replacing it. ``item_id``: a special item of the annotator's
     queue (gold, onboarding, attention, retest); its grades are its own and never replace the regular grade.
@@ -231,8 +231,8 @@ def record_grade(
             current = GradeEvent.from_row(tuple(latest)[:5])
             if latest["window_id"] != window and seen is not None and current.event_id > seen:
                 raise StaleViewError(current)
-            if latest["window_id"] == window and (current.grade, current.comment, current.flags) == (grade, comment, tuple(f for f in flag_text.split(",") if f)):
-                return current  # the same grade again from the same window (a double click): nothing new
+            if (current.grade, current.comment, current.flags) == (grade, comment, tuple(f for f in flag_text.split(",") if f)):
+                return current  # nothing changed (a double click, or the same grade from any window): nothing new
         now = utc_now()
         cur = conn.execute(
             "INSERT INTO grade_events(annotator_id, answer_id, grade, comment, flags, created_at, request_id, window_id, window_seq, item_id) "

@@ -21,7 +21,7 @@ from owleval.answers import (
     canonical_model_name,
     read_answer_file,
 )
-from owleval.csvio import FORMULA_STARTS
+from owleval.csvio import formula_like
 from owleval.errors import InputFileError, OwlEvalError
 from owleval.fileio import temp_file_beside
 from owleval.grading import assign, sample, special
@@ -33,6 +33,7 @@ from owleval.pairwise import study as pairwise_study
 from owleval.pairwise.pairs import PairDesign
 from owleval.paths import default_data_dir
 from owleval.questions import Question, load_questions
+from owleval.textsafety import format_chars_in
 
 FLAGS: dict[str, str] = {"image-missing": "image missing", "answer-cut-off": "answer cut off"}
 AUTH_TOKEN, AUTH_NAME = "token", "name"
@@ -71,14 +72,23 @@ def read_study_answers(sources: Sequence[Path], questions: Sequence[Question]) -
     return by_model
 
 
+def collapse_name(name: str) -> str:
+    """The name with its whitespace collapsed, so "Ann  Lee" and "Ann Lee" are one annotator."""
+    return " ".join(name.split())
+
+
 def check_name(name: str) -> str:
-    """The name with its whitespace collapsed, so "Ann  Lee" and "Ann Lee" are one annotator. A name may not begin
-    like a spreadsheet formula (``=``, ``+``, ``-``, ``@``): names go into every grades CSV."""
-    clean = " ".join(name.split())
+    """A new annotator's name, whitespace collapsed (:func:`collapse_name`). Refused: invisible format characters
+    (bidi controls, zero-width: a name could pass for another), and a start a spreadsheet would run as a formula
+    (``=``, ``+``, ``-``, ``@`` or a look-alike of them, a NUL): names go into every grades CSV."""
+    clean = collapse_name(name)
+    hidden = format_chars_in(clean)
+    if hidden:
+        raise OwlEvalError(f"annotator name may not hold invisible format characters ({', '.join(hidden)}), got {name!r}")
     if not clean or len(clean) > MAX_NAME_LEN or any(not ch.isprintable() for ch in clean):
         raise OwlEvalError(f"annotator name must be 1-{MAX_NAME_LEN} printable characters, got {name!r}")
-    if clean.startswith(FORMULA_STARTS):
-        raise OwlEvalError(f"annotator name may not begin with = + - or @ (spreadsheets run such cells as formulas), got {name!r}")
+    if formula_like(clean):
+        raise OwlEvalError(f"annotator name may not begin with = + - or @ or a look-alike of them (spreadsheets run such cells as formulas), got {name!r}")
     return clean
 
 

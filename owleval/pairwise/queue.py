@@ -241,8 +241,8 @@ def record_vote(
             current = VoteEvent(int(latest[0]), latest[1], choice_of(latest[1], latest[2], model_a), latest[3], latest[4])
             if latest["window_id"] != window and seen is not None and current.event_id > seen:
                 raise StaleVoteError(current)
-            if latest["window_id"] == window and (current.winner, current.reason) == (winner, reason):
-                return current  # the same vote again from the same window (a double click): nothing new
+            if (current.winner, current.reason) == (winner, reason):
+                return current  # nothing changed (a double click, or the same vote from any window): nothing new
         now = utc_now()
         cur = conn.execute(
             "INSERT INTO vote_events(annotator_id, pair_id, left_model, winner, reason, created_at, request_id, window_id, window_seq, item_id) "
