@@ -92,7 +92,6 @@ def score_table(units: pd.DataFrame, info: pd.DataFrame, models: Sequence[str], 
     """
     units, col, n_img, count_m, accept_m, score_m = _cluster_arrays(units, info, models)
     n_mod = len(models)
-    score = units["score"].to_numpy(dtype=np.float64)
     letter_counts = _letter_counts(units, col, n_mod)
     n = count_m.sum(axis=0)
     counts = bootstrap_counts(n_img, n_boot, rng)
