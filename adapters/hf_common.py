@@ -86,7 +86,7 @@ def checkpoint_source(checkpoint: str, what: str, markers: tuple[str, ...] = ("c
     if _HUB_ID.match(checkpoint) and not _looks_local(checkpoint):
         return checkpoint
     if _looks_local(checkpoint):
-        raise AdapterError(f"{what} {checkpoint!r} not found: no such folder ({path.resolve()}); it is read as a "
+        raise AdapterError(f"{what} {checkpoint!r} not found: the folder does not exist ({path.resolve()}); it is read as a "
                            "local path (it starts like one, or its first part is a folder here), never as a hub id")
     raise AdapterError(
         f"{what} {checkpoint!r} not found: the folder does not exist, and it is not a hub id such as org/name"
