@@ -95,10 +95,22 @@ def image_only(processor_cls: type) -> type:
     Positional arguments are bound to that signature and passed on by name, so processors whose video processor
     comes first (LlavaNextVideo, VideoLlava, PerceptionLM) get each part in its place.
     """
+    from transformers import ProcessorMixin
+
     signature = inspect.signature(processor_cls.__init__)
     reduced = signature.replace(parameters=[p for name, p in signature.parameters.items() if name != "video_processor"])
+    parts = ProcessorMixin.get_attributes.__func__(processor_cls)  # type: ignore[attr-defined]  # the original order
 
-    class ImageOnly(processor_cls):  # type: ignore[misc, valid-type]
+    class ByName(ProcessorMixin):
+        """Sits between the family's class and ProcessorMixin: the family passes its parts positionally in its own
+        order (video processor included), ProcessorMixin would map them onto the parts less the video processor."""
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            kwargs.update(zip(parts, args, strict=False))
+            kwargs.pop("video_processor", None)
+            ProcessorMixin.__init__(self, **kwargs)
+
+    class ImageOnly(processor_cls, ByName):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any):
             kwargs.pop("video_processor", None)
             bound = reduced.bind_partial(self, *args, **kwargs)
