@@ -5,7 +5,15 @@ loads but were only expected to work; ``owleval models hf`` prints both."""
 from __future__ import annotations
 
 #: model types run through the conformance suite on tiny random checkpoints here (no torchvision)
-TESTED_FAMILIES = ("gemma3", "idefics3", "llava", "llava_onevision", "qwen2_5_vl", "qwen2_vl", "smolvlm")
+TESTED_FAMILIES = (
+    "aya_vision", "gemma3", "glm4v", "granite_docling", "idefics2", "idefics3", "internvl", "llava", "llava_next",
+    "llava_next_video", "llava_onevision", "mllama", "paligemma", "qwen2_5_vl", "qwen2_vl", "qwen3_5", "qwen3_vl",
+    "smolvlm", "t5gemma2", "vipllava",
+)
+
+#: families whose processor needs torchvision in transformers 5.x: refused at load (naming the fix) where torchvision
+#: does not import; checked by that refusal here
+NEEDS_TORCHVISION = ("cohere2_vision", "lfm2_vl", "llama4", "mistral3", "perception_lm")
 
 
 def installed_families() -> list[str]:
@@ -24,11 +32,13 @@ def supported_families() -> list[str]:
 
 def expected_families() -> list[str]:
     """Families the installed transformers loads through AutoModelForImageTextToText that were not tested here."""
-    return [family for family in installed_families() if family not in TESTED_FAMILIES]
+    return [family for family in installed_families() if family not in (*TESTED_FAMILIES, *NEEDS_TORCHVISION)]
 
 
 def described_families() -> str:
     tested = supported_families()
     expected = expected_families()
-    return (f"tested on tiny checkpoints: {', '.join(tested) or 'none'}; expected to work, untested "
+    torchvision = [family for family in NEEDS_TORCHVISION if family in installed_families()]
+    return (f"tested on tiny checkpoints ({len(tested)}): {', '.join(tested) or 'none'}; processor needs "
+            f"torchvision (refused without it): {', '.join(torchvision) or 'none'}; expected to work, untested "
             f"({len(expected)}): {', '.join(expected) or 'none'}")

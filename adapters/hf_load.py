@@ -156,6 +156,18 @@ def one_line(exc: BaseException, limit: int = 400) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def _torchvision_fix(exc: BaseException, model_type: str) -> str:
+    """The fix when a processor failed for want of torchvision (its image processor exists only as a torchvision
+    class in this transformers), else nothing."""
+    if "torchvision" not in one_line(exc, limit=10_000).lower():
+        return ""
+    import torch
+
+    return (f". The {model_type!r} processor needs torchvision, which does not import here: install the torchvision "
+            f"build made for this torch ({torch.__version__}) from the same package index as torch, or serve the model "
+            "and use --model openai")
+
+
 def load_processor(source: str, model_type: str, trust_remote_code: bool) -> tuple[Any, str]:
     """(processor, how it was built): ``AutoProcessor``, else the family's processor for images only."""
     import transformers
@@ -169,12 +181,13 @@ def load_processor(source: str, model_type: str, trust_remote_code: bool) -> tup
     name = PROCESSOR_MAPPING_NAMES.get(model_type)
     processor_cls = getattr(transformers, name, None) if isinstance(name, str) else None
     if processor_cls is None or "video_processor" not in inspect.signature(processor_cls.__init__).parameters:
-        raise AdapterError(f"cannot load the processor of checkpoint {source!r}: {one_line(first)}") from first
+        raise AdapterError(f"cannot load the processor of checkpoint {source!r}: {one_line(first)}"
+                           + _torchvision_fix(first, model_type)) from first
     try:
         processor = build_image_only_processor(processor_cls, source, trust_remote_code)
     except load_errors() as exc:
         raise AdapterError(f"cannot load the processor of checkpoint {source!r}: {one_line(first)}; without its video "
-                           f"processor either: {one_line(exc)}") from exc
+                           f"processor either: {one_line(exc)}" + _torchvision_fix(exc, model_type)) from exc
     return processor, f"{processor_cls.__name__} for images only (AutoProcessor failed: {one_line(first)})"
 
 
@@ -225,7 +238,10 @@ def pixel_options(options: Mapping[str, str], image_processor: Any, source: str)
                 f"option image_size: the image processor of {source!r} ({name}) does not resize to a longest edge"
                 + ("; use max_pixels" if _pixel_budget(hints) else "")
             )
-        call["size"] = {"longest_edge": number_option(options, "image_size", 0, minimum=1)}
+        edge = number_option(options, "image_size", 0, minimum=1)
+        call["size"] = {"longest_edge": edge}
+        if getattr(size, "shortest_edge", None):  # Idefics2 resizes between two edges: both go with the call
+            call["size"]["shortest_edge"] = min(size.shortest_edge, edge)
     return call
 
 

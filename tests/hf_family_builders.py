@@ -1,6 +1,6 @@
 """More tiny image-text-to-text families for the ``hf`` adapter (the second round: LLaVA-NeXT and its video
-variant, VipLLaVA, Idefics2, PaliGemma, Mistral 3 / Pixtral, Qwen3-VL, Qwen3.5, GLM-4V, InternVL, Aya Vision,
-T5Gemma 2 (encoder-decoder), Mllama), registered into :data:`tests.hf_family_helpers.FAMILIES`.
+variant, VipLLaVA, Idefics2, PaliGemma, Qwen3-VL, Qwen3.5, GLM-4V, InternVL, Aya Vision,
+T5Gemma 2 (encoder-decoder), Mllama, Granite-Docling), registered into :data:`tests.hf_family_helpers.FAMILIES`.
 
 Same recipe as the first round: a byte-level BPE with the family's special tokens, towers 64 wide with 2 layers,
 the family's chat template written here in its format. Processors whose video processor needs torchvision are
@@ -9,6 +9,7 @@ built for images only, as the adapter does at load.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from owleval.adapters.hf_load import image_only
@@ -115,25 +116,27 @@ def _paligemma():
 FAMILIES["paligemma"] = _paligemma
 
 
-def _mistral3():
-    import transformers as tf
+def write_torchvision_only_checkpoint(model_type: str, directory: Path) -> Path:
+    """A checkpoint folder of a family whose processor exists only with torchvision here (config, tokenizer, chat
+    template and the processor settings naming the torchvision classes; no weights: the adapter refuses it before
+    loading any)."""
+    import json
 
-    specials = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[IMG]", "[IMG_BREAK]", "[IMG_END]", "[SYSTEM_PROMPT]",
-                "[/SYSTEM_PROMPT]", "<pad>"]
-    tok = train_tokenizer(specials, "<s>", "</s>", "<pad>", "<unk>")
-    image_processor = tf.PixtralImageProcessorPil(size={"longest_edge": 32}, patch_size=8)
-    proc = tf.PixtralProcessor(image_processor=image_processor, tokenizer=tok, patch_size=8, spatial_merge_size=2,
-                               chat_template=MISTRAL)
-    config = tf.Mistral3Config(
-        vision_config=dict(model_type="pixtral", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=2, image_size=32, patch_size=8, head_dim=32),
-        text_config=dict(model_type="mistral", **_text(len(tok), tok, head_dim=32)),
-        image_token_index=tok.convert_tokens_to_ids("[IMG]"), spatial_merge_size=2, vision_feature_layer=-1,
-    )
-    return config, proc
+    from transformers import AutoConfig
+    from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING_NAMES
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+    directory.mkdir(parents=True, exist_ok=True)
+    AutoConfig.for_model(model_type).save_pretrained(directory)
+    tok = train_tokenizer(["<unk>", "<s>", "</s>", "<image>", "<pad>"], "<s>", "</s>", "<pad>", "<unk>")
+    tok.save_pretrained(directory)
+    image_processor = IMAGE_PROCESSOR_MAPPING_NAMES[model_type]["torchvision"]
+    (directory / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": image_processor}))
+    (directory / "processor_config.json").write_text(json.dumps({"processor_class": PROCESSOR_MAPPING_NAMES[model_type]}))
+    (directory / "chat_template.jinja").write_text(MISTRAL)
+    return directory
 
 
-FAMILIES["mistral3"] = _mistral3
 
 
 def _qwen3(model_type: str):
@@ -212,7 +215,8 @@ def _got_ocr_style(kind: str):
                 "<|IMG_LINE_BREAK|>", "TILE", "TILE_GLOBAL"]
     tok = train_tokenizer(specials, "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>", "<PAD>")
     image_processor = tf.GotOcr2ImageProcessorPil(size={"height": 32, "width": 32}, crop_to_patches=False)
-    proc = tf.AyaVisionProcessor(image_processor=image_processor, tokenizer=tok, patch_size=16, img_size=32,
+    image_processor = tf.GotOcr2ImageProcessorPil(size={"height": 32, "width": 32}, crop_to_patches=False, max_patches=2)
+    proc = tf.AyaVisionProcessor(image_processor=image_processor, tokenizer=tok, patch_size=8, img_size=32,
                                  downsample_factor=2, chat_template=COHERE)
     config = tf.AyaVisionConfig(
         vision_config=dict(model_type="siglip_vision_model", **VISION, image_size=32, patch_size=8),
@@ -239,7 +243,7 @@ def _t5gemma2():
                    eoi_token_index=gemma_config.eoi_token_index)
     config = tf.T5Gemma2Config(encoder=encoder, decoder=text, image_token_index=gemma_config.image_token_index,
                                eoi_token_index=gemma_config.eoi_token_index, pad_token_id=tok.pad_token_id,
-                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
     return config, proc
 
 
@@ -270,5 +274,21 @@ def _mllama():
 FAMILIES["mllama"] = _mllama
 
 
-def family_params(families: Any) -> list[str]:
-    return sorted(families)
+def _granite_docling():
+    import transformers as tf
+
+    from tests.hf_family_helpers import IDEFICS3
+
+    rows = [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
+    specials = ["<|endoftext|>", "<|begin_of_text|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>", "<global-img>", *rows]
+    tok = train_tokenizer(specials, "<|begin_of_text|>", "<end_of_utterance>", "<|endoftext|>", vocab_size=700)
+    image_processor = tf.GraniteDoclingImageProcessorPil(size={"height": 32, "width": 32}, crop_to_patches=False,
+                                                         max_patches=2)
+    proc = tf.GraniteDoclingProcessor(image_processor=image_processor, tokenizer=tok, image_seq_len=1, chat_template=IDEFICS3)
+    config = tf.GraniteDoclingConfig(vision_config=dict(**VISION, image_size=32, patch_size=8, out_hidden_size=64, scale_factor=4),
+                                     text_config=dict(model_type="llama", **_text(len(tok), tok)), scale_factor=1,
+                                     image_token_id=tok.convert_tokens_to_ids("<image>"), pad_token_id=tok.pad_token_id)
+    return config, proc
+
+
+FAMILIES["granite_docling"] = _granite_docling

@@ -228,3 +228,4 @@ def _gemma3():
 FAMILIES["idefics3"] = _idefics3
 FAMILIES["smolvlm"] = lambda: _idefics3("smolvlm")
 FAMILIES["gemma3"] = _gemma3
+import tests.hf_family_builders  # noqa: E402,F401 - registers the second round of families into FAMILIES
