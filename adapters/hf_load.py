@@ -144,16 +144,17 @@ def build_image_only_processor(processor_cls: type, source: str, trust_remote_co
     return image_only(processor_cls)(image_processor=image_processor, tokenizer=tokenizer, **kwargs)
 
 
-def one_line(exc: BaseException, limit: int = 400) -> str:
-    """An error as one line, its cause kept: the message's lines joined, then the chained cause's."""
-    parts = []
+def one_line(exc: BaseException, limit: int = 600) -> str:
+    """An error as one line with its causes (``Error: message <- Cause: message``), each part shortened so the
+    causes are never cut away: the first line of a wrapper rarely says why."""
+    parts: list[str] = []
     seen: BaseException | None = exc
     while seen is not None and len(parts) < 3:
         text = " ".join(line.strip() for line in str(seen).splitlines() if line.strip())
         parts.append(f"{type(seen).__name__}: {text}" if text else type(seen).__name__)
-        seen = seen.__cause__
-    line = " <- ".join(parts)
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+        seen = seen.__cause__ or seen.__context__
+    share = max(80, limit // len(parts))
+    return " <- ".join(part if len(part) <= share else part[: share - 1] + "…" for part in parts)
 
 
 def _torchvision_fix(exc: BaseException, model_type: str) -> str:

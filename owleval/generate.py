@@ -112,9 +112,19 @@ def _check_resumable(meta: dict[str, Any] | None, current: dict[str, Any], out: 
         earlier["checkpoint_fingerprint"] = current["checkpoint_fingerprint"]  # still the same files: resumes
     refuse_changes(
         ((key, earlier[key], current.get(key)) for key in _RESUME_KEYS),
-        lambda key, before, now: f"{out} was made with {key}={before!r}, this run has {key}={now!r}; "
+        lambda key, before, now: f"{out} was made with {_shown(key, before, now)}; "
                                  "pass --overwrite to start again, or choose another --out",
     )
+
+
+def _shown(key: str, before: Any, now: Any) -> str:
+    """``key=before, this run has key=now``; for two content fingerprints, the files whose content differs."""
+    old, new = (f.get("files") if isinstance(f, dict) else None for f in (before, now))
+    if key == "checkpoint_fingerprint" and isinstance(old, dict) and isinstance(new, dict):
+        changed = sorted(name for name in old.keys() | new.keys() if old.get(name) != new.get(name))
+        return (f"other checkpoint contents (checkpoint_fingerprint sha256 {before.get('sha256')}, this run has "
+                f"{now.get('sha256')}; files added, removed or changed: {', '.join(changed)})")
+    return f"{key}={before!r}, this run has {key}={now!r}"
 
 
 def _refuse_keys_added_since(before: Any, now: Any, out: Path) -> None:

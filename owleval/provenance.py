@@ -98,12 +98,10 @@ def _directory_fingerprint(path: Path) -> dict[str, Any]:
     for f in settings:
         digests[f.relative_to(path).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
     combined = hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in sorted(digests.items())).encode())
-    weight_names = {f.relative_to(path).as_posix() for f in weights}
     return {
         "scheme": FINGERPRINT_SCHEME,
         "sha256": combined.hexdigest(),
-        "weights": {name: digest for name, digest in sorted(digests.items()) if name in weight_names},
-        "files": sorted(digests),
+        "files": dict(sorted(digests.items())),  # file -> sha256: weights and settings files alike
     }
 
 

@@ -38,6 +38,6 @@ def test_local_checkpoints_are_still_fingerprinted(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"model_type": "llava"}')
     (tmp_path / "model.safetensors").write_bytes(b"\0" * 10)
     found = checkpoint_fingerprint(str(tmp_path))
-    assert found["kind"] == "directory" and found["files"] == ["config.json", "model.safetensors"]
+    assert found["kind"] == "directory" and list(found["files"]) == ["config.json", "model.safetensors"]
     assert checkpoint_fingerprint("org/name") == {"kind": "hub", "id": "org/name"}
     assert checkpoint_fingerprint(str(tmp_path), local=False) == {"kind": "served", "name": str(tmp_path)}
