@@ -179,6 +179,10 @@ def run_generation(
     """
     adapter_cls = type(adapter) if adapter is not None else get_adapter_class(model)
     adapter_cls.check_options(load_options.options)  # a typo in -o fails here, before any file is read or weight loaded
+    if adapter is None and adapter_cls.checkpoint_is_local and load_options.device.startswith("cuda"):
+        from owleval.adapters.base import resolve_device
+
+        resolve_device(load_options.device)  # no CUDA here: said at once, before the data or any checkpoint is read
     data_dir = data_dir or default_data_dir()
     questions = load_questions(data_dir)
     selected, added = select_questions(questions, question_ids, limit)
