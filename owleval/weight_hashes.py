@@ -1,6 +1,6 @@
 """sha256 of weight files, each hashed once: the digest is cached by the file's resolved path, size and mtime, so a
-14 GB checkpoint costs its full read (about 35 s at the ~420 MB/s measured on these cores) the first time and a
-stat per file afterwards. A file that changes in place gets a new size or mtime and is hashed again.
+14 GB checkpoint costs its full read the first time (35-70 s at the 200-420 MB/s measured on these 2 shared cores,
+bench/bench_weight_fingerprint.py) and a stat per file afterwards. A file that changes in place gets a new size or mtime and is hashed again.
 
 The cache is one JSON file, ``$OWLEVAL_CACHE_DIR/weight-sha256.json`` (default ``$XDG_CACHE_HOME/owleval/`` or
 ``~/.cache/owleval/``); it is only a cache: delete it at will, and a cache that cannot be read or written is
