@@ -62,8 +62,13 @@ class HFAdapter(LocalModelAdapter):
     name: ClassVar[str] = "hf"
     description: ClassVar[str] = (
         "any image-text-to-text checkpoint via transformers AutoModelForImageTextToText + its processor's chat "
-        "template; " + described_families()
+        f"template; tested on tiny checkpoints of {len(TESTED_FAMILIES)} families (`owleval models hf` lists them)"
     )
+
+    @classmethod
+    def details(cls) -> str:
+        """Which families were tested, which are refused here and which are only expected to work."""
+        return described_families()
     default_checkpoint: ClassVar[str | None] = None
     option_help: ClassVar[Mapping[str, str]] = {
         "attn_implementation": "attention kernel: sdpa (default), eager or flash_attention_2",
