@@ -10,10 +10,9 @@ built for images only, as the adapter does at load.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from owleval.adapters.hf_load import image_only
-from tests.hf_family_helpers import CHATML, FAMILIES, GEMMA3, LLAVA_15, _content_loop, _text, train_tokenizer
+from tests.hf_family_helpers import CHATML, FAMILIES, LLAVA_15, _content_loop, _text, train_tokenizer
 
 VISION = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2)
 LLAMA3 = (
