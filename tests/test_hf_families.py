@@ -23,7 +23,8 @@ from tests.hf_family_helpers import FAMILIES, make_tiny_checkpoint
 
 CONFIG = GenerationConfig(max_new_tokens=4)
 #: over ~12 s each here (build, two loads, six short generations on 2 shared cores): run with -m slow
-SLOW = {"aya_vision", "granite_docling", "idefics2", "llava_next_video", "qwen3_5", "t5gemma2"}
+SLOW = {"aya_vision", "granite_docling", "idefics2", "llava_next_video", "qwen3_5",
+        "idefics3", "llava", "llava_onevision"}  # the last three also run in the default suite elsewhere
 #: built for images only by the adapter (their video processor needs torchvision)
 IMAGE_ONLY = {"glm4v", "internvl", "llava_next_video", "llava_onevision", "qwen2_5_vl", "qwen2_vl", "qwen3_5", "qwen3_vl", "smolvlm"}
 
