@@ -83,11 +83,23 @@ def checkpoint_source(checkpoint: str, what: str, markers: tuple[str, ...] = ("c
         if not any((path / marker).is_file() for marker in markers):
             raise AdapterError(f"{what} {checkpoint!r} is not a model directory (no {' nor '.join(markers)} in it)")
         return str(path)
-    if _HUB_ID.match(checkpoint):
+    if _HUB_ID.match(checkpoint) and not _looks_local(checkpoint):
         return checkpoint
+    if _looks_local(checkpoint):
+        raise AdapterError(f"{what} {checkpoint!r} not found: the folder does not exist ({path.resolve()}); it is read as a "
+                           "local path (it starts like one, or its first part is a folder here), never as a hub id")
     raise AdapterError(
         f"{what} {checkpoint!r} not found: the folder does not exist, and it is not a hub id such as org/name"
     )
+
+
+def _looks_local(checkpoint: str) -> bool:
+    """A path, not a hub id: it starts like one (``/``, ``./``, ``../``, ``~``, a drive) or its first part is a
+    folder here (``ckpts/tiny`` when ``ckpts/`` exists): a mistyped folder is refused at once, never looked up."""
+    if checkpoint.startswith(("/", "./", "../", "~", ".\\", "..\\")) or re.match(r"^[A-Za-z]:[\\/]", checkpoint):
+        return True
+    head = checkpoint.replace("\\", "/").split("/", 1)[0]
+    return "/" in checkpoint.replace("\\", "/") and bool(head) and Path(head).is_dir()
 
 
 def load_errors() -> tuple[type[BaseException], ...]:

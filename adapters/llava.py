@@ -25,6 +25,7 @@ from owleval.adapters.base import (
     resolve_device,
     resolve_dtype,
 )
+from owleval.adapters.untrusted import SCHEME, marker_strings, neutralise_conversation
 from owleval.adapters.decode import DECODE_DEFAULT, DECODE_HELP, DecodeLog, decode_mode, hf_generate
 from owleval.adapters.hf_common import (
     LocalModelAdapter,
@@ -124,7 +125,11 @@ class LlavaAdapter(LocalModelAdapter):
         return cls(options, model, processor, device, dtype, prompt_format)
 
     def prompt(self, conversation: Conversation) -> str:
-        """The text prompt for one conversation, in this checkpoint's format."""
+        """The text prompt for one conversation, in this checkpoint's format, its questions and answers neutralised
+        (:mod:`owleval.adapters.untrusted`)."""
+        if not hasattr(self, "_markers"):
+            self._markers = marker_strings(self.processor.tokenizer, self.processor, (IMAGE_TOKEN,))
+        conversation = neutralise_conversation(conversation, self._markers)
         if self.prompt_format == "template":
             return self.processor.apply_chat_template(
                 chat_messages(conversation), add_generation_prompt=True, tokenize=False
@@ -140,7 +145,7 @@ class LlavaAdapter(LocalModelAdapter):
         return image
 
     def answer_settings(self) -> dict[str, Any]:
-        return {"image_aspect": self.image_aspect, "prompt_format": self.prompt_format}
+        return {"image_aspect": self.image_aspect, "prompt_format": self.prompt_format, "untrusted_text": SCHEME}
 
     def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
         import torch

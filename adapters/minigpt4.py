@@ -38,6 +38,7 @@ from owleval.adapters.hf_common import (
     with_tokens,
 )
 from owleval.adapters.options import number_option
+from owleval.adapters.untrusted import SCHEME, marker_strings, neutralise_conversation
 
 if TYPE_CHECKING:
     import torch
@@ -338,6 +339,16 @@ class MiniGPT4Adapter(LocalModelAdapter):
                 pieces.append(image_embeds[i])
         return torch.cat(pieces)
 
+    def neutralised(self, conversation: Conversation) -> Conversation:
+        """Questions and answers with the tokenizer's special tokens, the image placeholder and the demo's ``###``
+        separator broken (:mod:`owleval.adapters.untrusted`): an answer cannot add an image or a turn."""
+        if not hasattr(self, "_markers"):
+            self._markers = marker_strings(self.tokenizer, None, (IMAGE_PLACEHOLDER, "<Img>", "</Img>", SEP))
+        return neutralise_conversation(conversation, self._markers)
+
+    def answer_settings(self) -> dict[str, Any]:
+        return {"untrusted_text": SCHEME}
+
     def _generate_batch(self, conversations: Sequence[Conversation], config: GenerationConfig) -> list[str]:
         import torch
 
@@ -349,7 +360,7 @@ class MiniGPT4Adapter(LocalModelAdapter):
             for conversation in conversations:
                 count = len(conversation.images)
                 own = list(image_embeds[used : used + count]) if count else []
-                rows.append(self.embed_prompt(build_minigpt4_prompt(conversation), own)[-keep:])
+                rows.append(self.embed_prompt(build_minigpt4_prompt(self.neutralised(conversation)), own)[-keep:])
                 used += count
             width = max(len(row) for row in rows)
             embeds = rows[0].new_zeros((len(rows), width, rows[0].shape[-1]))

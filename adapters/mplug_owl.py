@@ -37,6 +37,7 @@ from owleval.adapters.hf_common import (
     with_tokens,
 )
 from owleval.adapters.options import number_option
+from owleval.adapters.untrusted import SCHEME, marker_strings, neutralise_conversation
 from owleval.manifest import sha256_of
 
 if TYPE_CHECKING:
@@ -169,8 +170,16 @@ class MplugOwlAdapter(LocalModelAdapter):
         """The conversation in the upstream chat template, tokenized, image placeholders included."""
         from owleval.models.mplug_owl import ChatTurn, build_prompt
 
+        from owleval.models.mplug_owl import IMAGE_TOKEN
+
+        if not hasattr(self, "_markers"):  # questions and answers cannot add an image or a special token
+            self._markers = marker_strings(self.processor.tokenizer, None, (IMAGE_TOKEN,))
+        conversation = neutralise_conversation(conversation, self._markers)
         turns = [ChatTurn(t.text, len(t.images), t.answer) for t in conversation.turns]
         return self.processor.tokenize(build_prompt(turns))
+
+    def answer_settings(self) -> dict[str, Any]:
+        return {"untrusted_text": SCHEME}
 
     def prompt_tokens(self, conversation: Conversation) -> int:
         return len(self._prompt_ids(conversation))

@@ -20,12 +20,12 @@ from owleval.adapters.registry import get_adapter_class
 from owleval.answers import Answer, read_answer_file
 from owleval.errors import OwlEvalError
 from owleval.paths import default_data_dir
-from owleval.provenance import checkpoint_fingerprint, now_iso
+from owleval.provenance import checkpoint_fingerprint, legacy_fingerprint, now_iso
 from owleval.questions import Question, image_path, load_questions
 from owleval.runner import ProgressCallback, ResumableRun, read_meta, refuse_changes, repair_torn_tail, start_meta
 
 #: settings that must be equal for a re-run to continue an existing answers file
-_RESUME_KEYS = ("adapter", "model_id", "checkpoint", "generation", "answer_settings")
+_RESUME_KEYS = ("adapter", "model_id", "checkpoint", "checkpoint_fingerprint", "generation", "answer_settings")
 
 
 @dataclass
@@ -106,11 +106,48 @@ def _read_existing(out: Path, meta_path: Path, questions: Sequence[Question], ov
 def _check_resumable(meta: dict[str, Any] | None, current: dict[str, Any], out: Path) -> None:
     if meta is None:
         return
+    _refuse_keys_added_since(meta.get("answer_settings"), current.get("answer_settings"), out)
+    earlier = {key: meta.get(key) for key in _RESUME_KEYS}
+    if _fingerprinted_before_v2(earlier["checkpoint_fingerprint"], current):
+        earlier["checkpoint_fingerprint"] = current["checkpoint_fingerprint"]  # still the same files: resumes
     refuse_changes(
-        ((key, meta.get(key), current.get(key)) for key in _RESUME_KEYS),
-        lambda key, before, now: f"{out} was made with {key}={before!r}, this run has {key}={now!r}; "
+        ((key, earlier[key], current.get(key)) for key in _RESUME_KEYS),
+        lambda key, before, now: f"{out} was made with {_shown(key, before, now)}; "
                                  "pass --overwrite to start again, or choose another --out",
     )
+
+
+def _shown(key: str, before: Any, now: Any) -> str:
+    """``key=before, this run has key=now``; for two content fingerprints, the files whose content differs."""
+    old, new = (f.get("files") if isinstance(f, dict) else None for f in (before, now))
+    if key == "checkpoint_fingerprint" and isinstance(old, dict) and isinstance(new, dict):
+        changed = sorted(name for name in old.keys() | new.keys() if old.get(name) != new.get(name))
+        return (f"other checkpoint contents (checkpoint_fingerprint sha256 {before.get('sha256')}, this run has "
+                f"{now.get('sha256')}; files added, removed or changed: {', '.join(changed)})")
+    return f"{key}={before!r}, this run has {key}={now!r}"
+
+
+def _refuse_keys_added_since(before: Any, now: Any, out: Path) -> None:
+    """A file whose answer settings lack a key this run records was made by an older OwlEval whose prompts may
+    differ (e.g. before answers were neutralised): refused naming the key, never mixed."""
+    if before is None:  # adapters that recorded no answer settings at all then
+        before = {}
+    if not isinstance(before, dict) or not isinstance(now, dict):
+        return
+    added = [key for key in now if key not in before]
+    if added:
+        raise OwlEvalError(
+            f"{out} was made before OwlEval recorded answer_settings.{added[0]} (this run: {now[added[0]]!r}), so its "
+            "prompts may differ from this run's; pass --overwrite to start again, or choose another --out"
+        )
+
+
+def _fingerprinted_before_v2(before: Any, current: dict[str, Any]) -> bool:
+    """Whether ``before`` is a fingerprint from before weight contents were hashed that still matches the
+    checkpoint (by the old recipe): such a file resumes, and its meta then records the new fingerprint."""
+    if not isinstance(before, dict) or "scheme" in before or before.get("kind") not in ("directory", "hub"):
+        return False
+    return before == legacy_fingerprint(current.get("checkpoint"))
 
 
 def _batch_size(load_options: LoadOptions, adapter: ModelAdapter) -> int | None:
@@ -142,6 +179,10 @@ def run_generation(
     """
     adapter_cls = type(adapter) if adapter is not None else get_adapter_class(model)
     adapter_cls.check_options(load_options.options)  # a typo in -o fails here, before any file is read or weight loaded
+    if adapter is None and adapter_cls.checkpoint_is_local and load_options.device.startswith("cuda"):
+        from owleval.adapters.base import resolve_device
+
+        resolve_device(load_options.device)  # no CUDA here: said at once, before the data or any checkpoint is read
     data_dir = data_dir or default_data_dir()
     questions = load_questions(data_dir)
     selected, added = select_questions(questions, question_ids, limit)

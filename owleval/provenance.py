@@ -47,13 +47,19 @@ def git_commit() -> str | None:
         return None
 
 
-def checkpoint_fingerprint(checkpoint: str | None, local: bool = True) -> dict[str, Any] | None:
-    """A hash of a local checkpoint's config and weight index (or weight file names and sizes).
+#: recorded in every directory fingerprint: how it was computed (files from before it existed have none)
+FINGERPRINT_SCHEME = "sha256-files-v2"
+_SETTING_SUFFIXES = (".json", ".jinja", ".model", ".txt", ".tiktoken")
+_SETTINGS_MAX_BYTES = 64 << 20
 
-    Hashing the config and index rather than the weights keeps this instant for 14 GB checkpoints while still
-    telling two checkpoints apart. Hub ids are not resolved (no network): only the id is recorded. A served
-    model's name (``local=False``: the adapter runs nothing here) is only a name and is never looked up on disk,
-    even when a file or folder of that name happens to be in the working directory.
+
+def checkpoint_fingerprint(checkpoint: str | None, local: bool = True) -> dict[str, Any] | None:
+    """What identifies a checkpoint's content: for a local folder, the sha256 of every weight file (full hashes,
+    cached by path, size and mtime: :mod:`owleval.weight_hashes`) and of its settings files (config, generation
+    config, tokenizer, processor, chat templates), combined into one ``sha256``; two checkpoints that differ only in
+    weights differ. A hub id is fingerprinted through its local cache snapshot when there is one (no network), else
+    only the id is recorded. A served model's name (``local=False``: the adapter runs nothing here) is only a name
+    and is never looked up on disk, even when a file or folder of that name is in the working directory.
     """
     if not checkpoint:
         return None
@@ -61,11 +67,52 @@ def checkpoint_fingerprint(checkpoint: str | None, local: bool = True) -> dict[s
         return {"kind": "served", "name": checkpoint}
     path = Path(checkpoint).expanduser()
     if path.is_file():
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        return {"kind": "file", "sha256": h.hexdigest()}
+        from owleval.weight_hashes import weight_sha256
+
+        return {"kind": "file", "sha256": weight_sha256([path])[path]}
+    if not path.is_dir():
+        snapshot = _hub_snapshot(checkpoint)
+        if snapshot is None:
+            return {"kind": "hub", "id": checkpoint}
+        return {"kind": "hub", "id": checkpoint, "revision": snapshot.name, **_directory_fingerprint(snapshot)}
+    return {"kind": "directory", **_directory_fingerprint(path)}
+
+
+def _hub_snapshot(repo_id: str) -> Path | None:
+    """The local cache's snapshot folder of a hub id, without the network; None when it is not cached."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # not cached, not a valid id, no huggingface_hub: the id alone is recorded
+        return None
+
+
+def _directory_fingerprint(path: Path) -> dict[str, Any]:
+    from owleval.weight_hashes import weight_sha256
+
+    files = sorted(f for f in path.rglob("*") if f.is_file() and ".cache" not in f.relative_to(path).parts)
+    weights = [f for f in files if f.suffix in _WEIGHT_SUFFIXES]
+    settings = [f for f in files if f.suffix in _SETTING_SUFFIXES and f.stat().st_size <= _SETTINGS_MAX_BYTES]
+    digests = {f.relative_to(path).as_posix(): d for f, d in weight_sha256(weights).items()}
+    for f in settings:
+        digests[f.relative_to(path).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
+    combined = hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in sorted(digests.items())).encode())
+    return {
+        "scheme": FINGERPRINT_SCHEME,
+        "sha256": combined.hexdigest(),
+        "files": dict(sorted(digests.items())),  # file -> sha256: weights and settings files alike
+    }
+
+
+def legacy_fingerprint(checkpoint: str | None) -> dict[str, Any] | None:
+    """The fingerprint OwlEval recorded before :data:`FINGERPRINT_SCHEME` (config, weight index, or weight file
+    names and sizes): a file made then resumes when this still matches."""
+    if not checkpoint:
+        return None
+    path = Path(checkpoint).expanduser()
+    if path.is_file():
+        return checkpoint_fingerprint(checkpoint)
     if not path.is_dir():
         return {"kind": "hub", "id": checkpoint}
     h = hashlib.sha256()

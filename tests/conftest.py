@@ -32,6 +32,19 @@ def owl_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ["OWLEVAL_DATA"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def weight_hash_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Checkpoint fingerprints cache their weight hashes in a session folder, never in the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("owleval_cache")
+    previous = os.environ.get("OWLEVAL_CACHE_DIR")
+    os.environ["OWLEVAL_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("OWLEVAL_CACHE_DIR", None)
+    else:
+        os.environ["OWLEVAL_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def published_answers_dir(owl_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The six published answer sets, imported and normalised (one <model>.jsonl each)."""

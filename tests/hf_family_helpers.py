@@ -129,7 +129,7 @@ def _qwen2_vl(model_type: str = "qwen2_vl"):
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
     tok = train_tokenizer(specials, None, "<|im_end|>", "<|endoftext|>")
     image_processor = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=112 * 112)
-    from owleval.adapters.hf import image_only
+    from owleval.adapters.hf_load import image_only
 
     proc = image_only(Qwen2VLProcessor)(image_processor=image_processor, tokenizer=tok,
                             chat_template=CHATML.replace("{IMAGE}", "<|vision_start|><|image_pad|><|vision_end|>"))
@@ -161,7 +161,7 @@ FAMILIES["qwen2_5_vl"] = lambda: _qwen2_vl("qwen2_5_vl")
 def _llava_onevision():
     from transformers import LlavaOnevisionConfig, LlavaOnevisionImageProcessorPil, LlavaOnevisionProcessor, Qwen2Config, SiglipVisionConfig
 
-    from owleval.adapters.hf import image_only
+    from owleval.adapters.hf_load import image_only
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
     tok = train_tokenizer(specials, None, "<|im_end|>", "<|endoftext|>")
@@ -196,7 +196,7 @@ def _idefics3(model_type: str = "idefics3"):
     image_processor = pil(size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=True)
     kwargs = dict(image_processor=image_processor, tokenizer=tok, image_seq_len=4, chat_template=IDEFICS3)
     if smol:
-        from owleval.adapters.hf import image_only
+        from owleval.adapters.hf_load import image_only
 
         proc = image_only(tf.SmolVLMProcessor)(**kwargs)
     else:
@@ -228,3 +228,4 @@ def _gemma3():
 FAMILIES["idefics3"] = _idefics3
 FAMILIES["smolvlm"] = lambda: _idefics3("smolvlm")
 FAMILIES["gemma3"] = _gemma3
+import tests.hf_family_builders  # noqa: E402,F401 - registers the second round of families into FAMILIES

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from owleval.adapters.base import AdapterError, ImageRef, LoadOptions
 from owleval.adapters.llava import LlavaAdapter
+from owleval.adapters.untrusted import SCHEME
 from owleval.cli import app
 from owleval.questions import load_image
 from tests.llava_minigpt4_helpers import make_tiny_llava_checkpoint
@@ -74,7 +75,8 @@ def test_answers_made_under_crop_are_not_continued_under_pad(checkpoint: Path, t
             "--max-new-tokens", "2"]
     first = CliRunner().invoke(app, [*base, "--questions", "1", "-o", "image_aspect=crop"])
     assert first.exit_code == 0, first.output
-    assert json.loads(meta_path.read_text())["answer_settings"] == {"image_aspect": "crop", "prompt_format": "llava-1.5"}
+    assert json.loads(meta_path.read_text())["answer_settings"] == {"image_aspect": "crop", "prompt_format": "llava-1.5",
+                                                             "untrusted_text": SCHEME}
     default = CliRunner().invoke(app, [*base, "--questions", "1-2"])
     assert default.exit_code != 0 and "image_aspect" in default.output and "--overwrite" in default.output
     # a file written before the option existed (the processor's crop, no answer_settings) is refused too
@@ -82,5 +84,5 @@ def test_answers_made_under_crop_are_not_continued_under_pad(checkpoint: Path, t
     del meta["answer_settings"]
     meta_path.write_text(json.dumps(meta))
     old = CliRunner().invoke(app, [*base, "--questions", "1-2"])
-    assert old.exit_code != 0 and "answer_settings=None" in old.output.replace("\n", "")
+    assert old.exit_code != 0 and "made before OwlEval recorded answer_settings.image_aspect" in " ".join(old.output.split())
     assert len(out.read_text().splitlines()) == 1, "nothing was added"

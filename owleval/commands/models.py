@@ -30,6 +30,9 @@ def models(
     if name is not None:
         cls = get_adapter_class(name)  # an unknown name is refused, listing the known ones
         _say(f"{cls.name}: {cls.description}")
+        details = getattr(cls, "details", None)
+        if callable(details):  # e.g. hf: the families tested, refused here, and only expected to work
+            _say(details(), 2)
         _say(f"default checkpoint: {cls.default_checkpoint or 'none (give --checkpoint)'}", 2)
         if not cls.option_help:
             _say("options: none", 2)
