@@ -1,0 +1,129 @@
+"""Pointer races on the grading screens: a second click or tap aimed at where a button was just before a rerun, and
+the same button on consecutive answers; the server "under load" while they happen.
+
+Unlike tests/grading_races.py (which logs whatever button is under the pointer as the intended one), the intended
+button is named by the caller and the button actually hit is logged from the browser's own (trusted) click events,
+with the answer on screen then; every frame, the bar's position is sampled, so a jump is seen even when no click
+lands in it. Load: the server process is paused (SIGSTOP) for part of every cycle, which spreads a run's messages
+over time as a busy machine does. Shared by tests/test_rate_pointer.py and bench/bench_grading_races.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+#: installed in the page once: trusted clicks with the button they hit (inside the bar's shadow DOM too) and the
+#: item number in the heading at that moment, and the bar's top edge every animation frame
+HITS_JS = r"""
+(() => {
+  if (window.__hits) return true;
+  const heading = () => {
+    const found = [...document.querySelectorAll("h1, h2, h3")]
+      .map((h) => /^(?:Answer|Pair) (\d+) of \d+/.exec((h.textContent || "").trim())).filter(Boolean);
+    return found.length === 1 ? Number(found[0][1]) : null;
+  };
+  const barTop = () => {
+    for (const host of document.querySelectorAll("*")) {
+      const bar = host.shadowRoot && host.shadowRoot.querySelector(".bar");
+      if (bar && !bar.hidden) return Math.round(bar.querySelector("button").getBoundingClientRect().top);
+    }
+    return null;
+  };
+  const state = window.__hits = { clicks: [], tops: new Set(), heading, barTop };
+  window.addEventListener("click", (e) => {
+    if (!e.isTrusted) return;
+    const button = e.composedPath().find((n) => n.tagName === "BUTTON");
+    state.clicks.push({ label: button ? button.textContent.trim() : "", shown: heading() });
+  }, true);
+  const frame = () => { const top = barTop(); if (top !== null) state.tops.add(top); requestAnimationFrame(frame); };
+  requestAnimationFrame(frame);
+  return true;
+})()
+"""
+
+
+def install(page) -> None:
+    page.evaluate(HITS_JS)
+
+
+def reset(page) -> None:
+    page.evaluate("window.__hits.clicks = []; window.__hits.tops = new Set(); true")
+
+
+def clicks(page) -> list[dict]:
+    return page.evaluate("window.__hits.clicks")
+
+
+def bar_tops(page) -> list[int]:
+    """Every top edge the bar's first button had since :func:`reset` (one value: it never moved)."""
+    return sorted(page.evaluate("[...window.__hits.tops]"))
+
+
+def shown(page) -> int | None:
+    return page.evaluate("window.__hits.heading()")
+
+
+def centre(page, label_start: str) -> tuple[float, float]:
+    box = page.get_by_role("button", name=label_start).last.bounding_box()
+    assert box is not None, f"no {label_start!r} button on screen"
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def idle(page, timeout_s: float = 30.0) -> None:
+    """Wait until no run is under way and the bar is drawn (the status widget gone for 0.3 s)."""
+    deadline, since = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        busy = page.locator('[data-testid="stStatusWidget"]').count() > 0 or page.evaluate("window.__hits.barTop()") is None
+        if busy:
+            since = None
+        elif since is None:
+            since = time.monotonic()
+        elif time.monotonic() - since >= 0.3:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the page did not settle")
+
+
+@dataclass
+class Load:
+    """Pause a process ``stop_ms`` out of every ``stop_ms + run_ms`` (SIGSTOP/SIGCONT), as a busy machine delays it."""
+
+    pid: int
+    stop_ms: float = 90.0
+    run_ms: float = 60.0
+
+    def __enter__(self) -> Load:
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._cycle, daemon=True)
+        self._thread.start()
+        return self
+
+    def _cycle(self) -> None:
+        while not self._done.is_set():
+            os.kill(self.pid, signal.SIGSTOP)
+            try:
+                self._done.wait(self.stop_ms / 1000)
+            finally:
+                os.kill(self.pid, signal.SIGCONT)
+            self._done.wait(self.run_ms / 1000)
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        os.kill(self.pid, signal.SIGCONT)
+
+
+def same_button_lost(taps: list[dict], before: list[tuple[int, str]], after: list[tuple[int, str]]) -> tuple[int, int]:
+    """(lost, wrong) for taps on one grade button: a tap on an item it had not hit yet in this round, whose grade
+    is not that item's grade afterwards, is lost; a new event for an item no tap was on, or with another choice, is
+    wrong. ``before`` and ``after``: (item number, choice) of every event, oldest first."""
+    tapped = {(t["shown"], t["choice"]) for t in taps}
+    new = after[len(before):]
+    wrong = sum((number, choice) not in tapped for number, choice in new)
+    current = dict(after)
+    lost = sum(current.get(number) != choice for number, choice in tapped)
+    return lost, wrong

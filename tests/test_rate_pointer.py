@@ -1,0 +1,262 @@
+"""Issue 25 in a real browser: nothing moves under the pointer, and no click, tap or key is lost without a word.
+
+- A second click aimed where a button was just before a rerun (50-200 ms after a grade, or after Next) hits that
+  button, on the A-D and the pairwise screens, with a toast on the way and without one, while the server is slowed
+  (tests/pointer_races.py): the bar never moves.
+- The same grade button tapped (touch, mobile emulation) or clicked on two answers in a row, 150, 300 and 600 ms
+  apart: each answer gets its grade; the same answer twice within 300 ms counts once, with a note.
+- A grade made just before Back is kept in the tab and sent when the person is back; while it is unconfirmed the
+  bar counts it and the browser asks before leaving.
+- A key pressed at the first frame of the first answer after sign-in is applied to it.
+- Format characters in an answer show as markers; a PNG with an oversized zTXt chunk is refused with the image
+  warning while the heading and the bar work.
+bench/bench_grading_races.py runs the first two with 15 rounds each.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from owleval.grading.store import Store
+from owleval.grading.study import create_study
+from owleval.pairwise.pairs import PairDesign
+from tests import pointer_races as pr
+from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server
+from tests.grading_helpers import MODELS, write_answer_files
+
+pytestmark = BROWSER_MARKS
+QIDS = (1, 2, 3, 4, 5, 9, 10, 11, 12, 13)  # stand-alone questions and dialogue openers: 30 answers per annotator
+BIDI = "\u202eD edarg"  # displays as "grade D" unless its control character is shown
+NAMES = ("layout", "touch", "mouse", "back", "early")
+DELAYS_MS = (50, 100, 150, 200)
+INTERVALS_MS = (150, 300, 600)
+
+
+def _text(model: str, qid: int) -> str:
+    return f"answer {qid} by {model[:5]} {BIDI}" if qid == 1 else f"answer {qid} by {model[:5]}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:  # one Chromium for the module (conftest's is per test)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium.devices = p.devices
+        yield chromium
+        chromium.close()
+
+
+def _serve(tmp: Path, owl_data: Path, data_dir: Path | None = None, **study) -> Iterator[tuple[Server, object]]:
+    answers = write_answer_files(tmp / "answers", owl_data, MODELS, QIDS, _text)
+    created = create_study(tmp / "study.sqlite", answers, annotators=list(NAMES), data_dir=data_dir or owl_data, seed=4,
+                           **study)
+    server = Server(created.path, tmp)
+    server.start()
+    yield server, created
+    server.proc.send_signal(signal.SIGCONT)
+    server.proc.kill()
+    server.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def grades(tmp_path_factory: pytest.TempPathFactory, owl_data: Path) -> Iterator[tuple[Server, object]]:
+    """An A-D study whose first question's image is a PNG with a zTXt chunk of 300 MB once decompressed."""
+    tmp = tmp_path_factory.mktemp("pointer")
+    data = tmp / "owleval_82q"
+    shutil.copytree(owl_data, data)
+    (data / "cases" / "1.jpg").write_bytes(oversized_ztxt_png())
+    yield from _serve(tmp, owl_data, data)
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory: pytest.TempPathFactory, owl_data: Path) -> Iterator[tuple[Server, object]]:
+    yield from _serve(tmp_path_factory.mktemp("pointer_pairs"), owl_data, pairwise=PairDesign("all"))
+
+
+def oversized_ztxt_png() -> bytes:
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), "red").save(out, "PNG")
+    png = out.getvalue()
+    end = png.index(b"IEND") - 4
+    return png[:end] + chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"\0" * (300 << 20), 9)) + png[end:]
+
+
+def _sign_in(browser, server: Server, token: str, touch: bool = False):
+    options = dict(browser.devices["Pixel 7"]) if touch else {"viewport": {"width": 1280, "height": 800}}
+    options.pop("default_browser_type", None)
+    page = browser.new_context(**options).new_page()
+    page.set_default_timeout(30_000)
+    page.goto(server.url)
+    page.get_by_label("Your sign-in token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="of 30").wait_for()
+    pr.install(page)
+    return page
+
+
+def _events(db: Path, name: str, pairwise: bool = False) -> list[tuple[int, str]]:
+    """(queue number, choice) of every event of annotator ``name``, oldest first."""
+    store = Store(db)
+    try:
+        who = store.conn.execute("SELECT annotator_id FROM annotators WHERE name = ?", (name,)).fetchone()[0]
+        if pairwise:
+            from owleval.pairwise.queue import load_pair_queue
+
+            number = {item.pair_id: item.index + 1 for item in load_pair_queue(store, who)}
+            rows = store.conn.execute("SELECT pair_id, winner FROM vote_events WHERE annotator_id = ? ORDER BY event_id", (who,))
+        else:
+            from owleval.grading.queue import load_queue
+
+            number = {item.answer_id: item.index + 1 for item in load_queue(store, who)}
+            rows = store.conn.execute("SELECT answer_id, grade FROM grade_events WHERE annotator_id = ? ORDER BY event_id", (who,))
+        return [(number[int(item)], choice) for item, choice in rows]
+    finally:
+        store.close()
+
+
+def pointer_rounds(page, server: Server, first: str, target: str) -> list[str]:
+    """One round per delay: click ``first``, then, ``delay`` ms later, where ``target`` was before that click, with
+    the server slowed. Returns a line for each round that hit another button or saw the bar move."""
+    misses = []
+    for delay in DELAYS_MS:
+        pr.idle(page)
+        aim, start = pr.centre(page, target), pr.centre(page, first)
+        pr.reset(page)
+        with pr.Load(server.proc.pid):
+            page.mouse.click(*start)
+            page.wait_for_timeout(delay)  # the person's speed, not a wait for the page
+            page.mouse.click(*aim)
+            page.wait_for_timeout(400)  # the rerun under way while the load lasts
+        pr.idle(page)
+        hits, tops = pr.clicks(page), pr.bar_tops(page)
+        if [h["label"][:len(target)] for h in hits][1:] != [target] or len(tops) != 1:
+            misses.append(f"{first} then {target} {delay} ms later: hit {hits[1:]}, bar tops {tops}")
+    return misses
+
+
+@pytest.mark.parametrize("screen", ["grades", "pairs"])
+def test_a_click_aimed_before_a_rerun_hits_that_button_with_and_without_a_toast(screen, request, browser) -> None:
+    server, created = request.getfixturevalue(screen)
+    page = _sign_in(browser, server, created.tokens["layout"])
+    grade, other = ("D —", "B —") if screen == "grades" else ("Right is better", "Tie")
+    misses = pointer_rounds(page, server, grade, "Next →")  # a saved-grade toast comes with the rerun
+    misses += pointer_rounds(page, server, "Next →", other)  # no toast
+    page.context.close()
+    assert not misses, "\n".join(misses)
+
+
+@pytest.mark.parametrize("touch", [True, False], ids=["touch", "mouse"])
+def test_the_same_button_on_consecutive_answers_counts_for_each(grades, browser, touch: bool) -> None:
+    server, created = grades
+    name = "touch" if touch else "mouse"
+    page = _sign_in(browser, server, created.tokens[name], touch=touch)
+    lost = wrong = taps = 0
+    notes = []
+    for interval in INTERVALS_MS:
+        pr.idle(page)
+        before = _events(server.db, name)
+        spot = pr.centre(page, "B —")
+        pr.reset(page)
+        for i in range(2):
+            if i:
+                page.wait_for_timeout(interval)
+            page.touchscreen.tap(*spot) if touch else page.mouse.click(*spot)
+        pr.idle(page)
+        made = [{"shown": c["shown"], "choice": "B"} for c in pr.clicks(page)]
+        taps += len(made)
+        round_lost, round_wrong = pr.same_button_lost(made, before, _events(server.db, name))
+        lost, wrong = lost + round_lost, wrong + round_wrong
+        if made[0]["shown"] == made[1]["shown"] and interval < 300:
+            notes.append(page.get_by_text("Counted once").count())
+    page.context.close()
+    assert taps == 2 * len(INTERVALS_MS)
+    assert (lost, wrong) == (0, 0), f"{lost} lost, {wrong} wrong of {taps}"
+    assert all(notes), "a double tap on one answer counts once, with a note in the bar"
+
+
+def test_a_grade_made_just_before_back_is_kept_and_sent_on_return(grades, browser) -> None:
+    server, created = grades
+    page = _sign_in(browser, server, created.tokens["back"])
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.accept()))
+    pr.idle(page)
+    number = pr.shown(page)
+    server.proc.send_signal(signal.SIGSTOP)  # the grade cannot be confirmed before the page goes
+    try:
+        page.mouse.click(*pr.centre(page, "D —"))
+        page.get_by_text("1 action not saved yet").wait_for()
+        page.go_back()
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    assert dialogs == ["beforeunload"], "the browser asks before leaving while a grade is unsaved"
+    page.go_forward()
+    token_field = page.get_by_label("Your sign-in token")
+    token_field.or_(page.get_by_role("heading", name="of 30")).wait_for()
+    if token_field.is_visible():  # a new page (not restored from the back-forward cache): signed out
+        token_field.fill(created.tokens["back"])
+        page.get_by_role("button", name="Sign in").click()
+    deadline = time.monotonic() + 30
+    while _events(server.db, "back") != [(number, "D")] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _events(server.db, "back") == [(number, "D")]
+    page.get_by_role("heading", name="of 30").wait_for()
+    page.wait_for_function("() => !document.body.innerText.includes('not saved yet')"
+                           " && ![...document.querySelectorAll('*')].some((e) => e.shadowRoot &&"
+                           " e.shadowRoot.textContent.includes('not saved yet'))")
+    page.context.close()
+
+
+def test_a_key_at_the_first_frame_of_the_first_answer_is_applied_to_it(grades, browser) -> None:
+    server, created = grades
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.set_default_timeout(30_000)
+    page.goto(server.url)
+    page.get_by_label("Your sign-in token").fill(created.tokens["early"])
+    page.evaluate("""() => { const seen = new MutationObserver(() => {
+        if (![...document.querySelectorAll('h3')].some((h) => /^Answer 1 of/.test(h.textContent))) return;
+        seen.disconnect();
+        window.__shownWithBar = [...document.querySelectorAll('*')].some((e) => e.shadowRoot && e.shadowRoot.querySelector('.bar:not([hidden])'));
+        document.body.dispatchEvent(new KeyboardEvent('keydown', { key: 'c', code: 'KeyC', bubbles: true, composed: true }));
+      }); seen.observe(document.body, { childList: true, subtree: true, characterData: true }); }""")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Saved grade C for answer 1.").wait_for()
+    assert _events(server.db, "early") == [(1, "C")]
+    page.context.close()
+
+
+def test_format_characters_show_as_markers_and_a_bad_image_is_refused_without_blocking(grades, browser) -> None:
+    server, created = grades
+    store = Store(server.db)
+    from owleval.grading.queue import load_queue
+
+    who = store.conn.execute("SELECT annotator_id FROM annotators WHERE name = 'layout'").fetchone()[0]
+    at = next(i.index for i in load_queue(store, who) if i.question_id == 1) + 1
+    store.close()
+    page = _sign_in(browser, server, created.tokens["layout"])
+    page.get_by_role("button", name="← Back").wait_for()
+    while pr.shown(page) != at:  # Back/Next to the answer of question 1
+        pr.idle(page)
+        page.keyboard.press("ArrowRight" if pr.shown(page) < at else "ArrowLeft")
+        page.wait_for_function(f"window.__hits.heading() !== {pr.shown(page)}")
+    page.get_by_text("Image file not found or unreadable: 1.jpg").wait_for()
+    box = page.locator(".st-key-answer_box").inner_text()
+    assert "[U+202E]D edarg" in box and "\u202e" not in box
+    page.keyboard.press("a")
+    page.get_by_text(f"Saved grade A for answer {at}.").wait_for()
+    page.context.close()
