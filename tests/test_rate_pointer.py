@@ -28,7 +28,7 @@ from owleval.grading.study import create_study
 from owleval.pairwise.pairs import PairDesign
 from tests import pointer_races as pr
 from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server
-from tests.grading_helpers import MODELS, write_answer_files
+from tests.grading_helpers import MODELS, oversized_chunk_png, write_answer_files
 
 pytestmark = BROWSER_MARKS
 QIDS = (1, 2, 3, 4, 5, 9, 10, 11, 12, 13)  # stand-alone questions and dialogue openers: 30 answers per annotator
@@ -71,30 +71,13 @@ def grades(tmp_path_factory: pytest.TempPathFactory, owl_data: Path) -> Iterator
     tmp = tmp_path_factory.mktemp("pointer")
     data = tmp / "owleval_82q"
     shutil.copytree(owl_data, data)
-    (data / "cases" / "1.jpg").write_bytes(oversized_ztxt_png())
+    (data / "cases" / "1.jpg").write_bytes(oversized_chunk_png(b"zTXt"))
     yield from _serve(tmp, owl_data, data)
 
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory: pytest.TempPathFactory, owl_data: Path) -> Iterator[tuple[Server, object]]:
     yield from _serve(tmp_path_factory.mktemp("pointer_pairs"), owl_data, pairwise=PairDesign("all"))
-
-
-def oversized_ztxt_png() -> bytes:
-    import io
-    import struct
-    import zlib
-
-    from PIL import Image
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    out = io.BytesIO()
-    Image.new("RGB", (40, 30), "red").save(out, "PNG")
-    png = out.getvalue()
-    end = png.index(b"IEND") - 4
-    return png[:end] + chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"\0" * (300 << 20), 9)) + png[end:]
 
 
 def _sign_in(browser, server: Server, token: str, touch: bool = False):
