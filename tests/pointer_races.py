@@ -11,10 +11,14 @@ over time as a busy machine does. Shared by tests/test_rate_pointer.py and bench
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+from owleval.grading.store import Store
 
 #: installed in the page once: trusted clicks with the button they hit (inside the bar's shadow DOM too) and the
 #: item number in the heading at that moment, and the bar's top edge every animation frame
@@ -152,3 +156,86 @@ class Pointer:
         self.page.mouse.down(click_count=count)
         self.page.mouse.up(click_count=count)
         self.last = ((x, y), now)
+
+
+def sign_in(browser, server, token: str, touch: bool = False, devices: dict | None = None):
+    """A new page signed in with ``token`` (a Pixel 7 with touch, from playwright's ``devices``, or a 1280x800 desktop
+    window), once an item is on screen."""
+    options = dict((devices or browser.devices)["Pixel 7"]) if touch else {"viewport": {"width": 1280, "height": 800}}
+    options.pop("default_browser_type", None)
+    page = browser.new_context(**options).new_page()
+    page.set_default_timeout(30_000)
+    page.goto(server.url)
+    page.get_by_label("Your sign-in token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name=re.compile(r"^(Answer|Pair) \d+ of \d+")).wait_for()
+    install(page)
+    return page
+
+
+def events(db: Path, name: str, pairwise: bool = False) -> list[tuple[int, str]]:
+    """(queue number, choice) of every event of annotator ``name``, oldest first."""
+    store = Store(db)
+    try:
+        who = store.conn.execute("SELECT annotator_id FROM annotators WHERE name = ?", (name,)).fetchone()[0]
+        if pairwise:
+            from owleval.pairwise.queue import load_pair_queue
+
+            number = {item.pair_id: item.index + 1 for item in load_pair_queue(store, who)}
+            rows = store.conn.execute("SELECT pair_id, winner FROM vote_events WHERE annotator_id = ? ORDER BY event_id", (who,))
+        else:
+            from owleval.grading.queue import load_queue
+
+            number = {item.answer_id: item.index + 1 for item in load_queue(store, who)}
+            rows = store.conn.execute("SELECT answer_id, grade FROM grade_events WHERE annotator_id = ? ORDER BY event_id", (who,))
+        return [(number[int(item)], choice) for item, choice in rows]
+    finally:
+        store.close()
+
+
+def pointer_rounds(page, server, first: str, target: str, delays: tuple[int, ...]) -> list[dict]:
+    """One round per delay: click ``first``, then, ``delay`` ms later, where ``target`` was before that click, with
+    the server slowed. Per round: ``hit`` (the label of what the second click hit), ``right`` (it was ``target``),
+    ``moved`` (the bar's top edge changed at any frame), ``line`` (a description)."""
+    results = []
+    for delay in delays:
+        idle(page)
+        aim, start = centre(page, target), centre(page, first)
+        reset(page)
+        with Load(server.proc.pid):
+            page.mouse.click(*start)
+            page.wait_for_timeout(delay)  # the person's speed, not a wait for the page
+            page.mouse.click(*aim)
+            page.wait_for_timeout(400)  # the rerun under way while the load lasts
+        idle(page)
+        hits, tops = clicks(page), bar_tops(page)
+        hit = hits[1]["label"] if len(hits) == 2 else None
+        results.append({"hit": hit, "right": bool(hit and hit.startswith(target)), "moved": len(tops) != 1,
+                        "line": f"{first} then {target} {delay} ms later: hit {hits[1:]}, bar tops {tops}"})
+    return results
+
+
+def same_button_rounds(page, db: Path, name: str, touch: bool, intervals: tuple[int, ...]) -> tuple[int, int, int, list]:
+    """For each interval: tap (or click) B, and B again where it was once the next answer is on screen, ``interval``
+    ms after the first at the soonest. Returns (taps, lost, wrong, details) over the rounds."""
+    taps = lost = wrong = 0
+    details = []
+    pointer = Pointer(page, touch)
+    for interval in intervals:
+        idle(page)
+        before, number = events(db, name), shown(page)
+        spot = centre(page, "B —")
+        reset(page)
+        started = time.monotonic()
+        pointer.press(*spot)
+        page.wait_for_function(f"![null, {number}].includes(window.__hits.heading())")
+        page.wait_for_timeout(max(0.0, interval - 1000 * (time.monotonic() - started)))
+        pointer.press(*spot)
+        idle(page)
+        made = [{"shown": c["shown"], "choice": "B"} for c in clicks(page)]
+        after = events(db, name)
+        round_lost, round_wrong = same_button_lost(made, before, after)
+        taps, lost, wrong = taps + len(made), lost + round_lost, wrong + round_wrong
+        if round_lost or round_wrong:
+            details.append(f"{interval} ms: taps on {[m['shown'] for m in made]}, new events {after[len(before):]}")
+    return taps, lost, wrong, details

@@ -80,107 +80,29 @@ def pairs(tmp_path_factory: pytest.TempPathFactory, owl_data: Path) -> Iterator[
     yield from _serve(tmp_path_factory.mktemp("pointer_pairs"), owl_data, pairwise=PairDesign("all"))
 
 
-def _sign_in(browser, server: Server, token: str, touch: bool = False):
-    options = dict(browser.devices["Pixel 7"]) if touch else {"viewport": {"width": 1280, "height": 800}}
-    options.pop("default_browser_type", None)
-    page = browser.new_context(**options).new_page()
-    page.set_default_timeout(30_000)
-    page.goto(server.url)
-    page.get_by_label("Your sign-in token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="of 30").wait_for()
-    pr.install(page)
-    return page
-
-
-def _events(db: Path, name: str, pairwise: bool = False) -> list[tuple[int, str]]:
-    """(queue number, choice) of every event of annotator ``name``, oldest first."""
-    store = Store(db)
-    try:
-        who = store.conn.execute("SELECT annotator_id FROM annotators WHERE name = ?", (name,)).fetchone()[0]
-        if pairwise:
-            from owleval.pairwise.queue import load_pair_queue
-
-            number = {item.pair_id: item.index + 1 for item in load_pair_queue(store, who)}
-            rows = store.conn.execute("SELECT pair_id, winner FROM vote_events WHERE annotator_id = ? ORDER BY event_id", (who,))
-        else:
-            from owleval.grading.queue import load_queue
-
-            number = {item.answer_id: item.index + 1 for item in load_queue(store, who)}
-            rows = store.conn.execute("SELECT answer_id, grade FROM grade_events WHERE annotator_id = ? ORDER BY event_id", (who,))
-        return [(number[int(item)], choice) for item, choice in rows]
-    finally:
-        store.close()
-
-
-def pointer_rounds(page, server: Server, first: str, target: str) -> list[str]:
-    """One round per delay: click ``first``, then, ``delay`` ms later, where ``target`` was before that click, with
-    the server slowed. Returns a line for each round that hit another button or saw the bar move."""
-    misses = []
-    for delay in DELAYS_MS:
-        pr.idle(page)
-        aim, start = pr.centre(page, target), pr.centre(page, first)
-        pr.reset(page)
-        with pr.Load(server.proc.pid):
-            page.mouse.click(*start)
-            page.wait_for_timeout(delay)  # the person's speed, not a wait for the page
-            page.mouse.click(*aim)
-            page.wait_for_timeout(400)  # the rerun under way while the load lasts
-        pr.idle(page)
-        hits, tops = pr.clicks(page), pr.bar_tops(page)
-        if [h["label"][:len(target)] for h in hits][1:] != [target] or len(tops) != 1:
-            misses.append(f"{first} then {target} {delay} ms later: hit {hits[1:]}, bar tops {tops}")
-    return misses
-
-
 @pytest.mark.parametrize("screen", ["grades", "pairs"])
 def test_a_click_aimed_before_a_rerun_hits_that_button_with_and_without_a_toast(screen, request, browser) -> None:
     server, created = request.getfixturevalue(screen)
-    page = _sign_in(browser, server, created.tokens["layout"])
+    page = pr.sign_in(browser, server, created.tokens["layout"])
     grade, other = ("D —", "B —") if screen == "grades" else ("Right is better", "Tie")
-    misses = pointer_rounds(page, server, grade, "Next →")  # a saved-grade toast comes with the rerun
-    misses += pointer_rounds(page, server, "Next →", other)  # no toast
+    rounds = pr.pointer_rounds(page, server, grade, "Next →", DELAYS_MS)  # a saved-grade toast comes with the rerun
+    rounds += pr.pointer_rounds(page, server, "Next →", other, DELAYS_MS)  # no toast
+    misses = [r["line"] for r in rounds if not r["right"] or r["moved"]]
     page.context.close()
     assert not misses, "\n".join(misses)
-
-
-def same_button_rounds(page, db: Path, name: str, touch: bool, intervals=INTERVALS_MS) -> tuple[int, int, int, list]:
-    """For each interval: tap (or click) B, and B again where it was once the next answer is on screen, ``interval``
-    ms after the first at the soonest. Returns (taps, lost, wrong, details) over the rounds."""
-    taps = lost = wrong = 0
-    details = []
-    pointer = pr.Pointer(page, touch)
-    for interval in intervals:
-        pr.idle(page)
-        before, number = _events(db, name), pr.shown(page)
-        spot = pr.centre(page, "B —")
-        pr.reset(page)
-        started = time.monotonic()
-        pointer.press(*spot)
-        page.wait_for_function(f"![null, {number}].includes(window.__hits.heading())")
-        page.wait_for_timeout(max(0.0, interval - 1000 * (time.monotonic() - started)))
-        pointer.press(*spot)
-        pr.idle(page)
-        made = [{"shown": c["shown"], "choice": "B"} for c in pr.clicks(page)]
-        after = _events(db, name)
-        round_lost, round_wrong = pr.same_button_lost(made, before, after)
-        taps, lost, wrong = taps + len(made), lost + round_lost, wrong + round_wrong
-        if round_lost or round_wrong:
-            details.append(f"{interval} ms: taps on {[m['shown'] for m in made]}, new events {after[len(before):]}")
-    return taps, lost, wrong, details
 
 
 @pytest.mark.parametrize("touch", [True, False], ids=["touch", "mouse"])
 def test_the_same_button_on_consecutive_answers_counts_for_each(grades, browser, touch: bool) -> None:
     server, created = grades
     name = "touch" if touch else "mouse"
-    page = _sign_in(browser, server, created.tokens[name], touch=touch)
-    taps, lost, wrong, details = same_button_rounds(page, server.db, name, touch)
+    page = pr.sign_in(browser, server, created.tokens[name], touch=touch)
+    taps, lost, wrong, details = pr.same_button_rounds(page, server.db, name, touch, INTERVALS_MS)
     assert taps == 2 * len(INTERVALS_MS)
     assert (lost, wrong) == (0, 0), f"{lost} lost, {wrong} wrong of {taps}: " + "; ".join(details)
     # a double tap on one answer (the server held, so the page cannot move in between) counts once, with a note
     pr.idle(page)
-    before = _events(server.db, name)
+    before = pr.events(server.db, name)
     spot = pr.centre(page, "C —")
     pointer = pr.Pointer(page, touch)
     server.proc.send_signal(signal.SIGSTOP)
@@ -193,13 +115,13 @@ def test_the_same_button_on_consecutive_answers_counts_for_each(grades, browser,
         server.proc.send_signal(signal.SIGCONT)
     page.get_by_text("Saved grade C").wait_for()
     pr.idle(page)
-    assert len(_events(server.db, name)) == len(before) + 1
+    assert len(pr.events(server.db, name)) == len(before) + 1
     page.context.close()
 
 
 def test_a_grade_made_just_before_back_is_kept_and_sent_on_return(grades, browser) -> None:
     server, created = grades
-    page = _sign_in(browser, server, created.tokens["back"])
+    page = pr.sign_in(browser, server, created.tokens["back"])
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.accept()))
     pr.idle(page)
@@ -219,9 +141,9 @@ def test_a_grade_made_just_before_back_is_kept_and_sent_on_return(grades, browse
         token_field.fill(created.tokens["back"])
         page.get_by_role("button", name="Sign in").click()
     deadline = time.monotonic() + 30
-    while _events(server.db, "back") != [(number, "D")] and time.monotonic() < deadline:
+    while pr.events(server.db, "back") != [(number, "D")] and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _events(server.db, "back") == [(number, "D")]
+    assert pr.events(server.db, "back") == [(number, "D")]
     page.get_by_role("heading", name="of 30").wait_for()
     page.wait_for_function("() => !document.body.innerText.includes('not saved yet')"
                            " && ![...document.querySelectorAll('*')].some((e) => e.shadowRoot &&"
@@ -243,7 +165,7 @@ def test_a_key_at_the_first_frame_of_the_first_answer_is_applied_to_it(grades, b
       }); seen.observe(document.body, { childList: true, subtree: true, characterData: true }); }""")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Saved grade C for answer 1.").wait_for()
-    assert _events(server.db, "early") == [(1, "C")]
+    assert pr.events(server.db, "early") == [(1, "C")]
     page.context.close()
 
 
@@ -255,7 +177,7 @@ def test_format_characters_show_as_markers_and_a_bad_image_is_refused_without_bl
     who = store.conn.execute("SELECT annotator_id FROM annotators WHERE name = 'layout'").fetchone()[0]
     at = next(i.index for i in load_queue(store, who) if i.question_id == 1) + 1
     store.close()
-    page = _sign_in(browser, server, created.tokens["layout"])
+    page = pr.sign_in(browser, server, created.tokens["layout"])
     page.get_by_role("button", name="← Back").wait_for()
     while pr.shown(page) != at:  # Back/Next to the answer of question 1
         pr.idle(page)
