@@ -206,7 +206,9 @@ def _grading(store: Store, data_dir: Path) -> None:
         ss.pos = DONE if first is None else first
     errors = gradebar.show_flash(ss)
     st.progress(graded / total, text=f"{graded} of {total} graded")
+    owner = gradebar.owner_key(store.path, who.annotator_id)
     if ss.pos == DONE or ss.pos >= total:  # finished, or "Next" on the last answer
+        gradebar.mount_hidden(applied=ss.get("bar_applied", {}), owner=owner)  # confirms the last actions
         for message in errors:  # no bar on this screen to hold them
             st.error(message)
         first = gq.next_ungraded(items)
@@ -218,7 +220,7 @@ def _grading(store: Store, data_dir: Path) -> None:
         st.button("Back to the last answer", key="nav_back_done", on_click=_go, args=(total - 1,))
         return
     screen = gq.answer_screen(store, who.annotator_id, items[ss.pos], data_dir)
-    _answer_view(screen, total, gradebar.owner_key(store.path, who.annotator_id), gradebar.flash_message(ss, errors))
+    _answer_view(screen, total, owner, gradebar.flash_message(ss, errors))
 
 
 def _answer_view(screen: gq.AnswerScreen, total: int, owner: str, message: tuple[int, str] | None) -> None:
@@ -355,7 +357,7 @@ def main() -> None:
         _admin(store, meta)
     elif "annotator" not in ss:
         _sign_in(store, meta, default)
-        gradebar.preload(rate_pairwise.VOTE_BAR if is_pairwise(meta) else gradebar.GRADE_BAR)
+        gradebar.mount_hidden(rate_pairwise.VOTE_BAR if is_pairwise(meta) else gradebar.GRADE_BAR)
     elif is_pairwise(meta):
         rate_pairwise.voting(store, data_dir, _screen_image)
     else:

@@ -82,7 +82,9 @@ def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
         ss.pos = DONE if first is None else first
     errors = gradebar.show_flash(ss)
     st.progress(voted / total, text=f"{voted} of {total} voted")
+    owner = gradebar.owner_key(store.path, who.annotator_id)
     if ss.pos == DONE or ss.pos >= total:
+        gradebar.mount_hidden(VOTE_BAR, ss.get("bar_applied", {}), owner)  # confirms the last votes
         for message in errors:  # no bar on this screen to hold them
             st.error(message)
         first = pq.next_unvoted(items)
@@ -94,7 +96,7 @@ def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
         st.button("Back to the last pair", key="nav_back_done", on_click=_go, args=(total - 1,))
         return
     screen = pq.pair_screen(store, who.annotator_id, items[ss.pos], data_dir)
-    _pair_view(screen, total, image, gradebar.owner_key(store.path, who.annotator_id), gradebar.flash_message(ss, errors))
+    _pair_view(screen, total, image, owner, gradebar.flash_message(ss, errors))
 
 
 def _side(title: str, side: pq.Side, box_key: str) -> None:

@@ -17,7 +17,7 @@ counts once and says so (a click or tap on a new answer is always a new action, 
 Every grade not yet confirmed is kept in the tab's session storage (sent again, under its own window and number,
 when the same person is back after Back, a reload or a lost connection); while any is unconfirmed the bar shows how
 many and the browser asks before the page is left. The bar is mounted hidden on the sign-in screen
-(:func:`preload`), so keys at the first frame of an answer are applied to it.
+(:func:`mount_hidden`), so keys at the first frame of an answer are applied to it.
 The same bar with other choices, keys and heading (a :class:`BarKind`) carries the pairwise votes
 (:mod:`owleval.rate_pairwise`).
 """
@@ -252,21 +252,23 @@ export default function (component) {
   const root = parentElement;
   const bar = root.querySelector(".bar") || build(root);
   G.view = { data, setStateValue, root, host: root.host || root };
-  bar.hidden = data.index === null;  // mounted early (sign-in) so that keys at the first answer are caught
+  bar.hidden = data.index === null;  // hidden: mounted early (sign-in), or no item on screen (all done)
   if (!G.installed) {
     G.installed = true;
     window.addEventListener("keydown", onKey, true);  // capture on window: before any handler of the page
     window.addEventListener("beforeunload", onLeave);
   }
-  if (data.index === null) return;
-  G.owner = data.owner || null;
-  for (const a of G.pending) if (a.owner === null) a.owner = G.owner;  // keys made before the bar was ready
-  restore(G.owner);
+  if (data.owner) {
+    G.owner = data.owner;
+    for (const a of G.pending) if (a.owner === null) a.owner = G.owner;  // keys made before the bar was ready
+    restore(G.owner);
+  }
   const applied = data.applied || {};
   const before = G.pending.length;
-  G.pending = G.pending.filter((a) => a.seq > (applied[a.w] || 0));
+  G.pending = G.pending.filter((a) => (a.owner !== null && a.owner !== G.owner) || a.seq > (applied[a.w] || 0));
   const confirmed = G.pending.length < before;
   if (confirmed) G.attempt = 0;
+  if (data.index === null) { persist(); return; }
   if (data.message && data.message.id !== G.serverNote) {
     G.serverNote = data.message.id;
     G.note = [data.message.text, "error"];
@@ -364,10 +366,12 @@ def flash_message(ss: MutableMapping[str, Any], errors: list[str]) -> tuple[int,
     return ss["bar_message_id"], " ".join(errors)
 
 
-def preload(kind: BarKind = GRADE_BAR) -> None:
-    """Mount the bar hidden (on the sign-in screen), so that its script is loaded and listening for keys before the
-    first answer is drawn: a key pressed at the first frame of an answer is then applied to it, not lost."""
-    _component(kind)(key=BAR_KEY, data={"index": None}, on_actions_change=lambda: None, width="stretch")
+def mount_hidden(kind: BarKind = GRADE_BAR, applied: Mapping[str, int] | None = None, owner: str = "") -> None:
+    """Mount the bar without buttons: on the sign-in screen, so that its script is loaded and listening for keys
+    before the first answer is drawn (a key at the first frame of an answer is applied to it, not lost); and on the
+    screen with no item (all done), so that it still learns which actions are confirmed."""
+    data = {"index": None, "applied": dict(applied or {}), "owner": owner}
+    _component(kind)(key=BAR_KEY, data=data, on_actions_change=lambda: None, width="stretch")
 
 
 @dataclass(frozen=True)
