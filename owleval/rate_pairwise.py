@@ -122,14 +122,14 @@ def _earlier(turns: tuple[EarlierTurn, ...]) -> None:
 
 def _pair_view(screen: pq.PairScreen, total: int, image: Callable[[str], bytes], owner: str,
                message: tuple[int, str] | None) -> None:
-    """Heading (drawn above, filled third), vote bar, the two answers side by side, then image, question and reason
-    (left): a slow or bad image holds up neither the voting nor the heading that names the pair.
+    """Heading (drawn above, filled third), vote bar, the two answers side by side and the question (left), then the
+    image and the reason below the question: a slow or bad image holds up neither the voting nor the heading.
 
     The box around both answers is keyed with the pair on screen (place, pair id, latest vote event seen): the bar
     reads it to tag each action with what the person was looking at.
     """
     index, current = screen.index, screen.current
-    heading = st.container()  # filled last: once it names this pair, everything below is this pair's
+    heading = st.container()  # filled once the answers and the question are drawn: when it names this pair, they are its
     gradebar.mount(index, current.choice if current else None, st.session_state.get("bar_applied", {}), kind=VOTE_BAR,
                    owner=owner, message=message)
     seen = current.event_id if current else 0
@@ -141,6 +141,9 @@ def _pair_view(screen: pq.PairScreen, total: int, image: Callable[[str], bytes],
                 _side("Left answer", screen.left, "left_answer")
             with right:
                 _side("Right answer", screen.right, "right_answer")
+    with context:
+        st.markdown("**Question**")
+        st.text(shown(screen.question))
     heading.subheader(f"Pair {index + 1} of {total}")
     with context:
         try:
@@ -149,8 +152,6 @@ def _pair_view(screen: pq.PairScreen, total: int, image: Callable[[str], bytes],
             st.warning("The image of this question is missing or unreadable; say so in the reason.")
         else:
             st.image(picture, width="stretch")
-        st.markdown("**Question**")
-        st.text(shown(screen.question))
         st.text_input("Reason (optional)", value=current.reason if current else "", key=f"reason_{index}")
         _history(screen)
 
