@@ -9,6 +9,9 @@
    click, as a real mouse's does). Counted: taps, taps lost (the answer tapped does not have the grade), grades on
    an answer no tap was on.
 
+3. A key pressed in the same task as the first answer's heading appears after sign-in (as the issue measured,
+   15 of 15 were ignored): counted, keys applied to that answer, and in how many rounds the bar was already drawn.
+
 Usage: python bench/bench_pointer_races.py [--rounds 5] [--taps 15] [--app path/to/rate.py]
 ``--app`` serves another copy of the app (an older rate.py beside its own modules) for a side-by-side count.
 """
@@ -70,6 +73,16 @@ def same_button(chromium, devices, server, created, rounds: int) -> None:
         page.context.close()
 
 
+def early_keys(chromium, server, created, rounds: int) -> None:
+    applied = live = 0
+    for i in range(rounds):
+        name = f"early{i}"
+        shown, bar_live = pr.early_key_round(chromium, server, created.tokens[name], "c")
+        applied += (shown, "C") in pr.events(server.db, name)
+        live += bar_live
+    print(f"key at the first frame   rounds {rounds:>3}  applied {applied:>3}  bar already drawn {live:>3}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="layout rounds per delay and case (4 delays)")
@@ -82,7 +95,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     data = args.data or default_data_dir()
-    names = ["toast", "notoast", "touch", "mouse"]
+    names = ["toast", "notoast", "touch", "mouse"] + [f"early{i}" for i in range(args.taps)]
     started = time.monotonic()
     print(f"app: {browser_tests.APP}")
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b, sync_playwright() as p:
@@ -93,6 +106,7 @@ def main() -> None:
                 layout(chromium, server, created, pairwise, args.rounds)
                 if not pairwise:
                     same_button(chromium, p.devices, server, created, args.taps)
+                    early_keys(chromium, server, created, args.taps)
             finally:
                 server.proc.kill()
                 server.proc.wait(timeout=10)

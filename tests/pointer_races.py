@@ -239,3 +239,30 @@ def same_button_rounds(page, db: Path, name: str, touch: bool, intervals: tuple[
         if round_lost or round_wrong:
             details.append(f"{interval} ms: taps on {[m['shown'] for m in made]}, new events {after[len(before):]}")
     return taps, lost, wrong, details
+
+
+def early_key_round(browser, server, token: str, key: str) -> tuple[int, bool]:
+    """Sign in and press ``key`` (a keydown in the page) in the same task as the first item's heading appears (before
+    the next frame is painted). Returns the item number shown then and whether the bar was already drawn, once the
+    page has settled (the grade, if made, recorded)."""
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(server.url)
+        page.get_by_label("Your sign-in token").fill(token)
+        page.evaluate("""(key) => { const seen = new MutationObserver(() => {
+            const found = [...document.querySelectorAll('h3')].map((h) => /^(?:Answer|Pair) (\\d+) of/.exec(h.textContent)).filter(Boolean);
+            if (found.length !== 1) return;
+            seen.disconnect();
+            window.__early = [Number(found[0][1]), [...document.querySelectorAll('*')].some((e) => e.shadowRoot && e.shadowRoot.querySelector('.bar:not([hidden])'))];
+            document.body.dispatchEvent(new KeyboardEvent('keydown', { key, bubbles: true, composed: true }));
+          }); seen.observe(document.body, { childList: true, subtree: true, characterData: true }); }""", key)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_function("window.__early !== undefined")
+        install(page)
+        idle(page)
+        page.wait_for_timeout(500)
+        shown, live = page.evaluate("window.__early")
+        return shown, live
+    finally:
+        page.context.close()

@@ -153,20 +153,8 @@ def test_a_grade_made_just_before_back_is_kept_and_sent_on_return(grades, browse
 
 def test_a_key_at_the_first_frame_of_the_first_answer_is_applied_to_it(grades, browser) -> None:
     server, created = grades
-    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    page.set_default_timeout(30_000)
-    page.goto(server.url)
-    page.get_by_label("Your sign-in token").fill(created.tokens["early"])
-    page.evaluate("""() => { const seen = new MutationObserver(() => {
-        if (![...document.querySelectorAll('h3')].some((h) => /^Answer 1 of/.test(h.textContent))) return;
-        seen.disconnect();
-        window.__shownWithBar = [...document.querySelectorAll('*')].some((e) => e.shadowRoot && e.shadowRoot.querySelector('.bar:not([hidden])'));
-        document.body.dispatchEvent(new KeyboardEvent('keydown', { key: 'c', code: 'KeyC', bubbles: true, composed: true }));
-      }); seen.observe(document.body, { childList: true, subtree: true, characterData: true }); }""")
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_text("Saved grade C for answer 1.").wait_for()
-    assert pr.events(server.db, "early") == [(1, "C")]
-    page.context.close()
+    shown, bar_was_live = pr.early_key_round(browser, server, created.tokens["early"], "c")
+    assert (shown, pr.events(server.db, "early")) == (1, [(1, "C")]), f"bar drawn at that frame: {bar_was_live}"
 
 
 def test_format_characters_show_as_markers_and_a_bad_image_is_refused_without_blocking(grades, browser) -> None:
