@@ -46,7 +46,7 @@ _R = TypeVar("_R")
 def image_data_url(path: Path) -> str:
     """A ``data:`` URL whose mime type comes from the file's content (``cases/49.jpg`` is a PNG)."""
     try:
-        with open_image(path) as img:  # over the pixel budget: refused before decoding
+        with open_image(path, formats=None) as img:  # any format (re-encoded below); over the pixel budget: refused
             fmt = img.format or ""
             if fmt in _SENT_AS_IS:
                 return f"data:{_SENT_AS_IS[fmt]};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"

@@ -3,13 +3,20 @@
 Every image the app shows, the judge sends or a model is given is found with :func:`case_image_path` and opened
 with :func:`open_image`. A name that is not a plain file name, or a file (a symlink included) that resolves
 outside ``cases/``, is refused; so is an image over :data:`MAX_PIXELS`, read from its header before anything is
-decoded (a 389 KB PNG can hold 400 million pixels and take gigabytes to decode). Refusals are
+decoded (a 389 KB PNG can hold 400 million pixels and take gigabytes to decode), and a file in any format but the
+data set's own (:data:`FORMATS`). Every error of reading or decoding one (Pillow raises ``ValueError`` for a PNG
+chunk that decompresses past its limit, ``SyntaxError`` for a broken PNG, ``struct.error`` and ``EOFError`` for cut
+files) becomes an :class:`ImageRefused` naming the file, through :func:`decoding`. Refusals are
 :class:`ImageRefused`, an ``OSError`` as well, so code that already handles an unreadable image handles them.
 """
 
 from __future__ import annotations
 
+import struct
 import warnings
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
 
@@ -21,6 +28,10 @@ if TYPE_CHECKING:
 #: the pixel budget of one image: 40 megapixels (the largest OwlEval image has 2.0), about 120 MB decoded as RGB
 MAX_PIXELS = 40_000_000
 CASES = "cases"
+#: the formats of the data set's images (JPEG, and one PNG named .jpg): nothing else is opened
+FORMATS = ("JPEG", "PNG")
+#: what reading or decoding a bad file raises in Pillow (besides its own DecompressionBombError)
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, MemoryError)
 
 
 class ImageRefused(OwlEvalError, OSError):
@@ -63,21 +74,36 @@ def check_pixels(image: Image.Image, path: Path | str, budget: int = MAX_PIXELS)
         )
 
 
-def open_image(source: Path | IO[bytes], name: Path | str | None = None, budget: int = MAX_PIXELS) -> Image.Image:
+@contextmanager
+def decoding(label: Path | str | IO[bytes]) -> Iterator[None]:
+    """Turn any error of reading or decoding the image ``label`` inside the block into an :class:`ImageRefused`
+    (a missing file stays a ``FileNotFoundError``)."""
+    from PIL import Image
+
+    try:
+        yield
+    except (ImageRefused, FileNotFoundError):
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageRefused(f"{label}: refused as a decompression bomb ({exc})") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageRefused(f"cannot read image {label}: {type(exc).__name__}: {exc}") from None
+
+
+def open_image(source: Path | IO[bytes], name: Path | str | None = None, budget: int = MAX_PIXELS,
+               formats: tuple[str, ...] | None = FORMATS) -> Image.Image:
     """``PIL.Image.open`` for files of the data set: the header is read and the size checked before decoding.
 
-    PIL's own ``DecompressionBombError`` (raised by ``open`` itself for the largest images) is not an ``OSError``;
-    it becomes an :class:`ImageRefused` too. ``name`` names the file in messages when ``source`` is a stream.
+    Only ``formats`` are opened (None: any Pillow reads); every error (PIL's ``DecompressionBombError`` and ``ValueError`` included)
+    becomes an :class:`ImageRefused`. Decode the image inside :func:`decoding` too: Pillow reads most of the file
+    only then. ``name`` names the file in messages when ``source`` is a stream.
     """
     from PIL import Image
 
     label = name if name is not None else source
-    try:
-        with warnings.catch_warnings():  # PIL warns about large images; the budget below decides
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(source)
-    except Image.DecompressionBombError as exc:
-        raise ImageRefused(f"{label}: refused as a decompression bomb ({exc})") from None
+    with decoding(label), warnings.catch_warnings():  # PIL warns about large images; the budget below decides
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(source, formats=formats)
     try:
         check_pixels(image, label, budget)
     except ImageRefused:

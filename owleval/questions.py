@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from owleval.errors import InputFileError, OwlEvalError, Problem
-from owleval.imagefiles import case_image_path, open_image, plain_name_problem
+from owleval.imagefiles import case_image_path, decoding, open_image, plain_name_problem
 from owleval.paths import default_data_dir
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def questions_by_id(data_dir: Path | None = None) -> dict[int, Question]:
 def load_image(path: Path) -> Image.Image:
     """Open an image by its content, whatever its extension says (cases/49.jpg is a PNG), as RGB; an image over
     the pixel budget is refused before it is decoded (:mod:`owleval.imagefiles`)."""
-    with open_image(path) as img:
+    with open_image(path) as img, decoding(path):
         img.load()
         return img.convert("RGB")
 

@@ -30,17 +30,22 @@ from owleval.grading.default_study import (
     ensure_default_study,
 )
 from owleval.grading.images import screen_image
+from owleval.imagefiles import ImageRefused
 from owleval.grading.store import Store
 from owleval.grading.study import AUTH_NAME, FLAGS, MAX_NAME_LEN
 from owleval.pairwise.study import is_pairwise
+from owleval.textsafety import mark_format_chars as shown
+from owleval.textsafety import mark_frame as shown_frame
 
 DB_ENV, DATA_ENV = "OWLEVAL_RATE_DB", "OWLEVAL_RATE_DATA"
 DONE = -1
 
-# The answer's own box scrolls, and the image is capped, so the grade bar above them is never below the fold.
+# The answer's own box scrolls, and the image is capped (lower on the pairwise screen, known by its answer boxes), so
+# the grade bar above them is never below the fold. Emitted first in every run (see main).
 _LAYOUT_CSS = """<style>
 [data-testid="stMainBlockContainer"] { padding-top: 3rem; }
 [data-testid="stImage"] img { max-height: 48vh; object-fit: contain; }
+[data-testid="stMain"]:has(.st-key-left_answer) [data-testid="stImage"] img { max-height: 34vh; }
 </style>"""
 ANSWER_BOX_HEIGHT = 440  # px: below the heading and the grade bar, fits a 1280x800 window
 
@@ -68,10 +73,22 @@ def _open_store(db: str) -> Store:
 
 
 @st.cache_resource(show_spinner=False, max_entries=128)
+def _prepared_image(path: str) -> bytes | ImageRefused:
+    """Prepared once per image file, not on every rerun (see :mod:`owleval.grading.images`); a refusal (outside the
+    data folder's cases/, over the pixel budget, not a JPEG or PNG, any decode error) is kept too, so a bad file is
+    not read again on every rerun."""
+    try:
+        return screen_image(Path(path), _open()[2])
+    except ImageRefused as exc:
+        return exc
+
+
 def _screen_image(path: str) -> bytes:
-    """Prepared once per image file, not on every rerun (see :mod:`owleval.grading.images`); a file outside the
-    data folder's cases/ or over the pixel budget is refused with an OSError, as an unreadable one is."""
-    return screen_image(Path(path), _open()[2])
+    """The prepared image; an OSError (:class:`ImageRefused` included) when it is missing or refused."""
+    prepared = _prepared_image(path)
+    if isinstance(prepared, ImageRefused):
+        raise prepared
+    return prepared
 
 
 def _open() -> tuple[Store, dict[str, str], Path, bool]:
@@ -164,13 +181,13 @@ def _grading(store: Store, data_dir: Path) -> None:
     if ss.get("pos") is None:  # just signed in: resume at the first ungraded answer
         first = gq.next_ungraded(items)
         ss.pos = DONE if first is None else first
-    for kind, message in ss.pop("flash", []):
-        if kind == "ok":
-            st.toast(message)
-        elif not rate_qc.show_flash(kind, message):
-            st.error(message)
+    errors = gradebar.show_flash(ss)
     st.progress(graded / total, text=f"{graded} of {total} graded")
+    owner = gradebar.owner_key(store.path, who.annotator_id)
     if ss.pos == DONE or ss.pos >= total:  # finished, or "Next" on the last answer
+        gradebar.mount_hidden(applied=ss.get("bar_applied", {}), owner=owner)  # confirms the last actions
+        for message in errors:  # no bar on this screen to hold them
+            st.error(message)
         first = gq.next_ungraded(items)
         if first is None:
             st.success(f"All {total} answers are graded. Thank you! You can go back to review or change a grade.")
@@ -179,19 +196,21 @@ def _grading(store: Store, data_dir: Path) -> None:
             st.button("Go to the first ungraded answer", key="nav_first_ungraded", type="primary", on_click=_go, args=(first,))
         st.button("Back to the last answer", key="nav_back_done", on_click=_go, args=(total - 1,))
         return
-    _answer_view(store, gq.answer_screen(store, who.annotator_id, items[ss.pos], data_dir), total, who)
+    screen = gq.answer_screen(store, who.annotator_id, items[ss.pos], data_dir)
+    _answer_view(screen, total, owner, gradebar.flash_message(ss, errors))
 
 
-def _answer_view(store: Store, screen: gq.AnswerScreen, total: int, who: access.Annotator) -> None:
-    """Heading, grade bar, then the image (left) and the text in its own scrolling box (right).
+def _answer_view(screen: gq.AnswerScreen, total: int, owner: str, message: tuple[int, str] | None) -> None:
+    """Heading (drawn above, filled third), grade bar, the text in its own scrolling box (right), then the image and
+    the comment (left): a slow or bad image holds up neither the grading nor the heading that names the answer.
 
     The box's key names the answer on screen (place, answer id, latest grade event seen): the grade bar reads it to
     tag each action with what the person was looking at.
     """
     index, current = screen.item.index, screen.current
-    heading = st.container()  # filled last: once it names this answer, the text below is this answer's too
-    gradebar.mount(index, current.grade if current else None, st.session_state.get("bar_applied", {}))
-    st.html(_LAYOUT_CSS)
+    heading = st.container()  # filled once the text is drawn: when it names this answer, the text is this answer's
+    gradebar.mount(index, current.grade if current else None, st.session_state.get("bar_applied", {}), owner=owner,
+                   message=message)
     left, right = st.columns([2, 3], gap="large")
     seen = current.event_id if current else 0
     with right:  # written first so the text reaches the browser before the image
@@ -201,14 +220,15 @@ def _answer_view(store: Store, screen: gq.AnswerScreen, total: int, who: access.
                 for number, turn in enumerate(screen.earlier, 1):
                     with st.container(border=True):
                         st.caption(f"Question {number}")
-                        st.text(turn.question)
+                        st.text(shown(turn.question))
                         st.caption(f"Answer {number}")
-                        st.text(turn.answer if turn.answer is not None else "(no answer)")
+                        st.text(shown(turn.answer) if turn.answer is not None else "(no answer)")
             st.markdown("**Question**")
-            st.text(screen.question)
+            st.text(shown(screen.question))
             st.markdown("**Answer to grade**")
             with st.container(border=True, key="answer_box"):
-                st.text(screen.answer, width="stretch")
+                st.text(shown(screen.answer), width="stretch")
+    heading.subheader(f"Answer {index + 1} of {total}")
     with left:
         try:
             picture = _screen_image(str(screen.image_path))
@@ -218,7 +238,6 @@ def _answer_view(store: Store, screen: gq.AnswerScreen, total: int, who: access.
             st.image(picture, width="stretch")
             st.caption("Hover the image and use the expand button at its top right to see it full size.")
         _comment_and_history(screen)
-    heading.subheader(f"Answer {index + 1} of {total}")
 
 
 def _comment_and_history(screen: gq.AnswerScreen) -> None:
@@ -235,7 +254,7 @@ def _comment_and_history(screen: gq.AnswerScreen) -> None:
         with st.expander("History of your grades for this answer"):
             for event in reversed(screen.history):
                 flags = ", ".join(FLAGS[f] for f in event.flags)
-                st.text(f"{event.created_at[:19].replace('T', ' ')} UTC  {event.grade}  {event.comment}  {flags}".rstrip())
+                st.text(f"{event.created_at[:19].replace('T', ' ')} UTC  {event.grade}  {shown(event.comment)}  {flags}".rstrip())
 
 
 def _admin(store: Store, meta: dict[str, str]) -> None:
@@ -270,19 +289,19 @@ def _admin(store: Store, meta: dict[str, str]) -> None:
         return
     per_cell = export.progress_frame(store)
     st.subheader("Per annotator")
-    st.dataframe(export.progress_by(per_cell, "annotator"), hide_index=True)
+    st.dataframe(shown_frame(export.progress_by(per_cell, "annotator")), hide_index=True)
     st.subheader("Per model")
-    st.dataframe(export.progress_by(per_cell, "model_id"), hide_index=True)
+    st.dataframe(shown_frame(export.progress_by(per_cell, "model_id")), hide_index=True)
     st.subheader("Per annotator and model (graded / assigned)")
     if not per_cell.empty:
         cells = per_cell.assign(cell=per_cell["graded"].astype(str) + " / " + per_cell["assigned"].astype(str))
-        st.dataframe(cells.pivot(index="annotator", columns="model_id", values="cell"))
+        st.dataframe(shown_frame(cells.pivot(index="annotator", columns="model_id", values="cell")))
     rate_qc.admin_quality(store, pairwise=False)
     rate_qc.admin_pausing(store, meta)
     flagged = export.flagged_frame(export.current_grades_frame(store))
     st.subheader(f"Flagged answers ({len(flagged)})")
     if not flagged.empty:
-        st.dataframe(flagged, hide_index=True)
+        st.dataframe(shown_frame(flagged), hide_index=True)
     # built when clicked, from the grades of that moment, instead of on every rerun of this page
     admin_download.offer("Make a grades CSV link", lambda: frame_to_csv(export.grades_export_frame(store)), "grades.csv", "grades_csv")
 
@@ -298,6 +317,10 @@ def _annotator_toolbar() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="OwlEval grading", layout="wide")
+    # First, before any toast: style-only HTML and toasts share Streamlit's event container, where a new run's
+    # elements replace the last run's by position; a toast drawn before it would hide this style for the rest of the
+    # run and the page would jump 48 px under the pointer.
+    st.html(_LAYOUT_CSS)
     _annotator_toolbar()
     try:
         store, meta, data_dir, default = _open()
@@ -308,7 +331,7 @@ def main() -> None:
     ss = st.session_state
     page = st.sidebar.radio("Page", ["Grade", "Admin"], key="page")
     if "annotator" in ss:
-        st.sidebar.text(f"Signed in as {ss.annotator.name}")
+        st.sidebar.text(f"Signed in as {shown(ss.annotator.name)}")
     if ("annotator" in ss or ss.get("is_admin")) and st.sidebar.button("Sign out", key="sign_out"):
         for key in ("annotator", "pos", "is_admin"):  # the admin view too: it names models
             ss.pop(key, None)
@@ -317,6 +340,7 @@ def main() -> None:
         _admin(store, meta)
     elif "annotator" not in ss:
         _sign_in(store, meta, default)
+        gradebar.mount_hidden(rate_pairwise.VOTE_BAR if is_pairwise(meta) else gradebar.GRADE_BAR)
     elif is_pairwise(meta):
         if not rate_qc.refuse_paused(store, ss.annotator):
             rate_pairwise.voting(store, data_dir, _screen_image)

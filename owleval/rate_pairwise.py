@@ -21,6 +21,7 @@ from owleval.grading import access, action_limits, admin_download, gradebar
 from owleval.grading.queue import EarlierTurn
 from owleval.grading.store import Store
 from owleval.pairwise import queue as pq
+from owleval.textsafety import mark_format_chars as shown
 
 DONE = -1
 VOTES = {"left": "Left is better", "right": "Right is better", "tie": "Tie", "both_bad": "Both are bad"}
@@ -33,11 +34,8 @@ VOTE_BAR = gradebar.BarKind(
     aria_label="Vote on this pair",
     stale_message="Not saved: the screen had already moved on — vote again.",
 )
-# Each answer scrolls in its own box and the image is capped, so the votes above them stay in a 1280x800 window.
-_LAYOUT_CSS = """<style>
-[data-testid="stMainBlockContainer"] { padding-top: 3rem; }
-[data-testid="stImage"] img { max-height: 34vh; object-fit: contain; }
-</style>"""
+# Each answer scrolls in its own box and the image is capped (the app's style: owleval.rate), so the votes above them
+# stay in a 1280x800 window.
 ANSWER_BOX_HEIGHT = 420  # px: below the heading, the vote bar and the side titles, fits a 1280x800 window
 
 
@@ -84,13 +82,13 @@ def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
     if ss.get("pos") is None:  # just signed in: resume at the first pair without a vote
         first = pq.next_unvoted(items)
         ss.pos = DONE if first is None else first
-    for kind, message in ss.pop("flash", []):
-        if kind == "ok":
-            st.toast(message)
-        else:
-            st.error(message)
+    errors = gradebar.show_flash(ss)
     st.progress(voted / total, text=f"{voted} of {total} voted")
+    owner = gradebar.owner_key(store.path, who.annotator_id)
     if ss.pos == DONE or ss.pos >= total:
+        gradebar.mount_hidden(VOTE_BAR, ss.get("bar_applied", {}), owner)  # confirms the last votes
+        for message in errors:  # no bar on this screen to hold them
+            st.error(message)
         first = pq.next_unvoted(items)
         if first is None:
             st.success(f"All {total} pairs have your vote. Thank you! You can go back to review or change a vote.")
@@ -99,7 +97,8 @@ def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
             st.button("Go to the first pair without a vote", key="nav_first_unvoted", type="primary", on_click=_go, args=(first,))
         st.button("Back to the last pair", key="nav_back_done", on_click=_go, args=(total - 1,))
         return
-    _pair_view(pq.pair_screen(store, who.annotator_id, items[ss.pos], data_dir), items[ss.pos].view_id, total, image)
+    screen = pq.pair_screen(store, who.annotator_id, items[ss.pos], data_dir)
+    _pair_view(screen, items[ss.pos].view_id, total, image, owner, gradebar.flash_message(ss, errors))
 
 
 def _side(title: str, side: pq.Side, box_key: str) -> None:
@@ -112,27 +111,29 @@ def _side(title: str, side: pq.Side, box_key: str) -> None:
                 _earlier(side.earlier)
         else:
             st.caption("No earlier turns.")
-        st.text(side.answer, width="stretch")
+        st.text(shown(side.answer), width="stretch")
 
 
 def _earlier(turns: tuple[EarlierTurn, ...]) -> None:
     for number, turn in enumerate(turns, 1):
         st.caption(f"Question {number}")
-        st.text(turn.question)
+        st.text(shown(turn.question))
         st.caption(f"Answer {number}")
-        st.text(turn.answer if turn.answer is not None else "(no answer)")
+        st.text(shown(turn.answer) if turn.answer is not None else "(no answer)")
 
 
-def _pair_view(screen: pq.PairScreen, view_id: int, total: int, image: Callable[[str], bytes]) -> None:
-    """Heading, vote bar, then image, question and reason (left) and the two answers side by side.
+def _pair_view(screen: pq.PairScreen, view_id: int, total: int, image: Callable[[str], bytes], owner: str,
+               message: tuple[int, str] | None) -> None:
+    """Heading (drawn above, filled third), vote bar, the two answers side by side and the question (left), then the
+    image and the reason below the question: a slow or bad image holds up neither the voting nor the heading.
 
     The box around both answers is keyed with the pair on screen (place, pair id, latest vote event seen): the bar
     reads it to tag each action with what the person was looking at.
     """
     index, current = screen.index, screen.current
-    heading = st.container()  # filled last: once it names this pair, everything below is this pair's
-    gradebar.mount(index, current.choice if current else None, st.session_state.get("bar_applied", {}), kind=VOTE_BAR)
-    st.html(_LAYOUT_CSS)
+    heading = st.container()  # filled once the answers and the question are drawn: when it names this pair, they are its
+    gradebar.mount(index, current.choice if current else None, st.session_state.get("bar_applied", {}), kind=VOTE_BAR,
+                   owner=owner, message=message)
     seen = current.event_id if current else 0
     context, answers = st.columns([1, 3], gap="medium")
     with answers:  # written first so the texts reach the browser before the image
@@ -143,17 +144,18 @@ def _pair_view(screen: pq.PairScreen, view_id: int, total: int, image: Callable[
             with right:
                 _side("Right answer", screen.right, "right_answer")
     with context:
+        st.markdown("**Question**")
+        st.text(shown(screen.question))
+    heading.subheader(f"Pair {index + 1} of {total}")
+    with context:
         try:
             picture = image(str(screen.image_path))
         except OSError:
             st.warning("The image of this question is missing or unreadable; say so in the reason.")
         else:
             st.image(picture, width="stretch")
-        st.markdown("**Question**")
-        st.text(screen.question)
         st.text_input("Reason (optional)", value=current.reason if current else "", key=f"reason_{index}")
         _history(screen)
-    heading.subheader(f"Pair {index + 1} of {total}")
 
 
 def _history(screen: pq.PairScreen) -> None:
@@ -165,7 +167,7 @@ def _history(screen: pq.PairScreen) -> None:
     if changes:
         with st.expander("History of your votes for this pair"):
             for event in reversed(screen.history):
-                st.text(f"{event.created_at[:19].replace('T', ' ')} UTC  {VOTES[event.choice]}  {event.reason}".rstrip())
+                st.text(f"{event.created_at[:19].replace('T', ' ')} UTC  {VOTES[event.choice]}  {shown(event.reason)}".rstrip())
 
 
 def admin(store: Store) -> None:
@@ -176,13 +178,14 @@ def admin(store: Store) -> None:
     from owleval.csvio import frame_to_csv
     from owleval.pairwise.study import progress_rows
     from owleval.pairwise.votes import votes_export_frame
+    from owleval.textsafety import mark_frame
 
     cells = pd.DataFrame(progress_rows(store.conn), columns=["annotator", "model pair", "voted", "assigned"])
     for by in ("annotator", "model pair"):
         st.subheader(f"Per {by}")
-        st.dataframe(cells.groupby(by, as_index=False)[["voted", "assigned"]].sum(), hide_index=True)
+        st.dataframe(mark_frame(cells.groupby(by, as_index=False)[["voted", "assigned"]].sum()), hide_index=True)
     st.subheader("Per annotator and model pair (voted / assigned)")
     if not cells.empty:
         cells = cells.assign(cell=cells["voted"].astype(str) + " / " + cells["assigned"].astype(str))
-        st.dataframe(cells.pivot(index="annotator", columns="model pair", values="cell"))
+        st.dataframe(mark_frame(cells.pivot(index="annotator", columns="model pair", values="cell")))
     admin_download.offer("Make a votes CSV link", lambda: frame_to_csv(votes_export_frame(store)), "votes.csv", "votes_csv")

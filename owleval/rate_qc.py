@@ -15,7 +15,9 @@ from owleval.grading import pause
 from owleval.grading import queue as gq
 from owleval.grading.access import Annotator
 from owleval.grading.store import Store
+from owleval.textsafety import mark_frame
 
+#: the flash kind of onboarding feedback: shown in the grade bar's notice line (gradebar.show_flash), where it moves nothing
 ONBOARDING_FLASH = "onboarding"
 
 
@@ -37,14 +39,6 @@ def onboarding_feedback(store: Store, item: gq.QueueItem, given: str) -> str | N
     verdict = "matches" if given == row[0] else "differs from"
     text = f"Training answer {item.index + 1}: your grade {given} {verdict} the expected grade {row[0]}."
     return text + (f"\n\n{row[1]}" if row[1] else "")
-
-
-def show_flash(kind: str, message: str) -> bool:
-    """Draw a quality-control message of the flash list; False when ``kind`` is not one."""
-    if kind != ONBOARDING_FLASH:
-        return False
-    st.info(message)
-    return True
 
 
 def admin_pausing(store: Store, meta: dict[str, str]) -> None:
@@ -89,7 +83,7 @@ def admin_quality(store: Store, pairwise: bool) -> None:
         if votes.empty:
             st.caption("No votes yet.")
             return
-        st.dataframe(voter_table(votes)[0], hide_index=True)
+        st.dataframe(mark_frame(voter_table(votes)[0]), hide_index=True)
         st.caption("The report's `voters.csv`: position (left-side) and tie shares with 95% intervals, agreement with the "
                    "others' Bradley-Terry fit, gold pairs, and the rules that fired (`qc_flags`). Voters never see these.")
         return
@@ -105,7 +99,7 @@ def admin_quality(store: Store, pairwise: bool) -> None:
         answers.setdefault(model, {})[int(qid)] = text
     gold = store.conn.execute("SELECT a.model_id, a.question_id, g.grade FROM gold_answers g JOIN answers a USING (answer_id)").fetchall()
     gold_frame = pd.DataFrame([tuple(r) for r in gold], columns=["model_id", "question_id", "grade"]) if gold else None
-    st.dataframe(annotator_table(grades, gold=gold_frame, answers=answers), hide_index=True)
+    st.dataframe(mark_frame(annotator_table(grades, gold=gold_frame, answers=answers)), hide_index=True)
     st.caption("The report's `annotators.csv`, live: gold answers, attention checks, retests, agreement with the others "
                "(quadratic-weighted kappa), speed, straight-lining and the rules that fired (`qc_flags`, with the report's "
                "default thresholds). Annotators never see these; pause one below if a flag holds up.")

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: every format character (category Cf) of the Unicode version Python ships
 _FORMAT_CHAR = re.compile(
@@ -37,3 +41,11 @@ def mark_format_chars(text: str) -> str:
     The marker is plain ASCII, so it survives HTML escaping and cannot itself reorder or hide anything.
     """
     return _FORMAT_CHAR.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
+
+
+def mark_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A pandas frame for display: :func:`mark_format_chars` on its text cells, index labels and column names."""
+    def mark(value: object) -> object:
+        return mark_format_chars(value) if isinstance(value, str) else value
+
+    return frame.map(mark).rename(index=mark, columns=mark)

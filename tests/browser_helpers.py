@@ -18,7 +18,9 @@ import pytest
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-APP = Path(__file__).resolve().parent.parent / "owleval" / "rate.py"
+#: the app served; OWLEVAL_TEST_RATE_APP points the browser tests at another copy (e.g. an older rate.py, to check
+#: that a test fails without a fix)
+APP = Path(os.environ.get("OWLEVAL_TEST_RATE_APP") or Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
 #: the marks of every browser test module
 BROWSER_MARKS = [
     pytest.mark.browser,

@@ -133,3 +133,26 @@ def bar_action(at, kind: str, grade: str | None = None) -> int:
     sent.append({"seq": seq, "kind": kind, "grade": grade, **shown})
     send_bar_state(at, sent)
     return shown["index"]
+
+
+def oversized_chunk_png(kind: bytes) -> bytes:
+    """A small valid PNG plus an ``iCCP`` (before the pixels) or ``zTXt`` (after them) chunk that decompresses to
+    300 MB: about 300 KB on disk; Pillow stops at its chunk limit with a ``ValueError``."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    def chunk(name: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + name + data + struct.pack(">I", zlib.crc32(name + data))
+
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), "red").save(out, "PNG")
+    png = out.getvalue()
+    huge = zlib.compress(b"\0" * (300 << 20), 9)
+    if kind == b"iCCP":
+        at = png.index(b"IDAT") - 4
+        return png[:at] + chunk(b"iCCP", b"icc\0\0" + huge) + png[at:]
+    at = png.index(b"IEND") - 4
+    return png[:at] + chunk(kind, b"Comment\0\0" + huge) + png[at:]

@@ -23,3 +23,20 @@ def test_malformed_state_from_the_browser_is_ignored() -> None:
     bad = [_raw(1, grade="E"), _raw(2, kind="delete"), {"seq": "x"}, _raw(3, index=None), "junk", _raw(4, grade="B")]
     window, actions = pending_actions({"actions": {"window": "w" * 500, "pending": bad}})
     assert len(window) == 64 and [a.seq for a in actions] == [4]
+
+
+def test_owner_keys_tell_people_and_studies_apart_without_naming_them() -> None:
+    from owleval.grading.gradebar import owner_key
+
+    keys = {owner_key("/srv/a.sqlite", 1), owner_key("/srv/a.sqlite", 2), owner_key("/srv/b.sqlite", 1)}
+    assert len(keys) == 3 and owner_key("/srv/a.sqlite", 1) in keys
+    assert all("srv" not in key and len(key) == 20 for key in keys)
+
+
+def test_each_run_with_errors_gives_the_bar_a_new_message() -> None:
+    from owleval.grading.gradebar import flash_message
+
+    ss: dict = {}
+    assert flash_message(ss, []) is None
+    first, second = flash_message(ss, ["Not saved: a.", "Not saved: b."]), flash_message(ss, ["Not saved: a."])
+    assert first == (1, "Not saved: a. Not saved: b.") and second == (2, "Not saved: a.")

@@ -20,7 +20,7 @@ from owleval.errors import InputFileError
 from owleval.imagefiles import MAX_PIXELS, ImageRefused, case_image_path
 from owleval.questions import image_path, load_image, load_questions, parse_questions
 from tests.chat_server import ChatServer
-from tests.grading_helpers import QIDS, make_study
+from tests.grading_helpers import QIDS, make_study, oversized_chunk_png
 from tests.judge_helpers import grade_from_content, write_answer_sets
 
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
@@ -177,6 +177,50 @@ def test_judge_and_generate_refuse_a_bomb_in_one_line(command: str, tmp_path: Pa
     assert result.exit_code != 0, result.output
     assert isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output and questions[0].image in result.output and "bomb" in result.output
+
+
+@pytest.fixture(scope="module")
+def chunk_pngs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("chunks")
+    paths = {}
+    for kind in ("iCCP", "zTXt"):
+        paths[kind] = folder / f"{kind}.png"
+        paths[kind].write_bytes(oversized_chunk_png(kind.encode()))
+    return paths
+
+
+@pytest.mark.parametrize("kind", ["iCCP", "zTXt"])
+def test_a_png_chunk_over_pillows_limit_is_a_refusal_not_a_value_error(kind: str, chunk_pngs: dict[str, Path]) -> None:
+    from owleval.grading.images import screen_image
+
+    path = chunk_pngs[kind]
+    with pytest.raises(ImageRefused, match=rf"cannot read image .*{kind}\.png: ValueError: Decompressed data too large"):
+        load_image(path)
+    cases = path.parent / "cases"
+    cases.mkdir(exist_ok=True)
+    shutil.copyfile(path, cases / "x.jpg")
+    with pytest.raises(ImageRefused, match="Decompressed data too large"):
+        screen_image(cases / "x.jpg", path.parent)
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "GIF", "TIFF"])
+def test_only_the_data_sets_formats_are_opened(fmt: str, tmp_path: Path) -> None:
+    path = tmp_path / "picture.jpg"
+    Image.new("RGB", (8, 8), "red").save(path, format=fmt)
+    with pytest.raises(ImageRefused, match=r"cannot read image .*picture\.jpg"):
+        load_image(path)
+
+
+def test_generate_refuses_an_oversized_chunk_in_one_line(tmp_path: Path, data: Path, chunk_pngs: dict[str, Path]) -> None:
+    questions = list(load_questions(data))
+    shutil.copyfile(chunk_pngs["iCCP"], data / "cases" / questions[0].image)
+    with ChatServer(reply=grade_from_content) as server:
+        result = CliRunner().invoke(app, ["generate", "--model", "openai", "--checkpoint", "tiny-vlm", "--base-url",
+                                          server.base_url, "--questions", "1", "--out", str(tmp_path / "gen.jsonl"),
+                                          "--data", str(data), "-o", "max_retries=0"])
+        assert not server.chat_requests
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output and questions[0].image in result.output and "Decompressed data too large" in result.output
 
 
 def test_questions_dataset_refuses_a_bomb_before_decoding(data: Path, bomb: Path) -> None:

@@ -16,7 +16,7 @@ from owleval.questions import load_questions
 from tests.report_helpers import data_dir, synthetic_grades, write_grades_csv
 
 runner = CliRunner()
-HOSTILE_MODEL = "<img src=x onerror=window.__owned=1>|x"
+HOSTILE_MODEL = "<img src=x onerror=window.__owned=1>|x\u202eled"  # U+202E: reads as "del" unless shown
 HOSTILE_COMMENT = "<script>window.__owned = 2</script> looks | fine"
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -97,6 +97,7 @@ def test_html_is_self_contained_and_escaped(report_dir):
     assert "onerror=window" not in html.replace("&lt;img src=x onerror=window", "")
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
     assert html.count('class="stacked-chart"') == 1 + 2 + 6 + 1  # + the per-annotator grade distribution
+    assert "\u202e" not in html and "x[U+202E]led" in html  # a bidi control shows as a marker
 
 
 @pytest.mark.browser

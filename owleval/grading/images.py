@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from owleval.imagefiles import CASES, confined, open_image
+from owleval.imagefiles import CASES, confined, decoding, open_image
 
 #: st.image shrinks wider images to this (streamlit's MAXIMUM_CONTENT_WIDTH); its full-screen view shows the same
 MAX_WIDTH = 2 * 730
@@ -29,10 +29,11 @@ def display_format(image: Image.Image) -> str:
 def screen_image(path: Path, data_dir: Path) -> bytes:
     """The file's bytes when st.image would send them as they are, else the image as st.image would send it.
 
-    The file must lie inside ``data_dir/cases`` and keep to the pixel budget, else :class:`ImageRefused`
+    The file must lie inside ``data_dir/cases``, keep to the pixel budget and decode, else :class:`ImageRefused`
     (an ``OSError``, like a missing file)."""
     path = confined(Path(path), Path(data_dir) / CASES)
-    with open_image(path) as image:
+    with open_image(path) as image, decoding(path):
+        image.load()  # every chunk read now, inside decoding(): a bad one is a refusal, not a traceback
         fmt = display_format(image)
         if image.format == fmt and image.width <= MAX_WIDTH:
             return path.read_bytes()

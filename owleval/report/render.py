@@ -19,11 +19,13 @@ from owleval.questions import ABILITIES, GRADES
 from owleval.report.compare import listed_pairs
 from owleval.report.estimands import ALL_GRADED
 from owleval.report.tables import GRADE_LETTERS, TOO_FEW
+from owleval.textsafety import mark_format_chars
 
 if TYPE_CHECKING:
     import jinja2
 
     from owleval.report.build import Report
+
 
 GRADE_COLORS = {"A": "#1a9850", "B": "#91cf60", "C": "#fc8d59", "D": "#d73027"}
 MAX_COMMENTS = 300
@@ -43,12 +45,24 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
+        finalize=_visible,
     )
     env.filters["pct"] = pct
     env.filters["num"] = num
     env.filters["pval"] = pval
     env.filters["cell"] = md_cell
     return env
+
+
+def _visible(value: Any) -> Any:
+    """Every value a template prints, format characters (bidi controls, zero-width) shown as markers such as
+    ``[U+202E]``: a name or comment cannot reorder or hide what the report says. Markup (a macro's output, already
+    made of such values) is left as it is."""
+    import markupsafe
+
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return mark_format_chars(value)
+    return value
 
 
 def _missing(x: Any) -> bool:
