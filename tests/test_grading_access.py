@@ -182,6 +182,9 @@ def test_an_unknown_token_id_costs_the_same_scrypt_as_a_known_one(token_study, s
 
 def test_app_spaces_wrong_tokens_but_never_refuses_the_right_one(token_study, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OWLEVAL_RATE_DB", str(token_study.path))
+    from owleval.grading.signin_guard import gate as shared_gate
+
+    shared_gate.clear()  # one gate per server process: start from none (earlier AppTests of this process used it)
     at = AppTest.from_file(APP, default_timeout=60).run()
     wrong = token_study.tokens["ann"][:-2] + ("xx" if not token_study.tokens["ann"].endswith("xx") else "yy")
     free = CheckGate().free
@@ -190,7 +193,6 @@ def test_app_spaces_wrong_tokens_but_never_refuses_the_right_one(token_study, mo
         at.button(key="sign_in_submit").click().run()
         assert at.error[0].value == "That token is not valid for this study."
     session_key = "session:" + at.session_state["throttle_id"]
-    from owleval.grading.signin_guard import gate as shared_gate
     assert shared_gate().failures(session_key) == free
     assert shared_gate().gap(free) > 0, "the session's next checks are spaced"
     at.text_input(key="sign_in_token").input(token_study.tokens["ann"])  # the owner, after the lock-out began

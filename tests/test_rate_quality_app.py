@@ -13,7 +13,7 @@ from owleval.grading.queue import load_queue
 from owleval.grading.special import QcSettings
 from owleval.grading.store import Store
 from owleval.grading.study import create_study
-from tests.grading_helpers import MODELS, bar_action, page_text, write_answer_files
+from tests.grading_helpers import MODELS, bar_action, bar_data, page_text, write_answer_files
 from tests.qc_helpers import write_gold
 
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
@@ -81,15 +81,16 @@ def test_onboarding_feedback_follows_an_onboarding_item_only(study) -> None:
     assert queue[0].item_kind == "onboarding" and "attention" in {i.item_kind for i in queue}
     at = _sign_in(study.tokens["ann"])
     bar_action(at, "grade", "A")
-    feedback = [i.value for i in at.info]
+    message = bar_data(at)["message"]  # in the grade bar's notice line, where it moves nothing on the page
     gold = expected[queue[0].item_id]
-    assert len(feedback) == 1 and f"your grade A differs from the expected grade {gold}" in feedback[0]
-    assert ("vague on the details" in feedback[0]) == (gold == "B")
+    assert message is not None and f"your grade A differs from the expected grade {gold}" in message["text"]
+    assert ("vague on the details" in message["text"]) == (gold == "B")
     for item in queue[1:]:  # regular items, and the attention check graded wrong on purpose: nothing is said
         wrong = "B" if expected.get(item.item_id) == "A" else "A"
         assert bar_action(at, "grade", wrong) == item.index
-        assert not at.error and not [i.value for i in at.info if "expected" in i.value], item.item_kind
-        assert not at.warning, item.item_kind
+        shown = bar_data(at)
+        assert shown.get("message") is None or "expected" not in shown["message"]["text"], item.item_kind
+        assert not at.error and not at.warning and not at.info, item.item_kind
 
 
 def test_the_admin_page_shows_the_live_annotator_table_and_annotators_never_see_it(study) -> None:
