@@ -12,7 +12,8 @@ from owleval.paths import default_data_dir
 
 export_app = typer.Typer(
     help="Write OwlEval's 82 questions as a task of lmms-eval, VLMEvalKit or Inspect AI (one sample per dialogue); "
-         "bring the kit's output back with `owleval answers import --from KIT`.",
+         "bring the kit's output back with `owleval answers import` and `--from` with the kit's name.\n\n"
+         "Example: owleval export inspect --out owl_inspect/",
     no_args_is_help=True,
 )
 
@@ -37,7 +38,9 @@ def lmms_eval(
     """Tasks `owleval` (multi-round: each later turn sees the model's own earlier answers) and `owleval_single`
     (each question alone, for backends without multi-round support).
 
-    Example: owleval export lmms-eval --out owl_task/ ; lmms-eval --include_path owl_task --tasks owleval --model ... --log_samples --output_path runs/
+    Example: owleval export lmms-eval --out owl_task/
+
+    Then: lmms-eval --include_path owl_task --tasks owleval --model ... --log_samples --output_path runs/
     """
     from owleval.bridges import lmms_eval as bridge
 
@@ -56,7 +59,9 @@ def inspect_(
     """An Inspect task file (`owleval_task.py`: `@task owleval`, a multi-turn solver, images as content) and its
     data set `owleval.jsonl`.
 
-    Example: owleval export inspect --out owl_inspect/ ; inspect eval owl_inspect/owleval_task.py --model openai/gpt-4o
+    Example: owleval export inspect --out owl_inspect/
+
+    Then: inspect eval owl_inspect/owleval_task.py --model openai/gpt-4o
     """
     from owleval.bridges import inspect_ai as bridge
 
@@ -73,7 +78,9 @@ def vlmevalkit(
     """`LMUData/OwlEval.tsv` in VLMEvalKit's multi-turn (ImageMTDataset) layout, each image stored once, and the
     launcher `run_owleval.py` that registers the data set and runs VLMEvalKit's run.main() in inference mode.
 
-    Example: owleval export vlmevalkit --out owl_vlm/ ; python owl_vlm/run_owleval.py --model Qwen2-VL-7B-Instruct
+    Example: owleval export vlmevalkit --out owl_vlm/
+
+    Then: python owl_vlm/run_owleval.py --model Qwen2-VL-7B-Instruct
     """
     from owleval.bridges import vlmevalkit as bridge
 

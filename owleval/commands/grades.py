@@ -38,8 +38,9 @@ def export(
     --format inspect writes, for Inspect's precomputed_scores, one record per sample (dialogue) of --model:
     value {"mean_score": 0-3, "acceptable": 0|1} (numbers, never letters) and each turn's grade in metadata.
 
-    Examples: owleval grades export --db grades.sqlite --out grades.csv ;
-    owleval grades export --format inspect --model mockllm--model --db grades.sqlite --out scores.jsonl
+    Example: owleval grades export --db grades.sqlite --out grades.csv
+
+    Example: owleval grades export --format inspect --model mockllm--model --db grades.sqlite --out scores.jsonl
     """
     if format_ == "inspect":
         out = out or Path("owleval_scores.jsonl")
