@@ -52,10 +52,10 @@ def test_an_unknown_option_reads_as_sentences_and_points_at_models_name() -> Non
     assert "for model 'answers-file' (did you mean 'answers'?). Its options: answers" in typo.output
 
 
-def test_the_readme_documents_every_option_of_every_built_in_adapter() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_docs_document_every_option_of_every_built_in_adapter() -> None:
+    guide = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("**/*.md")))  # the guides
     missing = [f"{name}: -o {key}=" for name in BUILTIN_ADAPTERS for key in get_adapter_class(name).option_help
-               if f"-o {key}=" not in readme]
+               if f"-o {key}=" not in guide]
     assert not missing, missing
 
 

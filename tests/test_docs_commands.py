@@ -109,7 +109,7 @@ def doc_problems(path: Path, text: str) -> list[str]:
 @pytest.mark.parametrize("path", doc_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_documented_command_line_parses(path: Path) -> None:
     commands = [args for _, shell in command_lines(path.read_text(encoding="utf-8")) for args in invocations(shell)]
-    assert path.name != "README.md" or len(commands) > 40, "the extraction finds the README's commands"
+    assert path.name != "README.md" or len(commands) >= 8, "the extraction finds the README's commands"
     assert doc_problems(path, path.read_text(encoding="utf-8")) == []
 
 

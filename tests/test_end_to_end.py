@@ -81,7 +81,7 @@ def test_from_data_to_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_judge_everything_grade_a_sample_and_anchor_the_scores(tmp_path: Path, owl_data: Path) -> None:
-    """The README's worked example on a loopback judge: judge every answer, people grade a stratified sample of 20
+    """The worked example of docs/guides/judge-ppi.md on a loopback judge: judge every answer, people grade a stratified sample of 20
     per model, and the report sets the judge against them and gives human-anchored (PPI) scores."""
     from owleval.questions import load_questions
     from tests.chat_server import ChatServer
