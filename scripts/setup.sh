@@ -31,7 +31,7 @@ fi
 # --no-deps, on top of the venv's numpy/scipy/pandas/scikit-learn (~275 MB in all).
 .venv/bin/python -m pip install -q --no-deps --target .ppi_py "ppi-python==0.2.3" numba llvmlite statsmodels patsy
 # Inspect AI in a venv of its own (~325 MB, ~30 s, no torch), for the bridge test that runs the exported task end to
-# end (tests/test_bridge_inspect.py); OwlEval never imports it, and its pins stay out of the project's venv.
+# end (tests/test_bridges_inspect.py); OwlEval never imports it, and its pins stay out of the project's venv.
 [ -x .venv-inspect/bin/python ] || "$PYTHON" -m venv .venv-inspect
 .venv-inspect/bin/python -m pip install -q "inspect-ai==0.3.285"
 .venv/bin/owleval --help >/dev/null
