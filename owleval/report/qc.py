@@ -29,7 +29,8 @@ GOLD_ANNOTATOR = "gold:expert"
 
 @dataclass
 class QCResult:
-    """kept: the regular grades the scores count; everyone: the same before any exclusion."""
+    """kept: the regular grades (or votes) the scores count; everyone: the same before any exclusion. One type for the
+    A-D grades and the pairwise votes."""
 
     mode: str
     table: pd.DataFrame
@@ -142,19 +143,8 @@ def qc_meta(result: QCResult) -> dict[str, Any]:
     }
 
 
-@dataclass
-class VoteQCResult:
-    table: pd.DataFrame
-    details: pd.DataFrame
-    rules: tuple[Rule, ...]
-    excluded: list[dict[str, Any]]
-    kept: pd.DataFrame
-    everyone: pd.DataFrame
-    gold_source: str
-
-
 def run_vote_qc(votes: pd.DataFrame, *, mode: str, rule_specs: Sequence[str] = (), exclude_by_hand: Sequence[str] = (),
-                gold_path: Path | None = None) -> VoteQCResult:  # fmt: skip
+                gold_path: Path | None = None) -> QCResult:  # fmt: skip
     """voters.csv of validated votes (all item kinds) and the regular votes the rankings count."""
     from owleval.quality.voters import VOTER_RULES, read_gold_pairs, voter_table
 
@@ -176,10 +166,10 @@ def run_vote_qc(votes: pd.DataFrame, *, mode: str, rule_specs: Sequence[str] = (
     if kept.empty:
         raise OwlEvalError("every voter's votes were excluded: nothing is left to rank (see voters.csv; --qc flag keeps them)")
     source = str(gold_path) if gold_path is not None else "expected_winner of the gold vote rows"
-    return VoteQCResult(table, details, rules, dropped, kept.reset_index(drop=True), everyone.reset_index(drop=True), source)
+    return QCResult(mode, table, details, rules, dropped, kept.reset_index(drop=True), everyone.reset_index(drop=True), source)
 
 
-def vote_qc_meta(result: VoteQCResult, mode: str) -> dict[str, Any]:
+def vote_qc_meta(result: QCResult, mode: str) -> dict[str, Any]:
     return {
         "mode": mode,
         "rules": [r.describe() for r in result.rules],
