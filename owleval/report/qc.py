@@ -85,16 +85,8 @@ def run_qc(
     everyone = regular_grades(grades)
     if gold_counts:
         everyone = pd.concat([everyone, gold_rows(gold, everyone)], ignore_index=True)
-    dropped = exclusions(qc.details, applied) if mode == "exclude" else []
-    present = set(grades["annotator"])
-    for name in (n for n in exclude_by_hand if n in present):
-        hit = next((d for d in dropped if d["annotator"] == name), None)
-        if hit is None:
-            dropped.append({"annotator": name, "rules": ["by hand"], "figures": {}})
-        else:
-            hit["rules"].append("by hand")
-    names = {d["annotator"] for d in dropped}
-    kept = everyone[~everyone["annotator"].isin(names)]
+    dropped = _dropped(qc.details, applied, mode, exclude_by_hand, set(grades["annotator"]))
+    kept = everyone[~everyone["annotator"].isin({d["annotator"] for d in dropped})]
     if kept.empty:
         raise OwlEvalError("every annotator's grades were excluded: nothing is left to score (see annotators.csv; --qc flag keeps them)")
     notes = []
@@ -143,6 +135,18 @@ def qc_meta(result: QCResult) -> dict[str, Any]:
     }
 
 
+def _dropped(details: pd.DataFrame, applied: Sequence[Rule], mode: str, by_hand: Sequence[str], present: set[str]) -> list[dict[str, Any]]:
+    """Who is excluded and why: the rules that fired (under --qc exclude) and the names given by hand."""
+    dropped = exclusions(details, applied) if mode == "exclude" else []
+    for name in (n for n in by_hand if n in present):
+        hit = next((d for d in dropped if d["annotator"] == name), None)
+        if hit is None:
+            dropped.append({"annotator": name, "rules": ["by hand"], "figures": {}})
+        else:
+            hit["rules"].append("by hand")
+    return dropped
+
+
 def run_vote_qc(votes: pd.DataFrame, *, mode: str, rule_specs: Sequence[str] = (), exclude_by_hand: Sequence[str] = (),
                 gold_path: Path | None = None) -> QCResult:  # fmt: skip
     """voters.csv of validated votes (all item kinds) and the regular votes the rankings count."""
@@ -154,14 +158,7 @@ def run_vote_qc(votes: pd.DataFrame, *, mode: str, rule_specs: Sequence[str] = (
     gold = read_gold_pairs(gold_path) if gold_path is not None else None
     table, details = voter_table(votes, gold=gold, rules=applied)
     everyone = votes[votes["item_kind"] == REGULAR] if "item_kind" in votes.columns else votes
-    dropped = exclusions(details, applied) if mode == "exclude" else []
-    present = set(votes["annotator"])
-    for name in (n for n in exclude_by_hand if n in present):
-        hit = next((d for d in dropped if d["annotator"] == name), None)
-        if hit is None:
-            dropped.append({"annotator": name, "rules": ["by hand"], "figures": {}})
-        else:
-            hit["rules"].append("by hand")
+    dropped = _dropped(details, applied, mode, exclude_by_hand, set(votes["annotator"]))
     kept = everyone[~everyone["annotator"].isin({d["annotator"] for d in dropped})]
     if kept.empty:
         raise OwlEvalError("every voter's votes were excluded: nothing is left to rank (see voters.csv; --qc flag keeps them)")
