@@ -33,7 +33,6 @@ VOTE_BAR = gradebar.BarKind(
     help="Keys: 1 or l left, 2 or r right, 3 or t tie, 4 or b both bad, ← back, → next.",
     aria_label="Vote on this pair",
     stale_message="Not saved: the screen had already moved on — vote again.",
-    note_label="Reason (optional)",
 )
 # Each answer scrolls in its own box and the image is capped (the app's style: owleval.rate), so the votes above them
 # stay in a 1280x800 window.
@@ -53,7 +52,7 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQ
         item = items[action.index]
         try:
             event = pq.record_vote(store, who.annotator_id, item.pair_id, action.grade or "",
-                                   action.note if action.note is not None else ss.get(f"reason_{action.index}", ""), window=window, seq=action.seq, seen=action.seen,
+                                   ss.get(f"reason_{action.index}", ""), window=window, seq=action.seq, seen=action.seen,
                                    item_id=item.item_id)
         except (OwlEvalError, sqlite3.Error) as exc:
             stale = isinstance(exc, pq.StaleVoteError)
@@ -155,7 +154,7 @@ def _pair_view(screen: pq.PairScreen, view_id: int, total: int, image: Callable[
             st.warning("The image of this question is missing or unreadable; say so in the reason.")
         else:
             st.image(picture, width="stretch")
-        st.text_input(VOTE_BAR.note_label, value=current.reason if current else "", key=f"reason_{index}", max_chars=gradebar.MAX_NOTE_LEN)
+        st.text_input("Reason (optional)", value=current.reason if current else "", key=f"reason_{index}")
         _history(screen)
 
 

@@ -40,19 +40,3 @@ def test_each_run_with_errors_gives_the_bar_a_new_message() -> None:
     assert flash_message(ss, []) is None
     first, second = flash_message(ss, ["Not saved: a.", "Not saved: b."]), flash_message(ss, ["Not saved: a."])
     assert first == (1, "Not saved: a. Not saved: b.") and second == (2, "Not saved: a.")
-
-
-def test_a_vote_carries_the_reason_as_typed_and_nothing_else_is_trusted() -> None:
-    """The pairwise bar sends the reason field's text with each vote (a reason typed just before a vote is saved with
-    it, even when the run carrying the field's own value is cut short): kept as text, cut to the comment limit."""
-    from owleval.grading.gradebar import MAX_NOTE_LEN, pending_actions
-
-    state = {"actions": {"window": "w1", "pending": [
-        {"seq": 1, "kind": "grade", "grade": "A", "index": 0, "answer": 5, "seen": 0, "note": "clearer " * 1000},
-        {"seq": 2, "kind": "grade", "grade": "B", "index": 1, "answer": 6, "seen": 0, "note": {"not": "text"}},
-        {"seq": 3, "kind": "next", "grade": None, "index": 1, "answer": 6, "seen": 0},
-    ]}}
-    _, actions = pending_actions(state)
-    assert [a.seq for a in actions] == [1, 2, 3]
-    assert actions[0].note is not None and len(actions[0].note) == MAX_NOTE_LEN
-    assert actions[1].note is None and actions[2].note is None

@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-from owleval.grading.queue import MAX_COMMENT_LEN
 from owleval.questions import GRADES
 
 BAR_KEY = "gradebar"
@@ -44,8 +43,6 @@ DOUBLE_MS = 300
 DOUBLE_MESSAGE = "Counted once: the same choice on the same answer twice within 0.3 s."
 KINDS = ("grade", "back", "next")
 MAX_PENDING = 200
-#: the longest note an action may carry: a comment's limit (the page's field allows no more)
-MAX_NOTE_LEN = MAX_COMMENT_LEN
 
 
 @dataclass(frozen=True)
@@ -60,10 +57,6 @@ class BarKind:
     help: str
     aria_label: str
     stale_message: str = STALE_SCREEN_MESSAGE
-    #: the label of a text field whose value travels with each choice (the pairwise reason): read from the page when
-    #: the choice is made, so a reason typed just before a vote is saved with it even while the run that would carry
-    #: the field's own value is cut short by the vote's
-    note_label: str | None = None
 
 
 GRADE_BAR = BarKind(
@@ -156,8 +149,8 @@ function send() {
   G.unsent = false;
   G.attempt += 1;
   const w = todo[0].w;  // the oldest window first (actions kept from an earlier page), then this page's own
-  const pending = todo.filter((a) => a.w === w).map(({ seq, kind, grade, index, answer, seen, note }) =>
-    ({ seq, kind, grade, index, answer, seen, note: note === undefined ? null : note }));
+  const pending = todo.filter((a) => a.w === w).map(({ seq, kind, grade, index, answer, seen }) =>
+    ({ seq, kind, grade, index, answer, seen }));
   G.sentWindow = w;
   G.view.setStateValue("actions", { window: w, attempt: G.attempt, pending });
   // Not confirmed yet (a lost message, a reconnect): send the whole list again, less often each time. Not sooner:
@@ -178,20 +171,12 @@ function act(kind, grade) {
   G.last = { index: shown.index, answer: shown.answer, kind, grade: grade || null, t: now };
   G.seq += 1;
   G.pending.push({ w: G.window, owner: live() ? G.owner : null, seq: G.seq, kind, grade: grade || null,
-                   index: shown.index, answer: shown.answer, seen: shown.seen,
-                   note: kind === "grade" ? noteValue() : null });
+                   index: shown.index, answer: shown.answer, seen: shown.seen });
   G.note = ["", ""];
   G.attempt = 0;
   persist();
   render();
   if (live()) send(); else G.unsent = true;  // a key before the bar is ready: sent as soon as it is
-}
-
-function noteValue() {
-  // the note field's text as typed (the page's field for the answer on screen), or null when the bar has none
-  if (!NOTE_LABEL) return null;
-  const field = document.querySelector(`input[aria-label="${CSS.escape(NOTE_LABEL)}"]`);
-  return field ? String(field.value).slice(0, 2000) : null;
 }
 
 function onKey(e) {
@@ -327,7 +312,7 @@ button.grade.current { background: var(--st-primary-color, #ff4b4b); border-colo
 def _js(kind: BarKind = GRADE_BAR) -> str:
     constants = {"GLOBAL": "__" + kind.name, "CHOICES": dict(kind.choices), "KEYS": dict(kind.keys), "HEADING": kind.heading,
                  "HELP": kind.help, "ARIA": kind.aria_label, "STALE": kind.stale_message, "DOUBLE_MS": DOUBLE_MS,
-                 "DOUBLE": DOUBLE_MESSAGE, "NOTE_LABEL": kind.note_label}
+                 "DOUBLE": DOUBLE_MESSAGE}
     return "".join(f"const {name} = {json.dumps(value)};\n" for name, value in constants.items()) + _JS
 
 
@@ -397,7 +382,6 @@ class Action:
     index: int  # the answer's place in the annotator's queue, as displayed when the action was made
     answer: int  # its answer id
     seen: int  # the id of the latest grade event of that answer when the window drew it (0: none)
-    note: str | None = None  # the bar's note field as it was when the choice was made (BarKind.note_label)
 
 
 def pending_actions(state: Any, choices: Mapping[str, str] = GRADES) -> tuple[str | None, list[Action]]:
@@ -411,12 +395,9 @@ def pending_actions(state: Any, choices: Mapping[str, str] = GRADES) -> tuple[st
     window = sent["window"][:64]
     actions: dict[int, Action] = {}
     for raw in list(sent.get("pending") or [])[:MAX_PENDING]:
-        if not isinstance(raw, Mapping):
-            continue
         try:
-            note = raw.get("note")
             action = Action(int(raw["seq"]), str(raw["kind"]), raw.get("grade"), int(raw["index"]), int(raw["answer"]),
-                            int(raw["seen"]), note[:MAX_NOTE_LEN] if isinstance(note, str) else None)
+                            int(raw["seen"]))
         except (KeyError, TypeError, ValueError):
             continue
         if action.kind in KINDS and (action.kind != "grade" or action.grade in choices):
