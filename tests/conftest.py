@@ -6,12 +6,24 @@ Every test sees it through OWLEVAL_DATA, so no test reads or writes the checkout
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("OWLEVAL_SHARED_DATA", REPO_ROOT.parent / "shared" / "owleval_82q"))
+
+
+def _environ_set(name: str, path: Path) -> Iterator[Path]:
+    """Yield ``path`` with ``$name`` pointing at it for the session, then put the variable back as it was."""
+    previous = os.environ.get(name)
+    os.environ[name] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = previous
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -23,26 +35,13 @@ def owl_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.exit(f"the OwlEval source files are expected at {SHARED_DATA} (set OWLEVAL_SHARED_DATA)", returncode=2)
     dest = tmp_path_factory.mktemp("owleval_data") / "owleval_82q"
     install_dataset(dest, SHARED_DATA)
-    previous = os.environ.get("OWLEVAL_DATA")
-    os.environ["OWLEVAL_DATA"] = str(dest)
-    yield dest
-    if previous is None:
-        os.environ.pop("OWLEVAL_DATA", None)
-    else:
-        os.environ["OWLEVAL_DATA"] = previous
+    yield from _environ_set("OWLEVAL_DATA", dest)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def weight_hash_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Checkpoint fingerprints cache their weight hashes in a session folder, never in the user's ~/.cache."""
-    folder = tmp_path_factory.mktemp("owleval_cache")
-    previous = os.environ.get("OWLEVAL_CACHE_DIR")
-    os.environ["OWLEVAL_CACHE_DIR"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("OWLEVAL_CACHE_DIR", None)
-    else:
-        os.environ["OWLEVAL_CACHE_DIR"] = previous
+    yield from _environ_set("OWLEVAL_CACHE_DIR", tmp_path_factory.mktemp("owleval_cache"))
 
 
 @pytest.fixture(scope="session")
