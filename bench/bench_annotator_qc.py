@@ -29,7 +29,7 @@ from owleval.items import regular_grades  # noqa: E402
 from owleval.quality.rules import DEFAULT_RULES  # noqa: E402
 from owleval.report import combine  # noqa: E402
 from owleval.report.build import build_report  # noqa: E402
-from owleval.report.grades import validate_records  # noqa: E402
+from owleval.records.grades import validate_records  # noqa: E402
 from owleval.report.qc import run_qc  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

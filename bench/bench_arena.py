@@ -30,7 +30,7 @@ from owleval.questions import load_questions  # noqa: E402
 from owleval.report.arena import build_arena, ppi_rows  # noqa: E402
 from owleval.report.ppi_logistic import ppi_logistic  # noqa: E402
 from owleval.report.tables import question_info  # noqa: E402
-from owleval.report.votes import OUTCOME_SCORE  # noqa: E402
+from owleval.records.votes import OUTCOME_SCORE  # noqa: E402
 from tests.report_helpers import data_dir  # noqa: E402
 from tests.vote_helpers import judge_votes_from, synthetic_votes  # noqa: E402
 

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from owleval.answers import PUBLISHED_MODELS
-from owleval.grading.queue import answer_screen, load_queue, next_ungraded, record_grade
-from owleval.grading.store import Store
-from owleval.grading.study import create_study
+from owleval.study.queue import answer_screen, load_queue, next_ungraded, record_grade
+from owleval.study.store import Store
+from owleval.study.manage import create_study
 from owleval.paths import default_data_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.grading_helpers: what the grade bar sends

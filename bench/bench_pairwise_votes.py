@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_grading import _CLICK_UNTIL_SHOWN_JS, APP, CHROMIUM, summary  # noqa: E402
 
 from owleval.answers import PUBLISHED_MODELS  # noqa: E402
-from owleval.grading.study import create_study  # noqa: E402
-from owleval.pairwise.pairs import PairDesign  # noqa: E402
+from owleval.study.manage import create_study  # noqa: E402
+from owleval.study.pairs import PairDesign  # noqa: E402
 from owleval.paths import default_data_dir  # noqa: E402
 
 CHOICES = {"Answer": "ABCD", "Pair": ("left", "right", "tie", "both_bad")}

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from owleval.grading.study import create_study  # noqa: E402
-from owleval.pairwise.pairs import PairDesign  # noqa: E402
+from owleval.study.manage import create_study  # noqa: E402
+from owleval.study.pairs import PairDesign  # noqa: E402
 from owleval.paths import default_data_dir  # noqa: E402
 from tests import browser_helpers as browser_tests  # noqa: E402
 from tests import pointer_races as pr  # noqa: E402

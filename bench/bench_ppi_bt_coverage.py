@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from owleval.report.arena import ppi_rows  # noqa: E402
 from owleval.report.ppi_logistic import ppi_logistic  # noqa: E402
-from owleval.report.votes import OUTCOME_SCORE  # noqa: E402
+from owleval.records.votes import OUTCOME_SCORE  # noqa: E402
 
 STRENGTHS = {"m0": 0.0, "m1": 0.4, "m2": 0.8, "m3": 1.2}
 

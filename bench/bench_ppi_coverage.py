@@ -56,11 +56,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from owleval.grading.sample import TURN_TYPES, allocate, inclusion_probabilities  # noqa: E402
+from owleval.study.sample import TURN_TYPES, allocate, inclusion_probabilities  # noqa: E402
 from owleval.questions import load_questions  # noqa: E402
 from owleval.report import estimands as est  # noqa: E402
 from owleval.report.ppi import MeanEstimate, ppi_mean  # noqa: E402
-from owleval.report.stats import bootstrap_counts  # noqa: E402
+from owleval.stats import bootstrap_counts  # noqa: E402
 from owleval.report.tables import question_info  # noqa: E402
 from tests.report_helpers import data_dir  # noqa: E402
 

@@ -38,7 +38,7 @@ from owleval.questions import load_questions  # noqa: E402
 from owleval.report.build import build_report, render_files, write_folder  # noqa: E402
 from owleval.report.combine import combine_grades  # noqa: E402
 from owleval.report.grades import read_grades  # noqa: E402
-from owleval.report.stats import percentile_ci  # noqa: E402
+from owleval.stats import percentile_ci  # noqa: E402
 from owleval.report.tables import model_order, question_info, score_table  # noqa: E402
 from tests.report_helpers import (  # noqa: E402
     data_dir,
@@ -195,7 +195,7 @@ def mm_bradley_terry(wins: np.ndarray, prior: float = 1.0, max_iter: int = 5000,
 def scale_case(questions, data: Path, n_models: int, per_model: int, budget: float) -> None:
     """Pairwise tests and the Bradley-Terry bootstrap, today's way vs the earlier one, and the whole report."""
     from owleval.report import combine, compare
-    from owleval.report.stats import bootstrap_counts, bradley_terry, sign_test_pvalues, signed_rank_pvalues
+    from owleval.stats import bootstrap_counts, bradley_terry, sign_test_pvalues, signed_rank_pvalues
 
     models = [f"model-{i:02d}" for i in range(n_models)]
     grades = synthetic_grades(questions, models, ["ann", "bob", "cy"], seed=2)
@@ -261,7 +261,7 @@ def _timed_run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def _frame(grades, questions):
-    from owleval.report.grades import validate_records
+    from owleval.records.grades import validate_records
 
     return validate_records(((i + 2, r) for i, r in enumerate(grades.to_dict("records"))), Path("bench"), questions)
 

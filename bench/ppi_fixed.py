@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from owleval.grading.sample import TURN_TYPES, allocate
+from owleval.study.sample import TURN_TYPES, allocate
 from owleval.report import finite
 
 FIXED_SHARES = (0.2, 0.5, 0.85)  # weak, middle, strong

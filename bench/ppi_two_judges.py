@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from owleval.report import multijudge
-from owleval.report.stats import bootstrap_counts, cohen_kappa
+from owleval.stats import bootstrap_counts, cohen_kappa
 
 WAYS = ("one judge", "mean of two", "crossfit of two")
 

@@ -1,7 +1,5 @@
 """OwlEval: human-graded evaluation of multimodal chat models on open-ended questions about images.
-
-``import owleval`` is light: torch, transformers and Streamlit load only when a feature needs them.
-"""
+Flow: data set -> models (generate) -> study (people) and judge -> report; ``import owleval`` stays light."""
 
 from owleval.errors import OwlEvalError
 from owleval.questions import ABILITIES, GRADES, Question, load_image, load_questions, questions_dataset, questions_frame

@@ -158,7 +158,7 @@ def _check_line(raw: Any, path: Path, line: int, questions: dict[int, Question])
     return answer, problems
 
 
-#: model ids OwlEval keeps for itself: the attention checks of a grading study (owleval.grading.special) are answers
+#: model ids OwlEval keeps for itself: the attention checks of a grading study (owleval.study.special) are answers
 #: of :data:`CHECK_MODEL`, which belongs to no model and is left out of every score
 RESERVED_MODEL_PREFIX = "owleval:"
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from owleval.grading.study import CreatedStudy, create_study
+from owleval.study.manage import CreatedStudy, create_study
 from owleval.questions import load_questions
 
 #: names that never occur in questions or answers, so finding one on a page means the page leaks it
@@ -70,8 +70,8 @@ def grade_everything(db: str, annotator: str, worker: str, start_file: str, regr
     """A grading client for the concurrency test (runs in its own process): grades its whole queue, clicks
     every grade twice (the same request id, as a double click), and changes every n-th grade. Returns the
     number of distinct grading requests made."""
-    from owleval.grading.queue import load_queue, record_grade
-    from owleval.grading.store import Store
+    from owleval.study.queue import load_queue, record_grade
+    from owleval.study.store import Store
 
     store = Store(Path(db))
     who = store.conn.execute("SELECT annotator_id FROM annotators WHERE name = ?", (annotator,)).fetchone()[0]

@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from owleval.grading.queue import load_queue
-from owleval.grading.store import Store
+from owleval.study.queue import load_queue
+from owleval.study.store import Store
 
 #: installed in the page once: the recorder of actions and of "Not saved" messages, and the action helpers
 PAGE_JS = r"""

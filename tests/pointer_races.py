@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from owleval.grading.store import Store
+from owleval.study.store import Store
 
 #: installed in the page once: trusted clicks with the button they hit (inside the bar's shadow DOM too) and the
 #: item number in the heading at that moment, and the bar's top edge every animation frame
@@ -179,12 +179,12 @@ def events(db: Path, name: str, pairwise: bool = False) -> list[tuple[int, str]]
     try:
         who = store.conn.execute("SELECT annotator_id FROM annotators WHERE name = ?", (name,)).fetchone()[0]
         if pairwise:
-            from owleval.pairwise.queue import load_pair_queue
+            from owleval.study.pair_queue import load_pair_queue
 
             number = {item.pair_id: item.index + 1 for item in load_pair_queue(store, who)}
             rows = store.conn.execute("SELECT pair_id, winner FROM vote_events WHERE annotator_id = ? ORDER BY event_id", (who,))
         else:
-            from owleval.grading.queue import load_queue
+            from owleval.study.queue import load_queue
 
             number = {item.answer_id: item.index + 1 for item in load_queue(store, who)}
             rows = store.conn.execute("SELECT answer_id, grade FROM grade_events WHERE annotator_id = ? ORDER BY event_id", (who,))

@@ -33,7 +33,7 @@ print(created.path)
 
 def schema_3_commit() -> str:
     """The last commit of this checkout whose studies are schema 3: the parent of the one that made schema 4."""
-    out = subprocess.run(["git", "-C", str(ROOT), "log", "--format=%H", "-S", "SCHEMA_VERSION = 4", "--", "owleval/grading/store.py"],
+    out = subprocess.run(["git", "-C", str(ROOT), "log", "--format=%H", "-S", "SCHEMA_VERSION = 4", "--", "owleval/grading/store.py"],  # its path in that history
                          capture_output=True, text=True)
     if out.returncode != 0:
         pytest.skip("needs the git history of the checkout (a schema-3 study is made by the code of that time)")

@@ -14,10 +14,19 @@ import pytest
 from typer.testing import CliRunner
 
 from owleval.cli import app
-from owleval.grading.sample import FLOOR_SHARE, TURN_TYPES, allocate, draw_model_active, inclusion_probabilities, read_design, sampled_slots
-from owleval.grading.store import Store
-from owleval.grading.study import create_study
+from owleval.study.sample import (
+    FLOOR_SHARE,
+    TURN_TYPES,
+    allocate,
+    draw_model_active,
+    inclusion_probabilities,
+    read_design,
+    sampled_slots,
+)
+from owleval.study.store import Store
+from owleval.study.manage import create_study
 from owleval.questions import load_questions
+from owleval.report.judge import active_judge_reader
 from tests.grading_helpers import MODELS, write_answer_files
 
 ALL_QIDS = tuple(range(1, 83))
@@ -44,7 +53,8 @@ def _judge_folder(folder: Path, *, soft: bool = True, seed: int = 0) -> Path:
 def _active_study(tmp_path: Path, owl_data: Path, *, seed: int = 7, soft: bool = True, name: str = "a.sqlite"):
     answers = write_answer_files(tmp_path / f"answers-{name}", owl_data, MODELS, ALL_QIDS)
     judge = _judge_folder(tmp_path / f"judge-{name}", soft=soft)
-    return create_study(tmp_path / name, answers, annotators=("ann",), seed=seed, data_dir=owl_data, sample_size=20, judgements=judge)
+    return create_study(tmp_path / name, answers, annotators=("ann",), seed=seed, data_dir=owl_data, sample_size=20,
+                        judgements=active_judge_reader(judge))
 
 
 def test_inclusion_probabilities_floor_cap_and_sum():
@@ -199,7 +209,7 @@ def test_weighted_estimator_is_unbiased_and_its_variance_matches_under_poisson_s
 import json  # noqa: E402
 import sqlite3  # noqa: E402
 
-from owleval.grading.queue import load_queue, record_grade  # noqa: E402
+from owleval.study.queue import load_queue, record_grade  # noqa: E402
 
 
 def _graded_active_study(tmp_path: Path, owl_data: Path):
@@ -278,7 +288,7 @@ def test_report_weights_an_active_study_and_refuses_one_that_does_not_match(tmp_
 
 
 def test_a_model_added_by_refresh_gets_a_poisson_draw_with_its_probabilities(tmp_path, owl_data):
-    from owleval.grading.study import refresh_study
+    from owleval.study.manage import refresh_study
 
     study = _active_study(tmp_path, owl_data, name="r.sqlite")
     extra = write_answer_files(tmp_path / "extra", owl_data, ("wombat-model-w4",), ALL_QIDS)

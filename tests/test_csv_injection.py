@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from owleval.answers import read_answer_file
 from owleval.cli import app
 from owleval.csvio import formula_like, frame_to_csv, unquote_frame
-from owleval.grading.export import grades_export_frame
-from owleval.grading.queue import load_queue, record_grade
-from owleval.grading.store import Store
+from owleval.study.export import grades_export_frame
+from owleval.study.queue import load_queue, record_grade
+from owleval.study.store import Store
 from owleval.questions import load_questions
 from owleval.report.grades import read_grades
 from tests.chat_server import ChatServer

@@ -102,7 +102,7 @@ def _column_constants() -> dict[str, tuple[str, ...]]:
     import owleval.report
 
     modules = [f"owleval.report.{m.name}" for m in pkgutil.iter_modules(owleval.report.__path__)]
-    modules += ["owleval.grading.export", "owleval.grading.sample", "owleval.pairwise.votes", "owleval.quality.table", "owleval.quality.voters"]
+    modules += ["owleval.study.export", "owleval.study.sample", "owleval.study.votes", "owleval.quality.table", "owleval.quality.voters"]
     found = {}
     for name in modules:
         for key, value in vars(importlib.import_module(name)).items():

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from owleval.answers import PUBLISHED_MODELS
 from owleval.cli import app
-from owleval.grading.access import sign_in_with_token
-from owleval.grading.queue import load_queue, record_grade
-from owleval.grading.store import Store
+from owleval.screens.access import sign_in_with_token
+from owleval.study.queue import load_queue, record_grade
+from owleval.study.store import Store
 from tests.conftest import SHARED_DATA
 
 runner = CliRunner()

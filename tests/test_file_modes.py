@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from owleval.cli import app
-from owleval.grading.queue import load_queue, record_grade
-from owleval.grading.store import Store
+from owleval.study.queue import load_queue, record_grade
+from owleval.study.store import Store
 from owleval.questions import load_questions
 from tests.chat_server import ChatServer
 from tests.conftest import SHARED_DATA

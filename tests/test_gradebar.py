@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from owleval.grading.gradebar import Action, pending_actions
+from owleval.screens.gradebar import Action, pending_actions
 
 
 def _raw(seq: int, kind: str = "grade", grade: str | None = "A", **extra) -> dict:
@@ -26,7 +26,7 @@ def test_malformed_state_from_the_browser_is_ignored() -> None:
 
 
 def test_owner_keys_tell_people_and_studies_apart_without_naming_them() -> None:
-    from owleval.grading.gradebar import owner_key
+    from owleval.screens.gradebar import owner_key
 
     keys = {owner_key("/srv/a.sqlite", 1), owner_key("/srv/a.sqlite", 2), owner_key("/srv/b.sqlite", 1)}
     assert len(keys) == 3 and owner_key("/srv/a.sqlite", 1) in keys
@@ -34,7 +34,7 @@ def test_owner_keys_tell_people_and_studies_apart_without_naming_them() -> None:
 
 
 def test_each_run_with_errors_gives_the_bar_a_new_message() -> None:
-    from owleval.grading.gradebar import flash_message
+    from owleval.screens.gradebar import flash_message
 
     ss: dict = {}
     assert flash_message(ss, []) is None

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from owleval.cli import app
 from owleval.csvio import rows_to_csv
-from owleval.grading.export import EXPORT_COLUMNS, current_grades_frame
-from owleval.grading.queue import load_queue, record_grade
-from owleval.grading.store import Store
-from owleval.grading.study import create_study
+from owleval.study.export import EXPORT_COLUMNS, current_grades_frame
+from owleval.study.queue import load_queue, record_grade
+from owleval.study.store import Store
+from owleval.study.manage import create_study
 from tests.grading_helpers import MODELS, QIDS, make_study, write_answer_files
 
 TRICKY = '=HYPERLINK("http://x.example","click"), then "quoted";\nsecond line'

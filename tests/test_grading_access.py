@@ -15,10 +15,11 @@ from streamlit.testing.v1 import AppTest
 
 from owleval.commands.rate import check_exposure, is_loopback, streamlit_command, trusted_proxy_setting
 from owleval.errors import OwlEvalError
-from owleval.grading import access, tokens
-from owleval.grading.store import Store
-from owleval.grading.study import check_name
-from owleval.grading.throttle import LOOPBACK_KEY, CheckGate
+from owleval.screens import access
+from owleval.study import tokens
+from owleval.study.store import Store
+from owleval.study.manage import check_name
+from owleval.screens.throttle import LOOPBACK_KEY, CheckGate
 from tests.grading_helpers import make_study
 
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
@@ -182,7 +183,7 @@ def test_an_unknown_token_id_costs_the_same_scrypt_as_a_known_one(token_study, s
 
 def test_app_spaces_wrong_tokens_but_never_refuses_the_right_one(token_study, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OWLEVAL_RATE_DB", str(token_study.path))
-    from owleval.grading.signin_guard import gate as shared_gate
+    from owleval.screens.signin_guard import gate as shared_gate
 
     shared_gate.clear()  # one gate per server process: start from none (earlier AppTests of this process used it)
     at = AppTest.from_file(APP, default_timeout=60).run()

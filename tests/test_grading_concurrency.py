@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from owleval.grading.export import current_grades_frame
-from owleval.grading.queue import load_queue
-from owleval.grading.store import Store
+from owleval.study.export import current_grades_frame
+from owleval.study.queue import load_queue
+from owleval.study.store import Store
 from tests.grading_helpers import MODELS, make_study
 
 QIDS = tuple(range(1, 41))

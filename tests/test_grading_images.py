@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from owleval.grading.images import MAX_WIDTH
-from owleval.grading.images import screen_image as _screen_image
+from owleval.screens.images import MAX_WIDTH
+from owleval.screens.images import screen_image as _screen_image
 
 
 def _save(path: Path, size: tuple[int, int], fmt: str, mode: str = "RGB") -> Path:

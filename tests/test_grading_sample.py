@@ -11,10 +11,10 @@ from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from owleval.cli import app
-from owleval.grading.queue import load_queue
-from owleval.grading.sample import META_KEY, allocate, read_design, sampled_slots
-from owleval.grading.store import Store
-from owleval.grading.study import add_annotator, create_study, refresh_study
+from owleval.study.queue import load_queue
+from owleval.study.sample import META_KEY, allocate, read_design, sampled_slots
+from owleval.study.store import Store
+from owleval.study.manage import add_annotator, create_study, refresh_study
 from owleval.questions import load_questions
 from tests.grading_helpers import MODELS, bar_action, write_answer_files
 
@@ -137,8 +137,8 @@ def test_the_app_queues_only_the_sampled_answers(tmp_path, owl_data, monkeypatch
 
 
 def test_the_report_states_how_the_sample_was_drawn(tmp_path, owl_data):
-    from owleval.grading.access import sign_in_with_token
-    from owleval.grading.queue import record_grade
+    from owleval.screens.access import sign_in_with_token
+    from owleval.study.queue import record_grade
 
     study = _sampled_study(tmp_path, owl_data, k=5, annotators=("ann",))
     store = Store(study.path)

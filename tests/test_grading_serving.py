@@ -12,11 +12,11 @@ import pytest
 
 from owleval.commands.rate import streamlit_command, trusted_proxy_setting
 from owleval.errors import OwlEvalError
-from owleval.grading import action_limits, admin_download, gradebar, serving
-from owleval.grading.log_limits import BoundedLogFilter
-from owleval.grading.queue import load_queue, record_grade
-from owleval.grading.serving import Request
-from owleval.grading.store import Store
+from owleval.screens import action_limits, admin_download, gradebar, serving
+from owleval.screens.log_limits import BoundedLogFilter
+from owleval.study.queue import load_queue, record_grade
+from owleval.screens.serving import Request
+from owleval.study.store import Store
 from tests.grading_helpers import make_study
 
 LOCAL = {"host": "127.0.0.1:8501", "origin": "http://127.0.0.1:8501"}

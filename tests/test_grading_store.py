@@ -8,15 +8,10 @@ from pathlib import Path
 import pytest
 
 from owleval.errors import OwlEvalError
-from owleval.grading.export import (
-    EXPORT_COLUMNS,
-    GRADES_CSV_COLUMNS,
-    current_grades_frame,
-    write_grades_csv,
-)
-from owleval.grading.queue import load_queue, record_grade
-from owleval.grading.store import SCHEMA_VERSION, Store
-from owleval.grading.study import refresh_study
+from owleval.study.export import EXPORT_COLUMNS, GRADES_CSV_COLUMNS, current_grades_frame, write_grades_csv
+from owleval.study.queue import load_queue, record_grade
+from owleval.study.store import SCHEMA_VERSION, Store
+from owleval.study.manage import refresh_study
 from tests.grading_helpers import MODELS, QIDS, default_text, make_study, write_answer_files
 from tests.qc_helpers import copy_study, schema_3_study_file  # noqa: F401 (a fixture)
 
@@ -210,7 +205,7 @@ def test_a_schema_1_study_opens_migrated_with_its_grades(tmp_path: Path, schema_
 
 
 def test_a_grade_from_an_older_view_in_another_window_is_refused_naming_the_grade(study) -> None:
-    from owleval.grading.queue import StaleViewError
+    from owleval.study.queue import StaleViewError
 
     _, store = study
     ann = _ann(store)

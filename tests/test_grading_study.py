@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 from owleval.answers import PUBLISHED_MODELS
 from owleval.cli import app
 from owleval.errors import InputFileError, OwlEvalError
-from owleval.grading import access
-from owleval.grading.assign import shuffled, spread
-from owleval.grading.default_study import admin_token_path, ensure_default_study
-from owleval.grading.queue import load_queue, record_grade
-from owleval.grading.store import Store
-from owleval.grading.study import add_annotator, create_study
+from owleval.screens import access
+from owleval.study.assign import shuffled, spread
+from owleval.study.default_study import admin_token_path, ensure_default_study
+from owleval.study.queue import load_queue, record_grade
+from owleval.study.store import Store
+from owleval.study.manage import add_annotator, create_study
 from tests.grading_helpers import MODELS, QIDS, make_study, write_answer_files
 
 runner = CliRunner()

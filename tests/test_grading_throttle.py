@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from owleval.grading.throttle import LOOPBACK_KEY, Busy, CheckGate, address_key
+from owleval.screens.throttle import LOOPBACK_KEY, Busy, CheckGate, address_key
 
 
 class Clock:

@@ -191,7 +191,7 @@ def chunk_pngs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("kind", ["iCCP", "zTXt"])
 def test_a_png_chunk_over_pillows_limit_is_a_refusal_not_a_value_error(kind: str, chunk_pngs: dict[str, Path]) -> None:
-    from owleval.grading.images import screen_image
+    from owleval.screens.images import screen_image
 
     path = chunk_pngs[kind]
     with pytest.raises(ImageRefused, match=rf"cannot read image .*{kind}\.png: ValueError: Decompressed data too large"):

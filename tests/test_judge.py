@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from owleval.cli import app
-from owleval.grading.export import EXPORT_COLUMNS
+from owleval.study.export import EXPORT_COLUMNS
 from owleval.questions import load_questions
 from owleval.report.grades import read_grades
 from owleval.judge.prompt import quote

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from owleval.cli import app
 from owleval.judge.pairwise import verdict
 from owleval.judge.prompt import quote
-from owleval.pairwise.votes import VOTE_COLUMNS, read_votes
+from owleval.study.votes import VOTE_COLUMNS, read_votes
 from owleval.questions import load_questions
 from tests.chat_server import ChatServer, message_text
 from tests.judge_helpers import quoted_field

@@ -9,11 +9,11 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from owleval.cli import app
-from owleval.grading.access import sign_in_with_token
-from owleval.grading.queue import load_queue, record_grade
-from owleval.grading.special import QcSettings
-from owleval.grading.store import Store
-from owleval.grading.study import create_study
+from owleval.screens.access import sign_in_with_token
+from owleval.study.queue import load_queue, record_grade
+from owleval.study.special import QcSettings
+from owleval.study.store import Store
+from owleval.study.manage import create_study
 from tests.grading_helpers import MODELS, QIDS, write_answer_files
 from tests.qc_helpers import write_gold
 

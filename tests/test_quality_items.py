@@ -1,5 +1,5 @@
 """Annotator quality control in a study: gold, onboarding, attention-check and retest items, their grades, exports,
-imports, pausing and the schema step (owleval.grading.special and friends)."""
+imports, pausing and the schema step (owleval.study.special and friends)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from owleval.answers import read_answer_file
 from owleval.items import CHECK_MODEL
 from owleval.cli import app
 from owleval.errors import InputFileError, OwlEvalError
-from owleval.grading import pause
-from owleval.grading.export import GRADES_CSV_COLUMNS, current_grades_frame, grades_export_frame, write_grades_csv
-from owleval.grading.importer import import_grades
-from owleval.grading.queue import answer_screen, load_queue, record_grade
-from owleval.grading.special import FIRST_FEW, RETEST_GAP, QcSettings, add_gold, blind_gold_count
-from owleval.grading.store import SCHEMA_VERSION, Store
-from owleval.grading.study import add_annotator, create_study
+from owleval.study import pause
+from owleval.study.export import GRADES_CSV_COLUMNS, current_grades_frame, grades_export_frame, write_grades_csv
+from owleval.study.importer import import_grades
+from owleval.study.queue import answer_screen, load_queue, record_grade
+from owleval.study.special import FIRST_FEW, RETEST_GAP, QcSettings, blind_gold_count
+from owleval.study.add_gold import add_gold
+from owleval.study.store import SCHEMA_VERSION, Store
+from owleval.study.manage import add_annotator, create_study
 from owleval.questions import load_questions
 from tests.grading_helpers import MODELS, QIDS, write_answer_files
 from tests.qc_helpers import copy_study, schema_3_study_file, write_gold  # noqa: F401 (a fixture)
@@ -233,9 +234,15 @@ def test_pausing_is_an_event_with_who_and_why(tmp_path: Path, owl_data: Path) ->
 
 
 def test_gold_pairs_are_blind_items_of_their_own_and_round_trip_through_votes_csv(tmp_path: Path, owl_data: Path) -> None:
-    from owleval.pairwise.pairs import PairDesign
-    from owleval.pairwise.queue import load_pair_queue, record_vote
-    from owleval.pairwise.votes import VOTES_CSV_COLUMNS, current_votes_frame, import_votes, votes_export_frame, write_votes_csv
+    from owleval.study.pairs import PairDesign
+    from owleval.study.pair_queue import load_pair_queue, record_vote
+    from owleval.study.votes import (
+        VOTES_CSV_COLUMNS,
+        current_votes_frame,
+        import_votes,
+        votes_export_frame,
+        write_votes_csv,
+    )
 
     answers = write_answer_files(tmp_path / "answers", owl_data)
     a, b, c = sorted(MODELS)

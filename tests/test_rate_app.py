@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from owleval.grading.export import current_grades_frame
-from owleval.grading.queue import load_queue
-from owleval.grading.store import Store
+from owleval.study.export import current_grades_frame
+from owleval.study.queue import load_queue
+from owleval.study.store import Store
 from owleval.questions import questions_by_id
 from tests.grading_helpers import HOSTILE, MODELS, QIDS, bar_action, bar_data, make_study, page_text, send_bar_state, shown_answer
 

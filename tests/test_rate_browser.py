@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from owleval.grading.export import current_grades_frame
-from owleval.grading.queue import load_queue
-from owleval.grading.store import Store
+from owleval.study.export import current_grades_frame
+from owleval.study.queue import load_queue
+from owleval.study.store import Store
 from tests.browser_helpers import BROWSER_MARKS, Server
 from tests.grading_helpers import HOSTILE, MODELS, QIDS, make_study
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 
-from owleval.grading.study import create_study
+from owleval.study.manage import create_study
 from owleval.questions import questions_by_id
 from tests import grading_races as race
 from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server

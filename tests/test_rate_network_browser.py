@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from owleval.grading.store import Store
+from owleval.study.store import Store
 from tests.grading_helpers import make_study
 from tests.browser_helpers import BROWSER_MARKS, free_port, wait_healthy
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from owleval.grading import gradebar
-from owleval.grading.store import Store
-from owleval.grading.study import create_study
-from owleval.pairwise.pairs import PairDesign
-from owleval.pairwise.queue import load_pair_queue
-from owleval.rate_pairwise import VOTE_BAR
+from owleval.screens import gradebar
+from owleval.study.store import Store
+from owleval.study.manage import create_study
+from owleval.study.pairs import PairDesign
+from owleval.study.pair_queue import load_pair_queue
+from owleval.screens.pairwise_page import VOTE_BAR
 from tests.grading_helpers import MODELS, QIDS, bar_action, bar_data, page_text, send_bar_state, shown_answer, write_answer_files
 
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")

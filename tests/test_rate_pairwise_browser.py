@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from owleval.grading.store import Store
-from owleval.grading.study import create_study
-from owleval.pairwise.pairs import PairDesign
-from owleval.pairwise.queue import load_pair_queue
+from owleval.study.store import Store
+from owleval.study.manage import create_study
+from owleval.study.pairs import PairDesign
+from owleval.study.pair_queue import load_pair_queue
 from tests.grading_helpers import HOSTILE, MODELS, QIDS, write_answer_files
 from tests.browser_helpers import BROWSER_MARKS, Server
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from owleval.grading.store import Store
-from owleval.grading.study import create_study
-from owleval.pairwise.pairs import PairDesign
+from owleval.study.store import Store
+from owleval.study.manage import create_study
+from owleval.study.pairs import PairDesign
 from tests import pointer_races as pr
 from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server
 from tests.grading_helpers import MODELS, oversized_chunk_png, write_answer_files
@@ -160,7 +160,7 @@ def test_a_key_at_the_first_frame_of_the_first_answer_is_applied_to_it(grades, b
 def test_format_characters_show_as_markers_and_a_bad_image_is_refused_without_blocking(grades, browser) -> None:
     server, created = grades
     store = Store(server.db)
-    from owleval.grading.queue import load_queue
+    from owleval.study.queue import load_queue
 
     who = store.conn.execute("SELECT annotator_id FROM annotators WHERE name = 'layout'").fetchone()[0]
     at = next(i.index for i in load_queue(store, who) if i.question_id == 1) + 1

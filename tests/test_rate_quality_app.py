@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from owleval.grading import pause
-from owleval.grading.queue import load_queue
-from owleval.grading.special import QcSettings
-from owleval.grading.store import Store
-from owleval.grading.study import create_study
+from owleval.study import pause
+from owleval.study.queue import load_queue
+from owleval.study.special import QcSettings
+from owleval.study.store import Store
+from owleval.study.manage import create_study
 from tests.grading_helpers import MODELS, bar_action, bar_data, page_text, write_answer_files
 from tests.qc_helpers import write_gold
 
@@ -96,8 +96,8 @@ def test_onboarding_feedback_follows_an_onboarding_item_only(study) -> None:
 def test_the_admin_page_shows_the_live_annotator_table_and_annotators_never_see_it(study) -> None:
     """The Admin page's table is the report's annotators.csv over the study as it stands: bob, who failed his
     attention check, has it counted there; his own screen shows nothing of it."""
-    from owleval.grading.access import sign_in_with_token
-    from owleval.grading.queue import record_grade
+    from owleval.screens.access import sign_in_with_token
+    from owleval.study.queue import record_grade
 
     store = Store(study.path)
     bob = sign_in_with_token(store, study.tokens["bob"])

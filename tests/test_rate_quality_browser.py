@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from owleval.grading.queue import QueueItem, answer_screen, load_queue
-from owleval.grading.special import QcSettings
-from owleval.grading.store import Store
-from owleval.grading.study import create_study
+from owleval.study.queue import QueueItem, answer_screen, load_queue
+from owleval.study.special import QcSettings
+from owleval.study.store import Store
+from owleval.study.manage import create_study
 from tests.browser_helpers import BROWSER_MARKS, Server
 from tests.grading_helpers import MODELS, write_answer_files
 from tests.qc_helpers import write_gold
@@ -36,8 +36,10 @@ _SERIALISE = """() => {
 }"""
 
 # the run that drew the page is over and nothing of an earlier run is left on it
+# settled: no run under way, nothing stale, and no widget still a placeholder while its code loads (Streamlit draws a
+# skeleton until a widget's lazily loaded component arrives: the first page with checkboxes has them for a moment)
 _SETTLED = """() => document.querySelector('[data-testid="stApp"]').dataset.testScriptState !== "running"
-  && !document.querySelector('[data-stale="true"]')"""
+  && !document.querySelector('[data-stale="true"]') && !document.querySelector('[data-testid="stSkeleton"]')"""
 
 
 @pytest.fixture

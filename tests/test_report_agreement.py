@@ -108,7 +108,7 @@ def test_items_graded_once_are_not_counted():
 
 
 def test_cohen_kappa_equals_sklearn_on_random_ratings() -> None:
-    from owleval.report.stats import cohen_kappa
+    from owleval.stats import cohen_kappa
 
     rng = np.random.default_rng(5)
     for k in (2, 3, 4):

@@ -176,9 +176,9 @@ def test_bad_options_are_clear(grades_csv, tmp_path):
 
 
 def test_grading_database_input(tmp_path):
-    from owleval.grading.access import sign_in_with_token
-    from owleval.grading.queue import load_queue, record_grade
-    from owleval.grading.store import Store
+    from owleval.screens.access import sign_in_with_token
+    from owleval.study.queue import load_queue, record_grade
+    from owleval.study.store import Store
 
     from tests.grading_helpers import make_study
 
@@ -223,7 +223,7 @@ def _markdown_cell_text(cell: str) -> str:
     ["m\\|x", "a|b", "![t](https://example.com/p.png)", "[click](javascript:alert(1))", "back\\slash\\", "two\nlines\tand  tabs"],
 )
 def test_markdown_cells_show_untrusted_text_as_itself(text):
-    from owleval.report.render import md_cell
+    from owleval.report.render_format import md_cell
 
     assert _markdown_cell_text(md_cell(text)) == " ".join(text.split())
 

@@ -9,7 +9,7 @@ from scipy.stats import binomtest
 
 from owleval.questions import load_questions
 from owleval.report.combine import combine_grades
-from owleval.report.stats import clustered_wilson, wilson_interval
+from owleval.stats import clustered_wilson, wilson_interval
 from owleval.report.tables import TOO_FEW, build_score_tables
 
 from tests.report_helpers import data_dir
@@ -76,7 +76,7 @@ def _invoke(*args: str, columns: int = 80):
 def test_terminal_csv_and_html_show_the_same_bounds_and_whole_names(questions, tmp_path):
     from tests.report_helpers import synthetic_grades, synthetic_judge, write_grades_csv, write_judge_folder
 
-    from owleval.report.render import pct
+    from owleval.report.render_format import pct
 
     long_name = "mplug-owl-llama-7b-instruction-tuned-v2"
     humans = synthetic_grades(questions, ["base-model", long_name], ["u1"], seed=4)

@@ -15,8 +15,8 @@ from owleval.csvio import unquote_frame
 from owleval.questions import load_questions
 from owleval.report.build import build_report, render_files
 from owleval.report.compare import BT_BOOTSTRAP_TOL, MAX_LISTED_PAIRS, MIN_COMPARISONS, leaderboard_table, listed_pairs, pairwise_table
-from owleval.report.grades import validate_records
-from owleval.report.stats import SIGNED_RANK_EXACT_MAX, bradley_terry, sign_test_pvalues, signed_rank_pvalues
+from owleval.records.grades import validate_records
+from owleval.stats import SIGNED_RANK_EXACT_MAX, bradley_terry, sign_test_pvalues, signed_rank_pvalues
 from owleval.report.tables import question_info
 
 from tests.report_helpers import data_dir, synthetic_grades

@@ -232,7 +232,7 @@ def test_these_answers_interval_matches_the_finite_population_formula():
     assert est == pytest.approx(lam * f.mean() + resid.mean())
     from scipy.stats import binomtest, t
 
-    from owleval.report.stats import bounded_score_interval
+    from owleval.stats import bounded_score_interval
 
     inflated = (t.ppf(0.975, n - 2) / 1.959963984540054) ** 2 * max(honest, jack)
     expected = bounded_score_interval(np.array(est), np.array(inflated), 0.0, 3.0)

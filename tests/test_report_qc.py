@@ -161,14 +161,14 @@ def test_bad_qc_options_fail_fast(files, args, message):
 
 
 def test_gold_counts_is_refused_for_a_sampled_study(tmp_path, owl_data):
-    from owleval.grading.study import create_study
+    from owleval.study.manage import create_study
     from tests.grading_helpers import MODELS, write_answer_files
 
     answers = write_answer_files(tmp_path / "answers", owl_data, MODELS, tuple(range(1, 83)))
     study = create_study(tmp_path / "s.sqlite", answers, annotators=("ann",), seed=1, data_dir=owl_data, sample_size=3)
-    from owleval.grading.access import sign_in_with_token
-    from owleval.grading.queue import load_queue, record_grade
-    from owleval.grading.store import Store
+    from owleval.screens.access import sign_in_with_token
+    from owleval.study.queue import load_queue, record_grade
+    from owleval.study.store import Store
 
     store = Store(study.path)
     who = sign_in_with_token(store, study.tokens["ann"])

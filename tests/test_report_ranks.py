@@ -10,7 +10,7 @@ from owleval.questions import load_questions
 from owleval.report.arena import MIN_PPI_HUMAN_VOTES, build_arena
 from owleval.report.ranks import rank_intervals, resample_ranks
 from owleval.report.tables import question_info
-from owleval.report.votes import OUTCOME_SCORE
+from owleval.records.votes import OUTCOME_SCORE
 from tests.report_helpers import data_dir
 from tests.vote_helpers import judge_votes_from, synthetic_votes
 

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import kendalltau, rankdata, spearmanr
 
 from owleval.report.correlation import correlation_table
-from owleval.report.stats import holm, weighted_kendall_tau_b, weighted_midranks, weighted_spearman
+from owleval.stats import holm, weighted_kendall_tau_b, weighted_midranks, weighted_spearman
 from owleval.report.tables import question_info
 
 

@@ -11,8 +11,8 @@ from scipy.stats import binomtest, wilcoxon
 from owleval.questions import ABILITIES, load_questions
 from owleval.report.combine import answer_scores, combine_grades
 from owleval.report.compare import leaderboard_table, pairwise_table
-from owleval.report.grades import GRADE_SCORES
-from owleval.report.stats import bootstrap_counts, bradley_terry, ratio_bootstrap
+from owleval.records.grades import GRADE_SCORES
+from owleval.stats import bootstrap_counts, bradley_terry, ratio_bootstrap
 from owleval.report.tables import TABLE_COLUMNS, build_score_tables, question_info
 
 from tests.report_helpers import data_dir

@@ -14,9 +14,9 @@ from owleval.errors import InputFileError, OwlEvalError
 from owleval.questions import load_questions
 from owleval.report.arena import CATEGORY, MIN_PAIR_VOTES, agreement_rows, build_arena
 from owleval.report.compare import BT_PRIOR
-from owleval.report.stats import bradley_terry
+from owleval.stats import bradley_terry
 from owleval.report.tables import question_info
-from owleval.report.votes import OUTCOME_SCORE, read_judge_votes, read_votes
+from owleval.records.votes import OUTCOME_SCORE, read_judge_votes, read_votes
 
 from tests.report_helpers import data_dir, synthetic_grades, write_grades_csv
 from tests.vote_helpers import judge_votes_from, synthetic_votes, write_votes

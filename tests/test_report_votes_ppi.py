@@ -17,7 +17,7 @@ from owleval.questions import load_questions
 from owleval.report.arena import build_arena, ppi_rows
 from owleval.report.ppi_logistic import ppi_logistic
 from owleval.report.tables import question_info
-from owleval.report.votes import OUTCOME_SCORE
+from owleval.records.votes import OUTCOME_SCORE
 
 from tests.report_helpers import data_dir
 from tests.vote_fixtures import STRENGTHS, fixed_rows, fixed_votes

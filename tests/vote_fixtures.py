@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from owleval.report.arena import ppi_rows
-from owleval.report.votes import OUTCOME_SCORE
+from owleval.records.votes import OUTCOME_SCORE
 
 from tests.vote_helpers import judge_votes_from, synthetic_votes
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from owleval.report.votes import VOTE_COLUMNS
+from owleval.records.votes import VOTE_COLUMNS
 
 
 def _vote(rng: np.random.Generator, strength_a: float, strength_b: float, tie: float) -> str:

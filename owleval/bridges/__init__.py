@@ -1,9 +1,5 @@
-"""Bridges to the evaluation kits people already run: lmms-eval, VLMEvalKit and Inspect AI.
-
-``owleval export <kit>`` writes OwlEval's 82 questions as a task in that kit's own format; ``owleval answers
-import --from <kit>`` reads what the kit generated back into answers files. OwlEval never imports any of the
-three kits: the files under ``kit_files/`` are copied into the export and run inside the kit.
-"""
+"""Bridges to lmms-eval, VLMEvalKit and Inspect AI: OwlEval exported as their task, their runs read back as answers.
+None of the kits is imported: the files under ``kit_files/`` are copied into an export and run inside the kit."""
 
 from __future__ import annotations
 

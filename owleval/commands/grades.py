@@ -51,11 +51,11 @@ def export(
         from owleval.errors import OwlEvalError
 
         raise OwlEvalError(f"unknown --format {format_!r}; choose csv or inspect")
-    from owleval.grading.default_study import default_db_path
-    from owleval.grading.export import write_grades_csv
-    from owleval.grading.store import Store
-    from owleval.pairwise.study import is_pairwise
-    from owleval.pairwise.votes import write_votes_csv
+    from owleval.study.default_study import default_db_path
+    from owleval.study.export import write_grades_csv
+    from owleval.study.store import Store
+    from owleval.study.pair_study import is_pairwise
+    from owleval.study.votes import write_votes_csv
 
     if db is None:
         db = default_db_path()
@@ -87,7 +87,7 @@ def _export_inspect(db: Path | None, grades: Path | None, model: str | None, out
     from owleval.bridges.inspect_scores import format_records, score_records
     from owleval.errors import OwlEvalError
     from owleval.fileio import atomic_write_text
-    from owleval.grading.default_study import default_db_path
+    from owleval.study.default_study import default_db_path
     from owleval.questions import load_questions
     from owleval.report.grades import read_grades
 
@@ -122,7 +122,7 @@ def import_(
     Example: owleval grades import other-grades.csv --db grades.sqlite
     """
     from owleval.commands.study import print_tokens
-    from owleval.grading.importer import import_grades
+    from owleval.study.importer import import_grades
 
     if _import_votes(db, source, create_annotators):
         return
@@ -137,9 +137,9 @@ def _import_votes(db: Path, source: Path, create_annotators: bool) -> bool:
     """``grades import`` into a pairwise study: votes.csv rows as vote events (False: not a pairwise study)."""
     from owleval.commands.study import print_tokens
     from owleval.errors import OwlEvalError
-    from owleval.grading.store import Store
-    from owleval.pairwise.study import is_pairwise
-    from owleval.pairwise.votes import import_votes
+    from owleval.study.store import Store
+    from owleval.study.pair_study import is_pairwise
+    from owleval.study.votes import import_votes
 
     store = Store(db)
     try:

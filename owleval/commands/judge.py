@@ -95,7 +95,7 @@ def judge(
 def _judge_pairwise(judge_model, answers, load_options, settings, out, models, overwrite, retry_unparsed, data, flags, limit) -> None:
     """``owleval judge --pairwise``: the pairs of the study flags, each asked in both orders."""
     from owleval.judge.pairwise import run_pairwise_judge
-    from owleval.pairwise.pairs import design_from_flags
+    from owleval.study.pairs import design_from_flags
 
     if limit is not None:
         raise OwlEvalError("--limit is for the A-D judge; choose fewer pairs with --against, --pairs-per-question or --sample")

@@ -38,7 +38,7 @@ def legacy_command(
     from owleval.questions import load_questions
     from owleval.report.build import check_out_dir, dataset_version, write_folder
     from owleval.report.legacy import build_inputs, cider_variant, load_model_answers, parse_metrics, score_legacy
-    from owleval.report.render import num
+    from owleval.report.render_format import num
 
     chosen = parse_metrics(metrics)
     target = out if out is not None else default_reports_dir() / "legacy"

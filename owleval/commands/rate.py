@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from owleval.grading.serving import ALLOW_NAME_FLAG, TRUSTED_PROXY_ENV, is_loopback
+from owleval.screens.serving import ALLOW_NAME_FLAG, TRUSTED_PROXY_ENV, is_loopback
 
 #: the app ships inside the package, so this works from a wheel as well as from a checkout
 APP = Path(__file__).resolve().parent.parent / "rate.py"
@@ -70,8 +70,8 @@ def trusted_proxy_setting(proxies: list[str]) -> str:
 
 def study_auth(db: Path | None) -> str:
     """How the study's annotators sign in; the default study (no --db) signs in by name."""
-    from owleval.grading.store import Store
-    from owleval.grading.study import AUTH_NAME
+    from owleval.study.store import Store
+    from owleval.study.manage import AUTH_NAME
 
     if db is None:
         return AUTH_NAME
@@ -86,7 +86,7 @@ def check_exposure(db: Path | None, address: str, port: int, allow_name_sign_in:
     """Refuse to serve a name sign-in study beyond this machine (a non-loopback address, or behind a trusted proxy)
     unless allowed; the warning to print when allowed."""
     from owleval.errors import OwlEvalError
-    from owleval.grading.study import AUTH_NAME
+    from owleval.study.manage import AUTH_NAME
 
     if (is_loopback(address) and not proxied) or study_auth(db) != AUTH_NAME:
         return None
@@ -121,8 +121,8 @@ def rate(
     Example: owleval rate --db grades.sqlite --port 8501
     """
     from owleval.errors import OwlEvalError
-    from owleval.grading.access import EXPOSED_ENV
-    from owleval.grading.study import AUTH_NAME
+    from owleval.screens.access import EXPOSED_ENV
+    from owleval.study.manage import AUTH_NAME
 
     if db is not None and not db.is_file():
         raise OwlEvalError(f"{db}: no such study; create one with `owleval study create`")

@@ -80,7 +80,7 @@ def report_command(
     from owleval.report.combine import check_rule
     from owleval.report.grades import is_sqlite, read_grades
     from owleval.report.judge import check_answer_texts, read_judge, resolve_judge_path, sampling_info
-    from owleval.report.render import count_text, score_rows
+    from owleval.report.render_format import count_text, score_rows
 
     from owleval.report.qc import check_mode
 
@@ -100,7 +100,7 @@ def report_command(
     if votes is not None and not votes.is_file():
         raise OwlEvalError(f"--votes {votes}: no such file (give the votes.csv that `owleval grades export` wrote for a pairwise study)")
     if judge_votes is not None:
-        from owleval.report.votes import resolve_judge_votes
+        from owleval.records.votes import resolve_judge_votes
 
         resolve_judge_votes(judge_votes)  # a missing file fails before any work
     qc_options = {"mode": qc, "rule_specs": list(qc_rule or []), "exclude": exclude_annotators, "gold": gold}
@@ -182,7 +182,7 @@ def _rater_names(frame: pd.DataFrame, votes: Path | None, questions: Sequence[Qu
     """Annotators of the grades and, with --votes, the voters: the names --exclude-annotators may give."""
     names = set(frame["annotator"])
     if votes is not None:
-        from owleval.report.votes import read_votes
+        from owleval.records.votes import read_votes
 
         names |= set(read_votes(votes, questions)["annotator"])
     return sorted(names)
@@ -197,7 +197,7 @@ def _add_votes(
     from owleval.quality.gold import gold_kind
     from owleval.report.build import add_votes
     from owleval.report.qc import parse_exclusions, run_vote_qc, vote_qc_meta
-    from owleval.report.votes import read_judge_votes, read_votes
+    from owleval.records.votes import read_judge_votes, read_votes
 
     every_vote = read_votes(votes, questions, models=models, models_origin=str(answers))
     names = sorted(set(every_vote["annotator"]) | (set(report.grades["annotator"]) if report is not None else set()))

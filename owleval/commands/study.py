@@ -66,9 +66,10 @@ def create(
     Hired annotators: owleval study create --db hired.sqlite --answers answers/ --annotators ann,bob --gold gold.csv --onboarding 3 --attention-checks 4 --retest 5
     """
     from owleval.errors import OwlEvalError
-    from owleval.grading.special import QcSettings
-    from owleval.grading.study import create_study
-    from owleval.pairwise.pairs import design_from_flags
+    from owleval.study.special import QcSettings
+    from owleval.report.judge import active_judge_reader
+    from owleval.study.manage import create_study
+    from owleval.study.pairs import design_from_flags
 
     names = [n for n in (part.strip() for part in annotators.split(",")) if n]
     if sample_design not in ("uniform", "active"):
@@ -85,7 +86,7 @@ def create(
         raise OwlEvalError("--pairs, --against and --pairs-per-question choose the pairs of a --pairwise study; add --pairwise")
     quality = QcSettings(gold_rate=gold_rate, onboarding=onboarding, attention_checks=attention_checks, retest=retest)
     created = create_study(db, answers, annotators=names, overlap=overlap, seed=seed, data_dir=data, sample_size=sample_size,
-                           pairwise=design, judgements=judgements, gold=gold, quality=quality)
+                           pairwise=design, judgements=None if judgements is None else active_judge_reader(judgements), gold=gold, quality=quality)
     if created.pairs is not None:
         console.print(escape(f"created pairwise study {db}: {created.pairs['asked']} pair items to vote on "
                              f"({created.pairs['design']}), {created.pairs['identical']} identical pairs recorded as ties "
@@ -104,8 +105,8 @@ def create(
 
 def _print_special_items(db: Path) -> None:
     """Quality-control items per annotator, when the study has any."""
-    from owleval.grading.special import special_counts
-    from owleval.grading.store import Store
+    from owleval.study.special import special_counts
+    from owleval.study.store import Store
 
     store = Store(db)
     try:
@@ -129,8 +130,8 @@ def add_gold(
 
     Example: owleval study add-gold --db grades.sqlite --gold gold.csv
     """
-    from owleval.grading.special import add_gold as add
-    from owleval.grading.store import Store
+    from owleval.study.add_gold import add_gold as add
+    from owleval.study.store import Store
 
     store = Store(db)
     try:
@@ -142,7 +143,7 @@ def add_gold(
 
 
 def _print_design(design: dict | None) -> None:
-    from owleval.grading.sample import describe, model_lines
+    from owleval.study.sample import describe, model_lines
 
     console.print(escape(f"to grade: {describe(design)}"), highlight=False, soft_wrap=True)
     for line in model_lines(design) if design is not None else []:
@@ -155,14 +156,14 @@ def add_annotator(db: DbOption, name: Annotated[str, typer.Argument(help="The an
 
     Example: owleval study add-annotator --db grades.sqlite carol
     """
-    from owleval.grading.store import Store
-    from owleval.grading.study import add_annotator as add
-    from owleval.grading.study import check_name
+    from owleval.study.store import Store
+    from owleval.study.manage import add_annotator as add
+    from owleval.study.manage import check_name
 
     store = Store(db)
     name = check_name(name)  # as stored, to count what they got
     token = add(store, name)
-    from owleval.pairwise.study import is_pairwise
+    from owleval.study.pair_study import is_pairwise
 
     pairwise = is_pairwise(store.meta())
     table = "pair_assignments" if pairwise else "assignments"
@@ -183,8 +184,8 @@ def refresh(
 
     Example: owleval study refresh --db grades.sqlite --answers answers/
     """
-    from owleval.grading.store import Store
-    from owleval.grading.study import refresh_study
+    from owleval.study.store import Store
+    from owleval.study.manage import refresh_study
 
     s = refresh_study(Store(db), answers)
     if s.pairs is not None:
@@ -211,9 +212,9 @@ def status(
 
     Example: owleval study status --db grades.sqlite --list-sample drawn.csv
     """
-    from owleval.grading.export import progress_by, progress_frame
-    from owleval.grading.sample import read_design
-    from owleval.grading.store import Store
+    from owleval.study.export import progress_by, progress_frame
+    from owleval.study.sample import read_design
+    from owleval.study.store import Store
 
     store = Store(db)
     if list_sample is not None:
@@ -237,7 +238,7 @@ def _write_sample_list(db: Path, design: dict | None, out: Path) -> None:
     from owleval.csvio import rows_to_csv
     from owleval.errors import OwlEvalError
     from owleval.fileio import atomic_write_text
-    from owleval.grading.sample import SAMPLE_COLUMNS, sample_rows
+    from owleval.study.sample import SAMPLE_COLUMNS, sample_rows
     from owleval.questions import load_questions
 
     if design is None:
@@ -254,8 +255,8 @@ def _pairwise_status(store) -> bool:
     """``study status`` of a pairwise study: voted / assigned per annotator and per model pair (False: not one)."""
     import pandas as pd
 
-    from owleval.grading.export import progress_by
-    from owleval.pairwise import study as pairwise_study
+    from owleval.study.export import progress_by
+    from owleval.study import pair_study as pairwise_study
 
     meta = store.meta()
     if not pairwise_study.is_pairwise(meta):

@@ -1,5 +1,2 @@
-"""``owleval judge``: a multimodal LLM judge that grades answers on the A-D rubric, resumably.
-
-``prompt`` renders the versioned prompt template, ``parse`` reads the judge's JSON reply, ``log`` keeps the
-append-only request log (raw.jsonl) and folds it into judgements, and ``run`` drives a judge over answer files.
-"""
+"""``owleval judge``: an LLM judge that grades answers on the A-D rubric (or votes between two), resumably.
+Prompt templates, reply parsing, the append-only request log and the runners; the report reads what it writes."""

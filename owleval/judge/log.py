@@ -18,7 +18,7 @@ import pandas as pd
 from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
 from owleval.fileio import atomic_write_text
-from owleval.grading.export import EXPORT_COLUMNS
+from owleval.study.export import EXPORT_COLUMNS
 from owleval.judge.parse import median_grade
 from owleval.judge.soft import GRADES, expected_score, letter_distribution
 

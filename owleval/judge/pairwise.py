@@ -1,6 +1,6 @@
 """The pairwise judge: which of two answers is better, asked in both orders, resumably.
 
-Pairs come from :mod:`owleval.pairwise.pairs` (the flags of a pairwise study). Each pair is asked twice, with
+Pairs come from :mod:`owleval.study.pairs` (the flags of a pairwise study). Each pair is asked twice, with
 either answer first, because a pairwise judge's known failure is favouring a position. The pair's verdict: the
 winner both orders agree on; ``both_bad`` only when both say so; any other disagreement a tie; an unparsed or
 failed order leaves the pair without a vote. Two identical answer texts are not asked: a tie.
@@ -49,14 +49,14 @@ from owleval.judge.run import (
     safe_name,
     sha256_text,
 )
-from owleval.pairwise.pairs import PairDesign, PairItem, design_summary, select_pairs
-from owleval.pairwise.votes import VOTE_COLUMNS
+from owleval.study.pairs import PairDesign, PairItem, design_summary, select_pairs
+from owleval.study.votes import VOTE_COLUMNS
 from owleval.paths import default_data_dir
 from owleval.provenance import now_iso
 from owleval.questions import Question, image_path, load_questions
 from owleval.redact import redact
 from owleval.runner import ProgressCallback, ResumableRun, in_batches, start_meta
-from owleval.report.stats import wilson_interval
+from owleval.stats import wilson_interval
 
 VOTES = "votes.csv"
 ORDERS = ("ab", "ba")  # which model's answer is shown first: model_a's, or model_b's

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from owleval.report.grades import GRADE_SCORES, SCORE_GRADES
+from owleval.records.grades import GRADE_SCORES, SCORE_GRADES
 
 _FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
 

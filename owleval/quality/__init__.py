@@ -1,6 +1,5 @@
-"""Annotator quality control: behaviour signals, gold and attention checks, ordinal agreement, a Dawid-Skene rater
-model, QC rules and the annotator table. Imported by the report and by the app's Admin page, so nothing here imports
-Streamlit or the report pipeline (only the leaf helpers ``owleval.report.stats`` and constants)."""
+"""Annotator quality control: behaviour signals, gold and attention checks, agreement, Dawid-Skene and QC rules.
+Used by the report and the Admin screen; built only on studies, records and stats (never on the report)."""
 
 from owleval.quality.table import TABLE_COLUMNS, annotator_qc, annotator_table, flagged
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from owleval.report.stats import bootstrap_counts, kappa_from_confusion, kappa_weights, percentile_ci
+from owleval.stats import bootstrap_counts, kappa_from_confusion, kappa_weights, percentile_ci
 
 N_BOOT = 1000
 _K = 4

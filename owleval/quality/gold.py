@@ -37,7 +37,7 @@ def gold_from_rows(grades: pd.DataFrame) -> pd.DataFrame:
 def read_gold_csv(path: Path) -> pd.DataFrame:
     """A gold file ``question_id, model_id, grade[, note]`` (checked as ``study create --gold`` checks it):
     (model_id, question_id, gold_grade)."""
-    from owleval.grading.gold import parse_gold_csv
+    from owleval.study.gold import parse_gold_csv
 
     rows = [{"model_id": r.model_id, "question_id": r.question_id, "gold_grade": r.grade} for r in parse_gold_csv(path)]
     return pd.DataFrame(rows, columns=["model_id", "question_id", "gold_grade"])

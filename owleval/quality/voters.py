@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.special import expit
 
 from owleval.quality.rules import Rule, fired
-from owleval.report.stats import bradley_terry, wilson_interval
+from owleval.stats import bradley_terry, wilson_interval
 
 VOTER_COLUMNS = (
     "annotator", "n_votes", "left_share", "left_ci_low", "left_ci_high", "tie_share", "tie_ci_low", "tie_ci_high", "anomaly_z",
@@ -107,7 +107,7 @@ def read_gold_pairs(path) -> pd.DataFrame:  # noqa: ANN001 - a Path
     """A pairwise gold file ``question_id, model_a, model_b, winner`` (votes.csv vocabulary, model_a < model_b)."""
     from owleval.csvio import read_records
     from owleval.errors import InputFileError, Problem
-    from owleval.report.votes import WINNER_TOKENS
+    from owleval.records.votes import WINNER_TOKENS
 
     rows, problems = [], []
     for line, rec in read_records(path, ("question_id", "model_a", "model_b", "winner"), known=("note",), what="a pairwise gold file has"):

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from owleval.errors import OwlEvalError
-from owleval.grading.sample import TURN_TYPES, design_kind
+from owleval.study.sample import TURN_TYPES, design_kind
 
 #: how far a stratum's stored probabilities may sum from its expected draws (rounding of the stored floats)
 SUM_TOLERANCE = 1e-6

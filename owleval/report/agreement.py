@@ -14,8 +14,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from owleval.report.grades import GRADE_SCORES
-from owleval.report.stats import cohen_kappa
+from owleval.records.grades import GRADE_SCORES
+from owleval.stats import cohen_kappa
 
 AGREEMENT_COLUMNS = ("measure", "annotators", "value", "n")
 PAIR_MEASURES = ("cohen_kappa", "cohen_kappa_quadratic", "percent_agreement")

@@ -21,9 +21,17 @@ import pandas as pd
 from owleval.report.compare import BT_BOOTSTRAP_TOL, BT_PRIOR, MIN_COMPARISONS
 from owleval.report.ppi_logistic import ppi_logistic
 from owleval.report.ranks import as_int_column, rank_intervals
-from owleval.report.stats import (
-    CI_LEVEL, bootstrap_counts, bradley_terry, clustered_wilson, holm, kappa_from_confusion, kappa_weights, percentile_ci,
-    ratio_bootstrap, sign_test_pvalues,
+from owleval.stats import (
+    CI_LEVEL,
+    bootstrap_counts,
+    bradley_terry,
+    clustered_wilson,
+    holm,
+    kappa_from_confusion,
+    kappa_weights,
+    percentile_ci,
+    ratio_bootstrap,
+    sign_test_pvalues,
 )
 
 #: a pair of models with fewer votes than this is flagged "too few" in the win-rate table

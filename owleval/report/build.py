@@ -23,12 +23,12 @@ from owleval.fileio import temp_dir_beside
 from owleval.items import regular_grades
 from owleval.questions import Question
 from owleval.report import agreement, combine, compare, correlation, estimands, finite, ppi, ranks, scores, tables
-from owleval.report.stats import CI_LEVEL
+from owleval.stats import CI_LEVEL
 
 if TYPE_CHECKING:
     from owleval.report.judge import JudgeInput
     from owleval.report.qc import QCResult
-    from owleval.report.votes import JudgeVotes
+    from owleval.records.votes import JudgeVotes
 
 FORMATS = ("md", "html", "csv")
 #: CSV tables in the order the report presents them

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from owleval.report.grades import SCORE_GRADES
+from owleval.records.grades import SCORE_GRADES
 
 if TYPE_CHECKING:
     import pandas as pd

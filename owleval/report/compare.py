@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from owleval.report.ranks import as_int_column, rank_intervals
-from owleval.report.stats import (
+from owleval.stats import (
     bootstrap_counts,
     bradley_terry,
     holm,

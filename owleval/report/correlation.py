@@ -14,7 +14,7 @@ import pandas as pd
 from owleval.csvio import unquote_frame
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.report.legacy import METRIC_COLUMNS
-from owleval.report.stats import bootstrap_counts, percentile_ci, weighted_kendall_tau_b, weighted_spearman
+from owleval.stats import bootstrap_counts, percentile_ci, weighted_kendall_tau_b, weighted_spearman
 
 CORRELATION_COLUMNS = (
     "metric", "n", "spearman", "spearman_ci_low", "spearman_ci_high", "spearman_p",

@@ -60,7 +60,7 @@ import pandas as pd
 
 from owleval.report import finite
 from owleval.report.ppi import PPI_ALPHA, PPI_METRICS, ppi_py_mean
-from owleval.report.stats import (
+from owleval.stats import (
     MIN_N_MEAN_INTERVAL,
     boot_variance,
     bounded_score_interval,

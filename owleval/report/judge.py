@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,9 @@ from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.questions import Question
 from owleval.report import combine
 from owleval.report.agreement import CATEGORIES, _cohen
-from owleval.report.grades import GRADE_SCORES, read_grades
-from owleval.report.stats import bootstrap_counts, kappa_from_confusion, kappa_weights, percentile_ci, weighted_spearman
+from owleval.records.grades import GRADE_SCORES
+from owleval.report.grades import read_grades
+from owleval.stats import bootstrap_counts, kappa_from_confusion, kappa_weights, percentile_ci, weighted_spearman
 
 JUDGE_AGREEMENT_COLUMNS = ("model", "measure", "value", "ci_low", "ci_high", "n")
 JUDGE_MEASURES = ("exact_agreement", "cohen_kappa", "cohen_kappa_quadratic", "spearman", "mean_shift")
@@ -87,6 +88,17 @@ def read_judge(
     return judge
 
 
+def active_judge_reader(path: Path) -> Callable[[Sequence[Question], set[str]], tuple[Path, pd.DataFrame]]:
+    """The reader ``create_study`` calls for an active design: the judge's grades of ``path`` (a grades.csv or its
+    folder), checked against the study's questions and models."""
+
+    def read(questions: Sequence[Question], models: set[str]) -> tuple[Path, pd.DataFrame]:
+        judge = read_judge(Path(path), questions, models=models, models_origin="--answers")
+        return judge.path, judge.grades
+
+    return read
+
+
 #: optional soft-score columns of a judge's grades.csv -> the highest value (the lowest is 0)
 SOFT_COLUMNS = {"judge_score": 3.0, "p_acceptable": 1.0}
 
@@ -94,7 +106,7 @@ SOFT_COLUMNS = {"judge_score": 3.0, "p_acceptable": 1.0}
 def _with_soft_scores(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     """Add ``judge_score`` (the expected score 0-3 under the judge's grade distribution) and ``p_acceptable`` (its
     probability of A or B) where grades.csv has them; NaN where a cell is empty (the letter then stands)."""
-    from owleval.report.grades import csv_records as _csv_records
+    from owleval.records.grades import csv_records as _csv_records
 
     soft: dict[int, dict[str, float]] = {}
     problems: list[Problem] = []
@@ -321,9 +333,9 @@ def sampling_info(grades_path: Path, from_database: bool, grades: pd.DataFrame |
             "text": "unknown: the grades come from a CSV, which does not record how the graded answers were chosen; "
             "the PPI estimates assume they are a uniform random sample of the answers of each model",
         }
-    from owleval.grading.sample import describe, study_design
+    from owleval.study.sample import describe, study_design
 
-    from owleval.grading.sample import sampled_slots
+    from owleval.study.sample import sampled_slots
 
     design = study_design(grades_path)
     text = describe(design)

@@ -83,7 +83,7 @@ def combined_input(judges: Sequence[JudgeInput], names: Sequence[str]) -> JudgeI
     """One judge whose value on an answer is the mean of the judges' values (``judge_score`` and ``p_acceptable``,
     so the PPI estimator sees the mean) and whose letter is that mean score rounded (halves down), for the
     agreement tables. An answer is missing when every judge that lists it failed and none graded it."""
-    from owleval.report.grades import SCORE_GRADES
+    from owleval.records.grades import SCORE_GRADES
     from owleval.report.judge import JudgeInput
     from owleval.report.ppi import judge_values
 

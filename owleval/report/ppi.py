@@ -149,7 +149,7 @@ def human_values(grades: pd.DataFrame, rule: str) -> pd.DataFrame:
     ``median``: the answer's lower-median grade (score, and 1/0 for A or B); ``all``: the mean over its ratings.
     """
     from owleval.report.combine import lower_median_scores
-    from owleval.report.tables import ACCEPTABLE_MIN_SCORE
+    from owleval.records.grades import ACCEPTABLE_MIN_SCORE
 
     if rule == "ds":
         from owleval.report.combine import ds_posterior
@@ -171,7 +171,7 @@ def judge_values(judge: pd.DataFrame) -> pd.DataFrame:
     Soft scores win where the judge's grades.csv has them: ``judge_score`` (expected score under its grade
     distribution) for mean_score, ``p_acceptable`` for acceptable; the letter stands where they are empty.
     """
-    from owleval.report.tables import ACCEPTABLE_MIN_SCORE
+    from owleval.records.grades import ACCEPTABLE_MIN_SCORE
 
     out = judge[["model_id", "question_id"]].copy()
     out["mean_score"] = judge["score"].astype(float).to_numpy()

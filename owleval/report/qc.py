@@ -20,7 +20,7 @@ from owleval.quality import annotator_qc, flagged
 from owleval.quality.gold import gold_from_rows, read_gold_csv
 from owleval.items import REGULAR, regular_grades
 from owleval.quality.rules import Rule, exclusions, resolve_rules
-from owleval.report.grades import GRADE_SCORES
+from owleval.records.grades import GRADE_SCORES
 
 QC_MODES = ("flag", "exclude", "off")
 #: the annotator name of the expert's gold grades under --gold-counts

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from owleval.report.stats import CI_LEVEL
+from owleval.stats import CI_LEVEL
 
 #: how rank intervals are drawn, by table source (report_meta.json states these)
 RANK_INTERVAL_RULES = {

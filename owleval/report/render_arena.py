@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from owleval.report.render import _missing, ci, num, pct, pval, rank_range
+from owleval.report.render_format import is_missing, ci, num, pct, pval, rank_range
 
 if TYPE_CHECKING:
     from owleval.report.build import Report
@@ -25,7 +25,7 @@ def ranking_rows(arena: pd.DataFrame, source: str) -> list[dict[str, Any]]:
             extra = "0 (reference)" if r["ref_coef"] == 0 and r["ref_ci_low"] == 0 else f"{num(r['ref_coef'])} {ci(r['ref_ci_low'], r['ref_ci_high'], num)}"
         votes = {"human": str(r["n_human_votes"]), "judge": str(r["n_judge_votes"])}.get(source, f"{r['n_human_votes']} human, {r['n_judge_votes']} judge")
         note = r["note"] if isinstance(r["note"], str) else ""
-        rows.append({"model": r["model"], "rank_text": "–" if _missing(r["rank"]) else str(int(r["rank"])), "range_text": rank_range(r["rank_low"], r["rank_high"]),
+        rows.append({"model": r["model"], "rank_text": "–" if is_missing(r["rank"]) else str(int(r["rank"])), "range_text": rank_range(r["rank_low"], r["rank_high"]),
                      "text": "–" if pd.isna(r["strength"]) else f"{num(r['strength'])} {ci(r['ci_low'], r['ci_high'], num)}",
                      "n_votes": votes, "ref_text": extra if not pd.isna(r["ref_coef"]) else "–", "note": note})  # fmt: skip
     return rows

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from owleval.report.render import ci, num, pct, stacked_chart
-from owleval.report.tables import GRADE_LETTERS
+from owleval.report.render_format import ci, num, pct, stacked_chart
+from owleval.records.grades import GRADE_LETTERS
 
 if TYPE_CHECKING:
     from owleval.report.build import Report

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from owleval.questions import ABILITIES, Question
-from owleval.report.grades import GRADE_SCORES
-from owleval.report.stats import (
+from owleval.records.grades import ACCEPTABLE_MIN_SCORE, GRADE_LETTERS, GRADE_SCORES
+from owleval.stats import (
     MIN_N_MEAN_INTERVAL,
     boot_variance as _boot_var,
     bounded_score_interval,
@@ -32,9 +32,7 @@ from owleval.report.stats import (
     ratio_bootstrap,
 )
 
-GRADE_LETTERS = tuple(GRADE_SCORES)  # A, B, C, D
 #: acceptable = grade A or B
-ACCEPTABLE_MIN_SCORE = GRADE_SCORES["B"]
 TABLE_COLUMNS = (
     ["model", "n", *GRADE_LETTERS]
     + [f"share_{g}" for g in GRADE_LETTERS]

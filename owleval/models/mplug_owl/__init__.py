@@ -1,9 +1,5 @@
-"""The bundled mPLUG-Owl (v1): configuration, model, processor and training set-up.
-
-Loads the official checkpoints (``MAGAer13/mplug-owl-llama-7b`` and its siblings) in the upstream weight layout
-and reproduces the upstream forward and generate; see ``modeling_mplug_owl`` for the details that matter.
-Importing this package pulls in torch and transformers.
-"""
+"""The bundled mPLUG-Owl (v1): configuration, model, processor and training set-up for the official checkpoints,
+in the upstream weight layout with the upstream forward and generate (importing it pulls in torch and transformers)."""
 
 from .configuration_mplug_owl import MplugOwlConfig, MplugOwlVisionConfig, MplugOwlVisualAbstractorConfig
 from .loading import CheckpointMismatchError

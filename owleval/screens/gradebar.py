@@ -10,7 +10,7 @@ key or click could grade the answer that was just left, or be lost. The bar inst
 - numbers it in its window (a random id per page load, and a sequence number per action), and
 - keeps every action the server has not confirmed, sending the whole list again until the server reports it applied.
 
-The server (:func:`pending_actions`, then :func:`owleval.grading.queue.record_grade`) applies each window's actions
+The server (:func:`pending_actions`, then :func:`owleval.study.queue.record_grade`) applies each window's actions
 once, in sequence order. Answers are never passed to the bar, only their place in the queue: nothing it draws comes
 from the study. Held keys (``repeat``) act once; the same choice on the same answer twice within :data:`DOUBLE_MS`
 counts once and says so (a click or tap on a new answer is always a new action, whatever ``event.detail`` says).
@@ -19,7 +19,7 @@ when the same person is back after Back, a reload or a lost connection); while a
 many and the browser asks before the page is left. The bar is mounted hidden on the sign-in screen
 (:func:`mount_hidden`), so keys at the first frame of an answer are applied to it.
 The same bar with other choices, keys and heading (a :class:`BarKind`) carries the pairwise votes
-(:mod:`owleval.rate_pairwise`).
+(:mod:`owleval.screens.pairwise_page`).
 """
 
 from __future__ import annotations
@@ -345,7 +345,7 @@ def owner_key(study: object, annotator_id: int) -> str:
 
 
 def show_flash(ss: MutableMapping[str, Any]) -> list[str]:
-    """Show this run's saved-grade toasts (after the page's style: see rate.main) and return its error messages,
+    """Show this run's saved-grade toasts (after the page's style: see screens.app.main) and return its error messages,
     which the bar shows in its notice line (:func:`flash_message`): nothing appears above the bar during a run."""
     import streamlit as st
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from owleval.answers import is_reserved_model_id
 from owleval.csvio import read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
-from owleval.grading.store import utc_now
+from owleval.study.store import utc_now
 from owleval.questions import GRADES
 
 GOLD_REQUIRED = ("question_id", "model_id", "grade")

@@ -1,4 +1,4 @@
-"""The grading app's quality-control pieces, called by the screens of :mod:`owleval.rate`: the paused sign-in, the
+"""The grading app's quality-control pieces, called by the screens of :mod:`owleval.screens`: the paused sign-in, the
 onboarding feedback, and the Admin page's pause and resume.
 
 An annotator never sees a quality-control figure: a failed attention check or gold item looks like any other saved
@@ -11,10 +11,10 @@ import pandas as pd
 import streamlit as st
 
 from owleval.errors import OwlEvalError
-from owleval.grading import pause
-from owleval.grading import queue as gq
-from owleval.grading.access import Annotator
-from owleval.grading.store import Store
+from owleval.study import pause
+from owleval.study import queue as gq
+from owleval.screens.access import Annotator
+from owleval.study.store import Store
 from owleval.textsafety import mark_frame
 
 #: the flash kind of onboarding feedback: shown in the grade bar's notice line (gradebar.show_flash), where it moves nothing
@@ -76,7 +76,7 @@ def admin_quality(store: Store, pairwise: bool) -> None:
     from owleval.quality.voters import voter_table
 
     if pairwise:
-        from owleval.pairwise.votes import votes_export_frame
+        from owleval.study.votes import votes_export_frame
 
         votes = votes_export_frame(store)
         st.subheader("Voters (quality control)")
@@ -87,7 +87,7 @@ def admin_quality(store: Store, pairwise: bool) -> None:
         st.caption("The report's `voters.csv`: position (left-side) and tie shares with 95% intervals, agreement with the "
                    "others' Bradley-Terry fit, gold pairs, and the rules that fired (`qc_flags`). Voters never see these.")
         return
-    from owleval.grading.export import grades_export_frame
+    from owleval.study.export import grades_export_frame
 
     grades = grades_export_frame(store)
     st.subheader("Annotators (quality control)")

@@ -21,9 +21,9 @@ import pandas as pd
 from owleval.csvio import frame_to_csv, read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.fileio import atomic_write_text
-from owleval.grading.queue import MAX_COMMENT_LEN
-from owleval.grading.store import Store, utc_now
-from owleval.pairwise.queue import WINNERS
+from owleval.study.queue import MAX_COMMENT_LEN
+from owleval.study.store import Store, utc_now
+from owleval.study.pair_queue import WINNERS
 from owleval.questions import parse_question_id
 
 VOTE_COLUMNS = ["annotator", "question_id", "model_a", "model_b", "left", "winner", "reason", "voted_at"]
@@ -192,7 +192,7 @@ def import_votes(store: Store, path: Path, *, create_annotators: bool = False) -
     the study holds for that annotator and item is refused; an item not in the annotator's queue is added to it,
     with the file's left side.
     """
-    from owleval.grading.study import check_name, create_annotator
+    from owleval.study.manage import check_name, create_annotator
 
     conn = store.conn
     meta = store.meta()

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from owleval.errors import OwlEvalError
-from owleval.grading.sample import TURN_TYPES, allocate
+from owleval.study.sample import TURN_TYPES, allocate
 from owleval.questions import Question
 
 PairItem = tuple[int, str, str]  # (question_id, model_a, model_b), model_a < model_b

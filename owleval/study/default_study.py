@@ -13,7 +13,7 @@ from pathlib import Path
 
 from owleval.answers import PUBLISHED_MODELS
 from owleval.errors import OwlEvalError
-from owleval.grading.study import AUTH_NAME, create_study
+from owleval.study.manage import AUTH_NAME, create_study
 from owleval.paths import default_data_dir
 
 DB_ENV = "OWLEVAL_DEFAULT_STUDY"

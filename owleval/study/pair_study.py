@@ -1,7 +1,7 @@
 """Pairwise studies: the pair items of a study file, who votes on which, and on which side each answer is shown.
 
 A pairwise study is an ordinary study file (questions, answers, annotators, tokens) whose meta says
-``mode = pairwise`` and holds the pair design (:mod:`owleval.pairwise.pairs`). Its work is in the schema-3 tables:
+``mode = pairwise`` and holds the pair design (:mod:`owleval.study.pairs`). Its work is in the schema-3 tables:
 ``pair_items`` (a question and the two exact answer texts compared), ``pair_assignments`` (an annotator's queue, in
 their own shuffled order, with the model shown on the left) and ``vote_events``. Two identical answer texts make an
 item marked ``identical``: a tie that nobody is asked about. A refresh that changes either answer text retires the
@@ -15,8 +15,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from owleval.grading.store import utc_now
-from owleval.pairwise.pairs import META_KEY, PairDesign, PairItem, left_model, select_pairs
+from owleval.study.store import utc_now
+from owleval.study.pairs import META_KEY, PairDesign, PairItem, left_model, select_pairs
 from owleval.questions import Question
 
 MODE_KEY, PAIRWISE = "mode", "pairwise"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from owleval.csvio import read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
-from owleval.grading.special import blind_gold_count
-from owleval.grading.store import utc_now
-from owleval.pairwise.queue import WINNERS
+from owleval.study.special import blind_gold_count
+from owleval.study.store import utc_now
+from owleval.study.pair_queue import WINNERS
 
 GOLD_PAIR_REQUIRED = ("question_id", "model_a", "model_b", "winner")
 

@@ -9,7 +9,7 @@ import pandas as pd
 from owleval.csvio import frame_to_csv
 from owleval.errors import OwlEvalError
 from owleval.fileio import atomic_write_text
-from owleval.grading.store import Store
+from owleval.study.store import Store
 
 #: the columns ``owleval report`` reads; ``flags`` follows them so no annotator note is lost in the CSV
 GRADE_COLUMNS = ["annotator", "model_id", "question_id", "grade", "comment", "graded_at"]

@@ -150,7 +150,7 @@ def judge_uncertainty(judge_grades: Any) -> dict[str, dict[int, float]]:
     sqrt(p (1 - p)) with p its ``p_acceptable``, or the letter (p = 0 or 1) where that is empty."""
     import math
 
-    from owleval.report.tables import ACCEPTABLE_MIN_SCORE
+    from owleval.records.grades import ACCEPTABLE_MIN_SCORE
 
     out: dict[str, dict[int, float]] = {}
     soft = judge_grades["p_acceptable"] if "p_acceptable" in judge_grades.columns else None
@@ -224,7 +224,7 @@ def model_lines(design: Mapping[str, Any]) -> list[str]:
 
 def study_design(db_path: Path) -> dict[str, Any] | None:
     """The sampling design stored in a study file (None when it has none)."""
-    from owleval.grading.store import Store
+    from owleval.study.store import Store
 
     store = Store(Path(db_path))
     try:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from owleval.items import CHECK_MODEL
 from owleval.errors import OwlEvalError
-from owleval.grading.store import Store, utc_now
-from owleval.grading.study import FLAGS
+from owleval.study.store import Store, utc_now
+from owleval.records.grades import FLAGS
 from owleval.questions import GRADES
 
 MAX_COMMENT_LEN = 4000
@@ -82,7 +82,7 @@ def view_id(study_id: str, annotator_id: int, item_id: int | None, answer_id: in
 def load_queue(store: Store, annotator_id: int) -> list[QueueItem]:
     """The annotator's items that have an answer to grade, in their order, with their current grades: the regular
     assignments and, just before the regular item at their position, the special items (see
-    :mod:`owleval.grading.special`), each with its own grade."""
+    :mod:`owleval.study.special`), each with its own grade."""
     rows = store.conn.execute(
         f"""SELECT a.answer_id, s.model_id, s.question_id, g.grade, NULL AS item_id, 'regular' AS kind, s.position, 1 AS tie
            FROM assignments s

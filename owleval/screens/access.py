@@ -2,7 +2,7 @@
 opens the admin page with the admin token.
 
 Guessing is made slow and blind: every well-formed token costs one scrypt whether its id exists or not (so the
-answer time does not tell), and :class:`owleval.grading.throttle.CheckGate` rations the checks (a server-wide
+answer time does not tell), and :class:`owleval.screens.throttle.CheckGate` rations the checks (a server-wide
 budget, spacing per browser session and per client address after a few wrong tokens, never a refused owner).
 """
 
@@ -12,9 +12,9 @@ import hmac
 from dataclasses import dataclass
 
 from owleval.errors import OwlEvalError
-from owleval.grading.store import Store
-from owleval.grading.study import AUTH_NAME, check_name, collapse_name, enrol_annotator
-from owleval.grading.tokens import hash_secret, split_token, verify_secret
+from owleval.study.store import Store
+from owleval.study.manage import AUTH_NAME, check_name, collapse_name, enrol_annotator
+from owleval.study.tokens import hash_secret, split_token, verify_secret
 
 #: set by ``owleval rate --allow-name-sign-in`` to the address a name sign-in study is served on (admin page warns)
 EXPOSED_ENV = "OWLEVAL_RATE_NAME_SIGN_IN_ON"

@@ -17,7 +17,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from owleval.items import CHECK_MODEL
-from owleval.grading.store import utc_now
+from owleval.study.store import answer_sha256, utc_now
 
 INSTRUCTED, NONSENSE = "instructed", "nonsense"
 _MEANING = {"A": "correct and satisfying", "B": "acceptable with some imperfections", "C": "obvious errors", "D": "irrelevant or incorrect"}
@@ -51,7 +51,6 @@ def check_questions(conn: sqlite3.Connection) -> list[tuple[int, str]]:
 
 def make_check(conn: sqlite3.Connection, kind: str, question_id: int, image: str, rng: random.Random, source: str) -> CheckAnswer:
     """Insert one check answer for ``question_id`` (inside the caller's transaction)."""
-    from owleval.grading.study import answer_sha256
 
     if kind == INSTRUCTED:
         expected = rng.choice("ABCD")

@@ -6,14 +6,14 @@ A study is built in a temporary file next to the target and linked into place at
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from owleval.answers import (
     Answer,
@@ -24,18 +24,23 @@ from owleval.answers import (
 from owleval.csvio import formula_like
 from owleval.errors import InputFileError, OwlEvalError
 from owleval.fileio import temp_file_beside
-from owleval.grading import assign, sample, special
-from owleval.grading import gold as gold_module
-from owleval.grading.store import Store, initialise, open_connection, utc_now, write_transaction
-from owleval.grading.tokens import new_token
-from owleval.pairwise import pairs
-from owleval.pairwise import study as pairwise_study
-from owleval.pairwise.pairs import PairDesign
+from owleval.study import assign, sample, special
+from owleval.study import gold as gold_module
+from owleval.study.store import Store, answer_sha256, initialise, open_connection, utc_now, write_transaction
+from owleval.study.tokens import new_token
+from owleval.study import pair_gold, pairs
+from owleval.study import pair_study as pairwise_study
+from owleval.study.pairs import PairDesign
 from owleval.paths import default_data_dir
 from owleval.questions import Question, load_questions
 from owleval.textsafety import format_chars_in
 
-FLAGS: dict[str, str] = {"image-missing": "image missing", "answer-cut-off": "answer cut off"}
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: (questions, model ids) -> (the judge's grades file, its grades frame); see ``create_study``
+JudgeReader = Callable[[Sequence[Question], set[str]], "tuple[Path, pd.DataFrame]"]
+
 AUTH_TOKEN, AUTH_NAME = "token", "name"
 MAX_NAME_LEN = 80
 
@@ -49,11 +54,7 @@ class CreatedStudy:
     tokens: dict[str, str] = field(default_factory=dict)
     models: dict[str, int] = field(default_factory=dict)  # model -> number of answers
     sample_design: dict | None = None  # how the answers to grade were drawn (``--sample``); None: all of them
-    pairs: dict | None = None  # a pairwise study: its design and items (see owleval.pairwise)
-
-
-def answer_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    pairs: dict | None = None  # a pairwise study: its design and items (see owleval.study.pairs)
 
 
 def read_study_answers(sources: Sequence[Path], questions: Sequence[Question]) -> dict[str, tuple[Path, list[Answer]]]:
@@ -152,15 +153,17 @@ def create_study(
     auth: str = AUTH_TOKEN,
     sample_size: int | None = None,
     pairwise: PairDesign | None = None,
-    judgements: Path | None = None,
+    judgements: JudgeReader | None = None,
     gold: Path | None = None,
     quality: special.QcSettings | None = None,
 ) -> CreatedStudy:
     """Build a new study file; refuses to touch an existing one.
 
     ``sample_size``: grade only that many answers per model, drawn at random and stratified by turn type (see
-    :mod:`owleval.grading.sample`); None grades all of them. ``pairwise``: a pairwise study whose items are the
-    design's (question, model A, model B) pairs (its own ``sample`` draws per model pair; see :mod:`owleval.pairwise`).
+    :mod:`owleval.study.sample`); None grades all of them. ``pairwise``: a pairwise study whose items are the
+    design's (question, model A, model B) pairs (its own ``sample`` draws per model pair; see :mod:`owleval.study.pairs`).
+    ``judgements``: for an active design, reads the judge's grades once the questions and models are known (the
+    caller supplies it, e.g. :func:`owleval.report.judge.active_judge_reader`, so studies do not depend on reports).
     """
     db_path = Path(db_path)
     if db_path.is_dir():
@@ -192,11 +195,8 @@ def create_study(
         slots = [(m, a.question_id) for m, (_, answers) in by_model.items() for a in answers]
         uncertainty = None
         if judgements is not None:
-            from owleval.report.judge import read_judge
-
-            judge = read_judge(Path(judgements), questions, models=set(by_model), models_origin="--answers")
-            uncertainty = sample.judge_uncertainty(judge.grades)
-            judgements = judge.path
+            judgements, judge_grades = judgements(questions, set(by_model))
+            uncertainty = sample.judge_uncertainty(judge_grades)
         design = sample.draw_sample(slots, questions, sample_size, seed, uncertainty=uncertainty,
                                     judgements=str(judgements) if judgements is not None else None)
     admin_token, admin_id, admin_hash = new_token()
@@ -237,8 +237,6 @@ def create_study(
                     pair_plan = pairwise_study.deal(asked, names, overlap, seed)
                 plan = assign.spread(gradable_slots(conn, meta), names, overlap, seed) if pairwise is None else {}
                 if gold is not None and pairwise is not None:
-                    from owleval.pairwise import gold as pair_gold  # here: it imports the queues, which import this
-
                     pair_gold.insert_gold_pairs(conn, pair_gold.read_gold_pairs(gold, conn), Path(gold))
                 elif gold is not None:
                     gold_module.insert_gold(conn, gold_module.read_gold_csv(gold, conn), gold)
@@ -267,8 +265,6 @@ def create_study(
 
 
 def _add_gold_pairs(conn: sqlite3.Connection, annotator_id: int, name: str, gold_rate: float, seed: int) -> None:
-    from owleval.pairwise import gold as pair_gold  # here: it imports the queues, which import this module
-
     pair_gold.add_gold_items(conn, annotator_id, name, gold_rate, seed)
 
 

@@ -1,9 +1,9 @@
-"""The voting screen of a pairwise study, drawn by the grading app (:mod:`owleval.rate`) when the study is pairwise.
+"""The voting screen of a pairwise study, drawn by the grading app (:mod:`owleval.screens.app`) when the study is pairwise.
 
 The image and question once, the two answers side by side (each in its own scrolling box, with that model's own
-earlier turns in a collapsible part), and the vote bar: the grade bar of :mod:`owleval.grading.gradebar` with the
+earlier turns in a collapsible part), and the vote bar: the grade bar of :mod:`owleval.screens.gradebar` with the
 four votes as its choices, so a vote lands on the pair on screen when the person acted, in the order made, once.
-Blind: the page learns sides only (``left`` / ``right``); model ids stay in :mod:`owleval.pairwise.queue`, and widget
+Blind: the page learns sides only (``left`` / ``right``); model ids stay in :mod:`owleval.study.pair_queue`, and widget
 keys use the annotator's own queue place and the pair's row id. Answers are drawn with ``st.text`` (inert).
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 import streamlit as st
 
 from owleval.errors import OwlEvalError
-from owleval.grading import access, action_limits, admin_download, gradebar
-from owleval.grading.queue import EarlierTurn
-from owleval.grading.store import Store
-from owleval.pairwise import queue as pq
+from owleval.screens import access, action_limits, admin_download, gradebar
+from owleval.study.queue import EarlierTurn
+from owleval.study.store import Store
+from owleval.study import pair_queue as pq
 from owleval.textsafety import mark_format_chars as shown
 
 DONE = -1
@@ -34,7 +34,7 @@ VOTE_BAR = gradebar.BarKind(
     aria_label="Vote on this pair",
     stale_message="Not saved: the screen had already moved on — vote again.",
 )
-# Each answer scrolls in its own box and the image is capped (the app's style: owleval.rate), so the votes above them
+# Each answer scrolls in its own box and the image is capped (the app's style: owleval.screens.app), so the votes above them
 # stay in a 1280x800 window.
 ANSWER_BOX_HEIGHT = 420  # px: below the heading, the vote bar and the side titles, fits a 1280x800 window
 
@@ -176,8 +176,8 @@ def admin(store: Store) -> None:
     import pandas as pd
 
     from owleval.csvio import frame_to_csv
-    from owleval.pairwise.study import progress_rows
-    from owleval.pairwise.votes import votes_export_frame
+    from owleval.study.pair_study import progress_rows
+    from owleval.study.votes import votes_export_frame
     from owleval.textsafety import mark_frame
 
     cells = pd.DataFrame(progress_rows(store.conn), columns=["annotator", "model pair", "voted", "assigned"])

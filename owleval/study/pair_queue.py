@@ -2,7 +2,7 @@
 
 The app works in sides (``left`` / ``right``); the model ids stay here, on the server: :class:`PairScreen` carries
 no model id, and :func:`record_vote` turns the side the person chose into ``model_a`` / ``model_b`` with the left
-model stored in their queue. ``record_vote`` gives the guarantees of :func:`owleval.grading.queue.record_grade`:
+model stored in their queue. ``record_vote`` gives the guarantees of :func:`owleval.study.queue.record_grade`:
 one vote per ``request_id`` and per (window, sequence) action, a double click adds nothing, and a vote made on a
 view older than a vote given since in another window is refused rather than silently replacing it.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from owleval.errors import OwlEvalError
-from owleval.grading.queue import MAX_COMMENT_LEN, EarlierTurn, view_id
-from owleval.grading.store import Store, utc_now
+from owleval.study.queue import MAX_COMMENT_LEN, EarlierTurn, view_id
+from owleval.study.store import Store, utc_now
 
 WINNERS = ("model_a", "model_b", "tie", "both_bad")
 CHOICES = ("left", "right", "tie", "both_bad")  # what the person picks on screen
@@ -33,7 +33,7 @@ class PairQueueItem:
     choice: str | None  # the current vote as a side: left, right, tie, both_bad (None: not voted)
     item_id: int | None = None  # a blind gold pair (pair_special_items); None: the regular item
     item_kind: str = "regular"
-    view_id: int = 0  # what the page may show of the item (opaque; see owleval.grading.queue.view_id)
+    view_id: int = 0  # what the page may show of the item (opaque; see owleval.study.queue.view_id)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def winner_of(choice: str, left: str, model_a: str) -> str:
 
 def load_pair_queue(store: Store, annotator_id: int) -> list[PairQueueItem]:
     """The annotator's assigned items that are active and askable, in their order, with their current votes; a blind
-    gold pair (:mod:`owleval.pairwise.gold`) comes just before the regular item at its position, with its own vote."""
+    gold pair (:mod:`owleval.study.pair_gold`) comes just before the regular item at its position, with its own vote."""
     rows = store.conn.execute(
         """SELECT p.pair_id, s.question_id, s.model_a, s.model_b, s.left_model, v.winner, NULL, 'regular', s.position, 1
            FROM pair_assignments s
@@ -196,7 +196,7 @@ def record_vote(
 ) -> VoteEvent:
     """Append a vote event (``choice``: left, right, tie or both_bad, as the annotator saw the pair) and return it
     once committed. ``request_id``, ``window``/``seq`` and ``seen`` work as in
-    :func:`owleval.grading.queue.record_grade`. ``item_id``: a blind gold pair of the annotator's queue; its votes
+    :func:`owleval.study.queue.record_grade`. ``item_id``: a blind gold pair of the annotator's queue; its votes
     are its own and never replace the regular vote of that pair."""
     if choice not in CHOICES:
         raise OwlEvalError(f"a vote must be one of {', '.join(CHOICES)}, got {choice!r}")

@@ -7,12 +7,13 @@ the current grade is simply the latest *regular* event of an annotator for an an
 the browser window and its action number (schema 2), so a window's actions apply once and in the order made. A grade is tied to the exact answer
 text it was given for (``answers.answer_sha256``): refreshing a study with a changed answer adds a new answer
 row, so old grades stay in history without silently carrying over. Schema 4 adds annotator quality control
-(:mod:`owleval.grading.special`): gold answers, special queue items (gold, onboarding, attention check, retest) whose
+(:mod:`owleval.study.special`): gold answers, special queue items (gold, onboarding, attention check, retest) whose
 grade events carry the item and never count as the annotator's regular grade, and pause events.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -67,7 +68,7 @@ CREATE TABLE grade_events (
     answer_id INTEGER NOT NULL REFERENCES answers(answer_id),
     grade TEXT NOT NULL CHECK (grade IN ('A', 'B', 'C', 'D')),
     comment TEXT NOT NULL DEFAULT '',
-    flags TEXT NOT NULL DEFAULT '',  -- comma-separated, see owleval.grading.study.FLAGS
+    flags TEXT NOT NULL DEFAULT '',  -- comma-separated, see owleval.records.grades.FLAGS
     created_at TEXT NOT NULL,
     request_id TEXT UNIQUE  -- makes a retried click idempotent
 );
@@ -87,13 +88,13 @@ WHERE e.event_id = (
 #: schema version -> SQL that brings a database from that version to the next one
 MIGRATIONS: dict[int, str] = {
     # 2: the browser window (a random id per page load) and that window's sequence number of the action that made
-    # a grade, so each window's actions apply once and in the order they were made (see owleval.grading.gradebar)
+    # a grade, so each window's actions apply once and in the order they were made (see owleval.screens.gradebar)
     1: """
     ALTER TABLE grade_events ADD COLUMN window_id TEXT;
     ALTER TABLE grade_events ADD COLUMN window_seq INTEGER;
     CREATE UNIQUE INDEX grade_events_window_seq ON grade_events(window_id, window_seq) WHERE window_id IS NOT NULL;
     """,
-    # 3: pairwise studies (owleval.pairwise.study). New tables only: an A-D study gains them empty and reads as before.
+    # 3: pairwise studies (owleval.study.pair_study). New tables only: an A-D study gains them empty and reads as before.
     # A pair item ties a question to the exact answer texts compared (answer ids); an annotator's queue holds items by
     # (question, model pair) with the side each model is shown on; votes are append-only events, like grades.
     2: """
@@ -140,7 +141,7 @@ MIGRATIONS: dict[int, str] = {
     CREATE TRIGGER vote_events_no_delete BEFORE DELETE ON vote_events
     BEGIN SELECT RAISE(ABORT, 'vote events are append-only'); END;
     """,
-    # 4: annotator quality control (owleval.grading.special, owleval.grading.pause). New tables, one new nullable
+    # 4: annotator quality control (owleval.study.special, owleval.study.pause). New tables, one new nullable
     # column: a study of schema 3 reads and grades as before. ``gold_answers``: an expert's grade of one exact answer
     # text. ``special_items``: an annotator's gold / onboarding / attention / retest items, each shown just before the
     # regular item at ``position`` of their queue (a position past the last one: at the end). Attention checks are
@@ -213,6 +214,11 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE vote_events ADD COLUMN item_id INTEGER REFERENCES pair_special_items(item_id);
     """,
 }
+
+
+def answer_sha256(text: str) -> str:
+    """What the ``answers`` table keys an answer text by (a refresh compares texts through it)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def utc_now() -> str:

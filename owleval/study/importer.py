@@ -7,7 +7,7 @@ one transaction: an imported grade is a grade event like one given in the app, k
 not yet in that annotator's queue is added to it. A row equal to the current grade is skipped, so importing the
 same file twice changes nothing; a row older than a grade the study already holds for that annotator and answer is
 refused (it would replace a later grade). Rows with an ``item_kind`` other than regular (gold, onboarding, attention,
-retest) go to that annotator's special item of that kind (:mod:`owleval.grading.import_special`), never to their
+retest) go to that annotator's special item of that kind (:mod:`owleval.study.import_special`), never to their
 regular grade, so export -> import -> export gives the same rows.
 """
 
@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from owleval.errors import InputFileError, OwlEvalError, Problem
-from owleval.grading import assign, import_special, sample
-from owleval.grading.queue import MAX_COMMENT_LEN
-from owleval.grading.store import Store, utc_now
-from owleval.grading.study import FLAGS, check_name, create_annotator
+from owleval.study import assign, import_special, sample
+from owleval.study.queue import MAX_COMMENT_LEN
+from owleval.study.store import Store, utc_now
+from owleval.records.grades import FLAGS
+from owleval.study.manage import check_name, create_annotator
 from owleval.questions import load_questions, parse_question_id
-from owleval.report.grades import csv_records, validate_records
+from owleval.records.grades import csv_records, validate_records
 
 
 @dataclass
@@ -48,7 +49,7 @@ class _Row:
     flags: str  # comma-separated, in the order of FLAGS, as the app stores them
     graded_at: str
     when: datetime
-    item_kind: str = "regular"  # a special row (see owleval.grading.import_special) goes to an item of its own
+    item_kind: str = "regular"  # a special row (see owleval.study.import_special) goes to an item of its own
     expected_grade: str = ""
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from owleval.errors import OwlEvalError
-from owleval.grading.store import Store, utc_now
+from owleval.study.store import Store, utc_now
 
 MAX_REASON_LEN = 500
 PAUSED_MESSAGE = "The study is paused for you. Please contact the person who runs the study."

@@ -16,10 +16,10 @@ from typing import Any
 
 from owleval.items import CHECK_MODEL
 from owleval.errors import InputFileError, Problem
-from owleval.grading.special import EXPECTED_KINDS, ITEM_KINDS
-from owleval.grading.store import utc_now
+from owleval.study.special import EXPECTED_KINDS, ITEM_KINDS
+from owleval.study.store import answer_sha256, utc_now
 from owleval.questions import GRADES, Question
-from owleval.report.grades import validate_records
+from owleval.records.grades import validate_records
 
 Record = tuple[int | None, dict[str, Any]]
 
@@ -81,7 +81,6 @@ def _new_item(conn: sqlite3.Connection, annotator_id: int, kind: str, answer_id:
 def special_item(conn: sqlite3.Connection, annotator_id: int, kind: str, model_id: str, question_id: int, expected: str,
                  path: Path, line: int) -> tuple[int | None, Problem | None]:
     """The annotator's item this row belongs to, made when the study lacks it; or the problem that stops it."""
-    from owleval.grading.study import answer_sha256
 
     if kind == "attention":
         found = conn.execute(

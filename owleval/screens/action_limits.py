@@ -6,7 +6,7 @@ People grade at most a few answers a second, so each annotator (across all their
 page (nothing is stored). A session keeps the confirmations (``bar_applied``: window -> last sequence applied) of
 at most :data:`MAX_WINDOWS` windows, the most recently used: the dict goes back to the browser on every rerun, and
 fresh window ids cost a client nothing to make. Identical grades are not stored again from any window (see
-:func:`owleval.grading.queue.record_grade`).
+:func:`owleval.study.queue.record_grade`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
 from typing import Any, TypeVar
 
-from owleval.grading import gradebar
+from owleval.screens import gradebar
 
 T = TypeVar("T")
 
@@ -67,7 +67,7 @@ SHARED = ActionLimiter()
 def apply_limited(ss: MutableMapping[str, Any], limiter: ActionLimiter, annotator_id: object, items: list[T],
                   item_id: Callable[[T], int], record: Callable[[list[T], gradebar.Action, str], list[T]],
                   choices: Any = None) -> list[T]:
-    """:func:`owleval.grading.gradebar.apply_actions` with each grade going through ``limiter`` first (an action
+    """:func:`owleval.screens.gradebar.apply_actions` with each grade going through ``limiter`` first (an action
     over the limit is refused with :data:`RATE_MESSAGE` and the answer stays on screen), then the windows trimmed.
     ``annotator_id`` is the bucket's key (the app passes the study file and the annotator)."""
 

@@ -8,7 +8,7 @@ annotator's regular grade of that answer, and the screen shows no earlier grade 
 - blind gold: ``max(1, round(gold_rate x queue length))`` items (queue length: the annotator's regular items), capped
   at the gold rows left after their onboarding rows (onboarding and blind gold never share a row for one annotator),
   placed at random after the onboarding items. Rows outside the annotator's own regular queue are used first.
-- ``--attention-checks N``: N checks (instructed response and nonsense, alternating; see :mod:`owleval.grading.checks`)
+- ``--attention-checks N``: N checks (instructed response and nonsense, alternating; see :mod:`owleval.study.checks`)
   placed at random after the first :data:`FIRST_FEW` regular answers.
 - ``--retest N``: N of the annotator's regular answers shown again, at least :data:`RETEST_GAP` items later.
 
@@ -20,13 +20,12 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 from owleval.errors import OwlEvalError
 from owleval.items import ITEM_KINDS
-from owleval.grading import checks
-from owleval.grading.store import Store, utc_now
+from owleval.study import checks
+from owleval.study.store import Store, utc_now
 
 SPECIAL_KINDS = ITEM_KINDS[1:]
 #: kinds whose item has an expected grade (and whose export row carries it)
@@ -167,37 +166,6 @@ def graded_regular_count(conn: sqlite3.Connection, annotator_id: int) -> int:
         "SELECT DISTINCT answer_id FROM grade_events WHERE annotator_id = ? AND item_id IS NULL", (annotator_id,))}
     last = max((i for i, a in enumerate(answer_ids) if a in graded), default=-1)
     return last + 1
-
-
-def add_gold(store: Store, path: Path, gold_rate: float | None = None) -> tuple[int, dict[str, int]]:
-    """``owleval study add-gold``: store the gold rows of ``path`` and top up every annotator's blind gold, placed
-    at random after the answers they have graded so far. ``gold_rate`` replaces the study's rate when given.
-    Returns the number of new gold rows and annotator -> blind gold items added."""
-    from owleval.grading import gold
-    from owleval.pairwise.study import is_pairwise
-
-    meta = store.meta()
-    settings = read_settings(meta)
-    if gold_rate is not None:
-        settings = replace(settings, gold_rate=gold_rate)
-    added: dict[str, int] = {}
-    path = Path(path)
-    with store.write() as conn:
-        people = conn.execute("SELECT annotator_id, name FROM annotators ORDER BY name").fetchall()
-        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (META_KEY, settings.to_json()))
-        if is_pairwise(meta):  # gold pairs: question_id, model_a, model_b, winner[, note]
-            from owleval.pairwise import gold as pair_gold
-
-            new_rows = pair_gold.insert_gold_pairs(conn, pair_gold.read_gold_pairs(path, conn), path)
-            for annotator_id, name in people:
-                added[name] = pair_gold.add_gold_items(conn, int(annotator_id), name, settings.gold_rate, int(meta["seed"]))
-            return new_rows, added
-        new_rows = gold.insert_gold(conn, gold.read_gold_csv(path, conn), path)
-        total = conn.execute("SELECT COUNT(*) FROM gold_answers").fetchone()[0]
-        for annotator_id, name in people:
-            rng = random.Random(f"quality:add-gold:{meta['seed']}:{name}:{total}")
-            added[name] = add_blind_gold(conn, int(annotator_id), settings.gold_rate, rng, graded_regular_count(conn, int(annotator_id)))
-    return new_rows, added
 
 
 def special_counts(store: Store) -> dict[str, dict[str, int]]:

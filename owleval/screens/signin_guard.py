@@ -1,5 +1,5 @@
 """The Streamlit side of sign-in safety for the grading app: token checks through the server's
-:class:`~owleval.grading.throttle.CheckGate`, and the refusals of :mod:`owleval.grading.serving`."""
+:class:`~owleval.screens.throttle.CheckGate`, and the refusals of :mod:`owleval.screens.serving`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import TypeVar
 
 import streamlit as st
 
-from owleval.grading import log_limits, serving
-from owleval.grading.throttle import Busy, CheckGate, address_key
+from owleval.screens import log_limits, serving
+from owleval.screens.throttle import Busy, CheckGate, address_key
 
 T = TypeVar("T")
 

@@ -1,1 +1,0 @@
-"""Pairwise mode: which answers are compared (pairs), pairwise studies and their votes (study, votes)."""

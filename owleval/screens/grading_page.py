@@ -1,0 +1,179 @@
+"""The A-D grading screen: one answer at a time with its question, image and earlier turns, graded from the bar.
+
+Blind by construction: the model name of an answer stays on the server (widget keys use the annotator's own
+shuffled position), answers are shown with ``st.text`` so HTML, Markdown and scripts in them stay inert, and a grade
+is confirmed only after its commit. Grades, Back and Next come from one grade bar (:mod:`owleval.screens.gradebar`),
+whose actions name the answer on screen and are applied in the order made, before the page is drawn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+
+from owleval.csvio import frame_to_csv
+from owleval.errors import OwlEvalError
+from owleval.records.grades import FLAGS
+from owleval.screens import access, action_limits, admin_download, gradebar, quality_pages
+from owleval.study import export
+from owleval.study import queue as gq
+from owleval.study.store import Store
+from owleval.textsafety import mark_format_chars as shown
+from owleval.textsafety import mark_frame as shown_frame
+
+DONE = -1
+ANSWER_BOX_HEIGHT = 440  # px: below the heading and the grade bar, fits a 1280x800 window
+
+
+def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.QueueItem]) -> list[gq.QueueItem]:
+    """Apply the grade bar's new actions once each, in the order its window made them, before anything is drawn.
+
+    A grade goes to the answer the window showed when it was made (checked against the queue), with that answer's
+    comment and flags; Back/Next move from that answer. ``ss.bar_applied`` (window -> last sequence applied) goes
+    back to the bar as the confirmation. Returns the queue as it is after the grades.
+    """
+    ss = st.session_state
+
+    def record(items: list[gq.QueueItem], action: gradebar.Action, window: str) -> list[gq.QueueItem]:
+        item = items[action.index]
+        flags = [f for f in FLAGS if ss.get(f"flag_{f}_{action.index}")]
+        try:
+            event = gq.record_grade(store, who.annotator_id, item.answer_id, action.grade or "",
+                                    ss.get(f"comment_{action.index}", ""), flags, window=window, seq=action.seq, seen=action.seen,
+                                    item_id=item.item_id)
+        except (OwlEvalError, sqlite3.Error) as exc:
+            ss.flash.append(("error", f"Answer {action.index + 1}: {exc}" if isinstance(exc, gq.StaleViewError) else f"Not saved: {exc}"))
+            ss.pos = action.index
+            return items
+        items = [*items[:action.index], dataclasses.replace(item, grade=event.grade), *items[action.index + 1:]]
+        ss.flash.append(("ok", f"Saved grade {event.grade} for answer {action.index + 1}."))
+        if (feedback := quality_pages.onboarding_feedback(store, item, event.grade)) is not None:
+            ss.flash.append((quality_pages.ONBOARDING_FLASH, feedback))
+        nxt = gq.next_ungraded(items, action.index)
+        ss.pos = DONE if nxt is None else nxt
+        return items
+
+    return action_limits.apply_limited(ss, action_limits.SHARED, (str(store.path), who.annotator_id), items,
+                                       lambda item: item.view_id, record)
+
+
+def _go(pos: int) -> None:
+    st.session_state.pos = pos
+
+
+def grading(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
+    """The signed-in annotator's A-D work; ``image(path)`` gives the prepared picture (OSError if unreadable)."""
+    ss = st.session_state
+    who: access.Annotator = ss.annotator
+    if quality_pages.refuse_paused(store, who):
+        return
+    items = gq.load_queue(store, who.annotator_id)
+    if not items:
+        st.info("Nothing is assigned to you in this study yet.")
+        return
+    items = _apply_bar_actions(store, who, items)
+    total, graded = len(items), sum(i.grade is not None for i in items)
+    if ss.get("pos") is None:  # just signed in: resume at the first ungraded answer
+        first = gq.next_ungraded(items)
+        ss.pos = DONE if first is None else first
+    errors = gradebar.show_flash(ss)
+    st.progress(graded / total, text=f"{graded} of {total} graded")
+    owner = gradebar.owner_key(store.path, who.annotator_id)
+    if ss.pos == DONE or ss.pos >= total:  # finished, or "Next" on the last answer
+        gradebar.mount_hidden(applied=ss.get("bar_applied", {}), owner=owner)  # confirms the last actions
+        for message in errors:  # no bar on this screen to hold them
+            st.error(message)
+        first = gq.next_ungraded(items)
+        if first is None:
+            st.success(f"All {total} answers are graded. Thank you! You can go back to review or change a grade.")
+        else:
+            st.info(f"That was the last answer in your queue; {total - graded} are still ungraded.")
+            st.button("Go to the first ungraded answer", key="nav_first_ungraded", type="primary", on_click=_go, args=(first,))
+        st.button("Back to the last answer", key="nav_back_done", on_click=_go, args=(total - 1,))
+        return
+    screen = gq.answer_screen(store, who.annotator_id, items[ss.pos], data_dir)
+    _answer_view(screen, total, image, owner, gradebar.flash_message(ss, errors))
+
+
+def _answer_view(screen: gq.AnswerScreen, total: int, image: Callable[[str], bytes], owner: str,
+                 message: tuple[int, str] | None) -> None:
+    """Heading (drawn above, filled third), grade bar, the text in its own scrolling box (right), then the image and
+    the comment (left): a slow or bad image holds up neither the grading nor the heading that names the answer.
+
+    The box's key names the answer on screen (place, answer id, latest grade event seen): the grade bar reads it to
+    tag each action with what the person was looking at.
+    """
+    index, current = screen.item.index, screen.current
+    heading = st.container()  # filled once the text is drawn: when it names this answer, the text is this answer's
+    gradebar.mount(index, current.grade if current else None, st.session_state.get("bar_applied", {}), owner=owner,
+                   message=message)
+    left, right = st.columns([2, 3], gap="large")
+    seen = current.event_id if current else 0
+    with right:  # written first so the text reaches the browser before the image
+        with st.container(height=ANSWER_BOX_HEIGHT, key=f"{gradebar.SHOWN_KEY_PREFIX}{index}_{screen.item.view_id}_{seen}"):
+            if screen.earlier:
+                st.markdown("**The dialogue so far** (earlier questions and this assistant's answers)")
+                for number, turn in enumerate(screen.earlier, 1):
+                    with st.container(border=True):
+                        st.caption(f"Question {number}")
+                        st.text(shown(turn.question))
+                        st.caption(f"Answer {number}")
+                        st.text(shown(turn.answer) if turn.answer is not None else "(no answer)")
+            st.markdown("**Question**")
+            st.text(shown(screen.question))
+            st.markdown("**Answer to grade**")
+            with st.container(border=True, key="answer_box"):
+                st.text(shown(screen.answer), width="stretch")
+    heading.subheader(f"Answer {index + 1} of {total}")
+    with left:
+        try:
+            picture = image(str(screen.image_path))
+        except OSError:  # missing, unreadable or not an image
+            st.warning(f"Image file not found or unreadable: `{screen.image_path.name}`. Flag it as 'image missing'.")
+        else:
+            st.image(picture, width="stretch")
+            st.caption("Hover the image and use the expand button at its top right to see it full size.")
+        _comment_and_history(screen)
+
+
+def _comment_and_history(screen: gq.AnswerScreen) -> None:
+    """The comment and flags sent with the next grade of this answer, and its earlier grades."""
+    index, current = screen.item.index, screen.current
+    st.text_input("Comment (optional)", value=current.comment if current else "", key=f"comment_{index}")
+    cols = st.columns(len(FLAGS))
+    for col, (flag, label) in zip(cols, FLAGS.items(), strict=True):
+        col.checkbox(label.capitalize(), value=bool(current and flag in current.flags), key=f"flag_{flag}_{index}")
+    if current:
+        changes = len(screen.history) - 1
+        st.caption(f"Your grade: {current.grade}" + (f" (changed {changes} time{'s' if changes > 1 else ''})" if changes else ""))
+    if len(screen.history) > 1:
+        with st.expander("History of your grades for this answer"):
+            for event in reversed(screen.history):
+                flags = ", ".join(FLAGS[f] for f in event.flags)
+                st.text(f"{event.created_at[:19].replace('T', ' ')} UTC  {event.grade}  {shown(event.comment)}  {flags}".rstrip())
+
+
+def admin(store: Store) -> None:
+    """The Admin page's progress tables of an A-D study (the admin is signed in)."""
+    per_cell = export.progress_frame(store)
+    st.subheader("Per annotator")
+    st.dataframe(shown_frame(export.progress_by(per_cell, "annotator")), hide_index=True)
+    st.subheader("Per model")
+    st.dataframe(shown_frame(export.progress_by(per_cell, "model_id")), hide_index=True)
+    st.subheader("Per annotator and model (graded / assigned)")
+    if not per_cell.empty:
+        cells = per_cell.assign(cell=per_cell["graded"].astype(str) + " / " + per_cell["assigned"].astype(str))
+        st.dataframe(shown_frame(cells.pivot(index="annotator", columns="model_id", values="cell")))
+
+
+def admin_flagged_and_download(store: Store) -> None:
+    """The answers annotators flagged, and the grades CSV (made when asked, from the grades of that moment)."""
+    flagged = export.flagged_frame(export.current_grades_frame(store))
+    st.subheader(f"Flagged answers ({len(flagged)})")
+    if not flagged.empty:
+        st.dataframe(shown_frame(flagged), hide_index=True)
+    admin_download.offer("Make a grades CSV link", lambda: frame_to_csv(export.grades_export_frame(store)), "grades.csv", "grades_csv")
