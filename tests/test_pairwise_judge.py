@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from owleval.cli import app
 from owleval.judge.pairwise import verdict
 from owleval.judge.prompt import quote
-from owleval.study.votes import VOTE_COLUMNS, read_votes
+from owleval.records.votes import VOTE_COLUMNS
+from owleval.study.votes import read_votes
 from owleval.questions import load_questions
 from tests.chat_server import ChatServer, message_text
 from tests.judge_helpers import quoted_field
@@ -93,7 +94,7 @@ def test_both_orders_recover_the_ranking_and_measure_position_bias(tmp_path: Pat
         assert pc["first_position_share"] > 0.7
 
     rows = read_csv(out / "votes.csv")
-    assert list(rows[0]) == VOTE_COLUMNS and len(rows) == n and {r["annotator"] for r in rows} == {"judge:tiny-vlm"}
+    assert list(rows[0]) == list(VOTE_COLUMNS) and len(rows) == n and {r["annotator"] for r in rows} == {"judge:tiny-vlm"}
     assert len(read_votes(out / "votes.csv", models=set(STRENGTHS), question_ids=set(range(1, 83)))) == n
     truth = sorted(STRENGTHS, key=STRENGTHS.get, reverse=True)
     both = win_scores(rows)

@@ -17,7 +17,8 @@ from owleval.study.store import SCHEMA_VERSION, Store
 from owleval.study.manage import add_annotator, create_study, refresh_study
 from owleval.study.pairs import PairDesign, design_from_flags, select_pairs
 from owleval.study.pair_queue import StaleVoteError, load_pair_queue, next_unvoted, pair_screen, record_vote
-from owleval.study.votes import VOTE_COLUMNS, VOTES_CSV_COLUMNS, current_votes_frame, read_votes
+from owleval.records.votes import VOTE_COLUMNS
+from owleval.study.votes import VOTES_CSV_COLUMNS, current_votes_frame, read_votes
 from owleval.questions import load_questions
 from tests.grading_helpers import MODELS, QIDS, default_text, make_study, write_answer_files
 from tests.qc_helpers import copy_study, schema_3_study_file  # noqa: F401 (a fixture)

@@ -50,7 +50,7 @@ from owleval.judge.run import (
     sha256_text,
 )
 from owleval.study.pairs import PairDesign, PairItem, design_summary, select_pairs
-from owleval.study.votes import VOTE_COLUMNS
+from owleval.records.votes import VOTE_COLUMNS
 from owleval.paths import default_data_dir
 from owleval.provenance import now_iso
 from owleval.questions import Question, image_path, load_questions
@@ -167,7 +167,7 @@ def votes_frame(found: Mapping[PairItem, PairJudgement], identical: Sequence[Pai
     ``left`` names model_a, the model shown first in the first order asked."""
     rows = [(annotator, q, a, b, a, j.winner, j.reason, j.judged_at) for (q, a, b), j in found.items() if j.status == PARSED]
     rows += [(annotator, q, a, b, a, "tie", IDENTICAL_REASON, at) for q, a, b in identical if (q, a, b) not in found]
-    frame = pd.DataFrame(sorted(rows, key=lambda r: (r[1], r[2], r[3])), columns=VOTE_COLUMNS)
+    frame = pd.DataFrame(sorted(rows, key=lambda r: (r[1], r[2], r[3])), columns=list(VOTE_COLUMNS))
     return frame.astype({"question_id": "int64"})
 
 

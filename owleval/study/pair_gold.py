@@ -18,7 +18,7 @@ from owleval.csvio import read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.study.special import blind_gold_count
 from owleval.study.store import utc_now
-from owleval.study.pair_queue import WINNERS
+from owleval.records.votes import WINNER_TOKENS
 
 GOLD_PAIR_REQUIRED = ("question_id", "model_a", "model_b", "winner")
 
@@ -51,8 +51,8 @@ def read_gold_pairs(path: Path, conn: sqlite3.Connection) -> list[GoldPair]:
         a, b = get["model_a"], get["model_b"]
         if a and b and a >= b:
             problems.append(Problem(path, line, "model_b", f"model_a must sort before model_b (got {a!r} and {b!r})"))
-        if get["winner"] not in WINNERS:
-            problems.append(Problem(path, line, "winner", f"{get['winner']!r} is not one of {', '.join(WINNERS)}"))
+        if get["winner"] not in WINNER_TOKENS:
+            problems.append(Problem(path, line, "winner", f"{get['winner']!r} is not one of {', '.join(WINNER_TOKENS)}"))
         item = items.get((qid, a, b)) if qid is not None else None
         if len(problems) == found and item is None:
             problems.append(Problem(path, line, "question_id", f"the study does not compare {a!r} and {b!r} on question {qid}"))

@@ -18,7 +18,6 @@ from owleval.errors import OwlEvalError
 from owleval.study.queue import MAX_COMMENT_LEN, EarlierTurn, view_id
 from owleval.study.store import Store, utc_now
 
-WINNERS = ("model_a", "model_b", "tie", "both_bad")
 CHOICES = ("left", "right", "tie", "both_bad")  # what the person picks on screen
 
 

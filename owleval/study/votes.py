@@ -21,19 +21,18 @@ import pandas as pd
 from owleval.csvio import frame_to_csv, read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.fileio import atomic_write_text
+from owleval.items import VOTE_ITEM_KINDS
+from owleval.records.votes import QC_VOTE_COLUMNS, VOTE_COLUMNS, WINNER_TOKENS
 from owleval.study.queue import MAX_COMMENT_LEN
 from owleval.study.store import Store, utc_now
-from owleval.study.pair_queue import WINNERS
 from owleval.questions import parse_question_id
 
-VOTE_COLUMNS = ["annotator", "question_id", "model_a", "model_b", "left", "winner", "reason", "voted_at"]
-REQUIRED_VOTE_COLUMNS = ["annotator", "question_id", "model_a", "model_b", "left", "winner"]
+#: an import into a study also needs ``left``: which answer the person saw on the left
+IMPORT_REQUIRED_COLUMNS = ("annotator", "question_id", "model_a", "model_b", "left", "winner")
 #: ``owleval grades export`` of a pairwise study adds them: ``item_kind`` regular|gold (missing or blank: regular) and
 #: ``expected_winner`` (the gold pair's winner, in the winner vocabulary; blank on regular rows). A gold item's vote is
 #: a row of its own beside the annotator's regular vote of that pair.
-ITEM_VOTE_COLUMNS = ["item_kind", "expected_winner"]
-VOTES_CSV_COLUMNS = VOTE_COLUMNS + ITEM_VOTE_COLUMNS
-VOTE_ITEM_KINDS = ("regular", "gold")
+VOTES_CSV_COLUMNS = [*VOTE_COLUMNS, *QC_VOTE_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def current_votes_frame(store: Store) -> pd.DataFrame:
                                WHERE x.annotator_id = e.annotator_id AND x.pair_id = e.pair_id AND x.item_id IS NULL)
            ORDER BY n.name, p.question_id, p.model_a, p.model_b"""
     ).fetchall()
-    return pd.DataFrame([tuple(r) for r in rows], columns=VOTE_COLUMNS).astype({"question_id": "int64"})
+    return pd.DataFrame([tuple(r) for r in rows], columns=list(VOTE_COLUMNS)).astype({"question_id": "int64"})
 
 
 def votes_export_frame(store: Store) -> pd.DataFrame:
@@ -105,7 +104,7 @@ def read_votes(path: Path, models: Collection[str] | None = None, question_ids: 
     ``models`` / ``question_ids``: what the answers hold (None: any); ``origin`` names them in messages.
     """
     path = Path(path)
-    records = list(read_records(path, REQUIRED_VOTE_COLUMNS, known=VOTE_COLUMNS, what="votes.csv holds"))
+    records = list(read_records(path, IMPORT_REQUIRED_COLUMNS, known=VOTE_COLUMNS, what="votes.csv holds"))
     problems: list[Problem] = []
     votes: list[Vote] = []
     seen: dict[tuple[str, int, str, str, str], int] = {}
@@ -153,8 +152,8 @@ def _check(rec: dict[str, str], path: Path, line: int, models: Collection[str] |
         problem("model_b", f"model_a must sort before model_b (got {a!r} and {b!r}); swap them and the winner")
     if get["left"] not in (a, b):
         problem("left", f"{get['left']!r} is neither model_a nor model_b")
-    if get["winner"] not in WINNERS:
-        problem("winner", f"{get['winner']!r} is not one of {', '.join(WINNERS)}")
+    if get["winner"] not in WINNER_TOKENS:
+        problem("winner", f"{get['winner']!r} is not one of {', '.join(WINNER_TOKENS)}")
     if len(get["reason"]) > MAX_COMMENT_LEN:
         problem("reason", f"longer than {MAX_COMMENT_LEN} characters")
     if get["voted_at"]:
@@ -166,8 +165,8 @@ def _check(rec: dict[str, str], path: Path, line: int, models: Collection[str] |
     expected = str(rec.get("expected_winner") or "").strip()
     if kind not in VOTE_ITEM_KINDS:
         problem("item_kind", f"{rec.get('item_kind')!r} is not an item kind of votes; allowed {', '.join(VOTE_ITEM_KINDS)}")
-    elif kind == "gold" and expected not in WINNERS:
-        problem("expected_winner", f"a gold row needs its expected winner ({', '.join(WINNERS)}), got {expected!r}")
+    elif kind == "gold" and expected not in WINNER_TOKENS:
+        problem("expected_winner", f"a gold row needs its expected winner ({', '.join(WINNER_TOKENS)}), got {expected!r}")
     elif kind == "regular" and expected:
         problem("expected_winner", "a regular row has no expected winner; leave it blank")
     if len(problems) > before:
