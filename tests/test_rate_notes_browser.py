@@ -4,11 +4,14 @@ still under way (its image comes last), then votes by click at once or by Tab an
 
 Streamlit keeps the previous run's element beside a new one until the run ends, shown while it has the focus; when the
 note box was drawn after the heading, the box typed into could still be the previous item's, and the note went to that
-item or was lost. Items left without a note must be saved with none (nothing carried over from the item before).
+item or was lost. Items left without a note must be saved with none (nothing carried over from the item before). The
+page also records every moment its heading names an item whose note box is not there yet: the draw order itself is
+checked, not only the luck of one run's timing.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +29,22 @@ ITEMS = 6  # odd: a click at once; even: Tab and a key at once; every third: no 
 QUESTIONS = (1, 2, 3, 4, 11, 12)  # each with its own image: a new image to prepare, last in each run
 
 
-def _page(browser, server: Server, token: str):
+#: records every moment the heading names an item whose note box is not in the page yet (a box typed into then is
+#: the previous item's): checked on every change of the page, whatever the timing of the runs
+_WATCH = """(([heading, box]) => {
+  window.__early = [];
+  new MutationObserver(() => {
+    for (const h of document.querySelectorAll("h1, h2, h3")) {
+      const m = new RegExp("^" + heading + " ([0-9]+) of").exec((h.textContent || "").trim());
+      if (m && !document.querySelector(`.st-key-${box}_${Number(m[1]) - 1}`)) window.__early.push(Number(m[1]));
+    }
+  }).observe(document, { childList: true, subtree: true, characterData: true });
+})"""
+
+
+def _page(browser, server: Server, token: str, heading: str, box_key: str):
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.add_init_script(f"{_WATCH}({json.dumps([heading, box_key])})")
     page.set_default_timeout(20_000)
     page.goto(server.url)
     page.get_by_label("Your sign-in token").fill(token)
@@ -84,10 +101,11 @@ def test_a_reason_typed_right_before_each_vote_is_saved_with_that_vote(tmp_path:
     server = Server(created.path, tmp_path)
     server.start()
     try:
-        page = _page(browser, server, created.tokens["ann"])
+        page = _page(browser, server, created.tokens["ann"], "Pair", "reason")
         for number in range(1, count + 1):
             _type_and_act(page, f"Pair {number} of {len(queue)}", "Reason (optional)", number, "Tie", "t")
         rows = _wait_rows(_rows(created.path, "SELECT pair_id, winner, reason FROM vote_events ORDER BY event_id"), count)
+        assert page.evaluate("window.__early") == []
     finally:
         server.proc.kill()
         server.proc.wait(timeout=10)
@@ -105,7 +123,7 @@ def test_a_comment_and_flag_set_right_before_each_grade_are_saved_with_that_grad
     server = Server(created.path, tmp_path)
     server.start()
     try:
-        page = _page(browser, server, created.tokens["ann"])
+        page = _page(browser, server, created.tokens["ann"], "Answer", "comment")
         for number in range(1, count + 1):
             if number == 4:  # a flag ticked just before the grade, as a person does it
                 page.get_by_role("heading", name=f"Answer {number} of {len(queue)}").wait_for()
@@ -114,6 +132,7 @@ def test_a_comment_and_flag_set_right_before_each_grade_are_saved_with_that_grad
                           "B — some imperfections", "b")
         rows = _wait_rows(_rows(created.path, "SELECT answer_id, grade, comment, flags FROM grade_events ORDER BY event_id"),
                           count)
+        assert page.evaluate("window.__early") == []
     finally:
         server.proc.kill()
         server.proc.wait(timeout=10)
