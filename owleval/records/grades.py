@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from owleval.csvio import read_records
-from owleval.errors import InputFileError, OwlEvalError, Problem
+from owleval.errors import Problem
 from owleval.items import CHECK_MODEL, GOLD_KINDS, ITEM_KINDS, REGULAR
+from owleval.records.frames import checked_frame
 from owleval.questions import Question, parse_question_id
 
 if TYPE_CHECKING:
@@ -101,9 +102,7 @@ def validate_records(
     models_origin: str = "--answers",
     unit: str = "line",
 ) -> pd.DataFrame:
-    """Check every record; raise :class:`InputFileError` with all problems, else return the frame."""
-    import pandas as pd
-
+    """Check every record; raise :class:`owleval.errors.InputFileError` with all problems, else return the frame."""
     qids = {q.question_id for q in questions}
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
@@ -124,14 +123,8 @@ def validate_records(
             continue
         first_seen[key] = line
         rows.append(row)
-    if problems:
-        raise InputFileError(problems)
-    if not rows:
-        raise InputFileError([Problem(path, None, None, "holds no grades")])
-    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
-    frame["question_id"] = frame["question_id"].astype("int64")
-    frame["score"] = frame["score"].astype("int64")
-    return frame.sort_values(["model_id", "question_id", "annotator"], kind="stable").reset_index(drop=True)
+    frame = checked_frame(rows, problems, path, "grades", FRAME_COLUMNS, ["model_id", "question_id", "annotator"])
+    return frame.astype({"score": "int64"})
 
 
 def csv_records(path: Path) -> Iterable[tuple[int | None, dict[str, Any]]]:

@@ -21,6 +21,7 @@ import pandas as pd
 from owleval.csvio import read_records
 from owleval.errors import InputFileError, OwlEvalError, Problem
 from owleval.items import VOTE_ITEM_KINDS
+from owleval.records.frames import checked_frame, resolve_in_folder
 from owleval.questions import Question
 
 VOTE_COLUMNS = ("annotator", "question_id", "model_a", "model_b", "left", "winner", "reason", "voted_at")
@@ -138,23 +139,12 @@ def read_votes(path: Path, questions: Sequence[Question], *, models: Collection[
             continue
         first_seen[key] = line
         rows.append(row)
-    if problems:
-        raise InputFileError(problems)
-    if not rows:
-        raise InputFileError([Problem(path, None, None, "holds no votes")])
-    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
-    frame["question_id"] = frame["question_id"].astype("int64")
-    return frame.sort_values(["model_a", "model_b", "question_id", "annotator"], kind="stable").reset_index(drop=True)
+    return checked_frame(rows, problems, path, "votes", FRAME_COLUMNS, ["model_a", "model_b", "question_id", "annotator"])
 
 
 def resolve_judge_votes(path: Path) -> Path:
     """``--judge-votes`` names the pairwise judge's votes.csv or the folder holding it."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / VOTES_FILE
-    if not path.is_file():
-        raise OwlEvalError(f"--judge-votes {path}: no such file (give the votes.csv that `owleval judge --pairwise` wrote, or its folder)")
-    return path
+    return resolve_in_folder(path, VOTES_FILE, "--judge-votes", "owleval judge --pairwise")
 
 
 def read_judge_votes(path: Path, questions: Sequence[Question], *, models: Collection[str] | None = None, models_origin: str = "--answers") -> JudgeVotes:

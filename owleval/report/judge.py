@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from owleval.errors import InputFileError, OwlEvalError, Problem
+from owleval.errors import InputFileError, Problem
 from owleval.questions import Question
+from owleval.records.frames import resolve_in_folder
 from owleval.report import combine
 from owleval.report.agreement import CATEGORIES, _cohen
 from owleval.records.grades import GRADE_SCORES
@@ -60,12 +61,7 @@ class JudgeInput:
 
 def resolve_judge_path(path: Path) -> Path:
     """``--judge`` names grades.csv or the folder holding it."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / JUDGE_FILE
-    if not path.is_file():
-        raise OwlEvalError(f"--judge {path}: no such file (give the grades.csv that `owleval judge` wrote, or its folder)")
-    return path
+    return resolve_in_folder(path, JUDGE_FILE, "--judge", "owleval judge")
 
 
 def read_judge(

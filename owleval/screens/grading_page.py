@@ -101,8 +101,10 @@ def grading(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None
 
 def _answer_view(screen: gq.AnswerScreen, total: int, image: Callable[[str], bytes], owner: str,
                  message: tuple[int, str] | None) -> None:
-    """Heading (drawn above, filled third), grade bar, the text in its own scrolling box (right), then the image and
-    the comment (left): a slow or bad image holds up neither the grading nor the heading that names the answer.
+    """Heading (drawn above), grade bar, the text in its own scrolling box (right), the image above the comment (left).
+
+    Drawn in this order: bar, text, comment and flags, heading, image. When the heading names an answer, the text and
+    the comment box on the page are that answer's; a slow or bad image holds up neither the grading nor the heading.
 
     The box's key names the answer on screen (place, answer id, latest grade event seen): the grade bar reads it to
     tag each action with what the person was looking at.
@@ -128,8 +130,14 @@ def _answer_view(screen: gq.AnswerScreen, total: int, image: Callable[[str], byt
             st.markdown("**Answer to grade**")
             with st.container(border=True, key="answer_box"):
                 st.text(shown(screen.answer), width="stretch")
-    heading.subheader(f"Answer {index + 1} of {total}")
     with left:
+        picture_slot = st.container()  # above the comment, filled last
+        # Before the heading names this answer: Streamlit keeps the last run's element beside a new one until the run
+        # ends (visible while it has the focus), so a comment box drawn after the heading could still be the previous
+        # answer's when the person starts typing, and the comment would go to that answer or be lost.
+        _comment_and_history(screen)
+    heading.subheader(f"Answer {index + 1} of {total}")
+    with picture_slot:
         try:
             picture = image(str(screen.image_path))
         except OSError:  # missing, unreadable or not an image
@@ -137,7 +145,6 @@ def _answer_view(screen: gq.AnswerScreen, total: int, image: Callable[[str], byt
         else:
             st.image(picture, width="stretch")
             st.caption("Hover the image and use the expand button at its top right to see it full size.")
-        _comment_and_history(screen)
 
 
 def _comment_and_history(screen: gq.AnswerScreen) -> None:

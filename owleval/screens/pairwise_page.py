@@ -124,8 +124,10 @@ def _earlier(turns: tuple[EarlierTurn, ...]) -> None:
 
 def _pair_view(screen: pq.PairScreen, view_id: int, total: int, image: Callable[[str], bytes], owner: str,
                message: tuple[int, str] | None) -> None:
-    """Heading (drawn above, filled third), vote bar, the two answers side by side and the question (left), then the
-    image and the reason below the question: a slow or bad image holds up neither the voting nor the heading.
+    """Heading (drawn above), vote bar, the two answers side by side, and the question, image and reason (left).
+
+    Drawn in this order: bar, answers, question, reason, heading, image. When the heading names a pair, the answers
+    and the reason box on the page are that pair's; a slow or bad image holds up neither the voting nor the heading.
 
     The box around both answers is keyed with the pair on screen (place, pair id, latest vote event seen): the bar
     reads it to tag each action with what the person was looking at.
@@ -146,16 +148,20 @@ def _pair_view(screen: pq.PairScreen, view_id: int, total: int, image: Callable[
     with context:
         st.markdown("**Question**")
         st.text(shown(screen.question))
+        picture_slot = st.container()  # above the reason, filled last
+        # Before the heading names this pair: Streamlit keeps the last run's element beside a new one until the run
+        # ends (visible while it has the focus), so a reason box drawn after the heading could still be the previous
+        # pair's when the person starts typing, and the reason would go to that pair or be lost.
+        st.text_input("Reason (optional)", value=current.reason if current else "", key=f"reason_{index}")
+        _history(screen)
     heading.subheader(f"Pair {index + 1} of {total}")
-    with context:
+    with picture_slot:
         try:
             picture = image(str(screen.image_path))
         except OSError:
             st.warning("The image of this question is missing or unreadable; say so in the reason.")
         else:
             st.image(picture, width="stretch")
-        st.text_input("Reason (optional)", value=current.reason if current else "", key=f"reason_{index}")
-        _history(screen)
 
 
 def _history(screen: pq.PairScreen) -> None:
