@@ -9,23 +9,24 @@ whose actions name the answer on screen and are applied in the order made, befor
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
 from owleval.csvio import frame_to_csv
-from owleval.errors import OwlEvalError
 from owleval.records.grades import FLAGS
-from owleval.screens import access, action_limits, admin_download, gradebar, quality_pages
+from owleval.screens import access, action_limits, admin_download, gradebar, quality_pages, queue_flow
 from owleval.study import export
 from owleval.study import queue as gq
 from owleval.study.store import Store
 from owleval.textsafety import mark_format_chars as shown
 from owleval.textsafety import mark_frame as shown_frame
 
-DONE = -1
+WORDS = queue_flow.QueueWords(
+    item="answer", done="graded", all_done="All {total} answers are graded. Thank you! You can go back to review or change a grade.",
+    left_over="That was the last answer in your queue; {left} are still ungraded.", first_open="Go to the first ungraded answer",
+    first_open_key="nav_first_ungraded")
 ANSWER_BOX_HEIGHT = 440  # px: below the heading and the grade bar, fits a 1280x800 window
 
 
@@ -39,30 +40,19 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.Queue
     ss = st.session_state
 
     def record(items: list[gq.QueueItem], action: gradebar.Action, window: str) -> list[gq.QueueItem]:
-        item = items[action.index]
-        flags = [f for f in FLAGS if ss.get(f"flag_{f}_{action.index}")]
-        try:
-            event = gq.record_grade(store, who.annotator_id, item.answer_id, action.grade or "",
-                                    ss.get(f"comment_{action.index}", ""), flags, window=window, seq=action.seq, seen=action.seen,
-                                    item_id=item.item_id)
-        except (OwlEvalError, sqlite3.Error) as exc:
-            ss.flash.append(("error", f"Answer {action.index + 1}: {exc}" if isinstance(exc, gq.StaleViewError) else f"Not saved: {exc}"))
-            ss.pos = action.index
-            return items
-        items = [*items[:action.index], dataclasses.replace(item, grade=event.grade), *items[action.index + 1:]]
-        ss.flash.append(("ok", f"Saved grade {event.grade} for answer {action.index + 1}."))
-        if (feedback := quality_pages.onboarding_feedback(store, item, event.grade)) is not None:
-            ss.flash.append((quality_pages.ONBOARDING_FLASH, feedback))
-        nxt = gq.next_ungraded(items, action.index)
-        ss.pos = DONE if nxt is None else nxt
-        return items
+        def save(item: gq.QueueItem) -> tuple[gq.QueueItem, list[queue_flow.Flash]]:
+            flags = [f for f in FLAGS if ss.get(f"flag_{f}_{action.index}")]
+            event = gq.record_grade(store, who.annotator_id, item.answer_id, action.grade or "", ss.get(f"comment_{action.index}", ""),
+                                    flags, window=window, seq=action.seq, seen=action.seen, item_id=item.item_id)
+            said = [("ok", f"Saved grade {event.grade} for answer {action.index + 1}.")]
+            if (feedback := quality_pages.onboarding_feedback(store, item, event.grade)) is not None:
+                said.append((quality_pages.ONBOARDING_FLASH, feedback))
+            return dataclasses.replace(item, grade=event.grade), said
+
+        return queue_flow.record(items, action.index, save, gq.StaleViewError, WORDS, gq.next_ungraded)
 
     return action_limits.apply_limited(ss, action_limits.SHARED, (str(store.path), who.annotator_id), items,
                                        lambda item: item.view_id, record)
-
-
-def _go(pos: int) -> None:
-    st.session_state.pos = pos
 
 
 def grading(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
@@ -76,27 +66,12 @@ def grading(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None
         st.info("Nothing is assigned to you in this study yet.")
         return
     items = _apply_bar_actions(store, who, items)
-    total, graded = len(items), sum(i.grade is not None for i in items)
-    if ss.get("pos") is None:  # just signed in: resume at the first ungraded answer
-        first = gq.next_ungraded(items)
-        ss.pos = DONE if first is None else first
-    errors = gradebar.show_flash(ss)
-    st.progress(graded / total, text=f"{graded} of {total} graded")
     owner = gradebar.owner_key(store.path, who.annotator_id)
-    if ss.pos == DONE or ss.pos >= total:  # finished, or "Next" on the last answer
-        gradebar.mount_hidden(applied=ss.get("bar_applied", {}), owner=owner)  # confirms the last actions
-        for message in errors:  # no bar on this screen to hold them
-            st.error(message)
-        first = gq.next_ungraded(items)
-        if first is None:
-            st.success(f"All {total} answers are graded. Thank you! You can go back to review or change a grade.")
-        else:
-            st.info(f"That was the last answer in your queue; {total - graded} are still ungraded.")
-            st.button("Go to the first ungraded answer", key="nav_first_ungraded", type="primary", on_click=_go, args=(first,))
-        st.button("Back to the last answer", key="nav_back_done", on_click=_go, args=(total - 1,))
-        return
-    screen = gq.answer_screen(store, who.annotator_id, items[ss.pos], data_dir)
-    _answer_view(screen, total, image, owner, gradebar.flash_message(ss, errors))
+    place = queue_flow.walk(items, is_open=lambda i: i.grade is None, next_open=gq.next_ungraded, words=WORDS,
+                            bar=gradebar.GRADE_BAR, owner=owner)
+    if place is not None:
+        pos, message = place
+        _answer_view(gq.answer_screen(store, who.annotator_id, items[pos], data_dir), len(items), image, owner, message)
 
 
 def _answer_view(screen: gq.AnswerScreen, total: int, image: Callable[[str], bytes], owner: str,
@@ -119,12 +94,7 @@ def _answer_view(screen: gq.AnswerScreen, total: int, image: Callable[[str], byt
         with st.container(height=ANSWER_BOX_HEIGHT, key=f"{gradebar.SHOWN_KEY_PREFIX}{index}_{screen.item.view_id}_{seen}"):
             if screen.earlier:
                 st.markdown("**The dialogue so far** (earlier questions and this assistant's answers)")
-                for number, turn in enumerate(screen.earlier, 1):
-                    with st.container(border=True):
-                        st.caption(f"Question {number}")
-                        st.text(shown(turn.question))
-                        st.caption(f"Answer {number}")
-                        st.text(shown(turn.answer) if turn.answer is not None else "(no answer)")
+                queue_flow.earlier_turns(screen.earlier, bordered=True)
             st.markdown("**Question**")
             st.text(shown(screen.question))
             st.markdown("**Answer to grade**")
@@ -155,8 +125,7 @@ def _comment_and_history(screen: gq.AnswerScreen) -> None:
     for col, (flag, label) in zip(cols, FLAGS.items(), strict=True):
         col.checkbox(label.capitalize(), value=bool(current and flag in current.flags), key=f"flag_{flag}_{index}")
     if current:
-        changes = len(screen.history) - 1
-        st.caption(f"Your grade: {current.grade}" + (f" (changed {changes} time{'s' if changes > 1 else ''})" if changes else ""))
+        queue_flow.your_choice("grade", current.grade, len(screen.history) - 1)
     if len(screen.history) > 1:
         with st.expander("History of your grades for this answer"):
             for event in reversed(screen.history):

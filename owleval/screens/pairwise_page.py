@@ -10,20 +10,16 @@ keys use the annotator's own queue place and the pair's row id. Answers are draw
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
-from owleval.errors import OwlEvalError
-from owleval.screens import access, action_limits, admin_download, gradebar
-from owleval.study.queue import EarlierTurn
+from owleval.screens import access, action_limits, admin_download, gradebar, queue_flow
 from owleval.study.store import Store
 from owleval.study import pair_queue as pq
 from owleval.textsafety import mark_format_chars as shown
 
-DONE = -1
 VOTES = {"left": "Left is better", "right": "Right is better", "tie": "Tie", "both_bad": "Both are bad"}
 VOTE_BAR = gradebar.BarKind(
     name="owleval_votebar",
@@ -34,13 +30,13 @@ VOTE_BAR = gradebar.BarKind(
     aria_label="Vote on this pair",
     stale_message="Not saved: the screen had already moved on — vote again.",
 )
+WORDS = queue_flow.QueueWords(
+    item="pair", done="voted", all_done="All {total} pairs have your vote. Thank you! You can go back to review or change a vote.",
+    left_over="That was the last pair in your queue; {left} still have no vote.", first_open="Go to the first pair without a vote",
+    first_open_key="nav_first_unvoted")
 # Each answer scrolls in its own box and the image is capped (the app's style: owleval.screens.app), so the votes above them
 # stay in a 1280x800 window.
 ANSWER_BOX_HEIGHT = 420  # px: below the heading, the vote bar and the side titles, fits a 1280x800 window
-
-
-def _go(pos: int) -> None:
-    st.session_state.pos = pos
 
 
 def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQueueItem]) -> list[pq.PairQueueItem]:
@@ -49,21 +45,13 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQ
     ss = st.session_state
 
     def record(items: list[pq.PairQueueItem], action: gradebar.Action, window: str) -> list[pq.PairQueueItem]:
-        item = items[action.index]
-        try:
-            event = pq.record_vote(store, who.annotator_id, item.pair_id, action.grade or "",
-                                   ss.get(f"reason_{action.index}", ""), window=window, seq=action.seq, seen=action.seen,
-                                   item_id=item.item_id)
-        except (OwlEvalError, sqlite3.Error) as exc:
-            stale = isinstance(exc, pq.StaleVoteError)
-            ss.flash.append(("error", f"Pair {action.index + 1}: {exc}" if stale else f"Not saved: {exc}"))
-            ss.pos = action.index
-            return items
-        items = [*items[:action.index], dataclasses.replace(item, choice=event.choice), *items[action.index + 1:]]
-        ss.flash.append(("ok", f"Saved vote “{VOTES[event.choice]}” for pair {action.index + 1}."))
-        nxt = pq.next_unvoted(items, action.index)
-        ss.pos = DONE if nxt is None else nxt
-        return items
+        def save(item: pq.PairQueueItem) -> tuple[pq.PairQueueItem, list[queue_flow.Flash]]:
+            event = pq.record_vote(store, who.annotator_id, item.pair_id, action.grade or "", ss.get(f"reason_{action.index}", ""),
+                                   window=window, seq=action.seq, seen=action.seen, item_id=item.item_id)
+            said = [("ok", f"Saved vote “{VOTES[event.choice]}” for pair {action.index + 1}.")]
+            return dataclasses.replace(item, choice=event.choice), said
+
+        return queue_flow.record(items, action.index, save, pq.StaleVoteError, WORDS, pq.next_unvoted)
 
     return action_limits.apply_limited(ss, action_limits.SHARED, (str(store.path), who.annotator_id), items,
                                        lambda item: item.view_id, record, VOTE_BAR.choices)
@@ -71,34 +59,19 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQ
 
 def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
     """The signed-in annotator's pairwise work; ``image(path)`` gives the prepared picture (OSError if unreadable)."""
-    ss = st.session_state
-    who: access.Annotator = ss.annotator
+    who: access.Annotator = st.session_state.annotator
     items = pq.load_pair_queue(store, who.annotator_id)
     if not items:
         st.info("Nothing is assigned to you in this study yet.")
         return
     items = _apply_bar_actions(store, who, items)
-    total, voted = len(items), sum(i.choice is not None for i in items)
-    if ss.get("pos") is None:  # just signed in: resume at the first pair without a vote
-        first = pq.next_unvoted(items)
-        ss.pos = DONE if first is None else first
-    errors = gradebar.show_flash(ss)
-    st.progress(voted / total, text=f"{voted} of {total} voted")
     owner = gradebar.owner_key(store.path, who.annotator_id)
-    if ss.pos == DONE or ss.pos >= total:
-        gradebar.mount_hidden(VOTE_BAR, ss.get("bar_applied", {}), owner)  # confirms the last votes
-        for message in errors:  # no bar on this screen to hold them
-            st.error(message)
-        first = pq.next_unvoted(items)
-        if first is None:
-            st.success(f"All {total} pairs have your vote. Thank you! You can go back to review or change a vote.")
-        else:
-            st.info(f"That was the last pair in your queue; {total - voted} still have no vote.")
-            st.button("Go to the first pair without a vote", key="nav_first_unvoted", type="primary", on_click=_go, args=(first,))
-        st.button("Back to the last pair", key="nav_back_done", on_click=_go, args=(total - 1,))
-        return
-    screen = pq.pair_screen(store, who.annotator_id, items[ss.pos], data_dir)
-    _pair_view(screen, items[ss.pos].view_id, total, image, owner, gradebar.flash_message(ss, errors))
+    place = queue_flow.walk(items, is_open=lambda i: i.choice is None, next_open=pq.next_unvoted, words=WORDS, bar=VOTE_BAR,
+                            owner=owner)
+    if place is not None:
+        pos, message = place
+        screen = pq.pair_screen(store, who.annotator_id, items[pos], data_dir)
+        _pair_view(screen, items[pos].view_id, len(items), image, owner, message)
 
 
 def _side(title: str, side: pq.Side, box_key: str) -> None:
@@ -108,18 +81,10 @@ def _side(title: str, side: pq.Side, box_key: str) -> None:
     with st.container(height=ANSWER_BOX_HEIGHT, key=box_key):
         if side.earlier:
             with st.expander(f"Earlier turns of this dialogue ({len(side.earlier)}), as this assistant answered them"):
-                _earlier(side.earlier)
+                queue_flow.earlier_turns(side.earlier, bordered=False)
         else:
             st.caption("No earlier turns.")
         st.text(shown(side.answer), width="stretch")
-
-
-def _earlier(turns: tuple[EarlierTurn, ...]) -> None:
-    for number, turn in enumerate(turns, 1):
-        st.caption(f"Question {number}")
-        st.text(shown(turn.question))
-        st.caption(f"Answer {number}")
-        st.text(shown(turn.answer) if turn.answer is not None else "(no answer)")
 
 
 def _pair_view(screen: pq.PairScreen, view_id: int, total: int, image: Callable[[str], bytes], owner: str,
@@ -169,7 +134,7 @@ def _history(screen: pq.PairScreen) -> None:
     if current is None:
         return
     changes = len(screen.history) - 1
-    st.caption(f"Your vote: {VOTES[current.choice]}" + (f" (changed {changes} time{'s' if changes > 1 else ''})" if changes else ""))
+    queue_flow.your_choice("vote", VOTES[current.choice], changes)
     if changes:
         with st.expander("History of your votes for this pair"):
             for event in reversed(screen.history):

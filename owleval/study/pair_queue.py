@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from owleval.errors import OwlEvalError
-from owleval.study.queue import MAX_COMMENT_LEN, EarlierTurn, view_id
+from owleval.study.queue import MAX_COMMENT_LEN, EarlierTurn, next_open, view_id
 from owleval.study.store import Store, utc_now
 
 CHOICES = ("left", "right", "tie", "both_bad")  # what the person picks on screen
@@ -118,14 +119,9 @@ def load_pair_queue(store: Store, annotator_id: int) -> list[PairQueueItem]:
     ]
 
 
-def next_unvoted(queue: list[PairQueueItem], after: int = -1) -> int | None:
+def next_unvoted(queue: Sequence[PairQueueItem], after: int = -1) -> int | None:
     """The first unvoted place after ``after`` (wrapping round), or None when all are voted."""
-    n = len(queue)
-    for step in range(1, n + 1):
-        i = (after + step) % n
-        if queue[i].choice is None:
-            return i
-    return None
+    return next_open(queue, after, lambda item: item.choice is None)
 
 
 def _events(conn: sqlite3.Connection, annotator_id: int, pair_id: int, model_a: str, item_id: int | None = None) -> tuple[VoteEvent, ...]:

@@ -9,14 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from owleval.items import CHECK_MODEL
 from owleval.errors import OwlEvalError
 from owleval.study.store import Store, utc_now
 from owleval.records.grades import FLAGS
 from owleval.questions import GRADES
+
+T = TypeVar("T")
 
 MAX_COMMENT_LEN = 4000
 
@@ -110,14 +114,15 @@ def load_queue(store: Store, annotator_id: int) -> list[QueueItem]:
             for i, r in enumerate(rows)]
 
 
-def next_ungraded(queue: list[QueueItem], after: int = -1) -> int | None:
-    """The first ungraded place after ``after`` (wrapping round), or None when all are graded."""
+def next_open(queue: Sequence[T], after: int, is_open: Callable[[T], bool]) -> int | None:
+    """The first place after ``after`` (wrapping round) whose item is still open, or None when none is."""
     n = len(queue)
-    for step in range(1, n + 1):
-        i = (after + step) % n
-        if queue[i].grade is None:
-            return i
-    return None
+    return next(((after + step) % n for step in range(1, n + 1) if is_open(queue[(after + step) % n])), None)
+
+
+def next_ungraded(queue: Sequence[QueueItem], after: int = -1) -> int | None:
+    """The first ungraded place after ``after`` (wrapping round), or None when all are graded."""
+    return next_open(queue, after, lambda item: item.grade is None)
 
 
 def _events(conn: sqlite3.Connection, annotator_id: int, answer_id: int, item_id: int | None = None) -> tuple[GradeEvent, ...]:
