@@ -13,6 +13,12 @@ import pytest
 
 from tests.timing import measure_slowdown, slowdown
 
+# One compute thread per test process (and the servers and commands it starts, which inherit it): the models here are
+# tiny, and OpenMP's threads spin while they wait, so torch's default of one thread per core oversubscribes the cores
+# as soon as anything else runs (a second xdist worker, a busy neighbour): test_hf_adapter.py beside a busy loop took
+# 104 s with the default, 44 s with one thread. Set before any test module imports torch; an explicit value is kept.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("OWLEVAL_SHARED_DATA", REPO_ROOT.parent / "shared" / "owleval_82q"))
 
