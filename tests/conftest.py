@@ -34,7 +34,7 @@ def _environ_set(name: str, path: Path) -> Iterator[Path]:
         os.environ[name] = previous
 
 
-@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without the plugin (-p no:xdist) it is never called
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: never called without the plugin (-p no:xdist -o addopts=...)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto`` (pyproject's addopts): no workers for a run of one or two test files, where starting workers (each
     imports torch and collects on its own) costs more than it saves; otherwise pytest-xdist's one per core."""
