@@ -8,11 +8,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.timing import budget, budget_ms, wait_until
 
 #: Debian's chromium package (playwright's own browser download is not reachable from CI)
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
@@ -28,23 +29,33 @@ BROWSER_MARKS = [
 ]
 
 
+def launch_chromium(playwright):
+    """Debian's Chromium, headless, from a ``sync_playwright()`` context (its start waits a calibrated budget)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=budget_ms(30))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    """Return once the Streamlit server at ``url`` answers ``/_stcore/health``; raise with its log if it ends first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(url + "_stcore/health", timeout=1) as reply:
-                if reply.read() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the app did not start:\n{log.read_text(errors='replace')[-3000:]}")
+def serving(url: str) -> bool:
+    """True when the Streamlit server at ``url`` answers ``/_stcore/health`` with ``ok`` now."""
+    try:
+        with urllib.request.urlopen(url + "_stcore/health", timeout=1) as reply:
+            return reply.read() == b"ok"
+    except OSError:
+        return False
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, base_s: float = 60.0) -> None:
+    """Return once the Streamlit server at ``url`` answers ``/_stcore/health``; raise with its log if it ends first or
+    does not answer within :func:`tests.timing.budget` (``base_s``)."""
+    try:
+        wait_until(lambda: serving(url), base_s, f"the app at {url}", alive=lambda: proc.poll() is None)
+    except AssertionError as error:
+        raise RuntimeError(f"the app did not start ({error}):\n{log.read_text(errors='replace')[-3000:]}") from None
 
 
 class Server:
@@ -68,4 +79,4 @@ class Server:
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.kill()  # SIGKILL: no clean shutdown, no chance to flush anything
-        self.proc.wait(timeout=10)
+        self.proc.wait(timeout=budget(10))

@@ -11,6 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.timing import measure_slowdown, slowdown
+
+# One compute thread per test process (and the servers and commands it starts, which inherit it): the models here are
+# tiny, and OpenMP's threads spin while they wait, so torch's default of one thread per core oversubscribes the cores
+# as soon as anything else runs (a second xdist worker, a busy neighbour): test_hf_adapter.py beside a busy loop took
+# 104 s with the default, 44 s with one thread. Set before any test module imports torch; an explicit value is kept.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("OWLEVAL_SHARED_DATA", REPO_ROOT.parent / "shared" / "owleval_82q"))
 
@@ -24,6 +32,43 @@ def _environ_set(name: str, path: Path) -> Iterator[Path]:
         os.environ.pop(name, None)
     else:
         os.environ[name] = previous
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: never called without the plugin (-p no:xdist -o addopts=...)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (pyproject's addopts): no workers for a run of one or two test files, where starting workers (each
+    imports torch and collects on its own) costs more than it saves; otherwise pytest-xdist's one per core."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    files = {arg.split("::")[0] for arg in config.args}
+    if config.args and all(name.endswith(".py") for name in files) and len(files) <= 2:
+        return 0
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``): every browser test runs in one worker, one at a time (a Streamlit
+    server and Chromium each want most of a core; two at once on a 2-core machine starve each other), and a test
+    that uses a module- or class-scoped fixture runs in the worker of the rest of its module, so the fixture (a built
+    wheel, a tiny model) is built once. Other tests go wherever a worker is free. Without xdist the marks do nothing."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+            continue
+        defs = getattr(item, "_fixtureinfo", None)
+        scopes = {d.scope for ds in (defs.name2fixturedefs.values() if defs else ()) for d in ds}
+        if scopes & {"module", "class", "package"}:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"machine slowdown for test deadlines: x{slowdown():.2f} (tests/timing.py)"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_slowdown() -> float:
+    """Each test process measures the machine's speed once as it starts (tests/timing.py scales every deadline by it)."""
+    return measure_slowdown()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,10 +105,10 @@ def browser():
     """Headless Debian Chromium through playwright, for the browser tests (see tests/browser_helpers.py)."""
     from playwright.sync_api import sync_playwright
 
-    from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS
+    from tests.browser_helpers import launch_chromium
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch_chromium(p)
         yield chromium
         chromium.close()
 

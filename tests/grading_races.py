@@ -16,6 +16,7 @@ from pathlib import Path
 
 from owleval.study.queue import load_queue
 from owleval.study.store import Store
+from tests.timing import budget
 
 #: installed in the page once: the recorder of actions and of "Not saved" messages, and the action helpers
 PAGE_JS = r"""
@@ -121,7 +122,7 @@ def heading(page) -> int | None:
 
 def settle(page, db: Path, who: int, quiet_s: float = 1.0, limit_s: float = 20.0) -> None:
     """Wait until the page and the study stop changing (no script run, same heading and events for ``quiet_s``)."""
-    last, since, deadline = None, time.monotonic(), time.monotonic() + limit_s
+    last, since, deadline = None, time.monotonic(), time.monotonic() + budget(limit_s)
     while time.monotonic() < deadline:
         running = page.locator('[data-testid="stStatusWidget"]').count() > 0
         state = (running, heading(page), len(grade_events(db, who)))

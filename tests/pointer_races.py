@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from owleval.study.store import Store
+from tests.timing import budget, budget_ms
 
 #: installed in the page once: trusted clicks with the button they hit (inside the bar's shadow DOM too) and the
 #: item number in the heading at that moment, and the bar's top edge every animation frame
@@ -79,7 +80,7 @@ def centre(page, label_start: str) -> tuple[float, float]:
 
 def idle(page, timeout_s: float = 30.0) -> None:
     """Wait until no run is under way and the bar is drawn (the status widget gone for 0.3 s)."""
-    deadline, since = time.monotonic() + timeout_s, None
+    deadline, since = time.monotonic() + budget(timeout_s), None
     while time.monotonic() < deadline:
         busy = page.locator('[data-testid="stStatusWidget"]').count() > 0 or page.evaluate("window.__hits.barTop()") is None
         if busy:
@@ -164,7 +165,7 @@ def sign_in(browser, server, token: str, touch: bool = False, devices: dict | No
     options = dict((devices or browser.devices)["Pixel 7"]) if touch else {"viewport": {"width": 1280, "height": 800}}
     options.pop("default_browser_type", None)
     page = browser.new_context(**options).new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(budget_ms(30))
     page.goto(server.url)
     page.get_by_label("Your sign-in token").fill(token)
     page.get_by_role("button", name="Sign in").click()
@@ -239,7 +240,7 @@ def same_button_rounds(page, db: Path, name: str, touch: bool, intervals: tuple[
         pointer.press(*spot)
         idle(page)
         made = [{"shown": c["shown"], "choice": "B"} for c in clicks(page)]
-        deadline = time.monotonic() + CONFIRM_S  # a grade made while a slow run is finishing can wait for a resend
+        deadline = time.monotonic() + budget(CONFIRM_S)  # a grade made while a slow run is finishing can wait for a resend
         while True:
             after = events(db, name)
             round_lost, round_wrong = same_button_lost(made, before, after)
@@ -258,7 +259,7 @@ def early_key_round(browser, server, token: str, key: str) -> tuple[int, bool]:
     the next frame is painted). Returns the item number shown then and whether the bar was already drawn, once the
     page has settled (the grade, if made, recorded)."""
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(budget_ms(30))
     try:
         page.goto(server.url)
         page.get_by_label("Your sign-in token").fill(token)

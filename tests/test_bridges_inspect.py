@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from owleval.bridges.common import dialogues
 from owleval.cli import app
 from owleval.questions import load_questions
+from tests.timing import budget
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ def test_grades_become_numeric_scores_per_dialogue(tmp_path: Path) -> None:
 def _inspect(*args: str, cwd: Path) -> str:
     env = {**os.environ, "TIKTOKEN_CACHE_DIR": str(cwd / "tiktoken-empty"), "INSPECT_DISPLAY": "none", "NO_COLOR": "1"}
     env.pop("PYTHONPATH", None)
-    done = subprocess.run([str(INSPECT_PYTHON), str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([str(INSPECT_PYTHON), str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=budget(300))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 

@@ -33,6 +33,7 @@ from typer.testing import CliRunner
 from owleval.cli import app
 from owleval.manifest import load_manifest
 from owleval.questions import load_questions
+from tests.timing import budget
 
 runner = CliRunner()
 
@@ -160,7 +161,7 @@ def test_launcher_registers_the_data_set_and_runs_run_main(export_dir: Path, tmp
     record = tmp_path / "record.json"
     env = {**os.environ, "PYTHONPATH": str(kit), "FAKE_RECORD": str(record), "VLMEVALKIT_ROOT": str(kit)}
     done = subprocess.run([sys.executable, str(export_dir / "run_owleval.py"), "--model", "GPT4o", "--work-dir", str(tmp_path / "out")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=budget(60))
     assert done.returncode == 0, done.stderr
     seen = json.loads(record.read_text())
     assert seen["argv"] == ["--data", "OwlEval", "--model", "GPT4o", "--work-dir", str(tmp_path / "out"), "--mode", "infer"]

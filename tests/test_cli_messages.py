@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from owleval.adapters.registry import BUILTIN_ADAPTERS, get_adapter_class
 from owleval.cli import app
+from tests.timing import budget
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -38,7 +39,7 @@ def test_an_unknown_model_is_refused_before_anything_loads() -> None:
         "except SystemExit as exc:\n"
         "    print('EXIT', exc.code, 'torch' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=budget(120))
     assert "EXIT 1 False" in result.stdout, result.stdout + result.stderr  # refused, and torch never imported
     assert "unknown model 'nonexistent'" in result.stderr and "answers-file" in result.stderr
     assert "loading" not in result.stderr, "no loading bar for a model that does not exist"
@@ -88,7 +89,7 @@ def test_models_lists_everything_whole_at_80_columns_and_models_name_gives_help_
 
 def test_models_output_is_whole_when_piped() -> None:
     result = subprocess.run([sys.executable, "-m", "owleval.cli", "models", "openai"], capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin", "COLUMNS": "80"}, timeout=120, cwd=ROOT)
+                            env={"PATH": "/usr/bin:/bin", "COLUMNS": "80"}, timeout=budget(120), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "(default: OPENAI_API_KEY)" in result.stdout and "…" not in result.stdout
     assert get_adapter_class("openai").option_help["response_format"] in result.stdout

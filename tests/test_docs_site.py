@@ -19,6 +19,7 @@ import yaml
 
 from owleval.cli import app
 from owleval.cli_help import walk_commands
+from tests.timing import budget
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -51,7 +52,7 @@ def test_strict_build_passes_offline_and_the_reference_names_every_command(tmp_p
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-f", str(ROOT / "mkdocs.yml"),
-                           "-d", str(site)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                           "-d", str(site)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=budget(300))
     assert done.returncode == 0, done.stderr[-3000:]
     page = html.unescape((site / "reference" / "commands" / "index.html").read_text(encoding="utf-8"))
     missing = [title for title in _command_titles() if f"<code>{title}</code>" not in page]

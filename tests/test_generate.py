@@ -16,6 +16,7 @@ from owleval.cli import app
 from owleval.errors import OwlEvalError
 from owleval.generate import parse_question_ids, run_generation
 from owleval.questions import load_questions
+from tests.timing import budget
 
 TESTS = Path(__file__).resolve().parent
 runner = CliRunner()
@@ -70,7 +71,7 @@ def test_resume_after_kill_9_loses_at_most_the_batch_in_flight(tmp_path: Path) -
         "from owleval.generate import run_generation\n"
         "run_generation('echo', load_options=LoadOptions(batch_size=5), config=GenerationConfig(max_new_tokens=8), out=Path(sys.argv[1]), adapter=KillAfterAdapter(4))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, str(out), str(TESTS)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script, str(out), str(TESTS)], capture_output=True, text=True, timeout=budget(120))
     assert proc.returncode == -9, proc.stderr
     partial = read_answer_file(out, load_questions())
     assert partial.ok and len(partial.answers) == 15  # three whole batches of five

@@ -21,6 +21,7 @@ from owleval.study.store import Store
 from owleval.study.manage import check_name
 from owleval.screens.throttle import LOOPBACK_KEY, CheckGate
 from tests.grading_helpers import make_study
+from tests.timing import budget
 
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
 OWLEVAL = Path(sys.executable).parent / "owleval"
@@ -48,7 +49,7 @@ def _rate(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OWLEVAL_RATE_")} | {"HOME": str(home)}
     try:
         return subprocess.run([str(OWLEVAL), "rate", "--headless", "--port", "1", *args], capture_output=True, text=True,
-                              timeout=60, stdin=subprocess.DEVNULL, env=env)
+                              timeout=budget(60), stdin=subprocess.DEVNULL, env=env)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"`owleval rate {' '.join(args)}` served instead of refusing: {exc.stderr}")
 
@@ -97,7 +98,7 @@ def test_no_traceback_reaches_an_annotator() -> None:
 def test_the_admin_page_warns_when_name_sign_in_is_served_on_the_network(name_study, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OWLEVAL_RATE_DB", str(name_study.path))
     monkeypatch.setenv(access.EXPOSED_ENV, "0.0.0.0:8501")
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = AppTest.from_file(APP, default_timeout=budget(30)).run()
     at.sidebar.radio(key="page").set_value("Admin").run()
     at.text_input(key="admin_token").input(name_study.admin_token)
     at.button(key="admin_open").click().run()
@@ -186,7 +187,7 @@ def test_app_spaces_wrong_tokens_but_never_refuses_the_right_one(token_study, mo
     from owleval.screens.signin_guard import gate as shared_gate
 
     shared_gate.clear()  # one gate per server process: start from none (earlier AppTests of this process used it)
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = AppTest.from_file(APP, default_timeout=budget(60)).run()
     wrong = token_study.tokens["ann"][:-2] + ("xx" if not token_study.tokens["ann"].endswith("xx") else "yy")
     free = CheckGate().free
     for _ in range(free):

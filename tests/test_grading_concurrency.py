@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from owleval.study.export import current_grades_frame
 from owleval.study.queue import load_queue
 from owleval.study.store import Store
 from tests.grading_helpers import MODELS, make_study
+from tests.timing import budget, wait_until
 
 QIDS = tuple(range(1, 41))
 TESTS = str(Path(__file__).resolve().parent)
@@ -26,11 +26,10 @@ def test_parallel_graders_lose_and_duplicate_nothing(tmp_path: Path, owl_data: P
         subprocess.Popen([sys.executable, "-c", CLIENT, TESTS, str(created.path), who, worker, str(start)], stdout=subprocess.PIPE, text=True)
         for who, worker in jobs
     ]
-    deadline = time.monotonic() + 60
-    while not all(Path(f"{start}.{w}.ready").exists() for _, w in jobs) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: all(Path(f"{start}.{w}.ready").exists() for _, w in jobs), 60, "every client ready",
+               interval_s=0.01)
     start.touch()
-    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    outputs = [p.communicate(timeout=budget(120))[0] for p in procs]
     assert [p.returncode for p in procs] == [0] * len(jobs)
     requests = sum(int(out.strip()) for out in outputs)
     store = Store(created.path)

@@ -17,6 +17,7 @@ from owleval.study.store import Store
 from owleval.study.manage import add_annotator, create_study, refresh_study
 from owleval.questions import load_questions
 from tests.grading_helpers import MODELS, bar_action, write_answer_files
+from tests.timing import budget
 
 ALL_QIDS = tuple(range(1, 83))
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
@@ -121,7 +122,7 @@ def test_the_app_queues_only_the_sampled_answers(tmp_path, owl_data, monkeypatch
     study = _sampled_study(tmp_path, owl_data, k=4, annotators=("ann",))
     monkeypatch.setenv("OWLEVAL_RATE_DB", str(study.path))
     n = 4 * len(MODELS)
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = AppTest.from_file(APP, default_timeout=budget(30)).run()
     at.text_input(key="sign_in_token").input(study.tokens["ann"])
     at.button(key="sign_in_submit").click().run()
     assert at.subheader[0].value == f"Answer 1 of {n}"

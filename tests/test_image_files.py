@@ -22,6 +22,7 @@ from owleval.questions import image_path, load_image, load_questions, parse_ques
 from tests.chat_server import ChatServer
 from tests.grading_helpers import QIDS, make_study, oversized_chunk_png
 from tests.judge_helpers import grade_from_content, write_answer_sets
+from tests.timing import budget
 
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
 
@@ -116,7 +117,7 @@ def _app_on_tampered_study(tmp_path: Path, data: Path, monkeypatch: pytest.Monke
     for qid in QIDS:  # whatever comes first in ann's queue
         tamper(data / "cases" / by_id[qid].image)
     monkeypatch.setenv("OWLEVAL_RATE_DB", str(created.path))
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = AppTest.from_file(APP, default_timeout=budget(30)).run()
     at.text_input(key="sign_in_token").input(created.tokens["ann"])
     at.button(key="sign_in_submit").click().run()
     return at

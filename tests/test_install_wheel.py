@@ -16,13 +16,14 @@ import site
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
+
+from tests.browser_helpers import free_port, serving
+from tests.timing import budget, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 #: source folder -> where its files land in the wheel
@@ -103,9 +104,10 @@ def installed(built: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
     yield target, env, work
 
 
-def owleval(installed: tuple[Path, dict[str, str], Path], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def owleval(installed: tuple[Path, dict[str, str], Path], *args: str, base_s: float = 120) -> subprocess.CompletedProcess[str]:
     target, env, work = installed
-    result = subprocess.run([str(target / "bin" / "owleval"), *args], cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([str(target / "bin" / "owleval"), *args], cwd=work, env=env, capture_output=True, text=True,
+                            timeout=budget(base_s))
     assert result.returncode == 0, f"owleval {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -142,21 +144,15 @@ def test_a_local_hf_checkpoint_generates_and_judges_from_the_installed_wheel(ins
     checkpoint = make_tiny_checkpoint("gemma3", tmp_path / "gemma3")
     owleval(installed, "data", "fetch", "--from", str(owl_data))
     owleval(installed, "generate", "--model", "hf", "--checkpoint", str(checkpoint), "--device", "cpu", "--limit", "2",
-            "--max-new-tokens", "4", "--out", "hf-answers/tiny.jsonl", timeout=300)
+            "--max-new-tokens", "4", "--out", "hf-answers/tiny.jsonl", base_s=300)
     answers = [json.loads(line) for line in (work / "hf-answers" / "tiny.jsonl").read_text().splitlines()]
     assert [a["question_id"] for a in answers] == [1, 2] and all(isinstance(a["answer"], str) for a in answers)
     meta = json.loads((work / "hf-answers" / "tiny.jsonl.meta.json").read_text())
     assert meta["provenance"]["model_type"] == "gemma3"
     owleval(installed, "judge", "--answers", "hf-answers", "--judge", "hf", "--checkpoint", str(checkpoint), "--device", "cpu",
-            "--limit", "1", "--out", "hf-judged", "-o", "max_tokens=4", "-o", "parse_retries=0", timeout=300)
+            "--limit", "1", "--out", "hf-judged", "-o", "max_tokens=4", "-o", "parse_retries=0", base_s=300)
     judged = json.loads((work / "hf-judged" / "meta.json").read_text())
     assert judged["adapter"] == "hf" and sum(judged["counts"].values()) == 1  # random weights: unparsed, never guessed
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _port_is_free(port: int) -> bool:
@@ -168,16 +164,13 @@ def _serve(installed, db: Path, port: int) -> subprocess.Popen[bytes]:
     target, env, work = installed
     proc = subprocess.Popen([str(target / "bin" / "owleval"), "rate", "--db", str(db), "--port", str(port), "--headless"],
                             cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as reply:
-                if reply.read() == b"ok":
-                    return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("owleval rate did not serve /_stcore/health within 60 s")
+    try:
+        wait_until(lambda: serving(f"http://127.0.0.1:{port}/"), 60, "owleval rate serving /_stcore/health",
+                   alive=lambda: proc.poll() is None)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
@@ -188,16 +181,13 @@ def test_owleval_rate_is_the_server_and_stopping_it_frees_the_port(installed, ow
         owleval(installed, "data", "fetch", "--from", str(owl_data))
         owleval(installed, "answers", "import", "--published", "--out", "answers")
         owleval(installed, "study", "create", "--db", "study.sqlite", "--answers", "answers", "--annotators", "ann")
-    port = _free_port()
+    port = free_port()
     proc = _serve(installed, db, port)
     cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
     assert b"streamlit" in cmdline, "owleval rate should have become the streamlit process"
     os.kill(proc.pid, stop)
-    deadline = time.monotonic() + 5
-    while not _port_is_free(port) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _port_is_free(port), f"port {port} still served 5 s after {stop.name} to owleval rate"
-    proc.wait(timeout=5)
+    wait_until(lambda: _port_is_free(port), 5, f"port {port} freed after {stop.name} to owleval rate")
+    proc.wait(timeout=budget(5))
 
 
 def test_owleval_rate_from_the_wheel_serves_on_a_fresh_home_without_a_terminal(installed, owl_data: Path, tmp_path: Path) -> None:
@@ -211,21 +201,18 @@ def test_owleval_rate_from_the_wheel_serves_on_a_fresh_home_without_a_terminal(i
     home = tmp_path / "home"
     home.mkdir()
     fresh = {k: v for k, v in env.items() if not k.startswith("STREAMLIT_")} | {"HOME": str(home), "DISPLAY": ":99"}
-    port, log = _free_port(), tmp_path / "rate.log"
+    port, log = free_port(), tmp_path / "rate.log"
     with open(log, "wb") as out, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen([str(target / "bin" / "owleval"), "rate", "--db", str(db), "--port", str(port)],
                                 cwd=work, env=fresh, stdin=devnull, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline, serving = time.monotonic() + 30, False
-        while not serving and time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as reply:
-                    serving = reply.read() == b"ok"
-            except OSError:
-                time.sleep(0.2)
+        served = wait_until(lambda: serving(f"http://127.0.0.1:{port}/"), 30, "owleval rate serving",
+                            alive=lambda: proc.poll() is None)
+    except AssertionError as error:
+        served = error
     finally:
         proc.kill()
-        proc.wait(timeout=10)
+        proc.wait(timeout=budget(10))
     output = log.read_text(errors="replace")
-    assert serving, f"owleval rate did not serve within 30 s:\n{output[-2000:]}"
+    assert served is True, f"{served}:\n{output[-2000:]}"
     assert "Welcome to Streamlit" not in output and "Email" not in output, output

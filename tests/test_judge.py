@@ -21,6 +21,7 @@ from owleval.report.grades import read_grades
 from owleval.judge.prompt import quote
 from tests.chat_server import ChatServer, message_text
 from tests.judge_helpers import answer_serial, grade_from_content, prompt_of, quoted_field, write_answer_sets
+from tests.timing import budget
 
 MODELS = ("alpha-7b", "beta-13b")
 GRADES = "ABCD"
@@ -231,7 +232,7 @@ def test_resume_after_kill_9_asks_only_the_missing_answers(tmp_path: Path, quest
         args = ["judge", "--answers", str(tmp_path / "answers"), "--judge", "openai", "--checkpoint", "tiny-vlm",
                 "--base-url", server.base_url, "--out", str(out), "--concurrency", "4"]
         victim["proc"] = subprocess.Popen([sys.executable, "-c", RUN_IN_SUBPROCESS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        victim["proc"].communicate(timeout=120)
+        victim["proc"].communicate(timeout=budget(120))
         assert victim["proc"].returncode == -9
         logged = (out / "raw.jsonl").read_text(encoding="utf-8")
         complete = {(r["model_id"], r["question_id"]) for r in map(json.loads, logged.splitlines()[: logged.count("\n")]) if r["final"]}

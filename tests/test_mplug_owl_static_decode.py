@@ -159,6 +159,10 @@ def test_a_compiler_failure_falls_back_to_eager(checkpoint, dialogue):
 
 @pytest.mark.slow
 def test_compiled_adapter_equals_eager_on_left_padded_multi_turn_batches(checkpoint, dialogue):
+    """Long (~40 s on a cold inductor cache, a few seconds warm) and kept: the only test of what ``-o decode=compiled``
+    runs, inductor's code through the adapter, for the left-padded batch bucket and length the adapter picks; the
+    compile is one graph (the second batch reuses it), nothing here can be shared with the fixture test below (another
+    model, other shapes)."""
     compiled = _adapter(checkpoint, decode="compiled")
     eager = _adapter(checkpoint, decode="eager")
     config = GenerationConfig(max_new_tokens=10)
@@ -173,6 +177,8 @@ def test_compiled_adapter_equals_eager_on_left_padded_multi_turn_batches(checkpo
 
 @pytest.mark.slow
 def test_compiled_decode_matches_upstream_fixture():
+    """Long (~20 s on a cold inductor cache) and kept: the compiled step against the upstream code's own tokens, the
+    only check of compiled decoding that no eager path of ours stands between."""
     fixture_dir = UPSTREAM_FIXTURES[0]
     model = MplugOwlForConditionalGeneration.from_pretrained(fixture_dir).eval()
     args, want = _fixture_args(fixture_dir)

@@ -12,6 +12,7 @@ from owleval.study.queue import load_queue
 from owleval.study.store import Store
 from owleval.questions import questions_by_id
 from tests.grading_helpers import HOSTILE, MODELS, QIDS, bar_action, bar_data, make_study, page_text, send_bar_state, shown_answer
+from tests.timing import budget
 
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
 N = len(MODELS) * len(QIDS)
@@ -25,7 +26,7 @@ def study(tmp_path: Path, owl_data: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _signed_in(token: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = AppTest.from_file(APP, default_timeout=budget(30)).run()
     at.text_input(key="sign_in_token").input(token)
     at.button(key="sign_in_submit").click().run()
     assert not at.exception, at.exception
@@ -56,7 +57,7 @@ def _events(db: Path) -> list[tuple]:
 
 
 def test_sign_in_needs_a_valid_token(study) -> None:
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = AppTest.from_file(APP, default_timeout=budget(30)).run()
     at.text_input(key="sign_in_token").input(study.tokens["ann"][:-2] + "xx")
     at.button(key="sign_in_submit").click().run()
     assert [e.value for e in at.error] == ["That token is not valid for this study."]
@@ -200,7 +201,7 @@ def test_a_later_turn_shows_the_same_models_earlier_turns(study, owl_data: Path)
 def test_default_study_signs_in_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, owl_data: Path) -> None:
     monkeypatch.delenv("OWLEVAL_RATE_DB", raising=False)
     monkeypatch.setenv("OWLEVAL_DEFAULT_STUDY", str(tmp_path / "default.sqlite"))
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = AppTest.from_file(APP, default_timeout=budget(60)).run()
     assert not at.exception, at.exception
     at.text_input(key="sign_in_name").input("Newcomer")
     at.button(key="sign_in_submit").click().run()
@@ -220,7 +221,7 @@ def test_first_run_without_data_or_network_shows_what_to_do(tmp_path: Path, monk
     monkeypatch.setenv("OWLEVAL_DATA", str(tmp_path / "no-data-yet"))
     monkeypatch.setenv("OWLEVAL_MIRROR", mirror)
     started = time.monotonic()
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = AppTest.from_file(APP, default_timeout=budget(30)).run()
     assert time.monotonic() - started < 20
     assert not at.exception, at.exception
     message = at.error[0].value

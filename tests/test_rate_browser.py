@@ -16,6 +16,7 @@ from owleval.study.queue import load_queue
 from owleval.study.store import Store
 from tests.browser_helpers import BROWSER_MARKS, Server
 from tests.grading_helpers import HOSTILE, MODELS, QIDS, make_study
+from tests.timing import budget, budget_ms
 
 N = len(MODELS) * len(QIDS)
 
@@ -30,12 +31,12 @@ def served(tmp_path: Path, owl_data: Path) -> Iterator[tuple[Server, object]]:
     yield server, created
     if server.proc and server.proc.poll() is None:
         server.proc.kill()
-        server.proc.wait(timeout=10)
+        server.proc.wait(timeout=budget(10))
 
 
 def _sign_in(browser, url: str, token: str):
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(budget_ms(20))
     page.goto(url)
     page.get_by_label("Your sign-in token").fill(token)
     page.get_by_role("button", name="Sign in").click()
@@ -124,7 +125,7 @@ def test_annotators_see_no_developer_toolbar_and_the_whole_rubric(served, browse
     """Started as a developer would (plain `streamlit run`, no toolbar flag): the app itself hides the toolbar."""
     server, created = served
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(budget_ms(20))
     page.goto(server.url)
     page.get_by_label("Your sign-in token").wait_for()
     assert page.get_by_text("Deploy", exact=True).count() == 0

@@ -9,39 +9,19 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from owleval.commands.rate import serve_headless, streamlit_command
+from tests.browser_helpers import free_port, serving
 from tests.grading_helpers import make_study
+from tests.timing import budget, wait_until
 
 OWLEVAL = Path(sys.executable).with_name("owleval")
 PROMPT_WORDS = ("Welcome to Streamlit", "Email", "email address")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_serving(port: int, proc: subprocess.Popen, seconds: float) -> bool:
-    """True once ``/_stcore/health`` answers ``ok``; False if the process ends or time runs out first."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as reply:
-                if reply.read() == b"ok":
-                    return True
-        except OSError:
-            time.sleep(0.2)
-    return False
 
 
 def fresh_home_env(home: Path, **extra: str) -> dict[str, str]:
@@ -57,22 +37,25 @@ def test_rate_serves_on_first_run_without_a_terminal_and_shows_no_prompt(tmp_pat
     home = tmp_path / "home"
     home.mkdir()
     env = fresh_home_env(home, DISPLAY=":99")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "rate.log"
     with open(log, "wb") as out, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen([str(OWLEVAL), "rate", "--db", str(created.path), "--port", str(port)],
                                 stdin=devnull, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     try:
-        serving = wait_until_serving(port, proc, 30)
+        served = wait_until(lambda: serving(f"http://127.0.0.1:{port}/"), 30, "owleval rate serving",
+                            alive=lambda: proc.poll() is None)
+    except AssertionError as error:
+        served = error
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=budget(10))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
     output = log.read_text(errors="replace")
-    assert serving, f"owleval rate did not serve within 30 s on a fresh HOME with stdin from /dev/null:\n{output[-2000:]}"
+    assert served is True, f"on a fresh HOME with stdin from /dev/null: {served}:\n{output[-2000:]}"
     assert not any(word in output for word in PROMPT_WORDS), output
     assert not (home / ".streamlit" / "credentials.toml").exists()
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from owleval.study.manage import create_study
 from owleval.questions import questions_by_id
 from tests import grading_races as race
-from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server
+from tests.browser_helpers import BROWSER_MARKS, Server, launch_chromium
+from tests.timing import budget, budget_ms
 
 pytestmark = BROWSER_MARKS
 VIEWPORT = {"width": 1280, "height": 800}
@@ -54,9 +55,9 @@ def test_the_grade_bar_is_above_the_fold_for_the_longest_published_screens(tmp_p
     server.start()
     try:
         with sync_playwright() as p:
-            chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            chromium = launch_chromium(p)
             page = chromium.new_context(viewport=VIEWPORT).new_page()
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(budget_ms(30))
             page.goto(server.url)
             page.get_by_label("Your sign-in token").fill(created.tokens["ann"])
             page.get_by_role("button", name="Sign in").click()
@@ -87,4 +88,4 @@ def test_the_grade_bar_is_above_the_fold_for_the_longest_published_screens(tmp_p
             chromium.close()
     finally:
         server.proc.kill()
-        server.proc.wait(timeout=10)
+        server.proc.wait(timeout=budget(10))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from owleval.study.store import Store
 from tests.grading_helpers import make_study
 from tests.browser_helpers import BROWSER_MARKS, free_port, wait_healthy
+from tests.timing import budget, budget_ms, wait_until
 
 OWLEVAL = Path(sys.executable).parent / "owleval"
 
@@ -48,12 +48,12 @@ class Rate:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=budget(10))
 
 
 def _page(browser, url: str):
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(budget_ms(20))
     page.goto(url)
     return page
 
@@ -70,7 +70,7 @@ def test_name_sign_in_is_refused_on_the_network_and_warned_about_when_allowed(tm
     study = make_study(tmp_path, owl_data, ("ann",), qids=(1,), auth="name", name="named.sqlite")
     refused = Rate(tmp_path, "--db", str(study.path))
     try:
-        assert refused.proc.wait(timeout=60) != 0, "a name sign-in study was served on 0.0.0.0"
+        assert refused.proc.wait(timeout=budget(60)) != 0, "a name sign-in study was served on 0.0.0.0"
     except subprocess.TimeoutExpired:
         refused.stop()
         pytest.fail(f"a name sign-in study was served on 0.0.0.0:\n{refused.output()[-2000:]}")
@@ -89,9 +89,7 @@ def test_name_sign_in_is_refused_on_the_network_and_warned_about_when_allowed(tm
             page.get_by_role("button", name="Sign in").click()
             page.get_by_text("Answer to grade").wait_for()
             page.get_by_role("button", name="B — some imperfections").click()
-            deadline = time.monotonic() + 20
-            while len(_events(study.path)) < graded and time.monotonic() < deadline:  # confirmed once committed
-                time.sleep(0.1)
+            wait_until(lambda: len(_events(study.path)) >= graded, 20, f"grade {graded} recorded")  # confirmed once committed
             assert len(_events(study.path)) == graded
             page.context.close()
         assert len({who for who, _ in _events(study.path)}) == 1, "both browsers graded as the same annotator"

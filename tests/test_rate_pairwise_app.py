@@ -16,6 +16,7 @@ from owleval.study.pairs import PairDesign
 from owleval.study.pair_queue import load_pair_queue
 from owleval.screens.pairwise_page import VOTE_BAR
 from tests.grading_helpers import MODELS, QIDS, bar_action, bar_data, page_text, send_bar_state, shown_answer, write_answer_files
+from tests.timing import budget
 
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
 
@@ -30,7 +31,7 @@ def study(tmp_path: Path, owl_data: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _signed_in(token: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = AppTest.from_file(APP, default_timeout=budget(30)).run()
     at.text_input(key="sign_in_token").input(token)
     at.button(key="sign_in_submit").click().run()
     assert not at.exception, at.exception
@@ -102,7 +103,7 @@ def test_each_bar_takes_only_its_own_choices() -> None:
 def test_the_admin_page_counts_votes_per_annotator_and_model_pair(study) -> None:
     at = _signed_in(study.tokens["ann"])
     bar_action(at, "grade", "left")
-    admin = AppTest.from_file(APP, default_timeout=30).run()
+    admin = AppTest.from_file(APP, default_timeout=budget(30)).run()
     admin.sidebar.radio(key="page").set_value("Admin").run()
     admin.text_input(key="admin_token").input(study.admin_token)
     admin.button(key="admin_open").click().run()

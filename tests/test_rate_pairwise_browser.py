@@ -19,6 +19,7 @@ from owleval.study.pairs import PairDesign
 from owleval.study.pair_queue import load_pair_queue
 from tests.grading_helpers import HOSTILE, MODELS, QIDS, write_answer_files
 from tests.browser_helpers import BROWSER_MARKS, Server
+from tests.timing import budget, budget_ms
 
 pytestmark = BROWSER_MARKS
 LABELS = {"left": "Left is better", "right": "Right is better", "tie": "Tie", "both_bad": "Both are bad"}
@@ -42,12 +43,12 @@ def served(tmp_path: Path, owl_data: Path) -> Iterator[tuple[Server, object]]:
     yield server, created
     if server.proc and server.proc.poll() is None:
         server.proc.kill()
-        server.proc.wait(timeout=10)
+        server.proc.wait(timeout=budget(10))
 
 
 def _sign_in(browser, url: str, token: str):
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(budget_ms(20))
     page.goto(url)
     page.get_by_label("Your sign-in token").fill(token)
     page.get_by_role("button", name="Sign in").click()
@@ -191,4 +192,4 @@ def test_both_long_answers_scroll_in_their_own_boxes_with_the_votes_in_a_1280x80
             assert box.get_by_text(f"answer 6 by tag-{model[:5]}").is_visible()
     finally:
         server.proc.kill()
-        server.proc.wait(timeout=10)
+        server.proc.wait(timeout=budget(10))

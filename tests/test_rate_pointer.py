@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +26,9 @@ from owleval.study.store import Store
 from owleval.study.manage import create_study
 from owleval.study.pairs import PairDesign
 from tests import pointer_races as pr
-from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server
+from tests.browser_helpers import BROWSER_MARKS, Server, launch_chromium
 from tests.grading_helpers import MODELS, oversized_chunk_png, write_answer_files
+from tests.timing import budget, wait_until
 
 pytestmark = BROWSER_MARKS
 QIDS = (1, 2, 3, 4, 5, 9, 10, 11, 12, 13)  # stand-alone questions and dialogue openers: 30 answers per annotator
@@ -47,7 +47,7 @@ def browser() -> Iterator[object]:  # one Chromium for the module (conftest's is
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch_chromium(p)
         chromium.devices = p.devices
         yield chromium
         chromium.close()
@@ -62,7 +62,7 @@ def _serve(tmp: Path, owl_data: Path, data_dir: Path | None = None, **study) -> 
     yield server, created
     server.proc.send_signal(signal.SIGCONT)
     server.proc.kill()
-    server.proc.wait(timeout=10)
+    server.proc.wait(timeout=budget(10))
 
 
 @pytest.fixture(scope="module")
@@ -140,10 +140,7 @@ def test_a_grade_made_just_before_back_is_kept_and_sent_on_return(grades, browse
     if token_field.is_visible():  # a new page (not restored from the back-forward cache): signed out
         token_field.fill(created.tokens["back"])
         page.get_by_role("button", name="Sign in").click()
-    deadline = time.monotonic() + 30
-    while pr.events(server.db, "back") != [(number, "D")] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert pr.events(server.db, "back") == [(number, "D")]
+    wait_until(lambda: pr.events(server.db, "back") == [(number, "D")], 30, "the grade made before going back recorded")
     page.get_by_role("heading", name="of 30").wait_for()
     page.wait_for_function("() => !document.body.innerText.includes('not saved yet')"
                            " && ![...document.querySelectorAll('*')].some((e) => e.shadowRoot &&"

@@ -15,6 +15,7 @@ from owleval.study.store import Store
 from owleval.study.manage import create_study
 from tests.grading_helpers import MODELS, bar_action, bar_data, page_text, write_answer_files
 from tests.qc_helpers import write_gold
+from tests.timing import budget
 
 APP = str(Path(__file__).resolve().parent.parent / "owleval" / "rate.py")
 
@@ -30,7 +31,7 @@ def study(tmp_path: Path, owl_data: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _sign_in(token: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30).run()
+    at = AppTest.from_file(APP, default_timeout=budget(30)).run()
     at.text_input(key="sign_in_token").input(token)
     at.button(key="sign_in_submit").click().run()
     assert not at.exception, at.exception
@@ -45,7 +46,7 @@ def _open_admin(at: AppTest, token: str) -> None:
 
 
 def test_an_annotator_paused_on_the_admin_page_is_told_so_at_sign_in_and_resumed(study) -> None:
-    admin = AppTest.from_file(APP, default_timeout=30).run()
+    admin = AppTest.from_file(APP, default_timeout=budget(30)).run()
     _open_admin(admin, study.admin_token)
     admin.selectbox(key="pause_annotator").set_value("bob")
     admin.button(key="pause_submit").click().run()  # no reason: refused
@@ -105,7 +106,7 @@ def test_the_admin_page_shows_the_live_annotator_table_and_annotators_never_see_
         wrong = "A" if item.item_kind == "attention" else "B"
         record_grade(store, bob.annotator_id, item.answer_id, wrong, item_id=item.item_id)
     store.close()
-    admin = AppTest.from_file(APP, default_timeout=30).run()
+    admin = AppTest.from_file(APP, default_timeout=budget(30)).run()
     _open_admin(admin, study.admin_token)
     assert any(s.value == "Annotators (quality control)" for s in admin.subheader)
     tables = [df.value for df in admin.dataframe if "qc_flags" in df.value.columns]

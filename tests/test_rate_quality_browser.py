@@ -17,6 +17,7 @@ from owleval.study.manage import create_study
 from tests.browser_helpers import BROWSER_MARKS, Server
 from tests.grading_helpers import MODELS, write_answer_files
 from tests.qc_helpers import write_gold
+from tests.timing import budget, budget_ms
 
 pytestmark = BROWSER_MARKS
 
@@ -53,7 +54,7 @@ def served(tmp_path: Path, owl_data: Path) -> Iterator[tuple[Server, object]]:
     yield server, created
     if server.proc and server.proc.poll() is None:
         server.proc.kill()
-        server.proc.wait(timeout=10)
+        server.proc.wait(timeout=budget(10))
 
 
 def _normalised(lines: list[str], texts: list[str]) -> list[str]:
@@ -89,7 +90,7 @@ def test_special_items_look_like_regular_ones_in_the_page(served, browser, owl_d
     assert set(wanted) == {"gold", "attention", "retest"}, [i.item_kind for i in queue]
 
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(budget_ms(20))
     page.goto(server.url)
     page.get_by_label("Your sign-in token").fill(created.tokens["ann"])
     page.get_by_role("button", name="Sign in").click()

@@ -14,7 +14,8 @@ import pytest
 
 from tests import grading_races as race
 from tests.grading_helpers import make_study
-from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server
+from tests.browser_helpers import BROWSER_MARKS, Server, launch_chromium
+from tests.timing import budget, budget_ms
 
 ROUNDS = 2
 SIGN_INS = [f"s{i}" for i in range(len(race.SEQUENCES) + 3)]
@@ -30,7 +31,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, owl_data: Path) -> Iterator
     server.start()
     yield server, created
     server.proc.kill()
-    server.proc.wait(timeout=10)
+    server.proc.wait(timeout=budget(10))
 
 
 @pytest.fixture(scope="module")  # one Chromium for the whole module (conftest's is per test)
@@ -38,14 +39,14 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch_chromium(p)
         yield chromium
         chromium.close()
 
 
 def _open(browser, server: Server, token: str, viewport=(1280, 800)):
     page = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(budget_ms(30))
     page.goto(server.url)
     page.get_by_label("Your sign-in token").fill(token)
     page.get_by_role("button", name="Sign in").click()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server, free_port, wait_healthy
 from tests.grading_helpers import make_study
+from tests.timing import budget, budget_ms
 
 pytestmark = BROWSER_MARKS
 
@@ -82,7 +83,7 @@ def _server(tmp: Path, db: Path, *args: str) -> Server:
 
 def _open(browser, url: str, **context):
     page = browser.new_context(viewport={"width": 1400, "height": 1000}, **context).new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(budget_ms(30))
     page.goto(url)
     return page
 
@@ -183,4 +184,4 @@ def test_owleval_rate_on_loopback_serves_this_machine_and_refuses_a_rebinding_pa
     finally:
         rebinding.close()
         proc.kill()
-        proc.wait(timeout=10)
+        proc.wait(timeout=budget(10))

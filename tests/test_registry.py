@@ -12,6 +12,7 @@ import pytest
 
 from owleval.adapters.base import AdapterError
 from owleval.adapters.registry import available_adapters, get_adapter_class
+from tests.timing import budget
 
 ADAPTER_SOURCE = '''
 from owleval.adapters.base import ModelAdapter
@@ -40,7 +41,7 @@ def _install_fake_distribution(root: Path, entry_points: str) -> None:
 
 def _owleval(args: list[str], pythonpath: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(pythonpath), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "owleval.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+    return subprocess.run([sys.executable, "-m", "owleval.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=budget(120))
 
 
 def test_entry_point_adapter_is_listed_and_generates(tmp_path: Path) -> None:

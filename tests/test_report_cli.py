@@ -13,12 +13,12 @@ from owleval.cli import app
 from owleval.manifest import load_manifest
 from owleval.questions import load_questions
 
+from tests.browser_helpers import CHROMIUM, launch_chromium
 from tests.report_helpers import data_dir, synthetic_grades, write_grades_csv
 
 runner = CliRunner()
 HOSTILE_MODEL = "<img src=x onerror=window.__owned=1>|x\u202eled"  # U+202E: reads as "del" unless shown
 HOSTILE_COMMENT = "<script>window.__owned = 2</script> looks | fine"
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +101,12 @@ def test_html_is_self_contained_and_escaped(report_dir):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium on PATH (apt-get install chromium)")
 def test_html_renders_charts_in_chromium(report_dir):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page()
             page.goto((report_dir / "report.html").as_uri())

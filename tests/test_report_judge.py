@@ -17,6 +17,7 @@ from owleval.cli import app
 from owleval.questions import load_questions
 from owleval.report.judge import confusion_table, point_measures, weighted_measures
 
+from tests.browser_helpers import CHROMIUM, launch_chromium
 from tests.report_helpers import data_dir, sample_per_model, synthetic_grades, synthetic_judge, write_grades_csv, write_judge_folder
 
 runner = CliRunner()
@@ -331,12 +332,12 @@ def test_a_judge_sharing_no_answer_with_the_people_is_refused(inputs, tmp_path):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium on PATH (apt-get install chromium)")
 def test_judge_section_renders_in_chromium(report_dir):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page()
             page.goto((report_dir / "report.html").as_uri())

@@ -22,6 +22,7 @@ from owleval.records.votes import OUTCOME_SCORE
 from tests.report_helpers import data_dir
 from tests.vote_fixtures import STRENGTHS, fixed_rows, fixed_votes
 from tests.vote_helpers import judge_votes_from, synthetic_votes
+from tests.timing import budget
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +87,7 @@ def test_equals_ppi_py_itself(tmp_path):
         "print(json.dumps([pe.tolist(), lo.tolist(), hi.tolist()]))\n"
     )
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=budget(600))
     assert done.returncode == 0, done.stderr[-2000:]
     coef, low, high = json.loads(done.stdout.strip().splitlines()[-1])
     est = _estimate(rows)
