@@ -30,9 +30,10 @@ from owleval.study.manage import create_study
 from owleval.paths import default_data_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.grading_helpers: what the grade bar sends
+from tests.browser_helpers import CHROMIUM, launch_chromium  # noqa: E402
+
 ANNOTATORS = ("ann", "bob", "cy", "dee", "eve")
 APP = Path(__file__).resolve().parent.parent / "owleval" / "rate.py"
-CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 
 
 def build_study(folder: Path, data_dir: Path) -> tuple[Path, dict[str, str]]:
@@ -136,9 +137,7 @@ def bench_browser(db: Path, token: str, clicks: int) -> list[float]:
             except OSError:
                 time.sleep(0.1)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = launch_chromium(p.chromium)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
             page.get_by_label("Your sign-in token").fill(token)

@@ -85,7 +85,7 @@ def main() -> None:
         started = time.monotonic()
         try:
             with sync_playwright() as p:
-                chromium = p.chromium.launch(executable_path=str(browser_tests.CHROMIUM), args=browser_tests.CHROMIUM_ARGS)
+                chromium = browser_tests.launch_chromium(p.chromium)
                 print(f"app: {browser_tests.APP}; {args.rounds} rounds per sequence")
                 for name, (sequence, script) in zip(names, sequences.items()):
                     page = _open(chromium, server.url, created.tokens[name])

@@ -24,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_grading import _CLICK_UNTIL_SHOWN_JS, APP, CHROMIUM, summary  # noqa: E402
+from bench_grading import _CLICK_UNTIL_SHOWN_JS, APP, summary  # noqa: E402
+from tests.browser_helpers import launch_chromium  # noqa: E402
 
 from owleval.answers import PUBLISHED_MODELS  # noqa: E402
 from owleval.study.manage import create_study  # noqa: E402
@@ -93,9 +94,7 @@ def main() -> None:
         pairs = create_study(Path(tmp) / "pairs.sqlite", sources, annotators=["ann"], seed=1, data_dir=data_dir,
                              pairwise=PairDesign("per_question", per_question=3, seed=1))
         with sync_playwright() as p:
-            chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            chromium = launch_chromium(p.chromium)
             results = {
                 "A-D grade": bench(chromium, grades.path, grades.tokens["ann"], "Answer", args.clicks),
                 "pairwise vote": bench(chromium, pairs.path, pairs.tokens["ann"], "Pair", args.clicks),

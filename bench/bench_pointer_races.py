@@ -99,7 +99,7 @@ def main() -> None:
     started = time.monotonic()
     print(f"app: {browser_tests.APP}")
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b, sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(browser_tests.CHROMIUM), args=browser_tests.CHROMIUM_ARGS)
+        chromium = browser_tests.launch_chromium(p.chromium)
         for pairwise, tmp in ((False, a), (True, b)):
             server, created = _server(Path(tmp), data, names, **({"pairwise": PairDesign("all")} if pairwise else {}))
             try:

@@ -29,7 +29,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from owleval.paths import default_data_dir  # noqa: E402
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
+from tests.browser_helpers import Server, launch_chromium  # noqa: E402
 from tests.grading_helpers import make_study  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace, out: Path) -> list[tuple[int, float, float]]:
     out.write_text("session,rss_mib,elapsed_s\n0,%.1f,0.0\n" % series[0][1], encoding="utf-8")
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            browser = launch_chromium(p.chromium)
             idle = None
             for n in range(1, args.sessions + 1):
                 name = f"annotator {n}"

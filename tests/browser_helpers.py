@@ -29,9 +29,10 @@ BROWSER_MARKS = [
 ]
 
 
-def launch_chromium(playwright):
-    """Debian's Chromium, headless, from a ``sync_playwright()`` context (its start waits a calibrated budget)."""
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=budget_ms(30))
+def launch_chromium(chromium, *extra_args: str):
+    """Debian's Chromium, headless, from playwright's ``chromium`` browser type (``sync_playwright().chromium``), with
+    ``extra_args`` after the usual switches; its start waits a calibrated budget."""
+    return chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args], timeout=budget_ms(30))
 
 
 def free_port() -> int:

@@ -108,7 +108,7 @@ def browser():
     from tests.browser_helpers import launch_chromium
 
     with sync_playwright() as p:
-        chromium = launch_chromium(p)
+        chromium = launch_chromium(p.chromium)
         yield chromium
         chromium.close()
 

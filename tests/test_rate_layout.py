@@ -55,7 +55,7 @@ def test_the_grade_bar_is_above_the_fold_for_the_longest_published_screens(tmp_p
     server.start()
     try:
         with sync_playwright() as p:
-            chromium = launch_chromium(p)
+            chromium = launch_chromium(p.chromium)
             page = chromium.new_context(viewport=VIEWPORT).new_page()
             page.set_default_timeout(budget_ms(30))
             page.goto(server.url)

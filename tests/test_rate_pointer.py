@@ -47,7 +47,7 @@ def browser() -> Iterator[object]:  # one Chromium for the module (conftest's is
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = launch_chromium(p)
+        chromium = launch_chromium(p.chromium)
         chromium.devices = p.devices
         yield chromium
         chromium.close()

@@ -39,7 +39,7 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = launch_chromium(p)
+        chromium = launch_chromium(p.chromium)
         yield chromium
         chromium.close()
 

@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from tests.browser_helpers import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Server, free_port, wait_healthy
+from tests.browser_helpers import BROWSER_MARKS, Server, free_port, launch_chromium, wait_healthy
 from tests.grading_helpers import make_study
 from tests.timing import budget, budget_ms
 
@@ -101,8 +101,7 @@ def test_name_sign_in_is_refused_where_others_can_reach_the_page(tmp_path: Path,
 
     local = _server(tmp_path, study.path, "--server.address", "127.0.0.1")
     # a second Chromium whose resolver maps the attacker's name to this machine
-    rebinding = browser.browser_type.launch(executable_path=str(CHROMIUM),
-                                            args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP attacker.example 127.0.0.1"])
+    rebinding = launch_chromium(browser.browser_type, "--host-resolver-rules=MAP attacker.example 127.0.0.1")
     try:
         page = _open(browser, local.url)  # this machine's own browser: allowed
         page.get_by_label("Your name").wait_for()
@@ -164,8 +163,7 @@ def test_owleval_rate_on_loopback_serves_this_machine_and_refuses_a_rebinding_pa
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(owleval), "rate", "--headless", "--db", str(study.path), "--port", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-    rebinding = browser.browser_type.launch(executable_path=str(CHROMIUM),
-                                            args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP attacker.example 127.0.0.1"])
+    rebinding = launch_chromium(browser.browser_type, "--host-resolver-rules=MAP attacker.example 127.0.0.1")
     try:
         wait_healthy(f"http://127.0.0.1:{port}/", proc, log)
         page = _open(browser, f"http://localhost:{port}/")

@@ -337,7 +337,7 @@ def test_judge_section_renders_in_chromium(report_dir):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = launch_chromium(p)
+        browser = launch_chromium(p.chromium)
         try:
             page = browser.new_page()
             page.goto((report_dir / "report.html").as_uri())

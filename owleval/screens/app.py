@@ -187,8 +187,9 @@ def main() -> None:
     elif "annotator" not in ss:
         _sign_in(store, meta, default)
         gradebar.mount_hidden(pairwise_page.VOTE_BAR if is_pairwise(meta) else gradebar.GRADE_BAR)
+    elif quality_pages.refuse_paused(store, ss.annotator):  # paused while signed in: the next run stops the work
+        return
     elif is_pairwise(meta):
-        if not quality_pages.refuse_paused(store, ss.annotator):
-            pairwise_page.voting(store, data_dir, _screen_image)
+        pairwise_page.voting(store, data_dir, _screen_image)
     else:
         grading_page.grading(store, data_dir, _screen_image)

@@ -30,6 +30,10 @@ WORDS = queue_flow.QueueWords(
 ANSWER_BOX_HEIGHT = 440  # px: below the heading and the grade bar, fits a 1280x800 window
 
 
+def _ungraded(item: gq.QueueItem) -> bool:
+    return item.grade is None
+
+
 def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.QueueItem]) -> list[gq.QueueItem]:
     """Apply the grade bar's new actions once each, in the order its window made them, before anything is drawn.
 
@@ -49,7 +53,7 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.Queue
                 said.append((quality_pages.ONBOARDING_FLASH, feedback))
             return dataclasses.replace(item, grade=event.grade), said
 
-        return queue_flow.record(items, action.index, save, gq.StaleViewError, WORDS, gq.next_ungraded)
+        return queue_flow.record(items, action.index, save, gq.StaleViewError, WORDS, _ungraded)
 
     return action_limits.apply_limited(ss, action_limits.SHARED, (str(store.path), who.annotator_id), items,
                                        lambda item: item.view_id, record)
@@ -57,18 +61,14 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[gq.Queue
 
 def grading(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
     """The signed-in annotator's A-D work; ``image(path)`` gives the prepared picture (OSError if unreadable)."""
-    ss = st.session_state
-    who: access.Annotator = ss.annotator
-    if quality_pages.refuse_paused(store, who):
-        return
+    who: access.Annotator = st.session_state.annotator
     items = gq.load_queue(store, who.annotator_id)
     if not items:
         st.info("Nothing is assigned to you in this study yet.")
         return
     items = _apply_bar_actions(store, who, items)
     owner = gradebar.owner_key(store.path, who.annotator_id)
-    place = queue_flow.walk(items, is_open=lambda i: i.grade is None, next_open=gq.next_ungraded, words=WORDS,
-                            bar=gradebar.GRADE_BAR, owner=owner)
+    place = queue_flow.walk(items, _ungraded, WORDS, gradebar.GRADE_BAR, owner)
     if place is not None:
         pos, message = place
         _answer_view(gq.answer_screen(store, who.annotator_id, items[pos], data_dir), len(items), image, owner, message)

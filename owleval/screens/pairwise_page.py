@@ -39,6 +39,10 @@ WORDS = queue_flow.QueueWords(
 ANSWER_BOX_HEIGHT = 420  # px: below the heading, the vote bar and the side titles, fits a 1280x800 window
 
 
+def _unvoted(item: pq.PairQueueItem) -> bool:
+    return item.choice is None
+
+
 def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQueueItem]) -> list[pq.PairQueueItem]:
     """Apply the vote bar's new actions once each, in the order its window made them, before anything is drawn
     (as the A-D app does with grades): a vote goes to the pair the window showed, with that pair's reason."""
@@ -51,7 +55,7 @@ def _apply_bar_actions(store: Store, who: access.Annotator, items: list[pq.PairQ
             said = [("ok", f"Saved vote “{VOTES[event.choice]}” for pair {action.index + 1}.")]
             return dataclasses.replace(item, choice=event.choice), said
 
-        return queue_flow.record(items, action.index, save, pq.StaleVoteError, WORDS, pq.next_unvoted)
+        return queue_flow.record(items, action.index, save, pq.StaleVoteError, WORDS, _unvoted)
 
     return action_limits.apply_limited(ss, action_limits.SHARED, (str(store.path), who.annotator_id), items,
                                        lambda item: item.view_id, record, VOTE_BAR.choices)
@@ -66,8 +70,7 @@ def voting(store: Store, data_dir: Path, image: Callable[[str], bytes]) -> None:
         return
     items = _apply_bar_actions(store, who, items)
     owner = gradebar.owner_key(store.path, who.annotator_id)
-    place = queue_flow.walk(items, is_open=lambda i: i.choice is None, next_open=pq.next_unvoted, words=WORDS, bar=VOTE_BAR,
-                            owner=owner)
+    place = queue_flow.walk(items, _unvoted, WORDS, VOTE_BAR, owner)
     if place is not None:
         pos, message = place
         screen = pq.pair_screen(store, who.annotator_id, items[pos], data_dir)

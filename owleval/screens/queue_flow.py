@@ -13,7 +13,7 @@ import streamlit as st
 
 from owleval.errors import OwlEvalError
 from owleval.screens import gradebar
-from owleval.study.queue import EarlierTurn
+from owleval.study.queue import EarlierTurn, next_open
 from owleval.textsafety import mark_format_chars as shown
 
 T = TypeVar("T")
@@ -38,8 +38,8 @@ def go(pos: int) -> None:
     st.session_state.pos = pos
 
 
-def walk(items: Sequence[T], *, is_open: Callable[[T], bool], next_open: Callable[[Sequence[T], int], int | None],
-         words: QueueWords, bar: gradebar.BarKind, owner: str) -> tuple[int, tuple[int, str] | None] | None:
+def walk(items: Sequence[T], is_open: Callable[[T], bool], words: QueueWords, bar: gradebar.BarKind,
+         owner: str) -> tuple[int, tuple[int, str] | None] | None:
     """Progress, the place to resume at after sign-in, and the end screen (finished, or Next on the last item).
 
     Returns the place to draw with the bar's notice, or None when the end screen was drawn instead.
@@ -48,7 +48,7 @@ def walk(items: Sequence[T], *, is_open: Callable[[T], bool], next_open: Callabl
     total = len(items)
     done = sum(not is_open(i) for i in items)
     if ss.get("pos") is None:  # just signed in: resume at the first open item
-        first = next_open(items, -1)
+        first = next_open(items, -1, is_open)
         ss.pos = DONE if first is None else first
     errors = gradebar.show_flash(ss)
     st.progress(done / total, text=f"{done} of {total} {words.done}")
@@ -57,7 +57,7 @@ def walk(items: Sequence[T], *, is_open: Callable[[T], bool], next_open: Callabl
     gradebar.mount_hidden(bar, ss.get("bar_applied", {}), owner)  # confirms the last actions
     for message in errors:  # no bar on this screen to hold them
         st.error(message)
-    first = next_open(items, -1)
+    first = next_open(items, -1, is_open)
     if first is None:
         st.success(words.all_done.format(total=total))
     else:
@@ -68,7 +68,7 @@ def walk(items: Sequence[T], *, is_open: Callable[[T], bool], next_open: Callabl
 
 
 def record(items: list[T], index: int, save: Callable[[T], tuple[T, list[Flash]]], stale: type[Exception], words: QueueWords,
-           next_open: Callable[[Sequence[T], int], int | None]) -> list[T]:
+           is_open: Callable[[T], bool]) -> list[T]:
     """One bar action on ``items[index]``: ``save`` stores it and returns the updated item and what to say; a refusal
     keeps the person on that item with the reason in the bar. Then on to the next open item (or the end screen)."""
     ss = st.session_state
@@ -80,7 +80,7 @@ def record(items: list[T], index: int, save: Callable[[T], tuple[T, list[Flash]]
         return items
     items = [*items[:index], updated, *items[index + 1:]]
     ss.flash.extend(said)
-    nxt = next_open(items, index)
+    nxt = next_open(items, index, is_open)
     ss.pos = DONE if nxt is None else nxt
     return items
 
